@@ -1,0 +1,1 @@
+"""Two-view bone-scan classifier (metastasis, amyloidosis) and domain feature extractor."""

@@ -1,0 +1,1 @@
+"""Stage configs shipped with synthscan (YAML)."""

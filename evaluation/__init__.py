@@ -1,0 +1,1 @@
+"""Evaluation: augmentation study, fidelity, privacy audit, reader study."""

@@ -1,0 +1,1 @@
+"""Blinded real-vs-synthetic reader study."""

@@ -1,0 +1,1 @@
+"""Class-conditional latent diffusion generator for whole-body bone scans."""

@@ -1,0 +1,494 @@
+"""The dataset contract every synthscan module reads and writes.
+
+A dataset is a folder::
+
+    dataset.json      label names → ids, matrix, pixel spacing, view order, provenance
+    manifest.csv      one row per study (columns below; extra columns are kept)
+    studies/<id>.npz  ``counts``: unsigned integer array (2, H, W), index 0 anterior, index 1
+                      posterior as acquired (seen from behind); ``meta``: JSON ground truth
+    splits.json       patient-level splits, written once by :func:`load_or_create_splits`
+
+Study files and the manifest are written atomically, so an interrupted writer leaves either the
+previous state or the new one, never a truncated file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthscan.atomic import atomic_open, atomic_write_text
+from synthscan.labels import (
+    DEFAULT_MATRIX,
+    DEFAULT_PIXEL_SPACING_MM,
+    LABELS,
+    VIEWS,
+    check_grade,
+    check_label,
+    check_source,
+)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.csv"
+INFO = "dataset.json"
+SPLITS = "splits.json"
+STUDY_DIR = "studies"
+CORE_COLUMNS: tuple[str, ...] = (
+    "study_id",
+    "patient_id",
+    "path",
+    "label",
+    "perugini_grade",
+    "source",
+    "site",
+    "tracer",
+    "seed",
+)
+
+
+class DatasetError(ValueError):
+    """A dataset folder or study does not follow the contract; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One manifest row: the study's identity and labels, not its pixels."""
+
+    study_id: str
+    patient_id: str
+    path: str
+    label: str
+    perugini_grade: int | None = None
+    source: str = "real"
+    site: str = ""
+    tracer: str = ""
+    seed: int | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("study_id", "patient_id", "path"):
+            if not getattr(self, name):
+                raise DatasetError(f"manifest field {name!r} is empty")
+        check_label(self.label)
+        check_grade(self.label, self.perugini_grade)
+        check_source(self.source)
+
+    def to_row(self) -> dict[str, str]:
+        row = {
+            "study_id": self.study_id,
+            "patient_id": self.patient_id,
+            "path": self.path,
+            "label": self.label,
+            "perugini_grade": "" if self.perugini_grade is None else str(self.perugini_grade),
+            "source": self.source,
+            "site": self.site,
+            "tracer": self.tracer,
+            "seed": "" if self.seed is None else str(self.seed),
+        }
+        row.update({k: str(v) for k, v in self.extra.items()})
+        return row
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, str]) -> Record:
+        missing = [c for c in CORE_COLUMNS if c not in row]
+        if missing:
+            raise DatasetError(f"manifest row lacks columns {missing}; required: {list(CORE_COLUMNS)}")
+        try:
+            return cls(
+                study_id=row["study_id"],
+                patient_id=row["patient_id"],
+                path=row["path"],
+                label=row["label"],
+                perugini_grade=_optional_int(row["perugini_grade"]),
+                source=row["source"],
+                site=row["site"],
+                tracer=row["tracer"],
+                seed=_optional_int(row["seed"]),
+                extra={k: v for k, v in row.items() if k not in CORE_COLUMNS},
+            )
+        except ValueError as error:
+            raise DatasetError(f"study {row.get('study_id')!r}: {error}") from error
+
+    def get(self, column: str, default: str = "") -> Any:
+        """Value of a core or extra column by name."""
+        if column in CORE_COLUMNS:
+            return getattr(self, column)
+        return self.extra.get(column, default)
+
+
+@dataclass
+class Study:
+    """A record with its pixels and ground truth."""
+
+    record: Record
+    counts: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DatasetInfo:
+    """Contents of ``dataset.json``."""
+
+    matrix: tuple[int, int] = DEFAULT_MATRIX
+    pixel_spacing_mm: float = DEFAULT_PIXEL_SPACING_MM
+    labels: dict[str, int] = field(default_factory=lambda: dict(LABELS))
+    views: tuple[str, ...] = VIEWS
+    view_orientation: str = "posterior stored as acquired (seen from behind)"
+    provenance: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["matrix"] = list(self.matrix)
+        data["views"] = list(self.views)
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> DatasetInfo:
+        data = json.loads(text)
+        known = set(cls.__dataclass_fields__)
+        info = cls(**{k: v for k, v in data.items() if k in known})
+        info.matrix = tuple(int(v) for v in info.matrix)
+        info.views = tuple(info.views)
+        if info.labels != LABELS:
+            raise DatasetError(f"dataset.json labels {info.labels} differ from synthscan's {LABELS}")
+        return info
+
+
+def _optional_int(value: str | int | None) -> int | None:
+    if value is None or value == "":
+        return None
+    return int(float(value))
+
+
+def check_counts(counts: np.ndarray, matrix: tuple[int, int]) -> np.ndarray:
+    """Validate a study's pixel array and return it as the smallest lossless unsigned dtype."""
+    counts = np.asarray(counts)
+    expected = (len(VIEWS), *matrix)
+    if counts.shape != expected:
+        raise DatasetError(f"counts must have shape {expected} (views, rows, columns), got {counts.shape}")
+    if counts.dtype.kind == "u":
+        pass
+    elif counts.dtype.kind == "i" and (counts.size == 0 or counts.min() >= 0):
+        counts = counts.astype(np.uint64)
+    else:
+        raise DatasetError(f"counts must be non-negative integers (photon counts), got dtype {counts.dtype}")
+    peak = int(counts.max(initial=0))
+    dtype = np.uint16 if peak <= np.iinfo(np.uint16).max else np.uint32
+    return counts.astype(dtype, copy=False)
+
+
+def write_study_file(path: str | Path, counts: np.ndarray, meta: Mapping[str, Any]) -> None:
+    """Write one study ``.npz`` atomically (``counts`` and JSON ``meta``)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, counts=counts, meta=np.array(json.dumps(meta, default=_json_default)))
+    with atomic_open(path, "wb") as handle:
+        handle.write(buffer.getvalue())
+
+
+def read_study_file(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read ``counts`` and ``meta`` from a study ``.npz``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"study file {path} does not exist; is the dataset folder complete?")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            counts = data["counts"]
+            meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
+    except (OSError, ValueError, KeyError) as error:
+        raise DatasetError(f"cannot read study file {path}: {error}") from error
+    return counts, meta
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in study metadata")
+
+
+class Dataset:
+    """A dataset folder: its info, its manifest records, and access to study files."""
+
+    def __init__(self, root: str | Path, info: DatasetInfo, records: list[Record]):
+        self.root = Path(root)
+        self.info = info
+        self._records = records
+        self._index = {r.study_id: i for i, r in enumerate(records)}
+
+    @classmethod
+    def create(
+        cls,
+        root: str | Path,
+        *,
+        matrix: tuple[int, int] = DEFAULT_MATRIX,
+        pixel_spacing_mm: float = DEFAULT_PIXEL_SPACING_MM,
+        provenance: Mapping[str, Any] | None = None,
+        exist_ok: bool = False,
+    ) -> Dataset:
+        """Create an empty dataset folder, or open it if ``exist_ok`` and it matches ``matrix``."""
+        root = Path(root)
+        if (root / INFO).exists():
+            if not exist_ok:
+                raise DatasetError(f"{root} already holds a dataset; choose a new folder")
+            dataset = cls.open(root)
+            if dataset.info.matrix != tuple(matrix):
+                raise DatasetError(
+                    f"{root} holds a {dataset.info.matrix} dataset, cannot add {tuple(matrix)} studies"
+                )
+            return dataset
+        if root.exists() and any(root.iterdir()):
+            raise DatasetError(f"{root} exists and is not an empty folder; choose a new folder")
+        info = DatasetInfo(
+            matrix=tuple(int(v) for v in matrix),
+            pixel_spacing_mm=float(pixel_spacing_mm),
+            provenance=dict(provenance or {}),
+        )
+        (root / STUDY_DIR).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(root / INFO, info.to_json())
+        dataset = cls(root, info, [])
+        dataset.save_manifest()
+        return dataset
+
+    @classmethod
+    def open(cls, root: str | Path) -> Dataset:
+        root = Path(root)
+        if not (root / INFO).is_file() or not (root / MANIFEST).is_file():
+            raise DatasetError(
+                f"{root} is not a synthscan dataset (needs {INFO} and {MANIFEST}); "
+                "create one with `synthscan simulate`, `synthscan import-dicom` or `synthscan import-public`"
+            )
+        info = DatasetInfo.from_json((root / INFO).read_text(encoding="utf-8"))
+        with open(root / MANIFEST, newline="", encoding="utf-8") as handle:
+            records = [Record.from_row(row) for row in csv.DictReader(handle)]
+        seen: set[str] = set()
+        for record in records:
+            if record.study_id in seen:
+                raise DatasetError(f"{root / MANIFEST}: study_id {record.study_id!r} appears twice")
+            seen.add(record.study_id)
+        return cls(root, info, records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self._records)
+
+    def __contains__(self, study_id: object) -> bool:
+        return study_id in self._index
+
+    @property
+    def records(self) -> list[Record]:
+        return list(self._records)
+
+    def record(self, study_id: str) -> Record:
+        try:
+            return self._records[self._index[study_id]]
+        except KeyError:
+            raise DatasetError(f"no study {study_id!r} in {self.root}") from None
+
+    def filter(self, predicate: Callable[[Record], bool] | None = None, **columns: Any) -> list[Record]:
+        """Records whose columns equal the given values (a tuple/list/set value means "any of")."""
+
+        def keep(record: Record) -> bool:
+            for name, wanted in columns.items():
+                value = record.get(name)
+                if isinstance(wanted, tuple | list | set | frozenset):
+                    if value not in wanted:
+                        return False
+                elif value != wanted:
+                    return False
+            return predicate is None or predicate(record)
+
+        return [r for r in self._records if keep(r)]
+
+    def read(self, study: str | Record) -> Study:
+        """Load a study's counts and ground truth, validating the array against the dataset matrix."""
+        record = self.record(study) if isinstance(study, str) else study
+        counts, meta = read_study_file(self.root / record.path)
+        try:
+            counts = check_counts(counts, self.info.matrix)
+        except DatasetError as error:
+            raise DatasetError(f"{self.root / record.path}: {error}") from error
+        return Study(record, counts, meta)
+
+    def iter_studies(self, records: Iterable[Record] | None = None) -> Iterator[Study]:
+        """Stream studies one at a time (memory stays flat in the dataset size)."""
+        for record in self._records if records is None else records:
+            yield self.read(record)
+
+    def study_path(self, study_id: str) -> str:
+        """Relative path of a new study file."""
+        return f"{STUDY_DIR}/{study_id}.npz"
+
+    def add(
+        self,
+        counts: np.ndarray,
+        *,
+        study_id: str,
+        patient_id: str,
+        label: str,
+        perugini_grade: int | None = None,
+        source: str = "real",
+        site: str = "",
+        tracer: str = "",
+        seed: int | None = None,
+        meta: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        replace: bool = False,
+    ) -> Record:
+        """Write a study file and add its record in memory; call :meth:`save_manifest` to persist.
+
+        Prefer :meth:`writer`, which persists the manifest periodically and on exit.
+        """
+        if study_id in self._index and not replace:
+            raise DatasetError(f"study_id {study_id!r} already in {self.root}")
+        record = Record(
+            study_id=study_id,
+            patient_id=patient_id,
+            path=self.study_path(study_id),
+            label=label,
+            perugini_grade=perugini_grade,
+            source=source,
+            site=site,
+            tracer=tracer,
+            seed=seed,
+            extra={k: "" if v is None else str(v) for k, v in (extra or {}).items()},
+        )
+        counts = check_counts(counts, self.info.matrix)
+        write_study_file(self.root / record.path, counts, dict(meta or {}))
+        if study_id in self._index:
+            self._records[self._index[study_id]] = record
+        else:
+            self._index[study_id] = len(self._records)
+            self._records.append(record)
+        return record
+
+    def save_manifest(self) -> None:
+        """Rewrite ``manifest.csv`` atomically (core columns first, then extra columns sorted)."""
+        extra_columns = sorted({k for r in self._records for k in r.extra})
+        columns = [*CORE_COLUMNS, *extra_columns]
+        with atomic_open(self.root / MANIFEST, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+            writer.writeheader()
+            for record in self._records:
+                writer.writerow(record.to_row())
+
+    def update_provenance(self, **entries: Any) -> None:
+        self.info.provenance.update(entries)
+        atomic_write_text(self.root / INFO, self.info.to_json())
+
+    def writer(self, flush_every_s: float = 2.0) -> DatasetWriter:
+        return DatasetWriter(self, flush_every_s)
+
+
+class DatasetWriter:
+    """Stream studies into a dataset; the manifest is persisted atomically every few seconds and on exit.
+
+    A study whose file was written but whose row was not yet persisted is simply written again
+    by a resumed run (writers regenerate deterministically from recorded seeds).
+    """
+
+    def __init__(self, dataset: Dataset, flush_every_s: float = 2.0):
+        self.dataset = dataset
+        self.flush_every_s = flush_every_s
+        self._last_flush = time.monotonic()
+        self._dirty = False
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.flush()
+
+    def add(self, counts: np.ndarray, **fields: Any) -> Record:
+        record = self.dataset.add(counts, **fields)
+        self._dirty = True
+        if time.monotonic() - self._last_flush >= self.flush_every_s:
+            self.flush()
+        return record
+
+    def flush(self) -> None:
+        if self._dirty:
+            self.dataset.save_manifest()
+            self._dirty = False
+        self._last_flush = time.monotonic()
+
+
+DEFAULT_FRACTIONS: dict[str, float] = {"train": 0.7, "val": 0.15, "test": 0.15}
+
+
+def make_patient_splits(
+    records: Iterable[Record], *, seed: int, fractions: Mapping[str, float] = DEFAULT_FRACTIONS
+) -> dict[str, list[str]]:
+    """Split patients (not studies) into named parts, stratified by each patient's worst label.
+
+    Returns split name → sorted patient ids. Deterministic in ``seed``; no patient in two splits.
+    """
+    total = sum(fractions.values())
+    if not fractions or any(f < 0 for f in fractions.values()) or not math.isclose(total, 1.0):
+        raise ValueError(f"split fractions must be non-negative and sum to 1, got {dict(fractions)}")
+    worst: dict[str, int] = {}
+    for record in records:
+        worst[record.patient_id] = max(worst.get(record.patient_id, 0), LABELS[record.label])
+    rng = np.random.default_rng(seed)
+    splits: dict[str, list[str]] = {name: [] for name in fractions}
+    names = list(fractions)
+    for label_id in sorted(set(worst.values())):
+        patients = sorted(p for p, w in worst.items() if w == label_id)
+        patients = [patients[i] for i in rng.permutation(len(patients))]
+        bounds = np.round(np.cumsum([fractions[n] for n in names]) * len(patients)).astype(int)
+        start = 0
+        for name, stop in zip(names, bounds, strict=True):
+            splits[name].extend(patients[start:stop])
+            start = stop
+    return {name: sorted(ids) for name, ids in splits.items()}
+
+
+def load_or_create_splits(
+    dataset: Dataset,
+    *,
+    seed: int = 0,
+    fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
+    sources: tuple[str, ...] = ("real", "simulated"),
+) -> dict[str, list[str]]:
+    """Patient-level splits of ``dataset``, created once in ``splits.json`` and reused afterwards.
+
+    Only studies from ``sources`` are split (synthetic studies never enter validation or test).
+    Reusing a saved file with a different seed or fractions is refused rather than silently
+    producing a second, inconsistent split.
+    """
+    path = dataset.root / SPLITS
+    if path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved["seed"] != seed or saved["fractions"] != dict(fractions):
+            raise DatasetError(
+                f"{path} was made with seed={saved['seed']} fractions={saved['fractions']}; "
+                f"asked for seed={seed} fractions={dict(fractions)}. Reuse those settings or delete the file."
+            )
+        return saved["patients"]
+    records = dataset.filter(source=sources)
+    patients = make_patient_splits(records, seed=seed, fractions=fractions)
+    payload = {"seed": seed, "fractions": dict(fractions), "sources": list(sources), "patients": patients}
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+    return patients
+
+
+def split_records(dataset: Dataset, patients: Mapping[str, list[str]], split: str) -> list[Record]:
+    """Records of ``dataset`` whose patient is in ``patients[split]``."""
+    if split not in patients:
+        raise DatasetError(f"unknown split {split!r}; available: {', '.join(patients)}")
+    members = set(patients[split])
+    return [r for r in dataset if r.patient_id in members]

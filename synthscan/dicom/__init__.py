@@ -1,0 +1,1 @@
+"""DICOM import with de-identification and synthetic NM export."""

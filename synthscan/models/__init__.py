@@ -1,0 +1,1 @@
+"""Shipped model weights (the embedded default generator)."""

@@ -1,0 +1,85 @@
+"""Self-describing run folders: resolved config, command line, version, git hash, metrics, log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import synthscan
+from synthscan.atomic import atomic_write_text
+from synthscan.config import dump_config
+
+logger = logging.getLogger("synthscan")
+
+
+def git_hash() -> str:
+    """Commit of the synthscan source tree, with ``-dirty`` if it has local changes; ``unknown`` if none."""
+    source = Path(synthscan.__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+class RunDir:
+    """A run folder: ``config.yaml``, ``run.json``, ``log.txt`` and ``metrics.jsonl``.
+
+    Re-opening an existing folder (a resumed run) appends to the log and metrics and records the
+    new command line in ``run.json``'s ``invocations`` list.
+    """
+
+    def __init__(self, path: str | Path, config: Any | None = None, *, kind: str):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        if config is not None:
+            atomic_write_text(self.path / "config.yaml", dump_config(config))
+        info_path = self.path / "run.json"
+        info = json.loads(info_path.read_text()) if info_path.is_file() else {"kind": kind, "invocations": []}
+        info["invocations"].append(
+            {
+                "command": sys.argv,
+                "version": synthscan.__version__,
+                "git": git_hash(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+        )
+        atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")
+        self._handler = logging.FileHandler(self.path / "log.txt", encoding="utf-8")
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger("synthscan").addHandler(self._handler)
+        logging.getLogger("synthscan").setLevel(logging.INFO)
+
+    def log_metrics(self, **metrics: Any) -> None:
+        """Append one JSON line to ``metrics.jsonl`` (flushed at once so nothing is lost on a kill)."""
+        metrics.setdefault("time", time.time())
+        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(metrics) + "\n")
+
+    def close(self) -> None:
+        logging.getLogger("synthscan").removeHandler(self._handler)
+        self._handler.close()
+
+    def __enter__(self) -> RunDir:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Physics-based simulator of 99mTc whole-body bone scans."""
