@@ -17,7 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -37,6 +39,8 @@ from synthscan.labels import (
     check_source,
 )
 
+log = logging.getLogger(__name__)
+
 FORMAT_VERSION = 1
 MANIFEST = "manifest.csv"
 INFO = "dataset.json"
@@ -53,6 +57,8 @@ CORE_COLUMNS: tuple[str, ...] = (
     "tracer",
     "seed",
 )
+STUDY_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""Study ids name their file under ``studies/``, so they are restricted to safe file-name characters."""
 
 
 class DatasetError(ValueError):
@@ -78,6 +84,13 @@ class Record:
         for name in ("study_id", "patient_id", "path"):
             if not getattr(self, name):
                 raise DatasetError(f"manifest field {name!r} is empty")
+        if not STUDY_ID_PATTERN.fullmatch(self.study_id):
+            raise DatasetError(
+                f"study_id {self.study_id!r} may hold only letters, digits, '.', '_', '-' (it names a file)"
+            )
+        clashing = sorted(set(self.extra) & set(CORE_COLUMNS))
+        if clashing:
+            raise DatasetError(f"extra columns {clashing} clash with core columns; pass them as fields")
         check_label(self.label)
         check_grade(self.label, self.perugini_grade)
         check_source(self.source)
@@ -167,7 +180,10 @@ class DatasetInfo:
 def _optional_int(value: str | int | None) -> int | None:
     if value is None or value == "":
         return None
-    return int(float(value))
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(f"expected an integer, got {value!r}")
+    return int(number)
 
 
 def check_counts(counts: np.ndarray, matrix: tuple[int, int]) -> np.ndarray:
@@ -176,13 +192,15 @@ def check_counts(counts: np.ndarray, matrix: tuple[int, int]) -> np.ndarray:
     expected = (len(VIEWS), *matrix)
     if counts.shape != expected:
         raise DatasetError(f"counts must have shape {expected} (views, rows, columns), got {counts.shape}")
-    if counts.dtype.kind == "u":
-        pass
-    elif counts.dtype.kind == "i" and (counts.size == 0 or counts.min() >= 0):
+    if counts.dtype.kind == "i":
+        if counts.size and counts.min() < 0:
+            raise DatasetError(f"counts must be non-negative (photon counts), found {counts.min()}")
         counts = counts.astype(np.uint64)
-    else:
+    elif counts.dtype.kind != "u":
         raise DatasetError(f"counts must be non-negative integers (photon counts), got dtype {counts.dtype}")
     peak = int(counts.max(initial=0))
+    if peak > np.iinfo(np.uint32).max:
+        raise DatasetError(f"counts peak {peak} does not fit uint32; is this really a count image?")
     dtype = np.uint16 if peak <= np.iinfo(np.uint16).max else np.uint32
     return counts.astype(dtype, copy=False)
 
@@ -257,9 +275,9 @@ class Dataset:
             provenance=dict(provenance or {}),
         )
         (root / STUDY_DIR).mkdir(parents=True, exist_ok=True)
-        atomic_write_text(root / INFO, info.to_json())
         dataset = cls(root, info, [])
         dataset.save_manifest()
+        atomic_write_text(root / INFO, info.to_json())  # written last: its presence marks a complete folder
         return dataset
 
     @classmethod
@@ -472,13 +490,27 @@ def load_or_create_splits(
     """
     path = dataset.root / SPLITS
     if path.is_file():
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved["seed"] != seed or saved["fractions"] != dict(fractions):
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            settings = (saved["seed"], saved["fractions"], saved.get("sources", list(sources)))
+            patients = saved["patients"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise DatasetError(f"{path} is not a valid splits file ({error}); delete it") from error
+        if settings != (seed, dict(fractions), list(sources)):
             raise DatasetError(
-                f"{path} was made with seed={saved['seed']} fractions={saved['fractions']}; "
-                f"asked for seed={seed} fractions={dict(fractions)}. Reuse those settings or delete the file."
+                f"{path} was made with seed={settings[0]} fractions={settings[1]} sources={settings[2]}; "
+                f"asked for seed={seed} fractions={dict(fractions)} sources={list(sources)}. "
+                "Reuse those settings or delete the file."
             )
-        return saved["patients"]
+        assigned = {p for ids in patients.values() for p in ids}
+        unsplit = {r.patient_id for r in dataset.filter(source=sources)} - assigned
+        if unsplit:
+            log.warning(
+                "%d patient(s) were added after %s was written and are in no split; delete it to re-split",
+                len(unsplit),
+                path,
+            )
+        return patients
     records = dataset.filter(source=sources)
     patients = make_patient_splits(records, seed=seed, fractions=fractions)
     payload = {"seed": seed, "fractions": dict(fractions), "sources": list(sources), "patients": patients}

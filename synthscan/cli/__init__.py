@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str] | dict[str, tuple[str, str]]] = {
             "synthscan.cli.evaluate:augmentation",
             "AUC gain from adding synthetic scans to real training data.",
         ),
-        "fidelity": ("synthscan.cli.evaluate:fidelity", "Fidelity of synthetic scans against real ones."),
+        "fidelity": ("synthscan.cli.fidelity:fidelity", "Fidelity of synthetic scans against real ones."),
     },
     "audit": {
         "privacy": ("synthscan.cli.audit:privacy", "Nearest-neighbour memorization audit."),

@@ -1,0 +1,397 @@
+"""How faithful are synthetic scans? Feature-distribution metrics, a two-sample test and count physics.
+
+Every feature metric is reported beside a real-vs-real baseline computed from two disjoint halves
+of the real set (split by patient), so a reader sees how far synthetic is from real relative to
+how far real is from itself at the same sample size.
+
+Features are the classifier's penultimate layer when a classifier run is given; otherwise the
+image-space embedding of :mod:`synthscan.evaluation.privacy` (stated in the report).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import linalg, stats
+from scipy.ndimage import gaussian_filter
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.neighbors import NearestNeighbors
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from synthscan.evaluation.privacy import embed_studies, feature_batches, fit_shape
+
+from synthscan.atomic import atomic_write_text
+from synthscan.dataset import Dataset, DatasetError, Record
+from synthscan.labels import LABELS, VIEWS
+
+log = logging.getLogger(__name__)
+
+FeatureFn = Callable[[np.ndarray], np.ndarray]
+
+# Without a classifier, a coarse image embedding (2 x 32 x 8 = 512 values) keeps the covariance
+# estimates of the Fréchet distance and the two-sample test tractable.
+FALLBACK_SHAPE: tuple[int, int] = (32, 8)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to feature rows ``a`` and ``b`` (the FID formula)."""
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a = np.atleast_2d(np.cov(a, rowvar=False))
+    cov_b = np.atleast_2d(np.cov(b, rowvar=False))
+    root = linalg.sqrtm(cov_a @ cov_b)
+    if not np.isfinite(root).all():
+        eps = 1e-6 * np.eye(len(cov_a))
+        root = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
+    root = np.real(root)
+    value = float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root))
+    return max(value, 0.0)
+
+
+def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
+    """Precision, recall, density and coverage (Naeem et al. 2020) with k-NN ball radii."""
+    k = min(k, len(real) - 1, len(fake) - 1)
+    if k < 1:
+        raise ValueError("PRDC needs at least two real and two synthetic samples")
+    real_radius = NearestNeighbors(n_neighbors=k + 1).fit(real).kneighbors(real)[0][:, k]
+    fake_radius = NearestNeighbors(n_neighbors=k + 1).fit(fake).kneighbors(fake)[0][:, k]
+    dist = np.sqrt(np.maximum(_squared_distances(real, fake), 0.0))
+    inside_real = dist < real_radius[:, None]
+    return {
+        "precision": float(inside_real.any(axis=0).mean()),
+        "recall": float((dist < fake_radius[None, :]).any(axis=1).mean()),
+        "density": float(inside_real.sum() / (k * len(fake))),
+        "coverage": float((dist.min(axis=1) < real_radius).mean()),
+    }
+
+
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T
+
+
+def two_sample_auc(real: np.ndarray, fake: np.ndarray, *, folds: int = 5, seed: int = 0) -> float:
+    """Cross-validated ROC AUC of a logistic regression telling real from synthetic (0.5 = no difference)."""
+    x = np.concatenate([real, fake])
+    y = np.concatenate([np.zeros(len(real)), np.ones(len(fake))])
+    folds = min(folds, len(real), len(fake))
+    if folds < 2:
+        raise ValueError("the two-sample test needs at least two real and two synthetic samples")
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    scores = cross_val_predict(model, x, y, cv=cv, method="predict_proba")[:, 1]
+    return float(roc_auc_score(y, scores))
+
+
+def patient_halves(records: Sequence[Record], seed: int = 0) -> tuple[list[Record], list[Record]]:
+    """Two disjoint halves of ``records`` with no patient in both."""
+    patients = sorted({r.patient_id for r in records})
+    if len(patients) < 2:
+        raise ValueError("a real-vs-real baseline needs studies from at least two patients")
+    order = np.random.default_rng(seed).permutation(len(patients))
+    first = {patients[i] for i in order[: len(patients) // 2]}
+    return [r for r in records if r.patient_id in first], [r for r in records if r.patient_id not in first]
+
+
+def feature_metrics(real: np.ndarray, fake: np.ndarray, *, k: int = 5, seed: int = 0) -> dict[str, float]:
+    return {
+        "frechet": frechet_distance(real, fake),
+        **prdc(real, fake, k),
+        "two_sample_auc": two_sample_auc(real, fake, seed=seed),
+    }
+
+
+def body_mask(view: np.ndarray, sigma: float = 2.0, fraction: float = 0.1) -> np.ndarray:
+    """Pixels inside the patient: smoothed counts above ``fraction`` of the smoothed 99th percentile."""
+    smooth = gaussian_filter(view.astype(np.float64), sigma)
+    return smooth > fraction * max(np.percentile(smooth, 99), 1e-9)
+
+
+def noise_power_spectrum(view: np.ndarray, bins: int = 16, sigma: float = 2.0) -> np.ndarray:
+    """Radially averaged power spectrum of the high-pass residual, normalised by mean body counts.
+
+    For pure Poisson noise the curve is flat at about 1; correlated (smoothed) noise falls off with
+    frequency.  Bins span 0 to 0.5 cycles/pixel.
+    """
+    image = view.astype(np.float64)
+    residual = image - gaussian_filter(image, sigma)
+    mask = body_mask(view, sigma)
+    mean = image[mask].mean() if mask.any() else max(image.mean(), 1e-9)
+    power = np.abs(np.fft.fft2(residual * mask)) ** 2 / max(mask.sum(), 1)
+    fy = np.fft.fftfreq(image.shape[0])[:, None]
+    fx = np.fft.fftfreq(image.shape[1])[None, :]
+    radius = np.sqrt(fy**2 + fx**2).ravel()
+    index = np.minimum((radius / 0.5 * bins).astype(int), bins)
+    sums = np.bincount(index, power.ravel(), minlength=bins + 1)[:bins]
+    counts = np.bincount(index, minlength=bins + 1)[:bins]
+    return sums / np.maximum(counts, 1) / max(mean, 1e-9)
+
+
+HIST_EDGES = np.concatenate([[0], np.logspace(0, 4, 33)])
+
+
+def count_statistics(dataset: Dataset, records: Sequence[Record]) -> dict[str, Any]:
+    """Total counts per view, pooled body-pixel count histogram and mean NPS per view."""
+    totals = {view: [] for view in VIEWS}
+    hist = np.zeros(len(HIST_EDGES) - 1)
+    nps = {view: [] for view in VIEWS}
+    for study in dataset.iter_studies(records):
+        for v, view in enumerate(VIEWS):
+            image = study.counts[v]
+            totals[view].append(float(image.sum()))
+            hist += np.histogram(image[body_mask(image)], bins=HIST_EDGES)[0]
+            nps[view].append(noise_power_spectrum(image))
+    return {
+        "total_counts": totals,
+        "body_pixel_histogram": (hist / max(hist.sum(), 1)).tolist(),
+        "nps": {view: np.mean(nps[view], axis=0).tolist() for view in VIEWS},
+    }
+
+
+def compare_counts(real: dict[str, Any], fake: dict[str, Any]) -> dict[str, Any]:
+    """Summaries and two-sample statistics of the count statistics (KS on totals, L1 on histograms)."""
+    out: dict[str, Any] = {}
+    for view in VIEWS:
+        r, f = np.asarray(real["total_counts"][view]), np.asarray(fake["total_counts"][view])
+        out[f"total_counts_{view}"] = {
+            "real_mean": float(r.mean()),
+            "real_std": float(r.std()),
+            "synthetic_mean": float(f.mean()),
+            "synthetic_std": float(f.std()),
+            "ks_statistic": float(stats.ks_2samp(r, f).statistic),
+        }
+        rn, fn = np.asarray(real["nps"][view]), np.asarray(fake["nps"][view])
+        out[f"nps_{view}"] = {
+            "mean_abs_log_ratio": float(np.mean(np.abs(np.log((fn + 1e-12) / (rn + 1e-12)))))
+        }
+    out["body_pixel_histogram_l1"] = float(
+        np.abs(np.asarray(real["body_pixel_histogram"]) - np.asarray(fake["body_pixel_histogram"])).sum()
+    )
+    return out
+
+
+def per_condition_fidelity(probabilities: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """Share of samples whose most probable class is their requested condition, per condition."""
+    predicted = np.asarray(probabilities).argmax(axis=1)
+    names = {i: n for n, i in LABELS.items()}
+    out: dict[str, Any] = {}
+    for label in sorted(set(labels), key=LABELS.get):
+        rows = [i for i, lab in enumerate(labels) if lab == label]
+        hits = predicted[rows] == LABELS[label]
+        assigned = {names[int(c)]: int((predicted[rows] == c).sum()) for c in np.unique(predicted[rows])}
+        out[label] = {"n": len(rows), "share_correct": float(hits.mean()), "assigned": assigned}
+    return out
+
+
+def grade_ordering(probabilities: np.ndarray, grades: Sequence[int | None]) -> dict[str, Any]:
+    """Mean amyloidosis probability per Perugini grade and Spearman rho (higher grade → higher prob)."""
+    p = np.asarray(probabilities)[:, LABELS["amyloidosis"]]
+    rows = [(g, p[i]) for i, g in enumerate(grades) if g is not None]
+    if len(rows) < 3:
+        return {}
+    g, q = np.array(rows).T
+    means = {int(grade): float(q[g == grade].mean()) for grade in np.unique(g)}
+    rho = stats.spearmanr(g, q).statistic if len(means) > 1 else float("nan")
+    return {"mean_amyloidosis_probability": means, "spearman_rho": float(rho)}
+
+
+class FidelityModel:
+    """Features (and optionally class probabilities) used by the fidelity report."""
+
+    def __init__(
+        self, features: FeatureFn | None = None, probabilities: FeatureFn | None = None, name: str = ""
+    ):
+        self.features = features
+        self.probabilities = probabilities
+        self.name = name or ("classifier features" if features else "image-space embedding")
+
+    def embed(self, dataset: Dataset, records: Sequence[Record]) -> np.ndarray:
+        if self.features is None:
+            return embed_studies(dataset, records, fit_shape(dataset.info.matrix, FALLBACK_SHAPE))
+        return feature_batches(dataset, records, self.features)
+
+
+def classifier_model(run: str | Path) -> FidelityModel:
+    """Penultimate features and probabilities of a trained classifier run (``synthscan classifier train``)."""
+    from synthscan.classifier.features import FeatureExtractor
+
+    extractor = FeatureExtractor(run)
+    return FidelityModel(extractor, extractor.probabilities, name=f"classifier penultimate features ({run})")
+
+
+def evaluate_fidelity(
+    real: Dataset,
+    synthetic: Dataset,
+    *,
+    model: FidelityModel | None = None,
+    k: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """All fidelity numbers: synthetic studies of ``synthetic`` against real studies of ``real``."""
+    if real.info.matrix != synthetic.info.matrix:
+        raise DatasetError(
+            f"real matrix {real.info.matrix} differs from synthetic matrix {synthetic.info.matrix}; "
+            "compare datasets of the same matrix"
+        )
+    model = model or FidelityModel()
+    real_records = real.filter(source="real")
+    fake_records = synthetic.filter(source="synthetic") or synthetic.records
+    if len(real_records) < 4 or len(fake_records) < 2:
+        raise DatasetError("fidelity needs at least 4 real and 2 synthetic studies")
+    half_a, half_b = patient_halves(real_records, seed)
+    log.info("features for %d real and %d synthetic studies", len(real_records), len(fake_records))
+    real_x = model.embed(real, real_records)
+    fake_x = model.embed(synthetic, fake_records)
+    index = {r.study_id: i for i, r in enumerate(real_records)}
+    a_x = real_x[[index[r.study_id] for r in half_a]]
+    b_x = real_x[[index[r.study_id] for r in half_b]]
+    # Same sample size as the baseline: the synthetic set is compared with half the real set.
+    results: dict[str, Any] = {
+        "features": model.name,
+        "n_real": len(real_records),
+        "n_synthetic": len(fake_records),
+        "real_vs_real": feature_metrics(a_x, b_x, k=k, seed=seed),
+        "real_vs_synthetic": feature_metrics(a_x, fake_x, k=k, seed=seed),
+        "real_vs_synthetic_all_real": {"frechet": frechet_distance(real_x, fake_x)},
+    }
+    if model.probabilities is not None:
+        probs = feature_batches(synthetic, fake_records, model.probabilities)
+        results["per_condition"] = per_condition_fidelity(probs, [r.label for r in fake_records])
+        amyloid = [i for i, r in enumerate(fake_records) if r.label == "amyloidosis"]
+        if amyloid:
+            results["grade_ordering"] = grade_ordering(
+                probs[amyloid], [fake_records[i].perugini_grade for i in amyloid]
+            )
+    real_counts = count_statistics(real, real_records)
+    fake_counts = count_statistics(synthetic, fake_records)
+    results["count_statistics"] = {
+        "comparison": compare_counts(real_counts, fake_counts),
+        "real": real_counts,
+        "synthetic": fake_counts,
+    }
+    return results
+
+
+def _plots(results: dict[str, Any], out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = results["count_statistics"]
+    names = []
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for ax, view in zip(axes, VIEWS, strict=True):
+        ax.hist(counts["real"]["total_counts"][view], bins=20, alpha=0.6, density=True, label="real")
+        ax.hist(
+            counts["synthetic"]["total_counts"][view], bins=20, alpha=0.6, density=True, label="synthetic"
+        )
+        ax.set_title(f"total counts, {view}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "total_counts.png", dpi=100)
+    plt.close(fig)
+    names.append("total_counts.png")
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    centres = np.sqrt(np.maximum(HIST_EDGES[:-1], 0.5) * HIST_EDGES[1:])
+    ax.semilogx(centres, counts["real"]["body_pixel_histogram"], label="real")
+    ax.semilogx(centres, counts["synthetic"]["body_pixel_histogram"], label="synthetic")
+    ax.set_xlabel("counts per body pixel")
+    ax.set_ylabel("fraction of body pixels")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "body_pixel_histogram.png", dpi=100)
+    plt.close(fig)
+    names.append("body_pixel_histogram.png")
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for view in VIEWS:
+        freq = (np.arange(len(counts["real"]["nps"][view])) + 0.5) / len(counts["real"]["nps"][view]) * 0.5
+        ax.plot(freq, counts["real"]["nps"][view], label=f"real {view}")
+        ax.plot(freq, counts["synthetic"]["nps"][view], "--", label=f"synthetic {view}")
+    ax.set_xlabel("spatial frequency (cycles/pixel)")
+    ax.set_ylabel("NPS / mean counts")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "noise_power_spectrum.png", dpi=100)
+    plt.close(fig)
+    names.append("noise_power_spectrum.png")
+    return names
+
+
+def write_fidelity_report(
+    results: dict[str, Any], out: str | Path, real_root: str, synthetic_root: str
+) -> Path:
+    """Write ``results.json``, ``report.md`` and plots into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = _plots(results, out)
+    rr, rs = results["real_vs_real"], results["real_vs_synthetic"]
+    lines = [
+        "# Fidelity report",
+        "",
+        f"- real: `{real_root}` ({results['n_real']} real studies)",
+        f"- synthetic: `{synthetic_root}` ({results['n_synthetic']} synthetic studies)",
+        f"- features: {results['features']}",
+        "",
+        "Real-vs-real compares two patient-disjoint halves of the real set; real-vs-synthetic compares the"
+        " first half with the synthetic set, so both rows share one reference sample.",
+        "",
+        "| metric | real vs real | real vs synthetic | ideal |",
+        "|---|---|---|---|",
+    ]
+    ideal = {
+        "frechet": "0",
+        "precision": "≈ baseline",
+        "recall": "≈ baseline",
+        "density": "≈ 1",
+        "coverage": "≈ baseline",
+        "two_sample_auc": "0.5",
+    }
+    for key, target in ideal.items():
+        lines.append(f"| {key} | {rr[key]:.4g} | {rs[key]:.4g} | {target} |")
+    if "per_condition" in results:
+        lines += [
+            "",
+            "## Per-condition fidelity (share classified as the requested condition)",
+            "",
+            "| condition | n | share | assigned |",
+            "|---|---|---|---|",
+        ]
+        for label, row in results["per_condition"].items():
+            lines.append(f"| {label} | {row['n']} | {row['share_correct']:.3f} | {row['assigned']} |")
+    if results.get("grade_ordering"):
+        go = results["grade_ordering"]
+        lines += [
+            "",
+            f"Amyloidosis grade ordering: mean P(amyloidosis) by grade {go['mean_amyloidosis_probability']},"
+            f" Spearman rho {go['spearman_rho']:.3f}.",
+        ]
+    comp = results["count_statistics"]["comparison"]
+    lines += [
+        "",
+        "## Count statistics",
+        "",
+        "| quantity | real | synthetic | difference |",
+        "|---|---|---|---|",
+    ]
+    for view in VIEWS:
+        t = comp[f"total_counts_{view}"]
+        lines.append(
+            f"| total counts {view} | {t['real_mean']:.4g} ± {t['real_std']:.3g} | "
+            f"{t['synthetic_mean']:.4g} ± {t['synthetic_std']:.3g} | KS {t['ks_statistic']:.3f} |"
+        )
+        lines.append(
+            f"| NPS {view} | | | mean abs log ratio {comp[f'nps_{view}']['mean_abs_log_ratio']:.3f} |"
+        )
+    lines.append(f"| body-pixel count histogram | | | L1 {comp['body_pixel_histogram_l1']:.3f} |")
+    lines += ["", *[f"![{name}]({name})" for name in plots], ""]
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
+    atomic_write_text(out / "report.md", "\n".join(lines))
+    return out / "report.md"

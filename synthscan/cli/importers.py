@@ -1,0 +1,131 @@
+"""``synthscan import-public``: convert a public bone-scan layout into a synthscan dataset."""
+
+from __future__ import annotations
+
+import click
+
+from synthscan.labels import DEFAULT_MATRIX, DEFAULT_PIXEL_SPACING_MM, LABELS, TRACERS
+
+LAYOUTS = ("bs80k", "png-folders")
+
+
+def _matrix(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, int]:
+    try:
+        rows, cols = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected ROWSxCOLUMNS such as 1024x256, got {value!r}") from None
+    if rows <= 0 or cols <= 0:
+        raise click.BadParameter("rows and columns must be positive")
+    return rows, cols
+
+
+def _class_map(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    mapping = {}
+    for value in values:
+        name, sep, label = value.rpartition("=")
+        if not sep or not name or label not in LABELS:
+            raise click.BadParameter(
+                f"expected FOLDER=LABEL with LABEL in {', '.join(LABELS)}, got {value!r}"
+            )
+        mapping[name] = label
+    return mapping
+
+
+@click.command()
+@click.argument("layout", type=click.Choice(LAYOUTS))
+@click.argument("src", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), help="Dataset folder (new, or one to resume)."
+)
+@click.option("--site", default=None, help="Site name stored per study [default: the layout name].")
+@click.option(
+    "--tracer", type=click.Choice(TRACERS), default="MDP", show_default=True, help="Tracer of the source."
+)
+@click.option(
+    "--matrix",
+    default=f"{DEFAULT_MATRIX[0]}x{DEFAULT_MATRIX[1]}",
+    show_default=True,
+    callback=_matrix,
+    help="Dataset matrix ROWSxCOLUMNS; views of another size are resampled keeping their total.",
+)
+@click.option(
+    "--pixel-spacing-mm",
+    default=DEFAULT_PIXEL_SPACING_MM,
+    show_default=True,
+    help="Pixel spacing to record (the public layouts do not state it).",
+)
+@click.option(
+    "--posterior-mirrored",
+    is_flag=True,
+    help="The source stores posterior views mirrored left-right; flip them back to as-acquired.",
+)
+@click.option(
+    "--salt",
+    default="",
+    show_default=True,
+    help="Secret mixed into the patient pseudonyms (keep it to resume).",
+)
+@click.option(
+    "--abnormal-label",
+    type=click.Choice(tuple(LABELS)),
+    default="metastasis",
+    show_default=True,
+    help="bs80k: label given to studies marked abnormal (1).",
+)
+@click.option(
+    "--invert",
+    type=click.Choice(("auto", "always", "never")),
+    default="auto",
+    show_default=True,
+    help="bs80k: turn inverted displays (bright background) back to hot = bright.",
+)
+@click.option(
+    "--class-map",
+    multiple=True,
+    callback=_class_map,
+    help="png-folders: map a class folder to a label, FOLDER=LABEL (repeatable).",
+)
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def import_public(
+    layout: str,
+    src: str,
+    out: str,
+    site: str | None,
+    tracer: str,
+    matrix: tuple[int, int],
+    pixel_spacing_mm: float,
+    posterior_mirrored: bool,
+    salt: str,
+    abnormal_label: str,
+    invert: str,
+    class_map: dict[str, str],
+    progress: bool,
+) -> None:
+    """Convert a public layout (SRC) into a synthscan dataset; unreadable studies are skipped and listed."""
+    from synthscan.dataset import DatasetError
+    from synthscan.importers.bs80k import import_bs80k
+    from synthscan.importers.common import ImportOptions
+    from synthscan.importers.png_folders import import_png_folders
+
+    options = ImportOptions(
+        matrix=matrix,
+        pixel_spacing_mm=pixel_spacing_mm,
+        site=layout if site is None else site,
+        tracer=tracer,
+        salt=salt,
+        posterior_mirrored=posterior_mirrored,
+        progress=progress,
+    )
+    try:
+        if layout == "bs80k":
+            report = import_bs80k(src, out, options, abnormal_label=abnormal_label, invert=invert)
+        else:
+            report = import_png_folders(src, out, options, class_map=class_map)
+    except DatasetError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(
+        f"Imported {len(report.imported)} studies into {out}"
+        f" ({len(report.already_present)} already there, {len(report.skipped)} skipped)."
+    )
+    for key, reason in report.skipped:
+        click.echo(f"  skipped {key}: {reason}", err=True)

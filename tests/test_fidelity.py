@@ -1,0 +1,129 @@
+"""Fidelity metrics: known-answer math on Gaussians, and an end-to-end report on tiny datasets."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+from synthscan.evaluation.fidelity import (
+    FidelityModel,
+    evaluate_fidelity,
+    frechet_distance,
+    grade_ordering,
+    noise_power_spectrum,
+    patient_halves,
+    per_condition_fidelity,
+    prdc,
+    two_sample_auc,
+    write_fidelity_report,
+)
+
+from synthscan.dataset import Dataset
+
+MATRIX = (64, 16)
+
+
+def test_frechet_known_values():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4000, 3))
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    # Shift by 2 in every dimension: distance = |mu|^2 = 12 (covariances equal).
+    assert frechet_distance(a, a + 2) == pytest.approx(12, rel=1e-6)
+    # Scaled covariance: trace(I) + trace(4I) - 2 trace(2I) = 3 * (1 + 4 - 4) = 3.
+    assert frechet_distance(a, 2 * rng.normal(size=(4000, 3))) == pytest.approx(3, rel=0.1)
+
+
+def test_prdc_and_two_sample_auc_separate_good_from_bad():
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(300, 4))
+    good = rng.normal(size=(300, 4))
+    collapsed = rng.normal(scale=0.1, size=(300, 4))
+    shifted = rng.normal(size=(300, 4)) + 3
+    same = prdc(real, good)
+    assert same["precision"] > 0.8 and same["recall"] > 0.8 and same["coverage"] > 0.8
+    assert 0.7 < same["density"] < 1.3
+    mode = prdc(real, collapsed)
+    assert mode["precision"] > 0.95 and mode["recall"] < 0.3 and mode["coverage"] < 0.3
+    far = prdc(real, shifted)
+    assert far["precision"] < 0.1 and far["coverage"] < 0.1
+    assert abs(two_sample_auc(real, good) - 0.5) < 0.1
+    assert two_sample_auc(real, shifted) > 0.95
+
+
+def test_nps_flat_for_poisson_and_falls_for_smoothed_noise():
+    rng = np.random.default_rng(2)
+    white = rng.poisson(200, size=(256, 64)).astype(float)
+    nps = noise_power_spectrum(white)
+    assert np.all(np.abs(nps[6:] - 1) < 0.15)  # above the high-pass cut-off
+    smooth = 200 + gaussian_filter(rng.normal(0, 14, size=(256, 64)), 1.5)
+    sm = noise_power_spectrum(smooth)
+    assert sm[-1] < 0.1 * sm[3]
+
+
+def test_per_condition_and_grade_ordering():
+    probs = np.array([[0.9, 0.05, 0.05], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]])
+    out = per_condition_fidelity(probs, ["normal", "metastasis", "metastasis", "amyloidosis"])
+    assert out["metastasis"]["share_correct"] == 0.5
+    assert out["metastasis"]["assigned"] == {"normal": 1, "metastasis": 1}
+    grades = [1, 1, 2, 2, 3, 3]
+    amy = np.array([[0, 0, p] for p in (0.3, 0.4, 0.6, 0.5, 0.9, 0.8)])
+    assert grade_ordering(amy, grades)["spearman_rho"] > 0.8
+
+
+def make(root, rng, n, source, blur, hot=0.0):
+    dataset = Dataset.create(root, matrix=MATRIX)
+    with dataset.writer() as w:
+        for i in range(n):
+            mean = gaussian_filter(rng.gamma(2.0, size=MATRIX), 2) * 300
+            mean[40:48, 4:12] += hot
+            counts = rng.poisson(mean)
+            if blur:
+                counts = gaussian_filter(counts.astype(float), blur)
+            label = ("normal", "metastasis", "amyloidosis")[i % 3]
+            w.add(
+                np.round(np.stack([counts, counts[:, ::-1]])).astype(np.uint16),
+                study_id=f"{source}{i}",
+                patient_id=f"{source}p{i // 2}",
+                label=label,
+                perugini_grade=1 + i % 3 if label == "amyloidosis" else None,
+                source=source,
+            )
+    return dataset
+
+
+def test_report_end_to_end(tmp_path):
+    rng = np.random.default_rng(3)
+    real = make(tmp_path / "real", rng, 40, "real", 0)
+    synth = make(tmp_path / "synth", rng, 20, "synthetic", 1.0, hot=300.0)
+    a, b = patient_halves(real.records)
+    assert not {r.patient_id for r in a} & {r.patient_id for r in b}
+
+    def probabilities(batch):
+        return np.tile([0.2, 0.7, 0.1], (len(batch), 1))
+
+    results = evaluate_fidelity(real, synth, model=FidelityModel(probabilities=probabilities))
+    nps = results["count_statistics"]["comparison"]["nps_anterior"]["mean_abs_log_ratio"]
+    assert nps > 0.5  # blurred synthetic noise is detected
+    fake, base = results["real_vs_synthetic"], results["real_vs_real"]
+    assert fake["two_sample_auc"] > 0.8 > base["two_sample_auc"]
+    assert fake["frechet"] > 1.3 * base["frechet"]
+    assert results["per_condition"]["metastasis"]["share_correct"] == 1.0
+    report = write_fidelity_report(results, tmp_path / "rep", "real", "synth")
+    assert "| frechet |" in report.read_text()
+    assert json.loads((tmp_path / "rep" / "results.json").read_text())["n_synthetic"] == 20
+    assert (tmp_path / "rep" / "noise_power_spectrum.png").is_file()
+
+
+def test_cli_fidelity(tmp_path):
+    from click.testing import CliRunner
+
+    from synthscan.cli import main
+
+    rng = np.random.default_rng(4)
+    real = make(tmp_path / "real", rng, 12, "real", 0)
+    synth = make(tmp_path / "synth", rng, 6, "synthetic", 0)
+    args = ["evaluate", "fidelity", "--real", str(real.root), "--synthetic", str(synth.root)]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    assert "two-sample AUC" in result.output
+    assert (tmp_path / "rep" / "report.md").is_file()
