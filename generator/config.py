@@ -1,0 +1,118 @@
+"""Configuration of the conditional latent diffusion generator (YAML in ``configs/generator/``).
+
+One dataclass per stage: the count transform, the autoencoder, the diffusion network and its
+training, and the sampler defaults written into the saved pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from synthscan.config import ConfigError
+
+
+@dataclass
+class TransformConfig:
+    """How counts become model inputs (see :mod:`synthscan.generator.transform`)."""
+
+    bin_factor: int = 2  # native pixels summed per model pixel along each axis (2: 1024x256 → 512x128)
+
+
+@dataclass
+class AutoencoderConfig:
+    """diffusers ``AutoencoderKL`` on the square-root count image, trained with a Poisson likelihood."""
+
+    block_out_channels: tuple[int, ...] = (8, 16, 32, 64)  # one down/up level each; 4 levels = 8x smaller
+    layers_per_block: int = 1  # ResNet blocks per level (the decoder adds one)
+    latent_channels: int = 8  # channels of the latent image
+    norm_num_groups: int = 8  # GroupNorm groups (must divide every channel count)
+    kl_weight: float = (
+        1.0e-6  # weight of the KL term (as in Stable Diffusion's VAE: a near-deterministic code)
+    )
+    mse_weight: float = 0.1  # square-root-domain MSE beside the Poisson deviance (keeps the output positive)
+    steps: int = 3000  # optimizer steps
+    batch_size: int = 8  # studies per step
+    crop_rows: int = 256  # train on random row windows of this height (model pixels); 0: whole studies
+    learning_rate: float = 1.0e-3  # AdamW peak learning rate, cosine decay after warm-up
+    warmup_steps: int = 200  # linear learning-rate warm-up
+
+
+@dataclass
+class UNetConfig:
+    """diffusers ``UNet2DModel`` on the latents, conditioned by class embedding (condition or null)."""
+
+    block_out_channels: tuple[int, ...] = (32, 64, 128)  # channels per resolution level
+    layers_per_block: int = 2  # ResNet blocks per level
+    attention_levels: tuple[bool, ...] = (False, True, True)  # self-attention at each level
+    norm_num_groups: int = 8  # GroupNorm groups (must divide every channel count)
+    dropout: float = 0.0  # ResNet dropout
+
+
+@dataclass
+class DiffusionConfig:
+    """Noise schedule and training of the latent diffusion network."""
+
+    num_train_timesteps: int = 1000  # DDPM steps of the forward process
+    beta_schedule: str = "scaled_linear"  # Latent Diffusion's schedule (Rombach et al. 2022)
+    beta_start: float = 0.00085  # Latent Diffusion's values
+    beta_end: float = 0.012
+    prediction_type: str = "v_prediction"  # "epsilon" or "v_prediction" (better-behaved at few sampler steps)
+    cond_drop_prob: float = 0.1  # share of training examples given the null class (classifier-free guidance)
+    steps: int = 8000  # optimizer steps
+    batch_size: int = 32  # latents per step
+    learning_rate: float = 1.0e-3  # AdamW peak learning rate, cosine decay after warm-up
+    warmup_steps: int = 300  # linear learning-rate warm-up
+    ema_decay: float = 0.999  # exponential moving average of the weights (the EMA weights are saved)
+
+
+@dataclass
+class SamplingConfig:
+    """Sampler defaults stored in the pipeline (``synthscan sample`` flags override them)."""
+
+    steps: int = 12  # DPM-Solver++ (2M, Karras sigmas) steps
+    guidance_scale: float = 2.0  # classifier-free guidance (1: conditional model only)
+    eval_chunk: int = 8  # networks always see this many samples at once, so output is batch-size independent
+
+
+@dataclass
+class GeneratorConfig:
+    """Everything ``synthscan train`` needs besides the dataset."""
+
+    transform: TransformConfig = field(default_factory=TransformConfig)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    seed: int = 0  # seeds initialisation, data order, crops and noise
+    sources: tuple[str, ...] = ("real", "simulated")  # manifest sources trained on (never synthetic)
+    checkpoint_every: int = 500  # steps between resumable checkpoints
+    sample_every: int = 2000  # steps between sample grids (0: only at the end)
+    log_every: int = 50  # steps between metrics.jsonl lines
+
+    def __post_init__(self) -> None:
+        if self.transform.bin_factor < 1:
+            raise ConfigError(f"transform.bin_factor must be >= 1, got {self.transform.bin_factor}")
+        if self.diffusion.prediction_type not in ("epsilon", "v_prediction"):
+            raise ConfigError(
+                f"diffusion.prediction_type is {self.diffusion.prediction_type!r}; "
+                "valid values: epsilon, v_prediction"
+            )
+        if len(self.unet.attention_levels) != len(self.unet.block_out_channels):
+            raise ConfigError("unet.attention_levels needs one entry per unet.block_out_channels level")
+        for name, groups, channels in (
+            ("autoencoder", self.autoencoder.norm_num_groups, self.autoencoder.block_out_channels),
+            ("unet", self.unet.norm_num_groups, self.unet.block_out_channels),
+        ):
+            if any(c % groups for c in channels):
+                raise ConfigError(
+                    f"{name}.norm_num_groups={groups} must divide every channel count {channels}"
+                )
+        if not 0 <= self.diffusion.cond_drop_prob < 1:
+            raise ConfigError(
+                f"diffusion.cond_drop_prob must lie in [0, 1), got {self.diffusion.cond_drop_prob}"
+            )
+
+    @property
+    def downsampling(self) -> int:
+        """Native pixels per latent pixel along each axis."""
+        return self.transform.bin_factor * 2 ** (len(self.autoencoder.block_out_channels) - 1)

@@ -1,0 +1,130 @@
+"""Training data of the generator: model-space images and latents, cached on disk and memory-mapped.
+
+Each study is converted once (:func:`synthscan.generator.transform.to_model`) into a float16 array
+of shape (N, 2, H/f, W/f) written as ``.npy`` through a temporary name, so training memory does not
+grow with the dataset and a resumed run reuses the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from synthscan.generator.conditions import condition_key
+from synthscan.generator.transform import to_model
+from tqdm.auto import tqdm
+
+from synthscan.atomic import atomic_write_text
+from synthscan.dataset import Dataset, DatasetError, Record
+
+log = logging.getLogger(__name__)
+
+IMAGES = "images.npy"
+INDEX = "index.json"
+
+
+@dataclass
+class TrainingImages:
+    """Model-space training images with what each study is (condition key, count scale, total counts)."""
+
+    key: str  # content_key of the studies the images were made from
+    images: np.ndarray  # (N, 2, rows, cols) float16, memory-mapped
+    study_ids: list[str]
+    keys: list[str]
+    scales: np.ndarray  # (N,) mean binned count of each study
+    totals: np.ndarray  # (N,) total counts of each study (both views)
+
+    def __len__(self) -> int:
+        return len(self.study_ids)
+
+
+def training_records(dataset: Dataset, sources: tuple[str, ...]) -> list[Record]:
+    """The studies a generator learns from: the given sources, never synthetic ones."""
+    if "synthetic" in sources:
+        raise DatasetError(
+            "a generator must not be trained on synthetic studies; remove 'synthetic' from sources"
+        )
+    records = dataset.filter(source=sources)
+    if not records:
+        raise DatasetError(f"{dataset.root} holds no studies with source in {list(sources)} to train on")
+    return records
+
+
+def prepare_images(
+    dataset: Dataset, records: list[Record], bin_factor: int, cache: Path, *, progress: bool = True
+) -> TrainingImages:
+    """Convert ``records`` into ``cache/images.npy`` (reused when it matches), one study at a time."""
+    cache.mkdir(parents=True, exist_ok=True)
+    ids = [r.study_id for r in records]
+    key = content_key(dataset, records, bin_factor)
+    index_path = cache / INDEX
+    if index_path.is_file():
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        if index.get("key") == key:
+            return _load(cache, index)
+        log.info("training-image cache in %s is for other studies; rebuilding it", cache)
+    rows, cols = dataset.info.matrix
+    if rows % bin_factor or cols % bin_factor:
+        raise DatasetError(f"matrix {rows}x{cols} is not a multiple of the bin factor {bin_factor}")
+    shape = (len(records), 2, rows // bin_factor, cols // bin_factor)
+    tmp = cache / f".{IMAGES}.tmp"
+    images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
+    scales = np.empty(len(records))
+    totals = np.empty(len(records))
+    keys = []
+    studies = dataset.iter_studies(records)
+    for i, study in enumerate(tqdm(studies, total=len(records), desc="model images", disable=not progress)):
+        x, scale = to_model(study.counts[None], bin_factor)
+        images[i] = x[0].numpy().astype(np.float16)
+        scales[i] = float(scale[0])
+        totals[i] = float(study.counts.sum(dtype=np.int64))
+        keys.append(condition_key(study.record.label, study.record.perugini_grade))
+    images.flush()
+    del images
+    tmp.replace(cache / IMAGES)
+    index = {
+        "key": key,
+        "study_ids": ids,
+        "keys": keys,
+        "scales": scales.tolist(),
+        "totals": totals.tolist(),
+        "bin_factor": bin_factor,
+        "dataset": str(dataset.root),
+    }
+    atomic_write_text(index_path, json.dumps(index))
+    return _load(cache, index)
+
+
+def content_key(dataset: Dataset, records: list[Record], bin_factor: int) -> str:
+    """Hash of the studies' ids, file sizes and modification times and the bin factor."""
+    digest = hashlib.sha256(f"{bin_factor}".encode())
+    for record in records:
+        stat = (dataset.root / record.path).stat()
+        digest.update(f"{record.study_id}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()
+
+
+def _load(cache: Path, index: dict) -> TrainingImages:
+    return TrainingImages(
+        key=index["key"],
+        images=np.load(cache / IMAGES, mmap_mode="r"),
+        study_ids=index["study_ids"],
+        keys=index["keys"],
+        scales=np.asarray(index["scales"]),
+        totals=np.asarray(index["totals"]),
+    )
+
+
+def random_crops(images: np.ndarray, index: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """Row windows of ``rows`` model pixels at random heights (whole studies if ``rows`` is 0 or too big)."""
+    height = images.shape[2]
+    if not rows or rows >= height:
+        return np.stack([images[i] for i in index]).astype(np.float32)
+    starts = rng.integers(0, height - rows + 1, len(index))
+    return np.stack([images[i, :, s : s + rows] for i, s in zip(index, starts, strict=True)]).astype(
+        np.float32
+    )

@@ -1,0 +1,191 @@
+"""``SynthScanPipeline``: class-conditional latent diffusion sampling of whole-body bone scans.
+
+Inference only, one way to run it (``__call__``), like every diffusers pipeline. Components:
+``vae`` (:class:`~diffusers.AutoencoderKL` on the count transform of
+:mod:`synthscan.generator.transform`), ``unet`` (:class:`~diffusers.UNet2DModel` with a class
+embedding), ``scheduler`` (DPM-Solver++). Settings learned from the training data (condition table,
+grade proportions, total-count distribution, matrix) live in ``model_index.json``.
+
+Every study draws all of its randomness from its own ``torch.Generator`` in a fixed order (grade if
+not given, total counts, initial latent, Poisson counts), and the networks always run on chunks of
+``eval_chunk`` samples, so a study depends only on its seed and settings, never on the batch it
+was generated in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline, DPMSolverMultistepScheduler, UNet2DModel
+from diffusers.utils import BaseOutput
+from synthscan.generator.conditions import resolve_condition, split_key
+from synthscan.generator.transform import TotalCounts, expected_counts, poisson_counts
+
+from synthscan.labels import DEFAULT_MATRIX, DEFAULT_PIXEL_SPACING_MM, LABELS, VIEWS
+
+
+@dataclass
+class SynthScanPipelineOutput(BaseOutput):
+    """Generated studies: counts (B, 2, H, W) as stored in a dataset, and what was generated."""
+
+    counts: np.ndarray
+    conditions: list[str]
+    total_counts: list[float]
+    expected: np.ndarray | None = None
+
+
+def run_chunked(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], chunk: int) -> torch.Tensor:
+    """``fn(*inputs)`` in chunks of exactly ``chunk`` rows (the last padded), then the padding dropped.
+
+    CPU kernels pick their algorithm by tensor shape, and different algorithms round differently; a
+    fixed chunk shape makes each row's result independent of how many rows are generated together.
+    """
+    outputs = []
+    for start in range(0, len(inputs[0]), chunk):
+        parts = [x[start : start + chunk] for x in inputs]
+        pad = chunk - len(parts[0])
+        if pad:
+            parts = [torch.cat([x, x[-1:].expand(pad, *x.shape[1:])]) for x in parts]
+        outputs.append(fn(*parts)[: chunk - pad])
+    return torch.cat(outputs)
+
+
+class SynthScanPipeline(DiffusionPipeline):
+    """Generate labelled whole-body bone scans (anterior and posterior photon counts)."""
+
+    model_cpu_offload_seq = "unet->vae"
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        unet: UNet2DModel,
+        scheduler: DPMSolverMultistepScheduler,
+        conditions: list[str] | None = None,
+        grade_weights: dict[str, float] | None = None,
+        total_counts: dict[str, dict[str, float]] | None = None,
+        matrix: list[int] | None = None,
+        pixel_spacing_mm: float = DEFAULT_PIXEL_SPACING_MM,
+        bin_factor: int = 2,
+        default_steps: int = 12,
+        default_guidance: float = 2.0,
+        eval_chunk: int = 8,
+        tracer: str = "",
+    ):
+        super().__init__()
+        self.register_modules(vae=vae, unet=unet, scheduler=scheduler)
+        self.register_to_config(
+            conditions=list(conditions or LABELS),
+            grade_weights=dict(grade_weights or {}),
+            total_counts=total_counts or {"log_mean": {}, "log_std": {}},
+            matrix=[int(v) for v in matrix or DEFAULT_MATRIX],
+            pixel_spacing_mm=float(pixel_spacing_mm),
+            bin_factor=int(bin_factor),
+            default_steps=int(default_steps),
+            default_guidance=float(default_guidance),
+            eval_chunk=int(eval_chunk),
+            tracer=str(tracer),
+        )
+
+    @property
+    def matrix(self) -> tuple[int, int]:
+        return tuple(self.config.matrix)
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        return VIEWS
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Labels this model generates (each with at least one condition key)."""
+        return tuple(dict.fromkeys(split_key(k)[0] for k in self.config.conditions))
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        factor = self.config.bin_factor * 2 ** (len(self.vae.config.block_out_channels) - 1)
+        rows, cols = self.matrix
+        return self.vae.config.latent_channels, rows // factor, cols // factor
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        conditions: Sequence[str],
+        grades: Sequence[int | None] | None = None,
+        *,
+        generator: Sequence[torch.Generator],
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        total_counts: Sequence[float] | None = None,
+        return_expected: bool = False,
+        return_dict: bool = True,
+    ) -> SynthScanPipelineOutput | tuple:
+        """Generate one study per entry of ``conditions`` (``normal``, ``metastasis``, ``amyloidosis``).
+
+        Args:
+            conditions: label of each study.
+            grades: Perugini grade (1-3) of each amyloidosis study; ``None`` draws it in the
+                training proportions.
+            generator: one ``torch.Generator`` per study; its seed determines the study.
+            num_inference_steps: DPM-Solver++ steps [default: the model's].
+            guidance_scale: classifier-free guidance weight; 1 disables guidance [default: the model's].
+            total_counts: total counts of each study (both views) [default: drawn from the training
+                distribution].
+            return_expected: also return the noise-free expected counts.
+        """
+        batch = len(conditions)
+        grades = list(grades) if grades is not None else [None] * batch
+        generators = list(generator)
+        if not batch or len(grades) != batch or len(generators) != batch:
+            raise ValueError(
+                f"need one grade entry and one generator per condition: got {batch} conditions, "
+                f"{len(grades)} grades and {len(generators)} generators"
+            )
+        if total_counts is not None and len(total_counts) != batch:
+            raise ValueError(f"{len(total_counts)} total counts for {batch} studies")
+        steps = int(num_inference_steps or self.config.default_steps)
+        guidance = float(self.config.default_guidance if guidance_scale is None else guidance_scale)
+        if steps < 1:
+            raise ValueError(f"num_inference_steps must be >= 1, got {steps}")
+        table = list(self.config.conditions)
+        totals_model = TotalCounts(self.config.total_counts["log_mean"], self.config.total_counts["log_std"])
+        device, dtype = self.unet.device, self.unet.dtype
+
+        keys, totals, latents = [], [], []
+        for i, g in enumerate(generators):
+            key = resolve_condition(conditions[i], grades[i], table, self.config.grade_weights, g)
+            keys.append(key)
+            totals.append(float(total_counts[i]) if total_counts is not None else totals_model.draw(key, g))
+            latents.append(torch.randn(self.latent_shape, generator=g))
+        class_ids = torch.tensor([table.index(k) for k in keys], device=device)
+        null_ids = torch.full_like(class_ids, len(table))
+        latents = torch.stack(latents).to(device=device, dtype=dtype)
+
+        self.scheduler.set_timesteps(steps, device=device)
+        latents = latents * self.scheduler.init_noise_sigma
+        guided = guidance != 1.0
+        chunk = self.config.eval_chunk
+        for t in self.progress_bar(self.scheduler.timesteps):
+            model_input = self.scheduler.scale_model_input(latents, t)
+            inputs = torch.cat([model_input, model_input]) if guided else model_input
+            ids = torch.cat([class_ids, null_ids]) if guided else class_ids
+            output = run_chunked(
+                lambda x, labels, t=t: self.unet(x, t.expand(len(x)), class_labels=labels).sample,
+                (inputs, ids),
+                chunk,
+            )
+            if guided:
+                conditional, unconditional = output.chunk(2)
+                output = unconditional + guidance * (conditional - unconditional)
+            latents = self.scheduler.step(output, t, latents).prev_sample
+
+        decoded = run_chunked(
+            lambda z: self.vae.decode(z / self.vae.config.scaling_factor).sample, (latents,), chunk
+        ).float()
+        rate = expected_counts(decoded.cpu(), torch.tensor(totals), self.config.bin_factor)
+        counts = poisson_counts(rate, generators)
+        expected = rate.numpy() if return_expected else None
+        if not return_dict:
+            return counts, keys, totals, expected
+        return SynthScanPipelineOutput(counts=counts, conditions=keys, total_counts=totals, expected=expected)

@@ -1,0 +1,557 @@
+"""Training of the generator: the autoencoder, then the latent diffusion UNet, then the saved pipeline.
+
+A run folder holds::
+
+    config.yaml, run.json, log.txt, metrics.jsonl      (synthscan.runs.RunDir)
+    data/images.npy, data/index.json, data/latents.npz (caches, reused on resume)
+    autoencoder/checkpoint/, autoencoder/final/        (training state; the trained autoencoder)
+    diffusion/checkpoint/                              (training state incl. EMA weights)
+    samples/<stage>-<step>.png                         (sample grids rendered like `synthscan view`)
+    model/                                             (the SynthScanPipeline: load it with `--model`)
+
+Everything runs through 🤗 Accelerate, so the same command works on a CPU, a GPU or under
+``accelerate launch`` with several processes (each process draws its own batches; the global batch
+is ``batch_size`` x processes). Checkpoints are written to a temporary folder and swapped in, and
+every random draw of step ``s`` is seeded by (seed, stage, s, process), so an interrupted run
+resumes where it stopped and continues exactly as if it had not been interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator, PartialState
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from diffusers.training_utils import EMAModel
+from synthscan.generator.conditions import condition_table, split_key
+from synthscan.generator.config import DiffusionConfig, GeneratorConfig
+from synthscan.generator.data import TrainingImages, prepare_images, random_crops, training_records
+from synthscan.generator.models import build_autoencoder, build_noise_scheduler, build_sampler, build_unet
+from synthscan.generator.pipeline import SynthScanPipeline
+from synthscan.generator.storage import save_model
+from synthscan.generator.transform import TotalCounts
+from tqdm.auto import tqdm
+
+import synthscan
+from synthscan.atomic import atomic_write_text
+from synthscan.config import dump_config
+from synthscan.dataset import Dataset, DatasetError
+from synthscan.runs import RunDir
+
+log = logging.getLogger(__name__)
+
+STAGES = ("autoencoder", "diffusion")
+
+
+class AutoencoderObjective(torch.nn.Module):
+    """Poisson deviance of the decoded rate against the observed counts, plus a KL and a positivity term.
+
+    With ``x = sqrt(counts / scale)`` the decoder's ``x_hat**2`` is the expected normalised count; the
+    deviance is minimised by the true expectation, so the decoder learns noise-free activity rather
+    than a blurred copy of one noise realisation. A small square-root-domain MSE keeps ``x_hat``
+    positive (the deviance alone cannot tell ``x_hat`` from ``-x_hat``).
+    """
+
+    def __init__(self, vae: AutoencoderKL, kl_weight: float, mse_weight: float):
+        super().__init__()
+        self.vae = vae
+        self.kl_weight = kl_weight
+        self.mse_weight = mse_weight
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        posterior = self.vae.encode(x).latent_dist
+        x_hat = self.vae.decode(posterior.sample(generator=generator)).sample
+        observed = x.square()
+        rate = x_hat.square() + 1e-4
+        deviance = 2 * (torch.xlogy(observed, observed) - torch.xlogy(observed, rate) - observed + rate)
+        deviance = deviance.mean()
+        kl = posterior.kl().mean() / x[0].numel()
+        mse = F.mse_loss(x_hat, x)
+        loss = deviance + self.mse_weight * mse + self.kl_weight * kl
+        return loss, {"deviance": float(deviance), "mse": float(mse), "kl": float(kl)}
+
+
+def _stage_generator(
+    seed: int, stage: int, step: int, process: int
+) -> tuple[np.random.Generator, torch.Generator]:
+    """NumPy and torch generators of one training step of one process (resume-exact randomness)."""
+    sequence = np.random.SeedSequence([seed, stage, step, process])
+    torch_seed = int(sequence.generate_state(1, dtype=np.uint64)[0] >> 1)
+    return np.random.default_rng(sequence), torch.Generator().manual_seed(torch_seed)
+
+
+def _save_checkpoint(accelerator: Accelerator, folder: Path, step: int) -> None:
+    """``accelerator.save_state`` into a temporary folder, then swap it in (never a half-written checkpoint).
+
+    Every process saves its own random state, so all of them call this.
+    """
+    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        atomic_write_text(tmp / "step.json", json.dumps({"step": step}))
+        if folder.exists():
+            folder.replace(old)
+        tmp.replace(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def _resume(accelerator: Accelerator, folder: Path) -> int:
+    """Load the latest checkpoint of a stage (or the previous one if a swap was interrupted); its step."""
+    for candidate in (folder, folder.with_name(folder.name + ".old")):
+        if (candidate / "step.json").is_file():
+            accelerator.load_state(str(candidate))
+            step = json.loads((candidate / "step.json").read_text())["step"]
+            log.info("resumed %s at step %d", candidate, step)
+            return int(step)
+    return 0
+
+
+def run_stage(
+    stage: str,
+    model: torch.nn.Module,
+    objective: Callable[[torch.nn.Module, np.random.Generator, torch.Generator], tuple[torch.Tensor, dict]],
+    *,
+    steps: int,
+    learning_rate: float,
+    warmup_steps: int,
+    batch_size: int,
+    folder: Path,
+    config: GeneratorConfig,
+    run: RunDir | None,
+    ema: EMAModel | None = None,
+    on_sample: Callable[[int], None] | None = None,
+    progress: bool = True,
+) -> torch.nn.Module:
+    """The shared optimisation loop: AdamW, cosine schedule, gradient clipping, EMA, checkpoints, metrics.
+
+    Each stage has its own ``Accelerator``, so a stage's checkpoint holds only that stage's state.
+    """
+    accelerator = Accelerator()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+    schedule = get_cosine_schedule_with_warmup(optimizer, warmup_steps, steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(schedule)
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+    checkpoint = folder / "checkpoint"
+    start = _resume(accelerator, checkpoint)
+    main = accelerator.is_main_process
+    stage_index = STAGES.index(stage)
+    bar = tqdm(total=steps, initial=start, desc=stage, disable=not (progress and main), unit="step")
+    clock, images_seen = time.perf_counter(), 0
+    for step in range(start, steps):
+        rng, generator = _stage_generator(config.seed, stage_index, step, accelerator.process_index)
+        model.train()
+        loss, parts = objective(model, rng, generator)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.step(accelerator.unwrap_model(model).parameters())
+        images_seen += batch_size * accelerator.num_processes
+        done = step + 1
+        if done % config.log_every == 0 or done == steps:
+            elapsed = time.perf_counter() - clock
+            rate = images_seen / max(elapsed, 1e-9)
+            bar.set_postfix(loss=f"{float(loss):.4f}", img_s=f"{rate:.1f}")
+            if run is not None:
+                run.log_metrics(
+                    stage=stage,
+                    step=done,
+                    loss=float(loss),
+                    lr=schedule.get_last_lr()[0],
+                    images_per_s=rate,
+                    **parts,
+                )
+            clock, images_seen = time.perf_counter(), 0
+        if done % config.checkpoint_every == 0 or done == steps:
+            _save_checkpoint(accelerator, checkpoint, done)
+        if on_sample is not None and main and config.sample_every and done % config.sample_every == 0:
+            on_sample(done)
+        bar.update(1)
+    bar.close()
+    return accelerator.unwrap_model(model)
+
+
+def train_autoencoder(
+    images: TrainingImages,
+    config: GeneratorConfig,
+    out: Path,
+    run: RunDir | None,
+    *,
+    progress: bool = True,
+) -> AutoencoderKL:
+    """Stage 1, or the saved result of a finished stage 1."""
+    final = out / "autoencoder" / "final"
+    if (final / "config.json").is_file():
+        return AutoencoderKL.from_pretrained(final)
+    ae = config.autoencoder
+    torch.manual_seed(config.seed)
+    objective_module = AutoencoderObjective(build_autoencoder(ae), ae.kl_weight, ae.mse_weight)
+    state = PartialState()
+
+    def objective(model, rng, generator):
+        index = rng.integers(0, len(images), ae.batch_size)
+        x = torch.from_numpy(random_crops(images.images, index, ae.crop_rows, rng)).to(state.device)
+        return model(x, generator)
+
+    trained = run_stage(
+        "autoencoder",
+        objective_module,
+        objective,
+        steps=ae.steps,
+        learning_rate=ae.learning_rate,
+        warmup_steps=ae.warmup_steps,
+        batch_size=ae.batch_size,
+        folder=out / "autoencoder",
+        config=config,
+        run=run,
+        progress=progress,
+    )
+    if state.is_main_process:
+        vae = trained.vae.eval()
+        mean, std = cached_latents(vae, images, out / "data", progress=progress)
+        vae.register_to_config(scaling_factor=float(1.0 / np.sqrt(mean.var() + np.mean(std**2))))
+        vae.save_pretrained(final)
+    state.wait_for_everyone()
+    return AutoencoderKL.from_pretrained(final)
+
+
+def cached_latents(vae: AutoencoderKL, images: TrainingImages, folder: Path, *, progress: bool = True):
+    """Posterior means and deviations of the training images (``latents.npz``, rebuilt when stale).
+
+    The cache is keyed by the images' content and the autoencoder's weights.
+    """
+    digest = hashlib.sha256(images.key.encode())
+    for tensor in vae.state_dict().values():
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    key = digest.hexdigest()
+    path = folder / "latents.npz"
+    if path.is_file():
+        with np.load(path) as cached:
+            if str(cached["key"]) == key:
+                return cached["mean"], cached["std"]
+    mean, std = encode_latents(vae, images, progress=progress)
+    tmp = folder / ".latents.tmp.npz"
+    np.savez(tmp, mean=mean, std=std, key=np.array(key))
+    tmp.replace(path)
+    return mean, std
+
+
+@torch.no_grad()
+def encode_latents(
+    vae: AutoencoderKL, images: TrainingImages, *, batch: int = 16, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and standard deviation of every training study's latent (float32 arrays)."""
+    device = next(vae.parameters()).device
+    means, stds = [], []
+    for start in tqdm(range(0, len(images), batch), desc="encode", disable=not progress):
+        x = torch.from_numpy(np.asarray(images.images[start : start + batch], dtype=np.float32)).to(device)
+        posterior = vae.encode(x).latent_dist
+        means.append(posterior.mean.float().cpu().numpy())
+        stds.append(posterior.std.float().cpu().numpy())
+    return np.concatenate(means), np.concatenate(stds)
+
+
+def train_diffusion(
+    unet: UNet2DModel,
+    latents: tuple[np.ndarray, np.ndarray],
+    class_ids: np.ndarray,
+    num_conditions: int,
+    scaling_factor: float,
+    diffusion: DiffusionConfig,
+    noise_scheduler: DDPMScheduler,
+    out: Path,
+    config: GeneratorConfig,
+    run: RunDir | None,
+    *,
+    on_sample: Callable[[UNet2DModel, int], None] | None = None,
+    progress: bool = True,
+) -> UNet2DModel:
+    """Stage 2: denoising score matching on latents drawn from the cached posteriors; returns EMA weights."""
+    mean, std = latents
+    device = PartialState().device
+    ema = EMAModel(
+        unet.parameters(), decay=diffusion.ema_decay, model_cls=UNet2DModel, model_config=unet.config
+    )
+    timesteps = noise_scheduler.config.num_train_timesteps
+
+    def objective(model, rng, generator):
+        index = rng.integers(0, len(mean), diffusion.batch_size)
+        mu, sigma = torch.from_numpy(mean[index]), torch.from_numpy(std[index])
+        z0 = ((mu + sigma * torch.randn(mu.shape, generator=generator)) * scaling_factor).to(device)
+        noise = torch.randn(z0.shape, generator=generator).to(device)
+        t = torch.randint(0, timesteps, (len(index),), generator=generator).to(device)
+        labels = torch.from_numpy(class_ids[index]).to(device)
+        dropped = torch.rand(len(index), generator=generator).to(device) < diffusion.cond_drop_prob
+        labels = torch.where(dropped, torch.full_like(labels, num_conditions), labels)
+        zt = noise_scheduler.add_noise(z0, noise, t)
+        target = (
+            noise if diffusion.prediction_type == "epsilon" else noise_scheduler.get_velocity(z0, noise, t)
+        )
+        prediction = model(zt, t, class_labels=labels).sample
+        loss = F.mse_loss(prediction, target)
+        return loss, {}
+
+    def sample_with_ema(step: int) -> None:
+        ema.store(unet.parameters())
+        ema.copy_to(unet.parameters())
+        on_sample(unet, step)
+        ema.restore(unet.parameters())
+
+    trained = run_stage(
+        "diffusion",
+        unet,
+        objective,
+        steps=diffusion.steps,
+        learning_rate=diffusion.learning_rate,
+        warmup_steps=diffusion.warmup_steps,
+        batch_size=diffusion.batch_size,
+        folder=out / "diffusion",
+        config=config,
+        run=run,
+        ema=ema,
+        on_sample=sample_with_ema if on_sample else None,
+        progress=progress,
+    )
+    ema.copy_to(trained.parameters())
+    return trained.eval()
+
+
+def _sample_grid(pipeline: SynthScanPipeline, path: Path) -> None:
+    """One study per condition key at fixed seeds, rendered like ``synthscan view``."""
+    from synthscan.render import render_grid
+
+    keys = list(pipeline.config.conditions)
+    labels = [split_key(k) for k in keys]
+    output = pipeline(
+        [label for label, _ in labels],
+        [grade if label == "amyloidosis" else None for label, grade in labels],
+        generator=[torch.Generator().manual_seed(i) for i in range(len(keys))],
+    )
+    grid = render_grid(list(zip(output.counts, keys, strict=True)), columns=len(keys))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path)
+
+
+def assemble_pipeline(
+    vae: AutoencoderKL,
+    unet: UNet2DModel,
+    noise_scheduler: DDPMScheduler,
+    images: TrainingImages,
+    conditions: list[str],
+    config: GeneratorConfig,
+    dataset: Dataset,
+    tracer: str,
+) -> SynthScanPipeline:
+    """The inference pipeline with what it learned from the training set stored in its config."""
+    amyloid = Counter(k for k in images.keys if split_key(k)[0] == "amyloidosis")
+    grade_weights = {k: n / sum(amyloid.values()) for k, n in sorted(amyloid.items())}
+    pipeline = SynthScanPipeline(
+        vae=vae.eval(),
+        unet=unet.eval(),
+        scheduler=build_sampler(noise_scheduler),
+        conditions=conditions,
+        grade_weights=grade_weights,
+        total_counts=TotalCounts.fit(images.keys, images.totals).to_dict(),
+        matrix=dataset.info.matrix,
+        pixel_spacing_mm=dataset.info.pixel_spacing_mm,
+        bin_factor=config.transform.bin_factor,
+        default_steps=config.sampling.steps,
+        default_guidance=config.sampling.guidance_scale,
+        eval_chunk=config.sampling.eval_chunk,
+        tracer=tracer,
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def model_card(
+    config: GeneratorConfig,
+    dataset: Dataset,
+    images: TrainingImages,
+    seconds: float,
+    state: PartialState,
+) -> str:
+    """The card written beside the weights: data, command, config, time and hardware."""
+    counts = Counter(images.keys)
+    provenance = dataset.info.provenance
+    lines = [
+        "# synthscan generator",
+        "",
+        "Class-conditional latent diffusion model of 99mTc whole-body bone scans (anterior + posterior",
+        "photon counts). Trained by `synthscan train`; load with `synthscan sample --model THIS_FOLDER`.",
+        "",
+        "## Training data",
+        "",
+        f"- dataset: `{dataset.root.name}` ({len(images)} studies; matrix {dataset.info.matrix[0]}x"
+        f"{dataset.info.matrix[1]} at {dataset.info.pixel_spacing_mm} mm)",
+        f"- site: {provenance.get('site', provenance.get('source', 'not recorded'))}",
+        f"- studies per condition: {dict(sorted(counts.items()))}",
+        "",
+        "## Training",
+        "",
+        f"- synthscan {synthscan.__version__}, torch {torch.__version__}",
+        f"- hardware: {state.num_processes} process(es) on {state.device.type}"
+        f" ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads per process",
+        f"- wall time: {seconds / 3600:.2f} h",
+        "",
+        "```yaml",
+        dump_config(config).rstrip(),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progress: bool = True) -> Path:
+    """Train the autoencoder, then the diffusion UNet, on ``data`` into ``out``; returns ``out/model``.
+
+    Rerunning with the same ``out`` resumes from the latest checkpoint of the unfinished stage.
+    """
+    state = PartialState()
+    main = state.is_main_process
+    out = Path(out)
+    started = time.perf_counter()
+    dataset = Dataset.open(data)
+    records = training_records(dataset, tuple(config.sources))
+    run = RunDir(out, config, kind="generator") if main else None
+    try:
+        if main:
+            prepare_images(dataset, records, config.transform.bin_factor, out / "data", progress=progress)
+        state.wait_for_everyone()
+        images = prepare_images(dataset, records, config.transform.bin_factor, out / "data", progress=False)
+        conditions = condition_table(images.keys)
+        log.info("training on %d studies; conditions %s", len(images), conditions)
+        vae = train_autoencoder(images, config, out, run, progress=progress).to(state.device)
+        latents = cached_latents(vae, images, out / "data", progress=progress) if main else None
+        state.wait_for_everyone()
+        latents = latents or cached_latents(vae, images, out / "data", progress=False)
+        torch.manual_seed(config.seed)
+        unet = build_unet(config.unet, latents[0].shape[1:], len(conditions))
+        noise_scheduler = build_noise_scheduler(config.diffusion)
+        tracer = Counter(r.tracer for r in records).most_common(1)[0][0]
+
+        def on_sample(model: UNet2DModel, step: int) -> None:
+            pipeline = assemble_pipeline(
+                vae, model, noise_scheduler, images, conditions, config, dataset, tracer
+            )
+            _sample_grid(pipeline, out / "samples" / f"diffusion-{step:06d}.png")
+            model.train()
+
+        class_ids = np.array([conditions.index(k) for k in images.keys])
+        unet = train_diffusion(
+            unet,
+            latents,
+            class_ids,
+            len(conditions),
+            vae.config.scaling_factor,
+            config.diffusion,
+            noise_scheduler,
+            out,
+            config,
+            run,
+            on_sample=on_sample,
+            progress=progress,
+        )
+        if main:
+            pipeline = assemble_pipeline(
+                vae, unet, noise_scheduler, images, conditions, config, dataset, tracer
+            )
+            _sample_grid(pipeline, out / "samples" / "final.png")
+            seconds = time.perf_counter() - started
+            save_model(pipeline, out / "model", card=model_card(config, dataset, images, seconds, state))
+            run.log_metrics(stage="done", seconds=seconds)
+        state.wait_for_everyone()
+    finally:
+        if run is not None:
+            run.close()
+    return out / "model"
+
+
+def finetune(
+    model: str | Path | None,
+    dataset: Dataset,
+    out: str | Path,
+    *,
+    steps: int,
+    seed: int = 0,
+    learning_rate: float = 1.0e-4,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> Path:
+    """Fine-tune a generator's UNet on ``dataset``'s real studies so samples match that site.
+
+    The autoencoder is kept; the total-count distribution is refitted on the site's studies (its
+    count level). Studies whose condition the model does not know are left out (and logged).
+    """
+    from synthscan.generator.storage import load_pipeline
+
+    pipeline = load_pipeline(model)
+    out = Path(out)
+    conditions = list(pipeline.config.conditions)
+    records = [r for r in training_records(dataset, ("real",)) if r.label in pipeline.labels]
+    config = GeneratorConfig(seed=seed, sample_every=0)
+    config.transform.bin_factor = pipeline.config.bin_factor
+    config.diffusion.steps = steps
+    config.diffusion.learning_rate = learning_rate
+    config.diffusion.batch_size = batch_size
+    config.diffusion.warmup_steps = min(50, max(steps // 10, 1))
+    work = out.with_name(out.name + "-run")
+    run = RunDir(work, config, kind="generator-finetune")
+    try:
+        images = prepare_images(
+            dataset, records, config.transform.bin_factor, work / "data", progress=progress
+        )
+        known = [i for i, k in enumerate(images.keys) if k in conditions]
+        if not known:
+            raise DatasetError(f"{dataset.root} holds no real studies of the conditions {conditions}")
+        skipped = len(images) - len(known)
+        if skipped:
+            log.warning("leaving out %d studies whose condition the model does not know", skipped)
+        mean, std = encode_latents(pipeline.vae, images, progress=progress)
+        noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
+        class_ids = np.array([conditions.index(images.keys[i]) for i in known])
+        unet = train_diffusion(
+            pipeline.unet.train(),
+            (mean[known], std[known]),
+            class_ids,
+            len(conditions),
+            pipeline.vae.config.scaling_factor,
+            config.diffusion,
+            noise_scheduler,
+            work,
+            config,
+            run,
+            progress=progress,
+        )
+        totals = TotalCounts.fit([images.keys[i] for i in known], images.totals[known])
+        pipeline.register_modules(unet=unet)
+        pipeline.register_to_config(total_counts=totals.to_dict())
+        card = (
+            f"# Fine-tuned synthscan generator\n\nBase model: `{pipeline.path}` (sha256 {pipeline.sha256}); "
+            f"fine-tuned for {steps} steps on {len(known)} real studies of `{dataset.root.name}`.\n"
+        )
+        save_model(pipeline, out, card=card)
+    finally:
+        run.close()
+    return out

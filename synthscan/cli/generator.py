@@ -1,0 +1,142 @@
+"""``synthscan train`` and ``synthscan sample``: the conditional latent diffusion generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from synthscan.cli.options import ConfigParam, config_path, parse_overrides
+from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS
+
+FORMATS = ("npz", "png", "dicom")
+
+
+@click.command()
+@click.option(
+    "--data", required=True, type=click.Path(exists=True, file_okay=False), help="Training dataset folder."
+)
+@click.option(
+    "--config", "config_name", type=ConfigParam("generator"), default="cpu_default", help="Generator config."
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Run folder (rerun with the same folder to resume); the model is written to OUT/model.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config field, dotted for sections (e.g. diffusion.steps=2000); repeatable.",
+)
+@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
+def train(data: str, config_name: str, out: str, overrides: tuple[str, ...], progress: bool) -> None:
+    """Train the autoencoder, then the class-conditional diffusion UNet, on DATA's real/simulated studies.
+
+    Runs unchanged under `accelerate launch` (several GPUs or processes).
+    """
+    from synthscan.config import ConfigError, load_config
+    from synthscan.dataset import DatasetError
+    from synthscan.generator.config import GeneratorConfig
+    from synthscan.generator.train import train as train_generator
+
+    try:
+        config = load_config(GeneratorConfig, config_path("generator", config_name), parse_overrides(overrides))
+        model = train_generator(data, config, out, progress=progress)
+    except (ConfigError, DatasetError, TypeError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Model saved to {model}. Sample with: synthscan sample --model {model} --condition metastasis")
+
+
+def _new_folder(name: str) -> Path:
+    """``name``, or ``name-2``, ``name-3``… : the first that does not exist in the working directory."""
+    candidate, index = Path(name), 1
+    while candidate.exists():
+        index += 1
+        candidate = Path(f"{name}-{index}")
+    return candidate
+
+
+@click.command()
+@click.option("--condition", required=True, type=click.Choice(tuple(LABELS)), help="Condition to generate.")
+@click.option(
+    "--grade",
+    type=click.Choice([str(g) for g in AMYLOIDOSIS_GRADES]),
+    default=None,
+    help="Perugini grade of amyloidosis studies [default: drawn in the training proportions].",
+)
+@click.option("-n", "n", default=16, type=click.IntRange(min=1), help="Number of studies.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Dataset folder; rerun with the same folder and settings to resume "
+    "[default: a new folder named after the condition].",
+)
+@click.option(
+    "--model",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Generator folder [default: the shipped model].",
+)
+@click.option("--seed", default=0, type=click.IntRange(min=0), help="Study i uses seed SEED + i.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampler steps [default: the model's].")
+@click.option(
+    "--guidance",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Classifier-free guidance scale, 1 = none [default: the model's].",
+)
+@click.option("--batch-size", default=16, type=click.IntRange(min=1), help="Studies generated together.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="npz",
+    help="npz: the dataset only; png: also 16-bit PNG views; dicom: also anonymized NM DICOM files.",
+)
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+def sample(
+    condition: str,
+    grade: str | None,
+    n: int,
+    out: str | None,
+    model: str | None,
+    seed: int,
+    steps: int | None,
+    guidance: float | None,
+    batch_size: int,
+    fmt: str,
+    progress: bool,
+) -> None:
+    """Generate N labelled synthetic studies into a dataset (one seed per study, recorded)."""
+    from synthscan.dataset import DatasetError
+    from synthscan.generator.export import writer_for
+    from synthscan.generator.sampling import sample_to_dataset
+    from synthscan.generator.storage import ModelError, load_pipeline
+
+    if grade is not None and condition != "amyloidosis":
+        raise click.ClickException(f"--grade applies to --condition amyloidosis only, not {condition}")
+    target = Path(out) if out else _new_folder(condition if grade is None else f"{condition}-g{grade}")
+    try:
+        pipeline = load_pipeline(model)
+        on_written = writer_for(fmt, target, pipeline)
+        dataset = sample_to_dataset(
+            pipeline,
+            target,
+            condition=condition,
+            grade=int(grade) if grade is not None else None,
+            n=n,
+            seed=seed,
+            batch_size=batch_size,
+            steps=steps,
+            guidance=guidance,
+            progress=progress,
+            on_written=on_written,
+        )
+    except (ModelError, DatasetError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"{len(dataset)} synthetic studies in {dataset.root} (format {fmt}).")

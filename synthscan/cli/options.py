@@ -1,0 +1,59 @@
+"""Option helpers shared by the commands: ``--set KEY=VALUE`` overrides and ``--config NAME_OR_YAML``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from synthscan.config import builtin_names
+
+
+def parse_overrides(values: tuple[str, ...]) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as YAML (``matrix=[256,64]``, ``tracer_weights={DPD: 1}``)."""
+    overrides = {}
+    for item in values:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+        try:
+            overrides[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise click.BadParameter(f"{item!r}: value is not valid YAML ({error})", param_hint="--set") from None
+    return overrides
+
+
+class ConfigParam(click.ParamType):
+    """A config shipped in ``configs/<group>/`` (by name), or the path of a ``.yaml`` file."""
+
+    name = "config"
+
+    def __init__(self, group: str):
+        self.group = group
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return f"[{'|'.join(builtin_names(self.group))}|FILE.yaml]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        value = str(value)
+        if value in builtin_names(self.group):
+            return value
+        if value.endswith((".yaml", ".yml")):
+            if Path(value).is_file():
+                return value
+            self.fail(f"config file {value} does not exist", param, ctx)
+        self.fail(
+            f"unknown {self.group} config {value!r}; valid: {', '.join(builtin_names(self.group))} "
+            "(or the path of a .yaml file)",
+            param,
+            ctx,
+        )
+
+
+def config_path(group: str, value: str) -> Path:
+    """Path of a :class:`ConfigParam` value."""
+    from synthscan.config import builtin_config
+
+    return Path(value) if value.endswith((".yaml", ".yml")) else builtin_config(group, value)
