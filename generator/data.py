@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from synthscan.generator.conditions import condition_key
-from synthscan.generator.transform import to_model
 from tqdm.auto import tqdm
 
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import Dataset, DatasetError, Record
+from synthscan.generator.conditions import condition_key
+from synthscan.generator.transform import to_model
 
 log = logging.getLogger(__name__)
 

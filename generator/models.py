@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+
 from synthscan.generator.config import AutoencoderConfig, DiffusionConfig, UNetConfig
 
 

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, DPMSolverMultistepScheduler, UNet2DModel
 from diffusers.utils import BaseOutput
+
 from synthscan.generator.conditions import resolve_condition, split_key
 from synthscan.generator.transform import TotalCounts, expected_counts, poisson_counts
-
 from synthscan.labels import DEFAULT_MATRIX, DEFAULT_PIXEL_SPACING_MM, LABELS, VIEWS
 
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from synthscan.generator.conditions import split_key
-from synthscan.generator.storage import load_pipeline
 from tqdm.auto import tqdm
 
 from synthscan.dataset import Dataset, DatasetError, Record
+from synthscan.generator.conditions import split_key
+from synthscan.generator.storage import load_pipeline
 
 log = logging.getLogger(__name__)
 

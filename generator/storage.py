@@ -104,6 +104,7 @@ def verify_model(folder: str | Path) -> Path:
 def load_pipeline(model: str | Path | None = None, *, device: str | None = None):
     """Load a verified :class:`SynthScanPipeline` (``None``: the shipped default model) for inference."""
     import torch
+
     from synthscan.generator.pipeline import SynthScanPipeline
 
     folder = verify_model(default_model_dir() if model is None else model)

@@ -35,6 +35,12 @@ from accelerate import Accelerator, PartialState
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+import synthscan
+from synthscan.atomic import atomic_write_text
+from synthscan.config import dump_config
+from synthscan.dataset import Dataset, DatasetError
 from synthscan.generator.conditions import condition_table, split_key
 from synthscan.generator.config import DiffusionConfig, GeneratorConfig
 from synthscan.generator.data import TrainingImages, prepare_images, random_crops, training_records
@@ -42,12 +48,6 @@ from synthscan.generator.models import build_autoencoder, build_noise_scheduler,
 from synthscan.generator.pipeline import SynthScanPipeline
 from synthscan.generator.storage import save_model
 from synthscan.generator.transform import TotalCounts
-from tqdm.auto import tqdm
-
-import synthscan
-from synthscan.atomic import atomic_write_text
-from synthscan.config import dump_config
-from synthscan.dataset import Dataset, DatasetError
 from synthscan.runs import RunDir
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,8 @@ class AutoencoderObjective(torch.nn.Module):
         kl = posterior.kl().mean() / x[0].numel()
         mse = F.mse_loss(x_hat, x)
         loss = deviance + self.mse_weight * mse + self.kl_weight * kl
-        return loss, {"deviance": float(deviance), "mse": float(mse), "kl": float(kl)}
+        parts = {"deviance": deviance.item(), "mse": mse.item(), "kl": kl.item()}
+        return loss, parts
 
 
 def _stage_generator(

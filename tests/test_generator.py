@@ -1,0 +1,293 @@
+"""The generator: count transform, conditions, tiny end-to-end training, pipeline I/O and sampling."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from synthscan.cli import main
+from synthscan.config import builtin_config, load_config
+from synthscan.dataset import Dataset, DatasetError
+from synthscan.generator import train as train_module
+from synthscan.generator.conditions import condition_key, condition_table, resolve_condition, split_key
+from synthscan.generator.config import GeneratorConfig
+from synthscan.generator.sampling import SampleRequest, generate_studies, sample_to_dataset
+from synthscan.generator.storage import CHECKSUMS, ModelError, load_pipeline, verify_model
+from synthscan.generator.transform import (
+    TotalCounts,
+    bin_counts,
+    expected_counts,
+    from_model,
+    mirror_posterior,
+    poisson_counts,
+    to_model,
+)
+
+MATRIX = (128, 32)
+ROWS = [("normal", 0), ("metastasis", 0), ("amyloidosis", 1), ("amyloidosis", 3)] * 3
+
+
+def tiny_config(**overrides) -> GeneratorConfig:
+    return load_config(GeneratorConfig, builtin_config("generator", "tiny"), overrides)
+
+
+def make_dataset(root: Path) -> Dataset:
+    """Poisson studies with a condition-specific hot spot, so conditions differ in the data."""
+    dataset = Dataset.create(root, matrix=MATRIX)
+    rng = np.random.default_rng(0)
+    with dataset.writer() as writer:
+        for i, (label, grade) in enumerate(ROWS):
+            rate = np.full((2, *MATRIX), 4.0)
+            rate[:, 10 + 30 * (i % 3) : 20 + 30 * (i % 3), 8:24] += 20 * (1 + i % 4)
+            writer.add(
+                rng.poisson(rate),
+                study_id=f"s{i:02d}",
+                patient_id=f"p{i:02d}",
+                label=label,
+                perugini_grade=grade,
+                source="simulated",
+                tracer="DPD",
+            )
+    return dataset
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("generator")
+    make_dataset(root / "data")
+    return train_module.train(root / "data", tiny_config(), root / "run", progress=False)
+
+
+# --- count transform -------------------------------------------------------------------------------
+
+
+def test_transform_inverse_is_exact_and_binning_keeps_totals():
+    counts = np.random.default_rng(1).poisson(7.0, (3, 2, 16, 8))
+    x, scale = to_model(counts, 2)
+    binned = bin_counts(mirror_posterior(torch.as_tensor(counts, dtype=torch.float32)), 2)
+    assert x.shape == (3, 2, 8, 4)
+    torch.testing.assert_close(from_model(x, scale), binned, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(binned.sum(dim=(1, 2, 3)).numpy(), counts.sum(axis=(1, 2, 3)), rtol=1e-6)
+    mirrored = mirror_posterior(torch.as_tensor(counts))
+    assert torch.equal(mirrored[:, 1], torch.as_tensor(counts)[:, 1].flip(-1))
+    assert torch.equal(mirror_posterior(mirrored), torch.as_tensor(counts))
+
+
+def test_expected_counts_hold_the_requested_total_and_poisson_statistics():
+    x = torch.ones(2, 2, 32, 16)
+    rate = expected_counts(x, torch.tensor([1e5, 4e4]), 2)
+    assert rate.shape == (2, 2, 64, 32)
+    np.testing.assert_allclose(rate.sum(dim=(1, 2, 3)).numpy(), [1e5, 4e4], rtol=1e-5)
+    counts = poisson_counts(rate, [torch.Generator().manual_seed(s) for s in (0, 1)])
+    assert counts.dtype == np.uint16
+    flat = counts[0, 0].astype(float)
+    assert flat.mean() == pytest.approx(1e5 / (2 * 64 * 32), rel=0.03)
+    assert flat.var() / flat.mean() == pytest.approx(1.0, abs=0.1)
+    again = poisson_counts(rate, [torch.Generator().manual_seed(s) for s in (0, 1)])
+    assert np.array_equal(counts, again)
+
+
+def test_total_counts_fit_and_draw():
+    totals = TotalCounts.fit(["normal"] * 50 + ["metastasis"], np.exp(np.linspace(13, 14, 51)))
+    assert totals.log_mean["normal"] == pytest.approx(np.linspace(13, 14, 51)[:50].mean())
+    assert totals.log_std["metastasis"] == pytest.approx(np.linspace(13, 14, 51).std())  # pooled: one study
+    a = totals.draw("normal", torch.Generator().manual_seed(3))
+    assert a == totals.draw("normal", torch.Generator().manual_seed(3))
+
+
+# --- conditions ------------------------------------------------------------------------------------
+
+
+def test_condition_keys_round_trip_and_order():
+    keys = [condition_key(label, grade) for label, grade in ROWS]
+    assert condition_table(keys) == ["normal", "metastasis", "amyloidosis-g1", "amyloidosis-g3"]
+    for label, grade in ROWS:
+        assert split_key(condition_key(label, grade)) == (label, grade)
+    assert split_key(condition_key("amyloidosis", None)) == ("amyloidosis", None)
+
+
+def test_resolve_condition_rejects_bad_requests_and_draws_grades_in_proportion():
+    table = ["normal", "amyloidosis-g1", "amyloidosis-g3"]
+    weights = {"amyloidosis-g1": 0.8, "amyloidosis-g3": 0.2}
+    gen = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="valid conditions: normal, metastasis, amyloidosis"):
+        resolve_condition("cancer", None, table, weights, gen)
+    with pytest.raises(ValueError, match="amyloidosis only"):
+        resolve_condition("normal", 2, table, weights, gen)
+    with pytest.raises(ValueError, match="not trained on 'metastasis'"):
+        resolve_condition("metastasis", None, table, weights, gen)
+    with pytest.raises(ValueError, match="amyloidosis-g2"):
+        resolve_condition("amyloidosis", 2, table, weights, gen)
+    draws = [resolve_condition("amyloidosis", None, table, weights, gen) for _ in range(2000)]
+    assert draws.count("amyloidosis-g1") / len(draws) == pytest.approx(0.8, abs=0.03)
+
+
+# --- training, saving, loading ---------------------------------------------------------------------
+
+
+def test_training_writes_a_self_describing_run_and_a_verified_model(trained):
+    run = trained.parent
+    for name in ("config.yaml", "run.json", "log.txt", "metrics.jsonl", "samples/final.png"):
+        assert (run / name).is_file(), name
+    stages = {json.loads(line).get("stage") for line in (run / "metrics.jsonl").read_text().splitlines()}
+    assert {"autoencoder", "diffusion", "done"} <= stages
+    verify_model(trained)
+    assert not list(trained.rglob("*.bin")) and not list(trained.rglob("*.pkl")), "no pickles in the model"
+    pipeline = load_pipeline(trained)
+    assert pipeline.config.conditions == ["normal", "metastasis", "amyloidosis-g1", "amyloidosis-g3"]
+    assert pipeline.matrix == MATRIX
+    assert pipeline.config.tracer == "DPD"
+
+
+def test_corrupt_or_missing_weights_fail_clearly(trained, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(trained, copy)
+    weights = next((copy / "unet").glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(ModelError, match=r"unet/.*safetensors is corrupt"):
+        load_pipeline(copy)
+    weights.unlink()
+    with pytest.raises(ModelError, match="is missing"):
+        load_pipeline(copy)
+    (copy / CHECKSUMS).unlink()
+    with pytest.raises(ModelError, match="checksums"):
+        load_pipeline(copy)
+    with pytest.raises(ModelError, match="not a synthscan generator"):
+        load_pipeline(tmp_path)
+
+
+def test_samples_depend_on_seed_not_on_batch(trained, tmp_path):
+    pipeline = load_pipeline(trained)
+    a = sample_to_dataset(
+        pipeline, tmp_path / "a", condition="amyloidosis", n=5, batch_size=5, progress=False
+    )
+    b = sample_to_dataset(
+        pipeline, tmp_path / "b", condition="amyloidosis", n=5, batch_size=2, progress=False
+    )
+    for ra, rb in zip(a, b, strict=True):
+        assert ra.study_id == rb.study_id and ra.seed == rb.seed and ra.perugini_grade == rb.perugini_grade
+        assert np.array_equal(a.read(ra).counts, b.read(rb).counts)
+    again = generate_studies(pipeline, [SampleRequest("x", "amyloidosis", None, a.records[3].seed)])
+    assert np.array_equal(again[0][0], a.read(a.records[3]).counts), "one study regenerates from its seed"
+    other = generate_studies(pipeline, [SampleRequest("y", "amyloidosis", None, 999)])
+    assert not np.array_equal(other[0][0], again[0][0])
+    record = a.records[0]
+    assert record.source == "synthetic" and record.label == "amyloidosis" and record.perugini_grade in (1, 3)
+    assert record.extra["model_sha256"] == pipeline.sha256 and record.extra["steps"] == "2"
+
+
+def test_sampling_resumes_without_duplicates_and_refuses_other_settings(trained, tmp_path):
+    pipeline = load_pipeline(trained)
+    out = tmp_path / "s"
+    sample_to_dataset(pipeline, out, condition="normal", n=2, progress=False)
+    first = Dataset.open(out).read("syn-normal-s0000000000").counts
+    dataset = sample_to_dataset(pipeline, out, condition="normal", n=4, progress=False)
+    assert len(dataset) == 4
+    assert np.array_equal(dataset.read("syn-normal-s0000000000").counts, first)
+    assert len(sample_to_dataset(pipeline, out, condition="normal", n=4, progress=False)) == 4
+    with pytest.raises(DatasetError, match="same model, --steps and --guidance"):
+        sample_to_dataset(pipeline, out, condition="normal", n=4, steps=3, progress=False)
+
+
+def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch):
+    make_dataset(tmp_path / "data")
+    reference = train_module.train(tmp_path / "data", tiny_config(), tmp_path / "ref", progress=False)
+    original = train_module._save_checkpoint
+    saves = []
+
+    def crash_after_first_diffusion_checkpoint(accelerator, folder, step):
+        original(accelerator, folder, step)
+        saves.append(folder.parent.name)
+        if saves.count("diffusion") == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_save_checkpoint", crash_after_first_diffusion_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(tmp_path / "data", tiny_config(), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "model").exists()
+    monkeypatch.setattr(train_module, "_save_checkpoint", original)
+    resumed = train_module.train(tmp_path / "data", tiny_config(), tmp_path / "run", progress=False)
+    for part in ("unet", "vae"):
+        a = next((reference / part).glob("*.safetensors")).read_bytes()
+        b = next((resumed / part).glob("*.safetensors")).read_bytes()
+        assert a == b, f"{part} weights differ after resuming"
+
+
+def test_training_refuses_synthetic_sources_and_empty_data(tmp_path):
+    make_dataset(tmp_path / "data")
+    with pytest.raises(DatasetError, match="synthetic"):
+        train_module.train(tmp_path / "data", tiny_config(sources=["real", "synthetic"]), tmp_path / "r1")
+    with pytest.raises(DatasetError, match="no studies with source"):
+        train_module.train(tmp_path / "data", tiny_config(sources=["real"]), tmp_path / "r2")
+
+
+def test_two_process_accelerate_training(tmp_path):
+    """`synthscan train` runs unchanged under `accelerate launch` with 2 CPU processes (gloo)."""
+    make_dataset(tmp_path / "data")
+    script = Path(sys.executable).with_name("synthscan")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        str(script), "train", "--data", str(tmp_path / "data"), "--config", "tiny",
+        "--out", str(tmp_path / "run"), "--no-progress",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    verify_model(tmp_path / "run" / "model")
+    info = json.loads((tmp_path / "run" / "model" / "model_index.json").read_text())
+    assert info["conditions"] == ["normal", "metastasis", "amyloidosis-g1", "amyloidosis-g3"]
+    log = (tmp_path / "run" / "metrics.jsonl").read_text()
+    assert '"stage": "done"' in log
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+
+def test_sample_command_writes_a_new_folder_named_after_the_condition(trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "metastasis").mkdir()
+    runner = CliRunner()
+    args = ["sample", "--model", str(trained), "--condition", "metastasis", "-n", "2", "--no-progress"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    dataset = Dataset.open(tmp_path / "metastasis-2")
+    assert [r.label for r in dataset] == ["metastasis", "metastasis"]
+    result = runner.invoke(main, [*args, "--format", "png", "--out", "pngs"])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "pngs" / "png").glob("*.png"))) == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--condition", "cancer"], "'cancer' is not one of 'normal', 'metastasis', 'amyloidosis'"),
+        (["--condition", "normal", "--grade", "2"], "--grade applies to --condition amyloidosis only"),
+        (["--condition", "amyloidosis", "--grade", "2"], "amyloidosis conditions it knows"),
+        (["--condition", "normal", "--grade", "5"], "'5' is not one of '1', '2', '3'"),
+    ],
+)
+def test_sample_command_rejects_bad_input(trained, tmp_path, args, message):
+    result = CliRunner().invoke(
+        main, ["sample", "--model", str(trained), "--out", str(tmp_path / "o"), *args]
+    )
+    assert result.exit_code != 0
+    assert message in result.output
+    assert not (tmp_path / "o" / "studies").exists() or not list((tmp_path / "o" / "studies").iterdir())
+
+
+def test_train_command_rejects_an_unknown_config_key(tmp_path):
+    make_dataset(tmp_path / "data")
+    args = ["train", "--data", str(tmp_path / "data"), "--config", "tiny", "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(main, [*args, "--set", "diffusion.stepz=3"])
+    assert result.exit_code != 0
+    assert "unknown keys ['stepz']" in result.output
+    result = CliRunner().invoke(main, [*args[:-4], "--config", "huge", *args[-2:]])
+    assert "unknown generator config 'huge'" in result.output
