@@ -9,28 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from synthscan.dataset import Dataset, DatasetError
+from synthscan.generator.sampling import SampleRequest, write_samples
 from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS
 
 log = logging.getLogger(__name__)
 
 MODES = ("balance", "ratio", "per-class")
-
-
-@dataclass(frozen=True)
-class PlannedStudy:
-    study_id: str
-    label: str
-    perugini_grade: int | None
-    index: int
-    seed: int
 
 
 @dataclass
@@ -40,7 +30,7 @@ class AugmentPlan:
     mode: str
     real: dict[str, int]
     target_synthetic: dict[str, int]
-    studies: list[PlannedStudy] = field(default_factory=list)
+    studies: list[SampleRequest] = field(default_factory=list)
     already_present: int = 0
 
     def table(self) -> str:
@@ -122,97 +112,42 @@ def plan_augmentation(
                     plan.already_present += 1
                     continue
                 plan.studies.append(
-                    PlannedStudy(study_id, label, grade, index, study_seed(seed, label, grade, index))
+                    SampleRequest(study_id, label, grade, study_seed(seed, label, grade, index))
                 )
     return plan
-
-
-def model_sha256(model_dir: str | Path) -> str:
-    """Hash of every file of a model folder (names and bytes), recorded per synthetic study."""
-    digest = hashlib.sha256()
-    root = Path(model_dir)
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(root)).encode())
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-SampleFn = Callable[[PlannedStudy], tuple[Any, dict[str, Any]]]
 
 
 def execute_plan(
     plan: AugmentPlan,
     target: Dataset,
-    sample: SampleFn,
+    pipeline: Any,
     *,
-    model_hash: str,
-    progress: Callable[[int], None] | None = None,
+    batch_size: int = 16,
+    steps: int | None = None,
+    guidance: float | None = None,
+    progress: bool = True,
 ) -> int:
     """Sample and write each planned study not yet in ``target``; returns how many were added.
 
-    ``sample(study)`` returns ``(counts (2,H,W), meta)`` for one planned study from its seed.
-    The manifest is persisted atomically every few seconds and on exit (also on interruption).
+    The manifest is persisted atomically every few seconds and on exit (also on interruption), and a
+    study depends only on its seed, so a resumed run writes exactly what an uninterrupted one would.
     """
-    added = 0
-    with target.writer() as writer:
-        for study in plan.studies:
-            if study.study_id in target:
-                continue
-            counts, meta = sample(study)
-            writer.add(
-                counts,
-                study_id=study.study_id,
-                patient_id=study.study_id,
-                label=study.label,
-                perugini_grade=study.perugini_grade,
-                source="synthetic",
-                site="synthetic",
-                tracer=str(meta.get("tracer", "")),
-                seed=study.seed,
-                meta=meta,
-                extra={"model_sha256": model_hash},
-            )
-            added += 1
-            if progress:
-                progress(1)
-    return added
-
-
-def pipeline_sampler(pipeline: Any, *, steps: int | None, guidance: float | None) -> SampleFn:
-    """A :data:`SampleFn` drawing one study per seed through the generator's ``sample_to_dataset``."""
-    from synthscan.generator.sampling import sample_to_dataset
-
-    options = {k: v for k, v in {"steps": steps, "guidance": guidance}.items() if v is not None}
-
-    def sample(study: PlannedStudy) -> tuple[Any, dict[str, Any]]:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = sample_to_dataset(
-                pipeline,
-                Path(tmp) / "one",
-                condition=study.label,
-                grade=study.perugini_grade,
-                n=1,
-                seed=study.seed,
-                batch_size=1,
-                **options,
-            )
-            result = next(out.iter_studies())
-        return result.counts, result.meta
-
-    return sample
+    return write_samples(
+        pipeline,
+        target,
+        plan.studies,
+        batch_size=batch_size,
+        steps=steps,
+        guidance=guidance,
+        progress=progress,
+    )
 
 
 def check_model_fits(dataset: Dataset, pipeline: Any) -> tuple[str, ...]:
-    """Refuse a model whose matrix or views differ from the dataset; return its supported conditions."""
-    matrix = getattr(pipeline, "matrix", None)
-    if matrix is not None and tuple(matrix) != tuple(dataset.info.matrix):
+    """Refuse a model whose matrix differs from the dataset's; return the labels it generates."""
+    if tuple(pipeline.matrix) != tuple(dataset.info.matrix):
         raise DatasetError(
-            f"the model generates {tuple(matrix)} studies but {dataset.root} is {dataset.info.matrix}; "
-            "use a model trained at the dataset's matrix, or resample the dataset"
+            f"the model generates {tuple(pipeline.matrix)} studies but {dataset.root} is "
+            f"{dataset.info.matrix}; use a model trained at the dataset's matrix, or resample the dataset"
         )
-    views = getattr(pipeline, "views", None)
-    if views is not None and tuple(views) != ("anterior", "posterior"):
-        raise DatasetError(f"the model generates views {tuple(views)}; datasets hold anterior and posterior")
-    return tuple(getattr(pipeline, "conditions", None) or LABELS)
+    return tuple(pipeline.labels)

@@ -6,6 +6,7 @@ A dataset is a folder::
     manifest.csv      one row per study (columns below; extra columns are kept)
     studies/<id>.npz  ``counts``: unsigned integer array (2, H, W), index 0 anterior, index 1
                       posterior as acquired (seen from behind); ``meta``: JSON ground truth
+    synthetic/<id>.npz  the same for generated studies (source ``synthetic``), kept apart
     splits.json       patient-level splits, written once by :func:`load_or_create_splits`
 
 Study files and the manifest are written atomically, so an interrupted writer leaves either the
@@ -46,6 +47,7 @@ MANIFEST = "manifest.csv"
 INFO = "dataset.json"
 SPLITS = "splits.json"
 STUDY_DIR = "studies"
+SYNTHETIC_DIR = "synthetic"
 CORE_COLUMNS: tuple[str, ...] = (
     "study_id",
     "patient_id",
@@ -347,9 +349,9 @@ class Dataset:
         for record in self._records if records is None else records:
             yield self.read(record)
 
-    def study_path(self, study_id: str) -> str:
-        """Relative path of a new study file."""
-        return f"{STUDY_DIR}/{study_id}.npz"
+    def study_path(self, study_id: str, source: str = "real") -> str:
+        """Relative path of a new study file (generated studies go to their own folder)."""
+        return f"{SYNTHETIC_DIR if source == 'synthetic' else STUDY_DIR}/{study_id}.npz"
 
     def add(
         self,
@@ -376,7 +378,7 @@ class Dataset:
         record = Record(
             study_id=study_id,
             patient_id=patient_id,
-            path=self.study_path(study_id),
+            path=self.study_path(study_id, source),
             label=label,
             perugini_grade=perugini_grade,
             source=source,

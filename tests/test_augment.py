@@ -1,16 +1,18 @@
-"""Augmentation planning and idempotent, resumable execution (sampler injected; no generator needed)."""
+"""Augmentation planning and idempotent, resumable execution with a tiny trained generator."""
 
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from synthscan.generator.augment import check_model_fits, execute_plan, plan_augmentation, study_seed
 
 from synthscan.cli import main
 from synthscan.dataset import Dataset, DatasetError
+from synthscan.generator import sampling
+from synthscan.generator.augment import check_model_fits, execute_plan, plan_augmentation, study_seed
+from synthscan.generator.storage import load_pipeline
 
-MATRIX = (64, 16)
+MATRIX = (128, 32)
 
 
 def imbalanced(root):
@@ -29,16 +31,11 @@ def imbalanced(root):
     return dataset
 
 
-def seeded_sampler(study):
-    rng = np.random.default_rng(study.seed)
-    return rng.poisson(20, size=(2, *MATRIX)), {"tracer": "MDP", "seed": study.seed}
-
-
 def test_balance_plan(tmp_path):
     dataset = imbalanced(tmp_path / "d")
     plan = plan_augmentation(dataset)
     assert plan.target_synthetic == {"normal": 0, "metastasis": 6, "amyloidosis": 6}
-    grades = [s.perugini_grade for s in plan.studies if s.label == "amyloidosis"]
+    grades = [s.grade for s in plan.studies if s.label == "amyloidosis"]
     assert sorted(grades) == [1, 1, 1, 3, 3, 3]  # follows the real grade mix
     assert len({s.seed for s in plan.studies}) == len(plan.studies)
     assert plan.studies[0].seed == study_seed(0, "metastasis", None, 0)
@@ -49,34 +46,55 @@ def test_balance_plan(tmp_path):
     assert plan_augmentation(dataset, mode="ratio", ratio=0.5).target_synthetic["normal"] == 5
 
 
-def test_execute_is_idempotent_and_resumes_identically(tmp_path):
+def test_execute_is_idempotent_and_resumes_identically(tmp_path, tiny_generator, monkeypatch):
+    pipeline = load_pipeline(tiny_generator)
     dataset = imbalanced(tmp_path / "d")
     plan = plan_augmentation(dataset)
+    real_generate = sampling.generate_studies
     calls = []
 
-    def failing(study):
+    def failing(*args, **kwargs):
         if len(calls) == 5:
             raise KeyboardInterrupt
-        calls.append(study.study_id)
-        return seeded_sampler(study)
+        calls.append(1)
+        return real_generate(*args, **kwargs)
 
+    monkeypatch.setattr(sampling, "generate_studies", failing)
     with pytest.raises(KeyboardInterrupt):
-        execute_plan(plan, dataset, failing, model_hash="abc")
+        execute_plan(plan, dataset, pipeline, batch_size=1, progress=False)
+    monkeypatch.setattr(sampling, "generate_studies", real_generate)
     reopened = Dataset.open(dataset.root)
     assert len(reopened.filter(source="synthetic")) == 5  # the manifest was persisted on exit
     resumed = plan_augmentation(reopened)
     assert resumed.already_present == 5
-    assert execute_plan(resumed, reopened, seeded_sampler, model_hash="abc") == 7
+    assert execute_plan(resumed, reopened, pipeline, progress=False) == 7
     final = Dataset.open(dataset.root)
     counts = {label: len(final.filter(label=label)) for label in ("normal", "metastasis", "amyloidosis")}
     assert counts == {"normal": 10, "metastasis": 10, "amyloidosis": 10}
     assert plan_augmentation(final).studies == []
+    assert all(r.path.startswith("synthetic/") for r in final.filter(source="synthetic"))
 
     fresh = imbalanced(tmp_path / "fresh")
-    execute_plan(plan_augmentation(fresh), fresh, seeded_sampler, model_hash="abc")
+    execute_plan(plan_augmentation(fresh), fresh, pipeline, batch_size=4, progress=False)
     for record in final.filter(source="synthetic"):
         assert np.array_equal(final.read(record).counts, fresh.read(record.study_id).counts)
-        assert record.get("model_sha256") == "abc" and record.seed is not None
+        assert record.get("model_sha256") == pipeline.sha256 and record.seed is not None
+    grades = sorted(r.perugini_grade for r in final.filter(source="synthetic", label="amyloidosis"))
+    assert grades == [1, 1, 1, 3, 3, 3]
+
+
+def test_cli_augments_in_place_and_reruns_add_nothing(tmp_path, tiny_generator):
+    dataset = imbalanced(tmp_path / "d")
+    args = ["augment", str(dataset.root), "--model", str(tiny_generator)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "Added 12 synthetic studies" in result.output
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "0 studies to add (12 already present)" in again.output
+    info = Dataset.open(dataset.root).info
+    assert info.provenance["augment"]["model_sha256"] and info.provenance["train_dataset"] == str(
+        dataset.root
+    )
 
 
 def test_refusals(tmp_path):
@@ -84,12 +102,9 @@ def test_refusals(tmp_path):
     with pytest.raises(DatasetError, match="does not support"):
         plan_augmentation(dataset, supported=("normal", "metastasis"))
     with pytest.raises(DatasetError, match="generates"):
-        check_model_fits(dataset, SimpleNamespace(matrix=(1024, 256)))
-    assert check_model_fits(dataset, SimpleNamespace(matrix=MATRIX)) == (
-        "normal",
-        "metastasis",
-        "amyloidosis",
-    )
+        check_model_fits(dataset, SimpleNamespace(matrix=(1024, 256), labels=("normal",)))
+    fits = SimpleNamespace(matrix=MATRIX, labels=("normal", "metastasis", "amyloidosis"))
+    assert check_model_fits(dataset, fits) == ("normal", "metastasis", "amyloidosis")
 
 
 def test_cli_dry_run(tmp_path):

@@ -31,38 +31,15 @@ from synthscan.generator.transform import (
 )
 
 MATRIX = (128, 32)
-ROWS = [("normal", 0), ("metastasis", 0), ("amyloidosis", 1), ("amyloidosis", 3)] * 3
 
 
 def tiny_config(**overrides) -> GeneratorConfig:
     return load_config(GeneratorConfig, builtin_config("generator", "tiny"), overrides)
 
 
-def make_dataset(root: Path) -> Dataset:
-    """Poisson studies with a condition-specific hot spot, so conditions differ in the data."""
-    dataset = Dataset.create(root, matrix=MATRIX)
-    rng = np.random.default_rng(0)
-    with dataset.writer() as writer:
-        for i, (label, grade) in enumerate(ROWS):
-            rate = np.full((2, *MATRIX), 4.0)
-            rate[:, 10 + 30 * (i % 3) : 20 + 30 * (i % 3), 8:24] += 20 * (1 + i % 4)
-            writer.add(
-                rng.poisson(rate),
-                study_id=f"s{i:02d}",
-                patient_id=f"p{i:02d}",
-                label=label,
-                perugini_grade=grade,
-                source="simulated",
-                tracer="DPD",
-            )
-    return dataset
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("generator")
-    make_dataset(root / "data")
-    return train_module.train(root / "data", tiny_config(), root / "run", progress=False)
+@pytest.fixture
+def trained(tiny_generator) -> Path:
+    return tiny_generator
 
 
 # --- count transform -------------------------------------------------------------------------------
@@ -106,9 +83,10 @@ def test_total_counts_fit_and_draw():
 
 
 def test_condition_keys_round_trip_and_order():
-    keys = [condition_key(label, grade) for label, grade in ROWS]
+    rows = [("normal", 0), ("metastasis", 0), ("amyloidosis", 1), ("amyloidosis", 3)]
+    keys = [condition_key(label, grade) for label, grade in rows]
     assert condition_table(keys) == ["normal", "metastasis", "amyloidosis-g1", "amyloidosis-g3"]
-    for label, grade in ROWS:
+    for label, grade in rows:
         assert split_key(condition_key(label, grade)) == (label, grade)
     assert split_key(condition_key("amyloidosis", None)) == ("amyloidosis", None)
 
@@ -196,9 +174,9 @@ def test_sampling_resumes_without_duplicates_and_refuses_other_settings(trained,
         sample_to_dataset(pipeline, out, condition="normal", n=4, steps=3, progress=False)
 
 
-def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch):
-    make_dataset(tmp_path / "data")
-    reference = train_module.train(tmp_path / "data", tiny_config(), tmp_path / "ref", progress=False)
+def test_interrupted_training_resumes_exactly(generator_dataset, tmp_path, monkeypatch):
+    data = generator_dataset.root
+    reference = train_module.train(data, tiny_config(), tmp_path / "ref", progress=False)
     original = train_module._save_checkpoint
     saves = []
 
@@ -210,33 +188,32 @@ def test_interrupted_training_resumes_exactly(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module, "_save_checkpoint", crash_after_first_diffusion_checkpoint)
     with pytest.raises(KeyboardInterrupt):
-        train_module.train(tmp_path / "data", tiny_config(), tmp_path / "run", progress=False)
+        train_module.train(data, tiny_config(), tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "model").exists()
     monkeypatch.setattr(train_module, "_save_checkpoint", original)
-    resumed = train_module.train(tmp_path / "data", tiny_config(), tmp_path / "run", progress=False)
+    resumed = train_module.train(data, tiny_config(), tmp_path / "run", progress=False)
     for part in ("unet", "vae"):
         a = next((reference / part).glob("*.safetensors")).read_bytes()
         b = next((resumed / part).glob("*.safetensors")).read_bytes()
         assert a == b, f"{part} weights differ after resuming"
 
 
-def test_training_refuses_synthetic_sources_and_empty_data(tmp_path):
-    make_dataset(tmp_path / "data")
+def test_training_refuses_synthetic_sources_and_empty_data(generator_dataset, tmp_path):
+    data = generator_dataset.root
     with pytest.raises(DatasetError, match="synthetic"):
-        train_module.train(tmp_path / "data", tiny_config(sources=["real", "synthetic"]), tmp_path / "r1")
+        train_module.train(data, tiny_config(sources=["real", "synthetic"]), tmp_path / "r1")
     with pytest.raises(DatasetError, match="no studies with source"):
-        train_module.train(tmp_path / "data", tiny_config(sources=["real"]), tmp_path / "r2")
+        train_module.train(data, tiny_config(sources=["real"]), tmp_path / "r2")
 
 
-def test_two_process_accelerate_training(tmp_path):
+def test_two_process_accelerate_training(generator_dataset, tmp_path):
     """`synthscan train` runs unchanged under `accelerate launch` with 2 CPU processes (gloo)."""
-    make_dataset(tmp_path / "data")
     script = Path(sys.executable).with_name("synthscan")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        str(script), "train", "--data", str(tmp_path / "data"), "--config", "tiny",
+        str(script), "train", "--data", str(generator_dataset.root), "--config", "tiny",
         "--out", str(tmp_path / "run"), "--no-progress",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
@@ -283,9 +260,8 @@ def test_sample_command_rejects_bad_input(trained, tmp_path, args, message):
     assert not (tmp_path / "o" / "studies").exists() or not list((tmp_path / "o" / "studies").iterdir())
 
 
-def test_train_command_rejects_an_unknown_config_key(tmp_path):
-    make_dataset(tmp_path / "data")
-    args = ["train", "--data", str(tmp_path / "data"), "--config", "tiny", "--out", str(tmp_path / "r")]
+def test_train_command_rejects_an_unknown_config_key(generator_dataset, tmp_path):
+    args = ["train", "--data", str(generator_dataset.root), "--config", "tiny", "--out", str(tmp_path / "r")]
     result = CliRunner().invoke(main, [*args, "--set", "diffusion.stepz=3"])
     assert result.exit_code != 0
     assert "unknown keys ['stepz']" in result.output

@@ -64,33 +64,20 @@ def augment(
     guidance: float | None,
 ) -> None:
     """Plan per condition, then sample the missing studies; reruns add nothing already there."""
-    from tqdm import tqdm
-
-    from synthscan.generator.augment import (
-        check_model_fits,
-        execute_plan,
-        model_sha256,
-        pipeline_sampler,
-        plan_augmentation,
-    )
+    from synthscan.generator.augment import check_model_fits, execute_plan, plan_augmentation
+    from synthscan.generator.storage import ModelError, load_pipeline
 
     if ratio is not None and per_class is not None:
         raise click.ClickException("give at most one of --balance, --ratio, --per-class")
     mode = "ratio" if ratio is not None else "per-class" if per_class is not None else "balance"
     try:
         dataset = Dataset.open(dataset_path)
-        target = (
-            Dataset.create(
-                out, matrix=dataset.info.matrix, pixel_spacing_mm=dataset.info.pixel_spacing_mm, exist_ok=True
-            )
-            if out
-            else dataset
-        )
-        pipeline = None
-        supported: tuple[str, ...] | None = None
+        target = dataset
+        if out:
+            grid = {"matrix": dataset.info.matrix, "pixel_spacing_mm": dataset.info.pixel_spacing_mm}
+            target = Dataset.create(out, **grid, exist_ok=True)
+        supported = None
         if not dry_run:
-            from synthscan.generator.sampling import load_pipeline
-
             if finetune:
                 model_dir = str(_finetune(model_dir, dataset, finetune, seed))
             pipeline = load_pipeline(model_dir)
@@ -107,22 +94,18 @@ def augment(
         click.echo(plan.table())
         if dry_run or not plan.studies:
             return
-        model_root = Path(model_dir) if model_dir else Path(getattr(pipeline, "path", ""))
-        model_hash = model_sha256(model_root) if model_root.is_dir() else ""
-        sampler = pipeline_sampler(pipeline, steps=steps, guidance=guidance)
-        with tqdm(total=len(plan.studies), desc="augment", unit="study") as bar:
-            added = execute_plan(plan, target, sampler, model_hash=model_hash, progress=bar.update)
+        added = execute_plan(plan, target, pipeline, steps=steps, guidance=guidance)
         target.update_provenance(
             augment={
                 "mode": mode,
                 "seed": seed,
-                "model": str(model_root),
-                "model_sha256": model_hash,
+                "model": str(pipeline.path),
+                "model_sha256": pipeline.sha256,
                 "source_dataset": str(dataset.root),
             },
             train_dataset=str(dataset.root),
         )
-    except (DatasetError, ValueError, ImportError) as error:
+    except (DatasetError, ModelError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"Added {added} synthetic studies to {target.root}.")
 
