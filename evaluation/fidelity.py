@@ -25,10 +25,10 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from synthscan.evaluation.privacy import embed_studies, feature_batches, fit_shape
 
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import Dataset, DatasetError, Record
+from synthscan.evaluation.privacy import embed_studies, feature_batches, fit_shape
 from synthscan.labels import LABELS, VIEWS
 
 log = logging.getLogger(__name__)

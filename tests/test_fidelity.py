@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
+
+from synthscan.dataset import Dataset
 from synthscan.evaluation.fidelity import (
     FidelityModel,
     evaluate_fidelity,
@@ -17,8 +19,6 @@ from synthscan.evaluation.fidelity import (
     two_sample_auc,
     write_fidelity_report,
 )
-
-from synthscan.dataset import Dataset
 
 MATRIX = (64, 16)
 

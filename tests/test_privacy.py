@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter, shift
+
+from synthscan.dataset import Dataset, DatasetError
 from synthscan.evaluation.privacy import (
     PrivacyAudit,
     flagged_studies_for_export,
@@ -12,8 +14,6 @@ from synthscan.evaluation.privacy import (
     run_audit,
     write_report,
 )
-
-from synthscan.dataset import Dataset, DatasetError
 
 MATRIX = (64, 16)
 

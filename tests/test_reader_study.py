@@ -14,12 +14,11 @@ from statsmodels.stats.inter_rater import fleiss_kappa
 
 pytest.importorskip("synthscan.render", reason="synthscan.render (display_image) is not written yet")
 
+from synthscan.dataset import Dataset
 from synthscan.evaluation.reader_study.create import StudyError, create_study, load_key
 from synthscan.evaluation.reader_study.score import score_study
 from synthscan.evaluation.reader_study.server import create_app
 from synthscan.evaluation.reader_study.store import Answer, AnswerStore
-
-from synthscan.dataset import Dataset
 
 LABEL_GRADES = [("normal", 0), ("metastasis", 0), ("amyloidosis", 2)]
 
@@ -207,8 +206,9 @@ def test_scoring_matches_independent_computation(tmp_path, study):
 )
 def test_load_concurrent_readers(tmp_path, per_label):
     """Threaded server on loopback, 10 concurrent readers posting every answer once plus duplicates."""
-    from synthscan.evaluation.reader_study.server import create_app as make_app
     from werkzeug.serving import make_server
+
+    from synthscan.evaluation.reader_study.server import create_app as make_app
 
     base = tmp_path
     real = make_dataset(base / "real", "real", per_label, 1)
