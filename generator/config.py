@@ -30,9 +30,9 @@ class AutoencoderConfig:
         1.0e-6  # weight of the KL term (as in Stable Diffusion's VAE: a near-deterministic code)
     )
     mse_weight: float = 0.1  # square-root-domain MSE beside the Poisson deviance (keeps the output positive)
-    steps: int = 3000  # optimizer steps
+    steps: int = 2500  # optimizer steps
     batch_size: int = 8  # studies per step
-    crop_rows: int = 256  # train on random row windows of this height (model pixels); 0: whole studies
+    crop_rows: int = 128  # train on random row windows of this height (model pixels); 0: whole studies
     learning_rate: float = 1.0e-3  # AdamW peak learning rate, cosine decay after warm-up
     warmup_steps: int = 200  # linear learning-rate warm-up
 
@@ -43,7 +43,7 @@ class UNetConfig:
 
     block_out_channels: tuple[int, ...] = (32, 64, 128)  # channels per resolution level
     layers_per_block: int = 2  # ResNet blocks per level
-    attention_levels: tuple[bool, ...] = (False, True, True)  # self-attention at each level
+    attention_levels: tuple[bool, ...] = (False, False, True)  # self-attention at each level
     norm_num_groups: int = 8  # GroupNorm groups (must divide every channel count)
     dropout: float = 0.0  # ResNet dropout
 
@@ -59,7 +59,7 @@ class DiffusionConfig:
     prediction_type: str = "v_prediction"  # "epsilon" or "v_prediction" (better-behaved at few sampler steps)
     cond_drop_prob: float = 0.1  # share of training examples given the null class (classifier-free guidance)
     steps: int = 8000  # optimizer steps
-    batch_size: int = 32  # latents per step
+    batch_size: int = 16  # latents per step
     learning_rate: float = 1.0e-3  # AdamW peak learning rate, cosine decay after warm-up
     warmup_steps: int = 300  # linear learning-rate warm-up
     ema_decay: float = 0.999  # exponential moving average of the weights (the EMA weights are saved)
