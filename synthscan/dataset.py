@@ -22,6 +22,7 @@ import logging
 import math
 import re
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -208,9 +209,17 @@ def check_counts(counts: np.ndarray, matrix: tuple[int, int]) -> np.ndarray:
 
 
 def write_study_file(path: str | Path, counts: np.ndarray, meta: Mapping[str, Any]) -> None:
-    """Write one study ``.npz`` atomically (``counts`` and JSON ``meta``)."""
+    """Write one study ``.npz`` atomically (``counts`` and JSON ``meta``).
+
+    A standard ``.npz`` (``np.load`` reads it) deflated at level 1: count images compress almost as
+    well as at zlib's default level 6, several times faster.
+    """
+    arrays = {"counts": np.asarray(counts), "meta": np.array(json.dumps(meta, default=_json_default))}
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, counts=counts, meta=np.array(json.dumps(meta, default=_json_default)))
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w") as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
     with atomic_open(path, "wb") as handle:
         handle.write(buffer.getvalue())
 

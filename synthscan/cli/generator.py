@@ -44,11 +44,15 @@ def train(data: str, config_name: str, out: str, overrides: tuple[str, ...], pro
     from synthscan.generator.train import train as train_generator
 
     try:
-        config = load_config(GeneratorConfig, config_path("generator", config_name), parse_overrides(overrides))
+        config = load_config(
+            GeneratorConfig, config_path("generator", config_name), parse_overrides(overrides)
+        )
         model = train_generator(data, config, out, progress=progress)
     except (ConfigError, DatasetError, TypeError) as error:
         raise click.ClickException(str(error)) from error
-    click.echo(f"Model saved to {model}. Sample with: synthscan sample --model {model} --condition metastasis")
+    click.echo(
+        f"Model saved to {model}. Sample with: synthscan sample --model {model} --condition metastasis"
+    )
 
 
 def _new_folder(name: str) -> Path:
@@ -83,7 +87,9 @@ def _new_folder(name: str) -> Path:
     help="Generator folder [default: the shipped model].",
 )
 @click.option("--seed", default=0, type=click.IntRange(min=0), help="Study i uses seed SEED + i.")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampler steps [default: the model's].")
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=None, help="Sampler steps [default: the model's]."
+)
 @click.option(
     "--guidance",
     type=click.FloatRange(min=0),

@@ -21,7 +21,9 @@ def parse_overrides(values: tuple[str, ...]) -> dict[str, Any]:
         try:
             overrides[key.strip()] = yaml.safe_load(text)
         except yaml.YAMLError as error:
-            raise click.BadParameter(f"{item!r}: value is not valid YAML ({error})", param_hint="--set") from None
+            raise click.BadParameter(
+                f"{item!r}: value is not valid YAML ({error})", param_hint="--set"
+            ) from None
     return overrides
 
 

@@ -6,10 +6,11 @@ Landmark heights are fractions of body height from the vertex, taken from standa
 anthropometric proportions (Drillis & Contini segment lengths, # assumption for exact values);
 widths and depths are adult reference values in mm scaled by height and sex (# assumption).
 
-Three primitive kinds cover the body: tapered capsules (long bones, ribs, limbs), ellipsoids
-(optionally hollow: skull, vertebral bodies, heart, bladder) and flat triangles (scapulae, iliac
-wings). Each carries a compartment (bone, kidney, bladder, heart, hotspot) and the name of the
-bone it belongs to, so that lesions can be attached to a named bone.
+Four primitive kinds cover the body: tapered capsules (long bones, limbs), tubes (smooth capsule
+chains: ribs, clavicles, mandible, iliac crests, digits), ellipsoids (optionally hollow: skull,
+heart; or flat-ended cylinders: vertebral bodies) and flat triangles (scapular blades). Each
+carries a compartment (see ``COMPARTMENTS``) and the name of the bone it belongs to, so that
+lesions can be attached to a named bone.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from itertools import pairwise
 
 import numpy as np
 
-COMPARTMENTS: tuple[str, ...] = ("bone", "kidney", "bladder", "heart", "hotspot")
+COMPARTMENTS: tuple[str, ...] = ("bone", "lesion", "kidney", "bladder", "heart", "hotspot")
+"""Tracer compartments: ``lesion`` follows the bone concentration (metastases, degenerative joints,
+fractures), ``hotspot`` the nominal one (injection site, urine contamination)."""
 
 
 @dataclass
@@ -46,6 +49,8 @@ class Ellipsoid:
     """An ellipsoid with semi-axes (a, b, c) along x, y, z rotated by ``angle`` (rad) in the x-y plane.
 
     ``shell`` in (0, 1) makes it hollow: the inner ellipsoid has the semi-axes times ``1 - shell``.
+    ``cylinder`` makes it an elliptic cylinder of half-height b instead (flat top and bottom, as
+    vertebral bodies are).
     """
 
     bone: str
@@ -55,9 +60,12 @@ class Ellipsoid:
     shell: float = 0.0
     density: float = 1.0
     compartment: str = "bone"
+    cylinder: bool = False
 
     def volume(self) -> float:
         a, b, c = self.axes
+        if self.cylinder:
+            return 2.0 * math.pi * a * b * c
         inner = (1.0 - self.shell) ** 3 if self.shell > 0 else 0.0
         return 4.0 / 3.0 * math.pi * a * b * c * (1.0 - inner)
 
@@ -78,7 +86,35 @@ class Plate:
         return 0.5 * abs((x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)) * self.thickness
 
 
-Primitive = Capsule | Ellipsoid | Plate
+@dataclass
+class Tube:
+    """A smooth chain of capsules through ``points`` with a radius per point (ribs, clavicles, crests).
+
+    Each pixel takes its thickness from the nearest segment, so the joints of the chain are
+    neither doubled (overlapping capsule caps) nor gapped.
+    """
+
+    bone: str
+    points: tuple[tuple[float, float, float], ...]
+    radii: tuple[float, ...]
+    density: float = 1.0
+    compartment: str = "bone"
+
+    def segments(self) -> list[Capsule]:
+        """The chain as separate capsules (lesion hosts are picked per segment)."""
+        return [
+            Capsule(self.bone, a, b, ra, rb, self.density, self.compartment)
+            for (a, b), (ra, rb) in zip(pairwise(self.points), pairwise(self.radii), strict=True)
+        ]
+
+    def volume(self) -> float:
+        return sum(
+            math.pi * (0.5 * (ra + rb)) ** 2 * math.dist(a, b)
+            for (a, b), (ra, rb) in zip(pairwise(self.points), pairwise(self.radii), strict=True)
+        )
+
+
+Primitive = Capsule | Ellipsoid | Plate | Tube
 
 
 @dataclass
@@ -129,7 +165,12 @@ class Phantom:
         return sorted({p.bone for p in self.primitives if p.compartment == "bone"})
 
     def of_bone(self, bone: str) -> list[Primitive]:
-        return [p for p in self.primitives if p.bone == bone and p.compartment == "bone"]
+        """The bone's primitives, tubes split into their capsule segments (candidate lesion hosts)."""
+        found: list[Primitive] = []
+        for prim in self.primitives:
+            if prim.bone == bone and prim.compartment == "bone":
+                found.extend(prim.segments() if isinstance(prim, Tube) else [prim])
+        return found
 
 
 SIDES: tuple[tuple[str, int], ...] = (("R", -1), ("L", 1))
@@ -144,7 +185,12 @@ ARM_POSITIONS: tuple[str, ...] = ("sides", "abducted", "on_abdomen")
 
 
 class _Builder:
-    """Builds one patient's phantom; ``f(frac)`` turns a height fraction into a y in mm."""
+    """Builds one patient's phantom; ``f(frac)`` turns a height fraction into a y in mm.
+
+    ``density`` is the bone's tracer concentration relative to trabecular bone (# assumption,
+    set by eye against clinical scans): cortical shafts take up less than vertebrae and joint
+    ends, the sacro-iliac joints and the nasal-maxillary region more.
+    """
 
     def __init__(self, patient: Patient, rng: np.random.Generator):
         self.p = patient
@@ -156,9 +202,8 @@ class _Builder:
         self.hip = self.s * (1.06 if female else 1.0)
         self.soft = (patient.bmi / 24.0) ** 0.7
         self.phantom = Phantom()
-        young = patient.age < 20
-        self.growth = young
-        self.jitter = lambda scale: float(rng.normal(0.0, scale))
+        self.growth = patient.age < 20
+        self.variation = lambda: float(rng.lognormal(0.0, 0.08))
 
     def f(self, frac: float) -> float:
         return frac * self.H
@@ -169,11 +214,18 @@ class _Builder:
     def capsule(self, bone, p0, p1, r0, r1=None, density=1.0, compartment="bone"):
         self.add(Capsule(bone, p0, p1, r0, r0 if r1 is None else r1, density, compartment))
 
-    def ellipsoid(self, bone, centre, axes, angle=0.0, shell=0.0, density=1.0, compartment="bone"):
-        self.add(Ellipsoid(bone, centre, axes, angle, shell, density, compartment))
+    def ellipsoid(
+        self, bone, centre, axes, angle=0.0, shell=0.0, density=1.0, compartment="bone", cylinder=False
+    ):
+        self.add(Ellipsoid(bone, centre, axes, angle, shell, density, compartment, cylinder))
 
     def plate(self, bone, points, z, thickness, density=1.0):
         self.add(Plate(bone, points, z, thickness, density))
+
+    def tube(self, bone, points, radii, density=1.0):
+        if not isinstance(radii, list | tuple):
+            radii = [radii] * len(points)
+        self.add(Tube(bone, tuple(tuple(float(v) for v in q) for q in points), tuple(radii), density))
 
     def build(self) -> Phantom:
         self.skull()
@@ -186,7 +238,20 @@ class _Builder:
         self.organs()
         self.body_outline()
         self.record_landmarks()
+        self.vary_uptake()
         return self.phantom
+
+    def vary_uptake(self) -> None:
+        """Patient-to-patient variation of uptake per bone (log-normal, sd 0.12, # assumption); women
+        tend to show a more intense calvarium (# assumption from clinical experience)."""
+        factors: dict[str, float] = {}
+        for prim in self.phantom.primitives:
+            if prim.compartment != "bone":
+                continue
+            if prim.bone not in factors:
+                skull = 1.25 if prim.bone == "skull" and self.p.sex == "F" else 1.0
+                factors[prim.bone] = skull * float(self.rng.lognormal(0.0, 0.12))
+            prim.density *= factors[prim.bone]
 
     def record_landmarks(self) -> None:
         """Joint and organ positions used to place degenerative uptake and artefacts."""
@@ -194,7 +259,7 @@ class _Builder:
         for side, sign in SIDES:
             head, elbow, wrist, tip = self.arm_points[side]
             marks[f"shoulder_{side}"] = head
-            marks[f"acromioclavicular_{side}"] = (sign * 160 * self.shoulder, self.f(0.171), -5 * s)
+            marks[f"acromioclavicular_{side}"] = self.acromion[side]
             marks[f"elbow_{side}"] = (elbow[0], elbow[1], elbow[2] + 20 * s)
             marks[f"thumb_base_{side}"] = _lerp(wrist, tip, 0.2)
             marks[f"finger_joints_{side}"] = _lerp(wrist, tip, 0.75)
@@ -203,8 +268,8 @@ class _Builder:
             marks[f"knee_{side}"] = (knee[0] - sign * 14 * s, knee[1] + 2 * s, 0.0)
             ankle = self.ankle[side]
             marks[f"ankle_{side}"] = ankle
-            marks[f"big_toe_{side}"] = (ankle[0] - sign * 6 * s, ankle[1] + 50 * s, 130 * s)
-            marks[f"sacroiliac_{side}"] = (sign * 42 * self.hip, self.f(0.455), -58 * s)
+            marks[f"big_toe_{side}"] = (ankle[0] - sign * 10 * s, ankle[1] + 40 * s, 120 * s)
+            marks[f"sacroiliac_{side}"] = (sign * 44 * self.hip, self.f(0.452), -58 * s)
             marks[f"groin_{side}"] = (sign * 70 * self.hip, self.f(0.53), 60 * s)
         for name in ("C5", "C6", "L3", "L4", "L5"):
             y, _ = self.levels[name]
@@ -213,22 +278,35 @@ class _Builder:
         marks["bladder"] = self.bladder
 
     def skull(self) -> None:
+        """Calvarium (hollow), skull base, the hot nasal-maxillary block and the mandible."""
         s, f = self.s, self.f
-        cy = f(0.054)
-        self.ellipsoid("skull", (0, cy, 0), (74 * s, f(0.054), 92 * s), shell=0.13, density=1.0)
-        self.ellipsoid("skull", (0, f(0.086), 45 * s), (46 * s, f(0.02), 35 * s), density=1.5)
-        self.ellipsoid("skull", (0, f(0.072), -10 * s), (58 * s, f(0.012), 40 * s), density=0.9)
-        for _name, sign in SIDES:
-            tmj = (sign * 50 * s, f(0.08), -8 * s)
-            angle = (sign * 46 * s, f(0.113), -14 * s)
-            front = (sign * 32 * s, f(0.123), 45 * s)
-            self.capsule("mandible", tmj, angle, 7 * s, 8 * s, density=1.1)
-            self.capsule("mandible", angle, front, 8 * s, density=1.1)
-            self.capsule("mandible", front, (0, f(0.127), 68 * s), 8 * s, 9 * s, density=1.2)
+        v = self.variation
+        self.ellipsoid(
+            "skull", (0, f(0.056), -4 * s), (72 * s, f(0.056), 92 * s), shell=0.2, density=0.24 * v()
+        )
+        self.ellipsoid("skull", (0, f(0.079), -12 * s), (54 * s, 11 * s, 40 * s), density=0.35)
+        for _side, sign in SIDES:
+            self.ellipsoid("skull", (sign * 45 * s, f(0.074), -20 * s), (14 * s, 9 * s, 20 * s), density=0.6)
+        self.ellipsoid("skull", (0, f(0.094), 58 * s), (26 * s, 15 * s, 22 * s), density=0.5 * v())
+        self.ellipsoid("skull", (0, f(0.076), 72 * s), (30 * s, 8 * s, 10 * s), density=0.6)
+        self.tube(
+            "mandible",
+            [
+                (-50 * s, f(0.083), -12 * s),
+                (-47 * s, f(0.114), -16 * s),
+                (-30 * s, f(0.124), 42 * s),
+                (0, f(0.128), 66 * s),
+                (30 * s, f(0.124), 42 * s),
+                (47 * s, f(0.114), -16 * s),
+                (50 * s, f(0.083), -12 * s),
+            ],
+            [5 * s, 7 * s, 7 * s, 8 * s, 7 * s, 7 * s, 5 * s],
+            density=0.55,
+        )
 
     def vertebra_levels(self) -> dict[str, tuple[float, float]]:
         """Vertebra name → (centre y, segment height including its disc)."""
-        bounds = {"C": (0.097, 0.168), "T": (0.168, 0.343), "L": (0.343, 0.44)}
+        bounds = {"C": (0.1, 0.168), "T": (0.168, 0.343), "L": (0.343, 0.44)}
         levels = {}
         for region, (top, bottom) in bounds.items():
             names = [v for v in VERTEBRAE if v[0] == region]
@@ -245,135 +323,170 @@ class _Builder:
         return float(np.interp(frac, knots, values)) * self.s
 
     def spine(self) -> None:
+        """Vertebral bodies with their discs, pedicles, transverse and spinous processes; the sacrum."""
         s = self.s
         self.levels = self.vertebra_levels()
         old = self.p.age >= 60
         for name, (y, height) in self.levels.items():
             region = name[0]
             index = int(name[1:])
-            disc = {"C": 0.22, "T": 0.18, "L": 0.24}[region] * (0.8 if old else 1.0)
+            disc = {"C": 0.2, "T": 0.16, "L": 0.2}[region] * (0.75 if old else 1.0)
             half_h = 0.5 * height * (1 - disc)
             if region == "C":
-                width, depth = 17 + index * 0.8, 9
+                width, depth = 15 + index * 0.8, 8
             elif region == "T":
-                width, depth = 19 + index * 0.7, 13 + index * 0.4
+                width, depth = 17 + index * 0.6, 12 + index * 0.4
             else:
-                width, depth = 26 + index * 1.2, 18
+                width, depth = 23 + index * 1.0, 16
             width, depth = width * s, depth * s
             z = self.spine_z(y)
-            density = {"C": 1.0, "T": 1.05, "L": 1.15}[region]
-            self.ellipsoid(name, (0, y, z), (width, half_h, depth), density=density)
-            pedicle_x = width * 0.85
+            density = {"C": 0.9, "T": 1.0, "L": 1.05}[region]
+            self.ellipsoid(name, (0, y, z), (width, half_h, depth), density=density, cylinder=True)
+            pedicle_x = width * 0.8
+            back = z - depth - 8 * s
+            arch = (pedicle_x + 6 * s, 0.45 * height, 9 * s)
+            self.ellipsoid(name, (0, y - 0.1 * height, back), arch, density=0.6, cylinder=True)
             for _side, sign in SIDES:
-                self.ellipsoid(
-                    name,
-                    (sign * pedicle_x, y - 0.1 * height, z - depth - 6 * s),
-                    (7 * s, half_h, 8 * s),
-                    density=1.3,
-                )
                 if region in "TL":
-                    reach = (24 if region == "L" else 16) * s
+                    reach = (22 if region == "L" else 18) * s
                     self.capsule(
                         name,
-                        (sign * pedicle_x, y, z - depth - 10 * s),
-                        (
-                            sign * (pedicle_x + reach),
-                            y + (4 if region == "L" else -2) * s,
-                            z - depth - 14 * s,
-                        ),
-                        4 * s,
-                        density=0.9,
+                        (sign * pedicle_x, y - 0.05 * height, back - 4 * s),
+                        (sign * (pedicle_x + reach), y + (3 if region == "L" else -3) * s, back - 8 * s),
+                        4.5 * s,
+                        3.5 * s,
+                        density=0.7,
                     )
             self.capsule(
                 name,
-                (0, y - 0.2 * height, z - depth - 12 * s),
-                (0, y + 0.3 * height, z - depth - 35 * s),
-                4.5 * s,
-                density=1.0,
+                (0, y - 0.1 * height, back - 8 * s),
+                (0, y + 0.35 * height, back - 30 * s),
+                4 * s,
+                density=0.7,
             )
         sacrum_top = self.f(0.44)
         self.sacrum_top = sacrum_top
         z0 = self.spine_z(sacrum_top)
         for i in range(5):
-            y = sacrum_top + (i + 0.5) * 0.014 * self.H
-            width = (48 - 7 * i) * self.hip
-            self.ellipsoid("sacrum", (0, y, z0 - 6 * i * s), (width, 0.008 * self.H, 14 * s), density=1.15)
-        self.capsule("sacrum", (0, self.f(0.51), z0 - 32 * s), (0, self.f(0.522), z0 - 20 * s), 6 * s, 4 * s)
+            y = sacrum_top + (i + 0.5) * 0.0135 * self.H
+            width = (46 - 7 * i) * self.hip
+            self.ellipsoid(
+                "sacrum", (0, y, z0 - 7 * i * s), (width, 0.0085 * self.H, (15 - 1.5 * i) * s), density=0.95
+            )
+        self.capsule("sacrum", (0, self.f(0.508), z0 - 36 * s), (0, self.f(0.52), z0 - 26 * s), 5 * s, 3 * s)
 
     def thorax(self) -> None:
+        """Twelve rib pairs as smooth tubes from the costovertebral joint round to the costal cartilage."""
         s, f = self.s, self.f
         sw = self.shoulder
-        half_widths = [58, 85, 103, 116, 125, 131, 134, 134, 131, 125, 112, 92]
-        depths = [42, 60, 74, 84, 92, 97, 100, 101, 100, 96, 88, 78]
-        drops = [28, 48, 62, 72, 80, 86, 92, 96, 96, 80, 50, 36]
+        half_widths = [52, 80, 98, 110, 118, 124, 127, 127, 124, 118, 106, 90]
+        depths = [40, 58, 72, 82, 90, 95, 98, 99, 98, 94, 86, 76]
+        drops = [26, 50, 64, 74, 82, 88, 92, 94, 92, 76, 46, 32]
+        self.rib_tubes = {}
         for i in range(12):
             level = f"T{i + 1}"
-            y0, _ = self.levels[level]
-            y0 -= 0.2 * self.levels[level][1]
+            y0, height = self.levels[level]
+            y0 -= 0.25 * height
             rx = half_widths[i] * sw * (0.95 + 0.1 * self.soft**0.3)
             rz = depths[i] * s
-            z_centre = self.spine_z(y0) + rz - 10 * s
-            theta_end = math.pi * (0.8 if i < 10 else (0.55 if i == 10 else 0.42))
+            z_centre = self.spine_z(y0) + rz - 14 * s
+            theta_end = math.pi * (0.78 if i < 10 else (0.55 if i == 10 else 0.42))
             drop = drops[i] * s
-            for _side, sign in SIDES:
-                thetas = np.linspace(0.0, theta_end, 9)
+            for side, sign in SIDES:
                 points = []
-                for theta in thetas:
-                    x = sign * (rx * math.sin(theta) + 26 * s * max(math.cos(theta), 0.0))
+                for theta in np.linspace(0.0, theta_end, 12):
+                    x = sign * (rx * math.sin(theta) + 24 * s * max(math.cos(theta), 0.0))
                     z = z_centre - rz * math.cos(theta)
-                    y = y0 + drop * (theta / math.pi) ** 1.1 * (1.25 if theta > math.pi / 2 else 1.0)
+                    y = y0 + drop * (theta / math.pi) ** 0.95
                     points.append((x, y, z))
-                bone = f"rib_{_side}{i + 1}"
-                for a, b in pairwise(points):
-                    self.capsule(bone, a, b, 5.2 * s, density=0.95)
-        z_st = self.spine_z(f(0.25)) + 2 * 100 * s - 22 * s
-        self.ellipsoid("sternum", (0, f(0.195), z_st - 8 * s), (27 * s, f(0.014), 9 * s), density=1.2)
-        self.capsule("sternum", (0, f(0.213), z_st), (0, f(0.272), z_st + 6 * s), 14 * s, 12 * s, density=1.1)
-        self.capsule("sternum", (0, f(0.273), z_st + 6 * s), (0, f(0.287), z_st + 4 * s), 6 * s, 4 * s)
+                radii = [5.0 * s] * 9 + [4.6 * s, 4.3 * s, 4.0 * s]
+                self.tube(f"rib_{side}{i + 1}", points, radii, density=0.5)
+        z_st = self.spine_z(f(0.25)) + 2 * 98 * s - 30 * s
+        self.sternum_z = z_st
+        self.ellipsoid("sternum", (0, f(0.192), z_st - 10 * s), (24 * s, f(0.013), 8 * s), density=0.7)
+        self.capsule(
+            "sternum", (0, f(0.207), z_st - 4 * s), (0, f(0.272), z_st + 4 * s), 12 * s, 10 * s, density=0.6
+        )
+        self.capsule(
+            "sternum", (0, f(0.274), z_st + 4 * s), (0, f(0.29), z_st + 2 * s), 5 * s, 3 * s, density=0.6
+        )
 
     def shoulder_girdle(self) -> None:
+        """Clavicles (S-shaped tubes) and scapulae: a thin blade with thicker borders, spine and glenoid."""
         s, f, sw = self.s, self.f, self.shoulder
         self.shoulder_joint = {}
+        self.acromion = {}
+        z_st = self.sternum_z
         for side, sign in SIDES:
-            medial = (sign * 22 * s, f(0.181), 70 * s)
-            mid = (sign * 90 * sw, f(0.175), 52 * s)
-            lateral = (sign * 160 * sw, f(0.171), -5 * s)
-            self.capsule(f"clavicle_{side}", medial, mid, 8 * s, 7 * s, density=1.05)
-            self.capsule(f"clavicle_{side}", mid, lateral, 7 * s, 8 * s, density=1.05)
-            scap = f"scapula_{side}"
-            sup = (sign * 88 * sw, f(0.182))
-            inf = (sign * 98 * sw, f(0.305))
-            glen = (sign * 158 * sw, f(0.198))
-            self.plate(scap, (sup, inf, glen), -88 * s, 7 * s, density=0.85)
-            self.capsule(scap, (sup[0], sup[1], -88 * s), (inf[0], inf[1], -88 * s), 5 * s, density=0.9)
-            self.capsule(scap, (inf[0], inf[1], -88 * s), (glen[0], glen[1], -60 * s), 6 * s, density=0.9)
-            self.capsule(
-                scap, (sign * 92 * sw, f(0.21), -92 * s), (sign * 165 * sw, f(0.176), -35 * s), 6 * s
+            acromion = (sign * 160 * sw, f(0.173), -12 * s)
+            self.acromion[side] = acromion
+            self.tube(
+                f"clavicle_{side}",
+                [
+                    (sign * 20 * s, f(0.184), z_st - 8 * s),
+                    (sign * 60 * sw, f(0.178), z_st - 10 * s),
+                    (sign * 110 * sw, f(0.174), z_st - 40 * s),
+                    acromion,
+                ],
+                [8 * s, 6.5 * s, 6 * s, 7 * s],
+                density=0.55,
             )
-            self.ellipsoid(scap, (glen[0], glen[1], -45 * s), (10 * s, 18 * s, 12 * s), density=1.2)
-            self.shoulder_joint[side] = (sign * 172 * sw, f(0.197), -22 * s)
+            scap = f"scapula_{side}"
+            zb = -80 * s
+            sup = (sign * 78 * sw, f(0.182))
+            inf = (sign * 92 * sw, f(0.302))
+            glen = (sign * 150 * sw, f(0.198))
+            self.plate(scap, (sup, inf, glen), zb, 5 * s, density=0.45)
+            self.capsule(scap, (sup[0], sup[1], zb), (inf[0], inf[1], zb), 4 * s, density=0.6)
+            self.capsule(
+                scap,
+                (inf[0], inf[1], zb),
+                (glen[0], glen[1] + 18 * s, zb + 25 * s),
+                6 * s,
+                5 * s,
+                density=0.65,
+            )
+            self.ellipsoid(scap, (inf[0], inf[1] - 4 * s, zb), (9 * s, 8 * s, 6 * s), density=0.8)
+            self.capsule(
+                scap,
+                (sign * 82 * sw, f(0.2), zb - 6 * s),
+                (acromion[0], acromion[1] + 6 * s, acromion[2] - 10 * s),
+                5 * s,
+                6 * s,
+                density=0.7,
+            )
+            self.capsule(
+                scap,
+                (sign * 118 * sw, f(0.19), zb + 40 * s),
+                (sign * 132 * sw, f(0.178), 10 * s),
+                5 * s,
+                density=0.6,
+            )
+            self.ellipsoid(scap, (glen[0], glen[1], -40 * s), (9 * s, 17 * s, 13 * s), density=0.85)
+            self.shoulder_joint[side] = (sign * 168 * sw, f(0.197), -26 * s)
 
     def arm_path(self, sign: int) -> tuple[tuple[float, float, float], ...]:
         """Elbow, wrist and fingertip positions for the patient's arm position."""
         s, f, sw = self.s, self.f, self.shoulder
         soft = self.soft
-        out = 20 * s * (soft - 1)
+        out = 25 * s * (soft - 1)
         if self.p.arm_position == "sides":
-            elbow = (sign * (205 * sw + out), f(0.365), -15 * s)
-            wrist = (sign * (222 * sw + 1.5 * out), f(0.51), -5 * s)
-            tip = (sign * (226 * sw + 1.5 * out), f(0.615), 0.0)
+            elbow = (sign * (200 * sw + out), f(0.365), -20 * s)
+            wrist = (sign * (215 * sw + 1.5 * out), f(0.505), -5 * s)
+            tip = (sign * (218 * sw + 1.5 * out), f(0.605), 0.0)
         elif self.p.arm_position == "abducted":
-            elbow = (sign * (235 * sw + out), f(0.355), -15 * s)
-            wrist = (sign * (270 * sw + out), f(0.49), -5 * s)
-            tip = (sign * (285 * sw + out), f(0.59), 0.0)
+            elbow = (sign * (232 * sw + out), f(0.355), -15 * s)
+            wrist = (sign * (268 * sw + out), f(0.49), -5 * s)
+            tip = (sign * (282 * sw + out), f(0.585), 0.0)
         else:
             belly = 110 * s * soft
-            elbow = (sign * (200 * sw + out), f(0.36), 10 * s)
-            wrist = (sign * 55 * s, f(0.43), belly + 30 * s)
-            tip = (-sign * 60 * s, f(0.455), belly + 40 * s)
+            elbow = (sign * (198 * sw + out), f(0.36), 10 * s)
+            wrist = (sign * 60 * s, f(0.43), belly + 25 * s)
+            tip = (-sign * 50 * s, f(0.455), belly + 35 * s)
         return elbow, wrist, tip
 
     def arms(self) -> None:
+        """Humeri, radius and ulna, hands; growth plates in the young."""
         s = self.s
         self.arm_points = {}
         for side, sign in SIDES:
@@ -381,27 +494,28 @@ class _Builder:
             elbow, wrist, tip = self.arm_path(sign)
             self.arm_points[side] = (head, elbow, wrist, tip)
             hum = f"humerus_{side}"
-            self.ellipsoid(hum, head, (24 * s, 26 * s, 24 * s), density=1.1)
-            self.capsule(hum, head, elbow, 13 * s, 11 * s, density=0.75)
-            self.ellipsoid(hum, elbow, (26 * s, 14 * s, 16 * s), density=1.0)
+            self.ellipsoid(hum, head, (22 * s, 24 * s, 22 * s), density=0.55)
+            neck = _lerp(head, elbow, 0.12)
+            self.capsule(hum, head, neck, 16 * s, 13 * s, density=0.6)
+            self.capsule(hum, neck, _lerp(head, elbow, 0.92), 11 * s, 10 * s, density=0.45)
+            self.ellipsoid(hum, _lerp(head, elbow, 0.96), (22 * s, 12 * s, 13 * s), density=0.6)
             if self.growth:
-                below = _lerp(head, elbow, 0.08)
-                self.ellipsoid(hum, below, (22 * s, 5 * s, 20 * s), density=3.0)
+                self.ellipsoid(hum, _lerp(head, elbow, 0.08), (20 * s, 4 * s, 18 * s), density=2.5)
             forearm = f"forearm_{side}"
             dx, dy = wrist[0] - elbow[0], wrist[1] - elbow[1]
             norm = math.hypot(dx, dy) or 1.0
-            px, py = -dy / norm * 9 * s, dx / norm * 9 * s
-            for k, (radius0, radius1) in enumerate(((7, 9), (8, 6))):
+            px, py = -dy / norm * 8 * s, dx / norm * 8 * s
+            for k, (radius0, radius1) in enumerate(((6, 8), (7.5, 5))):
                 off = 1 if k == 0 else -1
                 a = (elbow[0] + off * px, elbow[1] + off * py, elbow[2])
                 b = (wrist[0] + off * px, wrist[1] + off * py, wrist[2])
-                self.capsule(forearm, a, b, radius0 * s, radius1 * s, density=0.75)
+                self.capsule(forearm, a, b, radius0 * s, radius1 * s, density=0.45)
             if self.growth:
-                self.ellipsoid(forearm, _lerp(elbow, wrist, 0.93), (20 * s, 4 * s, 12 * s), density=3.0)
+                self.ellipsoid(forearm, _lerp(elbow, wrist, 0.93), (18 * s, 4 * s, 12 * s), density=2.5)
             hand = f"hand_{side}"
             carpal = _lerp(wrist, tip, 0.14)
-            self.ellipsoid(hand, carpal, (18 * s, 15 * s, 12 * s), density=1.1)
-            spread = 12 * s if self.p.arm_position == "sides" else 26 * s
+            self.ellipsoid(hand, carpal, (17 * s, 14 * s, 10 * s), density=0.75)
+            spread = 10 * s if self.p.arm_position == "sides" else 22 * s
             hx, hy = tip[0] - wrist[0], tip[1] - wrist[1]
             hn = math.hypot(hx, hy) or 1.0
             ux, uy = hx / hn, hy / hn
@@ -413,133 +527,143 @@ class _Builder:
                 end = (tip[0] - uy * lateral * 1.2, tip[1] + ux * lateral * 1.2, tip[2])
                 if finger == 0:
                     end = _lerp(knuckle, end, 0.6)
-                self.capsule(hand, base, knuckle, 4.2 * s, 4 * s, density=0.9)
-                self.capsule(hand, knuckle, end, 3.8 * s, 3 * s, density=0.9)
-                self.ellipsoid(hand, knuckle, (5 * s, 5 * s, 5 * s), density=1.2)
+                self.tube(hand, [base, knuckle, end], [3.6 * s, 3.6 * s, 2.8 * s], density=0.55)
 
     def pelvis(self) -> None:
+        """Iliac wings (rim brighter than the thin fossa), hot sacro-iliac joints, acetabula, pubis."""
         s, f, hw = self.s, self.f, self.hip
+        v = self.variation
         for side, sign in SIDES:
             bone = f"pelvis_{side}"
-            si_top = (sign * 40 * hw, f(0.43))
-            crest_post = (sign * 82 * hw, f(0.398))
-            crest_lat = (sign * 140 * hw, f(0.41))
-            asis = (sign * 128 * hw, f(0.448))
-            acet = (sign * 95 * hw, f(0.485))
-            si_low = (sign * 50 * hw, f(0.468))
-            z = -22 * s
-            for tri in (
-                (si_top, crest_post, acet),
-                (crest_post, crest_lat, acet),
-                (crest_lat, asis, acet),
-                (si_top, acet, si_low),
-            ):
-                self.plate(bone, tri, z, 11 * s, density=0.85)
-            crest = [(*si_top, -55 * s), (*crest_post, -45 * s), (*crest_lat, -10 * s), (*asis, 40 * s)]
-            for a, b in pairwise(crest):
-                self.capsule(bone, a, b, 7 * s, density=1.0)
+            wing_centre = (sign * 92 * hw, f(0.425), -20 * s)
+            self.ellipsoid(
+                bone, wing_centre, (56 * hw, 34 * s, 16 * s), angle=sign * 0.3, shell=0.3, density=0.6
+            )
+            self.plate(
+                bone,
+                ((sign * 52 * hw, f(0.445)), (sign * 128 * hw, f(0.445)), (sign * 96 * hw, f(0.478))),
+                -10 * s,
+                12 * s,
+                density=0.6,
+            )
+            crest = [
+                (sign * 48 * hw, f(0.417), -52 * s),
+                (sign * 90 * hw, f(0.397), -40 * s),
+                (sign * 128 * hw, f(0.407), -12 * s),
+                (sign * 136 * hw, f(0.43), 20 * s),
+                (sign * 122 * hw, f(0.447), 45 * s),
+            ]
+            self.tube(bone, crest, [7 * s, 7 * s, 7 * s, 6 * s, 6 * s], density=0.75)
             self.capsule(
                 bone,
-                (sign * 38 * hw, f(0.437), -60 * s),
-                (sign * 46 * hw, f(0.472), -55 * s),
-                8 * s,
-                density=1.6,
+                (sign * 40 * hw, f(0.43), -58 * s),
+                (sign * 48 * hw, f(0.47), -55 * s),
+                11 * s,
+                10 * s,
+                density=1.7 * v(),
             )
-            self.ellipsoid(bone, (acet[0], acet[1], 0.0), (27 * s, 27 * s, 27 * s), shell=0.35, density=1.2)
-            symphysis = (sign * 10 * hw, f(0.503), 55 * s)
-            self.capsule(bone, (acet[0] - sign * 8 * s, acet[1] + 8 * s, 15 * s), symphysis, 9 * s, 8 * s)
-            tuber = (sign * 62 * hw, f(0.533), -15 * s)
-            self.capsule(bone, (acet[0], acet[1] + 15 * s, -5 * s), tuber, 12 * s, 11 * s, density=0.95)
+            acet = (sign * 95 * hw, f(0.485), 0.0)
+            self.ellipsoid(bone, acet, (26 * s, 26 * s, 26 * s), shell=0.35, density=0.55)
+            symphysis = (sign * 9 * hw, f(0.503), 55 * s)
             self.capsule(
-                bone, (symphysis[0], symphysis[1] + 12 * s, 50 * s), tuber, 7 * s, 9 * s, density=0.9
+                bone, (acet[0] - sign * 8 * s, acet[1] + 6 * s, 15 * s), symphysis, 9 * s, 7 * s, density=0.65
             )
-            self.capsule(bone, symphysis, (symphysis[0], symphysis[1] + 16 * s, 52 * s), 9 * s, density=1.2)
+            tuber = (sign * 60 * hw, f(0.533), -15 * s)
+            self.capsule(bone, (acet[0], acet[1] + 15 * s, -5 * s), tuber, 12 * s, 11 * s, density=0.6)
+            self.capsule(
+                bone, (symphysis[0], symphysis[1] + 12 * s, 50 * s), tuber, 6 * s, 8 * s, density=0.55
+            )
+            self.capsule(bone, symphysis, (symphysis[0], symphysis[1] + 16 * s, 52 * s), 8 * s, density=0.8)
         self.acetabulum = {side: (sign * 95 * hw, f(0.485), 0.0) for side, sign in SIDES}
 
     def legs(self) -> None:
+        """Femora, patellae, tibiae, fibulae and feet (supine: toes point anterior, heels on the table)."""
         s, f, hw = self.s, self.f, self.hip
         self.knees = {}
+        self.ankle = {}
         for side, sign in SIDES:
             fem = f"femur_{side}"
             head = self.acetabulum[side]
-            troch = (sign * 138 * hw, f(0.5), -5 * s)
-            self.ellipsoid(fem, head, (22 * s, 22 * s, 22 * s), density=1.15)
-            self.capsule(fem, head, troch, 15 * s, 16 * s, density=1.0)
-            self.ellipsoid(fem, troch, (20 * s, 24 * s, 20 * s), density=1.1)
-            knee = (sign * (70 * s + 10 * (hw - s) * 10), f(0.712), 0.0)
+            troch = (sign * 136 * hw, f(0.503), -5 * s)
+            self.ellipsoid(fem, head, (21 * s, 21 * s, 21 * s), density=0.55)
+            self.capsule(fem, head, troch, 14 * s, 15 * s, density=0.5)
+            self.ellipsoid(fem, troch, (18 * s, 22 * s, 18 * s), density=0.55)
+            knee = (sign * (70 * s + 100 * (hw - s)), f(0.712), 0.0)
             self.knees[side] = knee
             shaft_top = (troch[0] - sign * 10 * s, f(0.52), 0.0)
-            self.capsule(fem, shaft_top, (knee[0], knee[1] - 45 * s, 0.0), 14 * s, 13 * s, density=0.75)
-            self.ellipsoid(fem, (knee[0], knee[1] - 22 * s, 0.0), (40 * s, 24 * s, 32 * s), density=1.2)
+            self.capsule(fem, shaft_top, (knee[0], knee[1] - 50 * s, 0.0), 14 * s, 13 * s, density=0.42)
+            self.ellipsoid(fem, (knee[0], knee[1] - 24 * s, -5 * s), (38 * s, 26 * s, 30 * s), density=0.32)
             if self.growth:
-                self.ellipsoid(fem, (knee[0], knee[1] - 38 * s, 0.0), (36 * s, 5 * s, 28 * s), density=3.5)
+                self.ellipsoid(fem, (knee[0], knee[1] - 40 * s, 0.0), (34 * s, 5 * s, 26 * s), density=3.0)
             self.ellipsoid(
-                f"patella_{side}", (knee[0], knee[1] - 20 * s, 48 * s), (21 * s, 24 * s, 9 * s), density=1.1
+                f"patella_{side}", (knee[0], knee[1] - 18 * s, 42 * s), (19 * s, 22 * s, 9 * s), density=0.45
             )
             tib = f"tibia_{side}"
             ankle = (sign * 60 * s, f(0.958), 0.0)
-            self.ellipsoid(tib, (knee[0], knee[1] + 18 * s, 0.0), (38 * s, 16 * s, 30 * s), density=1.2)
+            self.ankle[side] = ankle
+            self.ellipsoid(tib, (knee[0], knee[1] + 16 * s, -5 * s), (36 * s, 17 * s, 28 * s), density=0.32)
             if self.growth:
-                self.ellipsoid(tib, (knee[0], knee[1] + 32 * s, 0.0), (34 * s, 5 * s, 26 * s), density=3.5)
+                self.ellipsoid(tib, (knee[0], knee[1] + 30 * s, 0.0), (32 * s, 5 * s, 24 * s), density=3.0)
             self.capsule(
                 tib,
-                (knee[0], knee[1] + 30 * s, 10 * s),
-                (ankle[0], ankle[1] - 20 * s, 5 * s),
-                16 * s,
-                12 * s,
-                density=0.75,
+                (knee[0], knee[1] + 32 * s, 8 * s),
+                (ankle[0], ankle[1] - 22 * s, 5 * s),
+                15 * s,
+                11 * s,
+                density=0.42,
             )
             self.ellipsoid(
-                tib, (ankle[0] - sign * 8 * s, ankle[1], 0.0), (14 * s, 12 * s, 16 * s), density=1.0
+                tib, (ankle[0] - sign * 6 * s, ankle[1] - 6 * s, 0.0), (16 * s, 12 * s, 16 * s), density=0.6
             )
             fib = f"fibula_{side}"
-            fib_head = (knee[0] + sign * 32 * s, knee[1] + 38 * s, -15 * s)
-            malleolus = (ankle[0] + sign * 28 * s, ankle[1] + 4 * s, -10 * s)
-            self.capsule(fib, fib_head, malleolus, 7 * s, 6 * s, density=0.75)
+            fib_head = (knee[0] + sign * 32 * s, knee[1] + 36 * s, -15 * s)
+            malleolus = (ankle[0] + sign * 26 * s, ankle[1] + 4 * s, -10 * s)
+            self.capsule(fib, fib_head, malleolus, 6 * s, 5 * s, density=0.4)
+            self.ellipsoid(fib, fib_head, (9 * s, 10 * s, 9 * s), density=0.5)
             foot = f"foot_{side}"
-            self.ellipsoid(foot, (ankle[0], ankle[1] + 18 * s, -5 * s), (22 * s, 16 * s, 22 * s), density=1.2)
+            self.ellipsoid(foot, (ankle[0], ankle[1] + 16 * s, 5 * s), (20 * s, 15 * s, 22 * s), density=0.28)
             self.ellipsoid(
                 foot,
-                (ankle[0] + sign * 4 * s, ankle[1] + 36 * s, -38 * s),
-                (20 * s, 22 * s, 32 * s),
-                density=1.15,
+                (ankle[0] + sign * 3 * s, ankle[1] + 26 * s, -32 * s),
+                (18 * s, 20 * s, 24 * s),
+                density=0.28,
             )
             for toe in range(5):
                 offset = sign * (toe - 1.5) * 9 * s
-                base = (ankle[0] + offset * 0.6, ankle[1] + 30 * s, 25 * s)
-                end = (ankle[0] + offset * 1.4 + sign * 12 * s, ankle[1] + 52 * s, 140 * s)
-                self.capsule(foot, base, end, 5.5 * s, 4 * s, density=0.95)
-            self.ankle = getattr(self, "ankle", {})
-            self.ankle[side] = ankle
+                base = (ankle[0] + offset * 0.5, ankle[1] + 28 * s, 30 * s)
+                mid = (ankle[0] + offset * 1.1, ankle[1] + 36 * s, 95 * s)
+                end = (ankle[0] + offset * 1.4 + sign * 8 * s, ankle[1] + 40 * s, 140 * s)
+                self.tube(foot, [base, mid, end], [5 * s, 4.5 * s, 3.5 * s], density=0.25)
 
     def organs(self) -> None:
+        """Kidneys (cortex and collecting system), bladder of variable filling, heart (myocardium)."""
         s, f, p = self.s, self.f, self.p
         for side, sign in SIDES:
             y = f(0.35) - (p.left_kidney_rise_mm if side == "L" else 0.0)
-            centre = (sign * 58 * s, y, self.spine_z(y) + 5 * s)
+            centre = (sign * 62 * s, y, self.spine_z(y) + 8 * s)
             self.ellipsoid(
                 f"kidney_{side}",
                 centre,
-                (28 * s, 55 * s, 25 * s),
-                angle=sign * 0.25,
+                (27 * s, 54 * s, 24 * s),
+                angle=-sign * 0.22,
                 density=1.0,
                 compartment="kidney",
             )
             self.ellipsoid(
                 f"kidney_{side}",
-                (centre[0] - sign * 10 * s, y, centre[2]),
-                (10 * s, 16 * s, 10 * s),
-                density=2.0,
+                (centre[0] - sign * 9 * s, y + 4 * s, centre[2]),
+                (11 * s, 17 * s, 10 * s),
+                density=1.6,
                 compartment="kidney",
             )
         fill = p.bladder_filling
         radius = (22 + 45 * fill) * s
-        self.bladder = (0.0, f(0.49) - 0.7 * radius, 25 * s)
-        self.ellipsoid("bladder", self.bladder, (radius * 1.15, radius * 0.85, radius), compartment="bladder")
-        heart_centre = (42 * s, f(0.285), 25 * s)
+        self.bladder = (0.0, f(0.492) - 0.6 * radius, 25 * s)
+        self.ellipsoid("bladder", self.bladder, (radius * 1.2, radius * 0.85, radius), compartment="bladder")
+        heart_centre = (38 * s, f(0.283), self.sternum_z - 70 * s)
         self.heart = heart_centre
         self.ellipsoid(
-            "heart", heart_centre, (58 * s, 55 * s, 48 * s), angle=-0.55, shell=0.3, compartment="heart"
+            "heart", heart_centre, (55 * s, 50 * s, 45 * s), angle=-0.6, shell=0.7, compartment="heart"
         )
 
     def body_outline(self) -> None:
