@@ -25,6 +25,14 @@ def write_png_views(record: Record, counts: np.ndarray, folder: Path) -> None:
             Image.fromarray(image.astype(np.uint16)).save(handle, format="PNG")
 
 
+def write_dicom_study(record: Record, counts: np.ndarray, folder: Path, pipeline) -> None:
+    """One anonymized, synthetic-marked NM Image object per study (see :mod:`synthscan.dicom.write`)."""
+    from synthscan.dicom.write import study_to_dicom, write_dicom
+
+    spacing = pipeline.config.pixel_spacing_mm
+    write_dicom(study_to_dicom(counts, record, pixel_spacing_mm=spacing), folder / f"{record.study_id}.dcm")
+
+
 def writer_for(fmt: str, target: Path, pipeline) -> Writer | None:
     """The per-study writer of ``fmt`` (``None`` for ``npz``, which the dataset itself is)."""
     if fmt == "npz":
@@ -32,9 +40,11 @@ def writer_for(fmt: str, target: Path, pipeline) -> Writer | None:
     if fmt == "png":
         return lambda record, counts: write_png_views(record, counts, target / "png")
     if fmt == "dicom":
-        from synthscan.dicom.write import write_synthetic_study
-
-        return lambda record, counts: write_synthetic_study(
-            record, counts, target / "dicom", pixel_spacing_mm=pipeline.config.pixel_spacing_mm
-        )
+        if "real" in pipeline.config.get("training_sources", ["real"]):
+            raise ValueError(
+                "this model was trained on real patients' scans: audit the samples before sharing them. "
+                "Sample with --format npz, then run `synthscan audit privacy --train TRAINING_DATA "
+                "--synthetic OUT` and `synthscan export-dicom OUT --out DICOM_DIR`"
+            )
+        return lambda record, counts: write_dicom_study(record, counts, target / "dicom", pipeline)
     raise ValueError(f"unknown format {fmt!r}; valid formats: npz, png, dicom")

@@ -73,6 +73,7 @@ class SynthScanPipeline(DiffusionPipeline):
         default_guidance: float = 2.0,
         eval_chunk: int = 8,
         tracer: str = "",
+        training_sources: list[str] | None = None,
     ):
         super().__init__()
         self.register_modules(vae=vae, unet=unet, scheduler=scheduler)
@@ -87,6 +88,7 @@ class SynthScanPipeline(DiffusionPipeline):
             default_guidance=float(default_guidance),
             eval_chunk=int(eval_chunk),
             tracer=str(tracer),
+            training_sources=list(training_sources or []),
         )
 
     @property

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 import synthscan
 from synthscan.atomic import atomic_write_text
 from synthscan.config import dump_config
-from synthscan.dataset import Dataset, DatasetError
+from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.generator.conditions import condition_table, split_key
 from synthscan.generator.config import DiffusionConfig, GeneratorConfig
 from synthscan.generator.data import TrainingImages, prepare_images, random_crops, training_records
@@ -362,7 +362,7 @@ def assemble_pipeline(
     conditions: list[str],
     config: GeneratorConfig,
     dataset: Dataset,
-    tracer: str,
+    records: list[Record],
 ) -> SynthScanPipeline:
     """The inference pipeline with what it learned from the training set stored in its config."""
     amyloid = Counter(k for k in images.keys if split_key(k)[0] == "amyloidosis")
@@ -380,7 +380,8 @@ def assemble_pipeline(
         default_steps=config.sampling.steps,
         default_guidance=config.sampling.guidance_scale,
         eval_chunk=config.sampling.eval_chunk,
-        tracer=tracer,
+        tracer=Counter(r.tracer for r in records).most_common(1)[0][0],
+        training_sources=sorted({r.source for r in records}),
     )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
@@ -450,11 +451,10 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
         torch.manual_seed(config.seed)
         unet = build_unet(config.unet, latents[0].shape[1:], len(conditions))
         noise_scheduler = build_noise_scheduler(config.diffusion)
-        tracer = Counter(r.tracer for r in records).most_common(1)[0][0]
 
         def on_sample(model: UNet2DModel, step: int) -> None:
             pipeline = assemble_pipeline(
-                vae, model, noise_scheduler, images, conditions, config, dataset, tracer
+                vae, model, noise_scheduler, images, conditions, config, dataset, records
             )
             _sample_grid(pipeline, out / "samples" / f"diffusion-{step:06d}.png")
             model.train()
@@ -476,7 +476,7 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
         )
         if main:
             pipeline = assemble_pipeline(
-                vae, unet, noise_scheduler, images, conditions, config, dataset, tracer
+                vae, unet, noise_scheduler, images, conditions, config, dataset, records
             )
             _sample_grid(pipeline, out / "samples" / "final.png")
             seconds = time.perf_counter() - started

