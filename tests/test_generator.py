@@ -19,7 +19,7 @@ from synthscan.generator import train as train_module
 from synthscan.generator.conditions import condition_key, condition_table, resolve_condition, split_key
 from synthscan.generator.config import GeneratorConfig
 from synthscan.generator.sampling import SampleRequest, generate_studies, sample_to_dataset
-from synthscan.generator.storage import CHECKSUMS, ModelError, load_pipeline, verify_model
+from synthscan.generator.storage import CHECKSUMS, ModelError, load_pipeline, save_model, verify_model
 from synthscan.generator.transform import (
     TotalCounts,
     bin_counts,
@@ -267,3 +267,22 @@ def test_train_command_rejects_an_unknown_config_key(generator_dataset, tmp_path
     assert "unknown keys ['stepz']" in result.output
     result = CliRunner().invoke(main, [*args[:-4], "--config", "huge", *args[-2:]])
     assert "unknown generator config 'huge'" in result.output
+
+
+def test_sample_writes_synthetic_nm_dicom_only_for_models_without_real_patients(trained, tmp_path):
+    import pydicom
+
+    args = ["sample", "--condition", "amyloidosis", "-n", "1", "--format", "dicom", "--no-progress"]
+    result = CliRunner().invoke(main, [*args, "--model", str(trained), "--out", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    (path,) = (tmp_path / "d" / "dicom").glob("*.dcm")
+    ds = pydicom.dcmread(path)
+    assert ds.Modality == "NM" and int(ds.NumberOfFrames) == 2
+    assert ds[0x0008, 0x001C].value == "YES" and ds.PatientIdentityRemoved == "YES"
+    pipeline = load_pipeline(trained)
+    pipeline.register_to_config(training_sources=["real"])
+    save_model(pipeline, tmp_path / "real-model")
+    refused = CliRunner().invoke(
+        main, [*args, "--model", str(tmp_path / "real-model"), "--out", str(tmp_path / "r")]
+    )
+    assert refused.exit_code != 0 and "audit privacy" in refused.output
