@@ -1,0 +1,170 @@
+"""Quality of a generator: condition fidelity, realism and memorization, measured against real data.
+
+    python benchmarks/generator_quality.py --train TRAIN --real HELD_OUT --classifier RUN --out REPORT \
+        [--model DIR] [-n 100] [--seed 0]
+
+- TRAIN: the generator's training set (the memorization audit compares samples with it);
+- HELD_OUT: real (or simulated) studies of the same site the generator never saw;
+- RUN: a classifier trained on real studies (`synthscan classifier train`), never on synthetic ones.
+
+Samples ``n`` studies per condition (amyloidosis split over the model's grades) and reports:
+
+- condition fidelity: the share of samples the classifier assigns to the requested condition
+  (normal, metastasis, amyloidosis with Perugini grade >= 2 — the classifier's amyloidosis output), next
+  to the same share on HELD_OUT, which bounds what a perfect generator could reach; and the mean
+  amyloidosis probability per Perugini grade (it should rise with the grade);
+- realism: Fréchet distance, precision/recall/density/coverage and a classifier two-sample test on the
+  classifier's penultimate features, each beside a real-vs-real baseline (`synthscan evaluate fidelity`);
+- memorization: nearest-training-study distances of the samples against real-to-real ones, in image
+  and feature space (`synthscan audit privacy`).
+
+Writes ``report.md`` (the section the model card quotes), ``results.json`` and the plots of both tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from synthscan.classifier.features import FeatureExtractor
+from synthscan.dataset import Dataset, Record
+from synthscan.evaluation.fidelity import classifier_model, evaluate_fidelity, write_fidelity_report
+from synthscan.evaluation.privacy import feature_batches, run_audit
+from synthscan.evaluation.privacy import write_report as write_audit_report
+from synthscan.generator.conditions import split_key
+from synthscan.generator.sampling import sample_to_dataset
+from synthscan.generator.storage import load_pipeline
+from synthscan.labels import LABELS
+
+
+def intended_label(record: Record) -> str:
+    """The condition a classifier with a Perugini >= 2 amyloidosis output should assign."""
+    if record.label == "amyloidosis" and (record.perugini_grade or 0) < 2:
+        return "normal"
+    return record.label
+
+
+def assignment(dataset: Dataset, records: list[Record], extractor: FeatureExtractor) -> dict:
+    """Share of ``records`` the classifier assigns to their intended condition, per condition and by grade."""
+    probabilities = feature_batches(dataset, records, extractor.probabilities)
+    predicted = [list(LABELS)[i] for i in probabilities.argmax(axis=1)]
+    out: dict = {"per_condition": {}, "amyloidosis_probability_by_grade": {}}
+    for label in LABELS:
+        rows = [i for i, r in enumerate(records) if intended_label(r) == label and not _grade1(r)]
+        if rows:
+            hits = np.mean([predicted[i] == label for i in rows])
+            out["per_condition"][label] = {"n": len(rows), "share": float(hits)}
+    for grade in (1, 2, 3):
+        rows = [i for i, r in enumerate(records) if r.label == "amyloidosis" and r.perugini_grade == grade]
+        if rows:
+            value = float(probabilities[rows, list(LABELS).index("amyloidosis")].mean())
+            out["amyloidosis_probability_by_grade"][grade] = value
+    scored = [i for i, r in enumerate(records) if not _grade1(r)]
+    out["overall"] = float(np.mean([predicted[i] == intended_label(records[i]) for i in scored]))
+    return out
+
+
+def _grade1(record: Record) -> bool:
+    return record.label == "amyloidosis" and record.perugini_grade == 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default=None, help="generator folder [default: the shipped model]")
+    parser.add_argument("--train", required=True, help="the generator's training dataset")
+    parser.add_argument("--real", required=True, help="held-out real studies of the training site")
+    parser.add_argument("--classifier", required=True, help="classifier run trained on real studies")
+    parser.add_argument("--out", required=True, help="report folder")
+    parser.add_argument("-n", type=int, default=100, help="samples per condition")
+    parser.add_argument("--seed", type=int, default=0, help="first sample seed")
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    pipeline = load_pipeline(args.model)
+    synthetic_root = out / "synthetic"
+    for offset, label in enumerate(pipeline.labels):
+        grades = sorted({split_key(k)[1] for k in pipeline.config.conditions if split_key(k)[0] == label})
+        for g, grade in enumerate(grades if label == "amyloidosis" else [None]):
+            n = args.n // len(grades) if label == "amyloidosis" else args.n
+            seed = args.seed + 1_000_000 * offset + 100_000 * g
+            sample_to_dataset(pipeline, synthetic_root, condition=label, grade=grade, n=n, seed=seed)
+    synthetic = Dataset.open(synthetic_root)
+    real, train = Dataset.open(args.real), Dataset.open(args.train)
+    extractor = FeatureExtractor(args.classifier)
+
+    results = {
+        "model": str(pipeline.path),
+        "model_sha256": pipeline.sha256,
+        "steps": pipeline.config.default_steps,
+        "guidance": pipeline.config.default_guidance,
+        "condition_fidelity": {
+            "synthetic": assignment(synthetic, synthetic.records, extractor),
+            "held_out_real": assignment(real, real.records, extractor),
+        },
+    }
+    fidelity = evaluate_fidelity(real, synthetic, model=classifier_model(args.classifier))
+    write_fidelity_report(fidelity, out / "fidelity", str(real.root), str(synthetic.root))
+    results["realism"] = {k: fidelity[k] for k in ("features", "real_vs_real", "real_vs_synthetic")}
+    audit = run_audit(train, synthetic, features=extractor, holdout=real)
+    write_audit_report(audit, train, synthetic, out / "privacy")
+    results["memorization"] = [space.summary() for space in audit.spaces]
+    results["memorization_flagged"] = len(audit.flagged)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    (out / "report.md").write_text(markdown(results, len(synthetic)) + "\n")
+    print((out / "report.md").read_text())
+
+
+def markdown(results: dict, n_synthetic: int) -> str:
+    synthetic = results["condition_fidelity"]["synthetic"]
+    real = results["condition_fidelity"]["held_out_real"]
+    lines = [
+        f"## Quality ({n_synthetic} samples, {results['steps']} steps, guidance {results['guidance']})",
+        "",
+        "Condition fidelity: share assigned to the requested condition by a classifier trained on real"
+        " studies (amyloidosis = Perugini >= 2; grade-1 samples are scored by grade ordering only).",
+        "",
+        "| condition | synthetic | held-out real (classifier ceiling) |",
+        "|---|---|---|",
+    ]
+    for label, row in synthetic["per_condition"].items():
+        ref = real["per_condition"].get(label, {})
+        lines.append(
+            f"| {label} | {row['share']:.3f} (n={row['n']}) | {ref.get('share', float('nan')):.3f} "
+            f"(n={ref.get('n', 0)}) |"
+        )
+    lines.append(f"| all | {synthetic['overall']:.3f} | {real['overall']:.3f} |")
+    by_grade = ", ".join(
+        f"grade {g}: {p:.3f}" for g, p in synthetic["amyloidosis_probability_by_grade"].items()
+    )
+    lines += ["", f"Mean P(amyloidosis) of synthetic amyloidosis samples by Perugini grade: {by_grade}.", ""]
+    rr, rs = results["realism"]["real_vs_real"], results["realism"]["real_vs_synthetic"]
+    lines += [
+        f"Realism on {results['realism']['features']}:",
+        "",
+        "| metric | real vs real | real vs synthetic |",
+        "|---|---|---|",
+        *[
+            f"| {k} | {rr[k]:.4g} | {rs[k]:.4g} |"
+            for k in ("frechet", "precision", "recall", "two_sample_auc")
+        ],
+        "",
+        "Memorization (nearest training study; reference: held-out real studies to the training set):",
+        "",
+        "| space | real NN median | synthetic NN median | synthetic NN min | threshold | flagged |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in results["memorization"]:
+        lines.append(
+            f"| {s['space']} | {s['real_nn_median']:.4g} | {s['synthetic_nn_median']:.4g} "
+            f"| {s['synthetic_nn_min']:.4g} | {s['threshold']:.4g} | {s['n_flagged']} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
