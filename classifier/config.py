@@ -18,6 +18,9 @@ class NetworkConfig:
     architecture: str = "resnet"  # "resnet" (MONAI ResNet, basic blocks) or "densenet" (MONAI DenseNet)
     resnet_layers: tuple[int, ...] = (1, 1, 1, 1)  # residual blocks per stage
     resnet_channels: tuple[int, ...] = (16, 32, 64, 128)  # channels per stage (the last is the feature size)
+    stem_stride: int = 2  # stride of the 7x7 stem convolution
+    max_pool: bool = True  # 3x3 max pooling after the stem (keeps focal hot spots while halving the grid)
+    channels_last: bool = False  # NHWC memory format (see configs/classifier/default.yaml)
     densenet_init_features: int = 64  # DenseNet stem channels (DenseNet121: 64)
     densenet_growth_rate: int = 32  # DenseNet growth rate (DenseNet121: 32)
     densenet_blocks: tuple[int, ...] = (6, 12, 24, 16)  # layers per dense block (DenseNet121: 6,12,24,16)
@@ -54,16 +57,21 @@ class AugmentConfig:
 class TrainConfig:
     """Optimisation, sampling and model selection."""
 
+    seed: int = 0  # seed of the initial weights, the sampler, dropout and the augmentations
     batch_size: int = 16  # studies per optimizer step
-    learning_rate: float = 1e-3  # AdamW peak learning rate (cosine decay to zero over max_steps)
+    learning_rate: float = 1e-3  # AdamW peak learning rate
+    warmup_steps: int = 50  # linear warm-up, then cosine decay to zero at max_steps
     weight_decay: float = 1e-4  # AdamW weight decay
-    max_steps: int = 1500  # optimizer-step budget (the same for every arm of a comparison)
+    max_steps: int = 800  # optimizer-step budget (the same for every arm of a comparison)
     eval_every: int = 100  # validation interval in steps
-    patience: int = 6  # stop after this many validations without improvement (0: never stop early)
+    patience: int = 5  # stop after this many validations without improvement (0: never stop early)
     balance: str = "label"  # sampling: "label" draws normal/metastasis/amyloidosis equally often, "none"
     split_seed: int = 0  # seed of the patient-level split (splits.json is created once and reused)
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, val, test share of patients
     predict_batch_size: int = 64  # studies per forward pass at validation and prediction
+    workers: int = 1  # augmenting processes beside the training one (0: in it); results depend on it
+    threads: int = 1  # torch threads for training and prediction (0: torch's default, one per core)
+    device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
 
 
 @dataclass
@@ -80,12 +88,25 @@ class ClassifierConfig:
             "network.architecture": (self.network.architecture, ("resnet", "densenet")),
             "preprocess.stabilise": (self.preprocess.stabilise, ("anscombe", "sqrt", "none")),
             "train.balance": (self.train.balance, ("label", "none")),
+            "train.device": (self.train.device, ("auto", "cpu", "cuda")),
         }
         for name, (value, valid) in choices.items():
             if value not in valid:
                 raise ValueError(f"{name} is {value!r}; valid values: {', '.join(valid)}")
         if len(self.train.split_fractions) != 3:
             raise ValueError("train.split_fractions needs three shares: train, val, test")
+        positive = {
+            "train.batch_size": self.train.batch_size,
+            "train.max_steps": self.train.max_steps,
+            "train.eval_every": self.train.eval_every,
+            "train.predict_batch_size": self.train.predict_batch_size,
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        for name in ("workers", "threads"):
+            if getattr(self.train, name) < 0:
+                raise ValueError(f"train.{name} must be 0 or more, got {getattr(self.train, name)}")
 
     @property
     def split_fractions(self) -> dict[str, float]:

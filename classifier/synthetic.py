@@ -1,0 +1,249 @@
+"""Synthetic training studies for the classifier: from a dataset folder, or generated from a model.
+
+How many synthetic studies of each condition: ``ratio`` x the real training studies in total, split
+over the conditions by a *mix*:
+
+- ``balanced`` (default): the three conditions equally, amyloidosis equally over Perugini grades
+  1-3. Rare conditions gain the most new examples, which is what augmentation of a small real set
+  is for (amyloidosis is ~3 % of referrals).
+- ``matched``: like the real training set's label mix (and its amyloidosis grade mix).
+
+Only conditions the source can supply share the studies: those in a generator's condition table (a
+model trained without grade-2 amyloidosis generates none), or those present in a synthetic dataset.
+The split is house-monotone (adding a study never removes one from another condition), so the
+studies chosen for a smaller ratio are a subset of those for a larger one.
+
+With a generator folder (one holding ``model_index.json``), each (condition, grade) block is sampled
+into its own dataset with seeds ``seed + block * SEED_STRIDE + i``, recorded per study in the
+manifest; a rerun finds the studies already there and only adds missing ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthscan.atomic import atomic_write_text
+from synthscan.dataset import Dataset, DatasetError, Record
+from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS
+
+log = logging.getLogger(__name__)
+
+MIXES: tuple[str, ...] = ("balanced", "matched")
+SEED_STRIDE = 1_000_000
+"""Seed distance between (condition, grade) blocks: blocks never share a seed below a million studies."""
+
+SampleFn = Callable[..., Dataset]
+"""``sample(out, *, condition, n, grade, seed) -> Dataset``: the generator's ``sample_to_dataset``
+with its pipeline bound (tests inject a fake)."""
+
+Block = tuple[str, int | None]
+ALL_BLOCKS: tuple[Block, ...] = (
+    *((label, None) for label in LABELS if label != "amyloidosis"),
+    *(("amyloidosis", grade) for grade in AMYLOIDOSIS_GRADES),
+    ("amyloidosis", None),
+)
+"""Every (condition, grade) block in a fixed order; a block's position fixes its seeds. Amyloidosis
+without a grade is for generators trained on ungraded amyloidosis studies."""
+
+
+@dataclass(frozen=True)
+class SyntheticGenerator:
+    """A generator to sample synthetic training studies from, and the blocks it can generate."""
+
+    sample: SampleFn
+    blocks: tuple[Block, ...] = ALL_BLOCKS[:-1]
+    name: str = ""
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(label for label, _ in self.blocks))
+
+
+def is_generator_dir(path: str | Path) -> bool:
+    """A diffusers-style generator folder (``model_index.json``), as opposed to a dataset folder."""
+    return (Path(path) / "model_index.json").is_file()
+
+
+def allocate(n: int, weights: Mapping[Any, float]) -> dict[Any, int]:
+    """Split ``n`` items over keys in proportion to ``weights``, one item at a time (house-monotone).
+
+    Each item goes to the key furthest below its share; ties go to the earlier key, so the result
+    for ``n`` is always contained in the result for ``n + 1``.
+    """
+    keys = [k for k, w in weights.items() if w > 0]
+    counts = dict.fromkeys(weights, 0)
+    if not keys:
+        if n:
+            raise ValueError("cannot allocate studies: every condition has weight 0")
+        return counts
+    total = float(sum(weights[k] for k in keys))
+    for i in range(n):
+        deficit = [weights[k] / total * (i + 1) - counts[k] for k in keys]
+        counts[keys[int(np.argmax(deficit))]] += 1
+    return counts
+
+
+def label_weights(
+    real: Sequence[Record], mix: str, labels: Sequence[str] = tuple(LABELS)
+) -> dict[str, float]:
+    """Per-condition weight of the synthetic studies over ``labels`` (the ones the source can supply)."""
+    if mix not in MIXES:
+        raise ValueError(f"unknown mix {mix!r}; valid mixes: {', '.join(MIXES)}")
+    counts = Counter(r.label for r in real)
+    weights = {label: (1.0 if mix == "balanced" else float(counts[label])) for label in LABELS}
+    return {label: weights[label] if label in labels else 0.0 for label in LABELS}
+
+
+def grade_weights(real: Sequence[Record], mix: str, grades: Sequence[int]) -> dict[int, float]:
+    """Weights of the amyloidosis ``grades``: even for balanced (or none known), else the real grade mix."""
+    counts = Counter(r.perugini_grade for r in real if r.label == "amyloidosis")
+    if mix == "balanced" or not any(counts[g] for g in grades):
+        return dict.fromkeys(grades, 1.0)
+    return {g: float(counts[g]) for g in grades}
+
+
+def synthetic_count(ratio: float, n_real: int) -> int:
+    return round(ratio * n_real)
+
+
+def plan_blocks(
+    real: Sequence[Record], n: int, mix: str, blocks: Sequence[Block] = ALL_BLOCKS[:-1]
+) -> dict[Block, int]:
+    """Studies to generate per (condition, grade) block for ``n`` synthetic studies, over ``blocks``."""
+    labels = tuple(dict.fromkeys(label for label, _ in blocks))
+    plan: dict[Block, int] = {}
+    for label, count in allocate(n, label_weights(real, mix, labels)).items():
+        grades = [g for b_label, g in blocks if b_label == label and g is not None]
+        if label == "amyloidosis" and grades:
+            for grade, k in allocate(count, grade_weights(real, mix, grades)).items():
+                plan[(label, grade)] = k
+        elif label in labels:
+            plan[(label, None)] = count
+    return plan
+
+
+def block_name(block: Block) -> str:
+    label, grade = block
+    return label if grade is None else f"{label}-g{grade}"
+
+
+def generate_synthetic(
+    out: str | Path, plan: Mapping[Block, int], *, seed: int, sample: SampleFn
+) -> list[Dataset]:
+    """Sample each block of ``plan`` into ``out/<condition>[-g<grade>]``; ``synthetic.json`` records seeds."""
+    out = Path(out)
+    datasets, record = [], []
+    for block, n in sorted(plan.items(), key=lambda item: ALL_BLOCKS.index(item[0])):
+        if n == 0:
+            continue
+        label, grade = block
+        block_seed = seed + ALL_BLOCKS.index(block) * SEED_STRIDE
+        log.info("sampling %d synthetic %s studies from seed %d", n, block_name(block), block_seed)
+        dataset = sample(out / block_name(block), condition=label, n=n, grade=grade, seed=block_seed)
+        datasets.append(dataset)
+        record.append({"condition": label, "grade": grade, "n": n, "first_seed": block_seed})
+    atomic_write_text(out / "synthetic.json", json.dumps({"blocks": record}, indent=2) + "\n")
+    return datasets
+
+
+def synthetic_records(dataset: Dataset) -> list[Record]:
+    """The ``source=synthetic`` studies of a dataset; refuses a dataset without any."""
+    records = dataset.filter(source="synthetic")
+    if not records:
+        raise DatasetError(
+            f"{dataset.root} holds no synthetic studies (source=synthetic rows); "
+            "generate some with `synthscan sample`, or pass a generator folder to sample on the fly"
+        )
+    return records
+
+
+def open_synthetic_datasets(paths: Sequence[str | Path], matrix: tuple[int, int]) -> list[Dataset]:
+    """Open synthetic dataset folders and check they match the real data's matrix."""
+    datasets = []
+    for path in paths:
+        dataset = Dataset.open(path)
+        if tuple(dataset.info.matrix) != tuple(matrix):
+            raise DatasetError(
+                f"synthetic dataset {path} is {dataset.info.matrix[0]}x{dataset.info.matrix[1]} but the real "
+                f"data is {matrix[0]}x{matrix[1]}; generate synthetic studies at the real matrix"
+            )
+        synthetic_records(dataset)
+        datasets.append(dataset)
+    return datasets
+
+
+def load_generator(
+    model_dir: str | Path | None, *, matrix: tuple[int, int], **options: Any
+) -> SyntheticGenerator:
+    """The generator in ``model_dir``: its ``sample_to_dataset`` (with ``options``) and its conditions.
+
+    Refuses a model that generates another matrix than the real data's before any sampling starts.
+    """
+    from functools import partial
+
+    from synthscan.generator.sampling import load_pipeline, sample_to_dataset
+
+    pipeline = load_pipeline(None if model_dir is None else str(model_dir))
+    if tuple(pipeline.matrix) != tuple(matrix):
+        raise DatasetError(
+            f"the generator {model_dir} makes {pipeline.matrix[0]}x{pipeline.matrix[1]} studies but the real "
+            f"data is {matrix[0]}x{matrix[1]}; use a generator trained at the real matrix"
+        )
+    blocks = []
+    for key in pipeline.config.conditions:  # "normal", "metastasis", "amyloidosis-g2" or "amyloidosis"
+        label, _, grade = key.partition("-g")
+        blocks.append((label, int(grade) if grade else None))
+    sample = partial(sample_to_dataset, pipeline, **{k: v for k, v in options.items() if v is not None})
+    return SyntheticGenerator(sample, tuple(blocks), name=str(getattr(pipeline, "path", model_dir)))
+
+
+class SyntheticPool:
+    """Synthetic studies by condition, from which each seed draws nested subsets (one per ratio)."""
+
+    def __init__(self, datasets: Sequence[Dataset]):
+        self.datasets = list(datasets)
+        self.by_label: dict[str, list[tuple[int, Record]]] = {label: [] for label in LABELS}
+        for d, dataset in enumerate(self.datasets):
+            for record in synthetic_records(dataset):
+                self.by_label[record.label].append((d, record))
+
+    def records(self, dataset_index: int) -> list[Record]:
+        """The pooled studies of ``self.datasets[dataset_index]``."""
+        return [r for items in self.by_label.values() for d, r in items if d == dataset_index]
+
+    def available(self) -> dict[str, int]:
+        return {label: len(items) for label, items in self.by_label.items()}
+
+    def check(self, counts: Mapping[str, int], what: str) -> None:
+        short = {
+            label: (n, len(self.by_label[label]))
+            for label, n in counts.items()
+            if n > len(self.by_label[label])
+        }
+        if short:
+            detail = "; ".join(f"{label}: needs {need}, has {have}" for label, (need, have) in short.items())
+            raise DatasetError(
+                f"too few synthetic studies for {what} ({detail}); generate more, lower the ratio, or pass "
+                "a generator folder so they are sampled on the fly"
+            )
+
+    def select(self, counts: Mapping[str, int], *, seed: int) -> list[tuple[int, Record]]:
+        """``counts[label]`` studies per condition, drawn by a permutation that depends only on ``seed``.
+
+        The same seed gives the same order, so a smaller count selects a subset of a larger one.
+        """
+        self.check(counts, "this selection")
+        chosen = []
+        for k, label in enumerate(LABELS):
+            items = self.by_label[label]
+            order = np.random.default_rng([seed, k]).permutation(len(items))
+            chosen += [items[i] for i in order[: counts.get(label, 0)]]
+        return chosen

@@ -1,0 +1,212 @@
+"""``synthscan classifier train`` and ``synthscan classifier predict``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from synthscan.config import ConfigError
+from synthscan.dataset import DatasetError
+
+ERRORS = (DatasetError, ValueError, FileNotFoundError, FileExistsError, ImportError)
+SPLITS = ("all", "train", "val", "test")
+
+
+def parse_sets(values: Sequence[str]) -> dict[str, Any]:
+    """``--set key=value`` pairs → overrides (values parsed as YAML: numbers, lists, booleans)."""
+    overrides = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.ClickException(f"--set {item!r} must look like key=value, e.g. train.max_steps=500")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def load_classifier_config(name_or_path: str, sets: Sequence[str]):
+    """A built-in config name or a YAML path, with ``--set`` overrides; bad keys become ClickExceptions."""
+    from synthscan.classifier.config import ClassifierConfig
+    from synthscan.config import builtin_config, load_config
+
+    try:
+        path = Path(name_or_path) if name_or_path.endswith((".yaml", ".yml")) else None
+        path = path or builtin_config("classifier", name_or_path)
+        return load_config(ClassifierConfig, path, parse_sets(sets))
+    except (ConfigError, ValueError, TypeError) as error:
+        raise click.ClickException(f"classifier config: {error}") from error
+
+
+def config_options(command):
+    command = click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a config field, e.g. --set train.max_steps=500 (repeatable).",
+    )(command)
+    return click.option(
+        "--config",
+        "config_name",
+        default="default",
+        help="Built-in classifier config name (configs/classifier/) or a YAML file.",
+    )(command)
+
+
+@click.command()
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Dataset of real studies; split by patient (splits.json) into train/val/test. Its synthetic "
+    "studies, if any, join the training set.",
+)
+@click.option(
+    "--synthetic",
+    "synthetic_paths",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Extra synthetic training studies: a dataset folder (its source=synthetic rows), or a generator "
+    "folder (model_index.json) to sample from (repeatable).",
+)
+@click.option(
+    "--synthetic-ratio",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    help="With a generator: sample RATIO x the real training studies (dataset folders are used whole).",
+)
+@click.option(
+    "--mix",
+    type=click.Choice(["balanced", "matched"]),
+    default="balanced",
+    help="Conditions of generated studies: balanced, or matched to the real training label mix.",
+)
+@click.option("--synthetic-seed", default=0, help="First seed of generated studies (recorded per study).")
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), help="Run folder: model, config, metrics."
+)
+@config_options
+@click.option("--seed", type=int, default=None, help="Training seed [default: the config's train.seed].")
+@click.option(
+    "--cache",
+    "cache_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Folder for binned-array caches, reused by later runs on the same data [default: no cache].",
+)
+def train(
+    data_path: str,
+    synthetic_paths: tuple[str, ...],
+    synthetic_ratio: float,
+    mix: str,
+    synthetic_seed: int,
+    out: str,
+    config_name: str,
+    sets: tuple[str, ...],
+    seed: int | None,
+    cache_dir: str | None,
+) -> None:
+    """Train the two-view metastasis / amyloidosis classifier; early stopping on real validation patients."""
+    from synthscan.classifier.model import is_model_dir
+    from synthscan.classifier.synthetic import (
+        generate_synthetic,
+        is_generator_dir,
+        load_generator,
+        open_synthetic_datasets,
+        plan_blocks,
+        synthetic_count,
+    )
+    from synthscan.classifier.train import real_split_records, train_classifier
+    from synthscan.dataset import Dataset
+
+    config = load_classifier_config(config_name, sets + ((f"train.seed={seed}",) if seed is not None else ()))
+    if is_model_dir(out):
+        raise click.ClickException(f"{out} already holds a trained classifier; choose a new --out folder")
+    try:
+        data = Dataset.open(data_path)
+        models = [p for p in synthetic_paths if is_generator_dir(p)]
+        synthetic = open_synthetic_datasets(
+            [p for p in synthetic_paths if not is_generator_dir(p)], data.info.matrix
+        )
+        for model in models:
+            real_train = real_split_records(data, config)["train"]
+            generator = load_generator(model, matrix=data.info.matrix)
+            n = synthetic_count(synthetic_ratio, len(real_train))
+            plan = plan_blocks(real_train, n, mix, generator.blocks)
+            synthetic += generate_synthetic(
+                Path(out) / "synthetic" / Path(model).name, plan, seed=synthetic_seed, sample=generator.sample
+            )
+        result = train_classifier(
+            data, out, config, synthetic=synthetic, cache_dir=Path(cache_dir) if cache_dir else None
+        )
+    except ERRORS as error:
+        raise click.ClickException(str(error)) from error
+    val = result.validation
+    aucs = ", ".join(
+        f"{task} {val[task]['auc']:.3f}"
+        for task in ("metastasis", "amyloidosis")
+        if val[task]["auc"] is not None
+    )
+    click.echo(
+        f"Trained {result.steps} steps in {result.seconds:.0f} s (best step {result.best_step}; "
+        f"validation AUC {aucs or 'n/a'}). Model: {out}"
+    )
+
+
+@click.command()
+@click.option(
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Run folder of `synthscan classifier train`.",
+)
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Dataset to score.",
+)
+@click.option(
+    "--out",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Predictions CSV [default: MODEL/predictions-<dataset folder name>.csv].",
+)
+@click.option(
+    "--split",
+    type=click.Choice(SPLITS),
+    default="all",
+    help="Score only this patient-level split of the dataset (its splits.json, as in training).",
+)
+def predict(model_path: str, data_path: str, out: str | None, split: str) -> None:
+    """Per-study probabilities and threshold calls of both tasks as CSV; prints the AUCs where defined."""
+    from synthscan.classifier.config import TASKS
+    from synthscan.classifier.predict import Classifier
+    from synthscan.classifier.train import real_split_records
+    from synthscan.dataset import Dataset
+    from synthscan.evaluation.stats import auc_ci
+
+    try:
+        classifier = Classifier.load(model_path)
+        data = Dataset.open(data_path)
+        records = data.records if split == "all" else real_split_records(data, classifier.config)[split]
+        if not records:
+            raise DatasetError(f"{data_path} has no studies in split {split!r}")
+        predictions = classifier.predict_dataset(data, records)
+    except ERRORS as error:
+        raise click.ClickException(str(error)) from error
+    path = Path(out) if out else Path(model_path) / f"predictions-{Path(data_path).resolve().name}.csv"
+    predictions.write_csv(path, classifier.thresholds)
+    summary = []
+    for k, task in enumerate(TASKS):
+        y = predictions.targets[:, k]
+        if 0 < y.sum() < len(y):
+            result = auc_ci(y, predictions.probabilities[:, k])
+            summary.append(f"{task} AUC {result.auc:.3f} [{result.lower:.3f}, {result.upper:.3f}]")
+    click.echo(f"{len(records)} studies scored: {path}" + (f" ({'; '.join(summary)})" if summary else ""))
