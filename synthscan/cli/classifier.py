@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import click
-import yaml
 
+from synthscan.cli.options import ConfigParam, config_path, parse_overrides
 from synthscan.config import ConfigError
 from synthscan.dataset import DatasetError
 
@@ -16,26 +15,15 @@ ERRORS = (DatasetError, ValueError, FileNotFoundError, FileExistsError, ImportEr
 SPLITS = ("all", "train", "val", "test")
 
 
-def parse_sets(values: Sequence[str]) -> dict[str, Any]:
-    """``--set key=value`` pairs → overrides (values parsed as YAML: numbers, lists, booleans)."""
-    overrides = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.ClickException(f"--set {item!r} must look like key=value, e.g. train.max_steps=500")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return overrides
-
-
 def load_classifier_config(name_or_path: str, sets: Sequence[str]):
     """A built-in config name or a YAML path, with ``--set`` overrides; bad keys become ClickExceptions."""
     from synthscan.classifier.config import ClassifierConfig
-    from synthscan.config import builtin_config, load_config
+    from synthscan.config import load_config
 
     try:
-        path = Path(name_or_path) if name_or_path.endswith((".yaml", ".yml")) else None
-        path = path or builtin_config("classifier", name_or_path)
-        return load_config(ClassifierConfig, path, parse_sets(sets))
+        return load_config(
+            ClassifierConfig, config_path("classifier", name_or_path), parse_overrides(tuple(sets))
+        )
     except (ConfigError, ValueError, TypeError) as error:
         raise click.ClickException(f"classifier config: {error}") from error
 
@@ -51,8 +39,9 @@ def config_options(command):
     return click.option(
         "--config",
         "config_name",
+        type=ConfigParam("classifier"),
         default="default",
-        help="Built-in classifier config name (configs/classifier/) or a YAML file.",
+        help="Classifier config: a name from configs/classifier/ or a YAML file.",
     )(command)
 
 
