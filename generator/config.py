@@ -29,7 +29,7 @@ class AutoencoderConfig:
     kl_weight: float = (
         1.0e-6  # weight of the KL term (as in Stable Diffusion's VAE: a near-deterministic code)
     )
-    mse_weight: float = 0.1  # square-root-domain MSE beside the Poisson deviance (keeps the output positive)
+    mse_weight: float = 0.1  # square-root-domain MSE beside the Poisson deviance (early-training gradients)
     steps: int = 2500  # optimizer steps
     batch_size: int = 8  # studies per step
     crop_rows: int = 128  # train on random row windows of this height (model pixels); 0: whole studies

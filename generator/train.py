@@ -60,8 +60,10 @@ class AutoencoderObjective(torch.nn.Module):
 
     With ``x = sqrt(counts / scale)`` the decoder's ``x_hat**2`` is the expected normalised count; the
     deviance is minimised by the true expectation, so the decoder learns noise-free activity rather
-    than a blurred copy of one noise realisation. A small square-root-domain MSE keeps ``x_hat``
-    positive (the deviance alone cannot tell ``x_hat`` from ``-x_hat``).
+    than a blurred copy of one noise realisation. A small square-root-domain MSE gives well-conditioned
+    gradients early in training, when the deviance's are not. Only ``x_hat**2`` is ever used, so a sign
+    flip of a whole output channel, which the deviance cannot see, is harmless (it happens, and then
+    shows as a large ``mse`` in the metrics).
     """
 
     def __init__(self, vae: AutoencoderKL, kl_weight: float, mse_weight: float):
