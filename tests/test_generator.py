@@ -286,3 +286,28 @@ def test_sample_writes_synthetic_nm_dicom_only_for_models_without_real_patients(
         main, [*args, "--model", str(tmp_path / "real-model"), "--out", str(tmp_path / "r")]
     )
     assert refused.exit_code != 0 and "audit privacy" in refused.output
+
+
+# --- the shipped default model ----------------------------------------------------------------------
+
+
+def test_the_shipped_model_verifies_and_draws_cardiac_uptake_by_condition():
+    """The embedded model passes its checksums; grade-3 amyloidosis puts counts where the heart is.
+
+    Simulated centre_a hearts (its training data) centre at rows 188-260, columns 131-160 of the
+    anterior view; grade 3 also fades the skeleton, so the heart's share of the view rises sharply.
+    """
+    pipeline = load_pipeline(None)
+    assert pipeline.config.training_sources == ["simulated"]
+    assert tuple(pipeline.matrix) == (1024, 256)
+    requests = [SampleRequest("n", "normal", None, 11), SampleRequest("a", "amyloidosis", 3, 11)]
+    (normal, normal_meta), (amyloid, amyloid_meta) = generate_studies(pipeline, requests)
+    assert normal.shape == amyloid.shape == (2, 1024, 256) and normal.dtype.kind == "u"
+    assert normal_meta["condition"] == "normal" and amyloid_meta["condition"] == "amyloidosis-g3"
+    for counts in (normal, amyloid):
+        assert 1e5 < counts.sum() < 1e8, "whole-body scans hold ~10^5-10^7 counts"
+
+    def heart_share(counts: np.ndarray) -> float:
+        return float(counts[0, 180:270, 120:170].sum() / counts[0].sum())
+
+    assert heart_share(amyloid) > 2 * heart_share(normal)
