@@ -46,12 +46,11 @@ from synthscan.classifier.predict import network_outputs, resolve_device
 from synthscan.classifier.synthetic import synthetic_records
 from synthscan.dataset import Dataset, DatasetError, Record, load_or_create_splits, split_records
 from synthscan.evaluation.stats import youden_threshold
+from synthscan.labels import PATIENT_SOURCES
 from synthscan.runs import RunDir
 
 log = logging.getLogger(__name__)
 
-REAL_SOURCES: tuple[str, ...] = ("real", "simulated")
-"""Sources that are split into train/val/test (synthetic studies only ever train)."""
 LOG_EVERY = 20  # steps between training-loss lines in metrics.jsonl
 
 
@@ -71,10 +70,10 @@ class TrainResult:
 def real_split_records(dataset: Dataset, config: ClassifierConfig) -> dict[str, list[Record]]:
     """The dataset's real (or simulated) records per split, from its saved patient-level splits."""
     patients = load_or_create_splits(
-        dataset, seed=config.train.split_seed, fractions=config.split_fractions, sources=REAL_SOURCES
+        dataset, seed=config.train.split_seed, fractions=config.split_fractions, sources=PATIENT_SOURCES
     )
     return {
-        name: [r for r in split_records(dataset, patients, name) if r.source in REAL_SOURCES]
+        name: [r for r in split_records(dataset, patients, name) if r.source in PATIENT_SOURCES]
         for name in patients
     }
 

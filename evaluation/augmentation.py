@@ -62,11 +62,11 @@ from synthscan.classifier.synthetic import (
     plan_blocks,
     synthetic_count,
 )
-from synthscan.classifier.train import REAL_SOURCES, check_trainable, fit, real_split_records
+from synthscan.classifier.train import check_trainable, fit, real_split_records
 from synthscan.config import to_dict
 from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.evaluation.stats import auc_ci, delong_test, operating_point
-from synthscan.labels import LABELS
+from synthscan.labels import LABELS, PATIENT_SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def make_cohorts(
     """Validate the test cohorts (fail early, before any training) and name them by their folders."""
     cohorts = []
     names: Counter[str] = Counter()
-    real_patients = {(r.site, r.patient_id) for r in real.filter(source=REAL_SOURCES)}
+    real_patients = {(r.site, r.patient_id) for r in real.filter(source=PATIENT_SOURCES)}
     for dataset in external:
         where = str(dataset.root)
         if dataset.root.resolve() == real.root.resolve():

@@ -29,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.evaluation.privacy import embed_studies, feature_batches, fit_shape
-from synthscan.labels import LABELS, VIEWS
+from synthscan.labels import LABELS, PATIENT_SOURCES, VIEWS
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ def evaluate_fidelity(
             "compare datasets of the same matrix"
         )
     model = model or FidelityModel()
-    real_records = real.filter(source="real")
+    real_records = real.filter(source=PATIENT_SOURCES)
     fake_records = synthetic.filter(source="synthetic") or synthetic.records
     if len(real_records) < 4 or len(fake_records) < 2:
         raise DatasetError("fidelity needs at least 4 real and 2 synthetic studies")

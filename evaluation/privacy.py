@@ -30,6 +30,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import MANIFEST, Dataset, DatasetError, Record
+from synthscan.labels import PATIENT_SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -224,9 +225,11 @@ def manifest_sha256(dataset: Dataset) -> str:
 
 
 def _training_records(train: Dataset) -> list[Record]:
-    records = train.filter(source="real") or train.records
+    records = train.filter(source=PATIENT_SOURCES)
     if len(records) < 2:
-        raise DatasetError(f"{train.root} holds {len(records)} real studies; the audit needs at least two")
+        raise DatasetError(
+            f"{train.root} holds {len(records)} real or simulated studies; the audit needs at least two"
+        )
     return records
 
 
@@ -254,7 +257,7 @@ def run_audit(
     train_ids = [r.study_id for r in train_records]
     patients = [r.patient_id for r in train_records]
     synth_ids = [r.study_id for r in synthetic_records]
-    holdout_records = list(holdout.filter(source="real")) if holdout is not None else []
+    holdout_records = holdout.filter(source=PATIENT_SOURCES) if holdout is not None else []
     shape = fit_shape(train.info.matrix)
     result = PrivacyAudit(
         train_root=str(train.root),

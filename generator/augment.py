@@ -16,7 +16,7 @@ from typing import Any
 
 from synthscan.dataset import Dataset, DatasetError
 from synthscan.generator.sampling import SampleRequest, write_samples
-from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS
+from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, PATIENT_SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,9 @@ def plan_augmentation(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    real_records = dataset.filter(source="real")
+    real_records = dataset.filter(source=PATIENT_SOURCES)
     if not real_records:
-        raise DatasetError(f"{dataset.root} holds no real studies to augment")
+        raise DatasetError(f"{dataset.root} holds no real or simulated studies to augment")
     real = Counter(r.label for r in real_records)
     grades = Counter(r.perugini_grade for r in real_records if r.label == "amyloidosis")
     conditions = list(LABELS)

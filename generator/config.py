@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from synthscan.config import ConfigError
+from synthscan.labels import PATIENT_SOURCES
 
 
 @dataclass
@@ -84,7 +85,7 @@ class GeneratorConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     seed: int = 0  # seeds initialisation, data order, crops and noise
-    sources: tuple[str, ...] = ("real", "simulated")  # manifest sources trained on (never synthetic)
+    sources: tuple[str, ...] = PATIENT_SOURCES  # manifest sources trained on (never synthetic)
     checkpoint_every: int = 500  # steps between resumable checkpoints
     sample_every: int = 2000  # steps between sample grids (0: only at the end)
     log_every: int = 50  # steps between metrics.jsonl lines

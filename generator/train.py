@@ -175,12 +175,13 @@ def run_stage(
         if done % config.log_every == 0 or done == steps:
             elapsed = time.perf_counter() - clock
             rate = images_seen / max(elapsed, 1e-9)
-            bar.set_postfix(loss=f"{float(loss):.4f}", img_s=f"{rate:.1f}")
+            value = loss.item()
+            bar.set_postfix(loss=f"{value:.4f}", img_s=f"{rate:.1f}")
             if run is not None:
                 run.log_metrics(
                     stage=stage,
                     step=done,
-                    loss=float(loss),
+                    loss=value,
                     lr=schedule.get_last_lr()[0],
                     images_per_s=rate,
                     **parts,

@@ -35,6 +35,7 @@ from synthscan.labels import (
     DEFAULT_MATRIX,
     DEFAULT_PIXEL_SPACING_MM,
     LABELS,
+    PATIENT_SOURCES,
     VIEWS,
     check_grade,
     check_label,
@@ -491,7 +492,7 @@ def load_or_create_splits(
     *,
     seed: int = 0,
     fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
-    sources: tuple[str, ...] = ("real", "simulated"),
+    sources: tuple[str, ...] = PATIENT_SOURCES,
 ) -> dict[str, list[str]]:
     """Patient-level splits of ``dataset``, created once in ``splits.json`` and reused afterwards.
 

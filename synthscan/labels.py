@@ -19,6 +19,9 @@ VIEWS: tuple[str, ...] = ("anterior", "posterior")
 
 SOURCES: tuple[str, ...] = ("real", "simulated", "synthetic")
 
+PATIENT_SOURCES: tuple[str, ...] = ("real", "simulated")
+"""Studies that stand for a patient: acquired, or simulated as ground truth (never model-generated)."""
+
 TRACERS: tuple[str, ...] = ("MDP", "HDP", "DPD")
 """99mTc diphosphonates: medronate, oxidronate (HMDP), 3,3-diphosphono-1,2-propanodicarboxylic acid."""
 

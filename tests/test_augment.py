@@ -15,7 +15,7 @@ from synthscan.generator.storage import load_pipeline
 MATRIX = (128, 32)
 
 
-def imbalanced(root):
+def imbalanced(root, source="real"):
     dataset = Dataset.create(root, matrix=MATRIX)
     rng = np.random.default_rng(0)
     rows = [("normal", None)] * 10 + [("metastasis", None)] * 4 + [("amyloidosis", 1), ("amyloidosis", 3)] * 2
@@ -27,12 +27,14 @@ def imbalanced(root):
                 patient_id=f"p{i}",
                 label=label,
                 perugini_grade=grade,
+                source=source,
             )
     return dataset
 
 
-def test_balance_plan(tmp_path):
-    dataset = imbalanced(tmp_path / "d")
+@pytest.mark.parametrize("source", ["real", "simulated"])
+def test_balance_plan(tmp_path, source):
+    dataset = imbalanced(tmp_path / "d", source)
     plan = plan_augmentation(dataset)
     assert plan.target_synthetic == {"normal": 0, "metastasis": 6, "amyloidosis": 6}
     grades = [s.grade for s in plan.studies if s.label == "amyloidosis"]
