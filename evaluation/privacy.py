@@ -372,7 +372,6 @@ def write_report(audit: PrivacyAudit, train: Dataset, synthetic: Dataset, out: s
             f"| {s['synthetic_nn_median']:.4g} | {s['synthetic_nn_min']:.4g} | {s['n_flagged']} |"
         )
         _histogram(space, out / f"nn_{space.space}.png")
-        lines.append("")
     lines += ["", *[f"![{s.space}](nn_{s.space}.png)" for s in audit.spaces], ""]
     if audit.flagged:
         lines += [

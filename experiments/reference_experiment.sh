@@ -23,7 +23,8 @@ for i in 1 2 3 4; do
     synthscan simulate -n 1000 --site "external_$i" --seed "$((2000 + i))" --out "$work/external_$i" --no-progress
 done
 
-model=$(python -c "from synthscan.generator.storage import default_model_dir; print(default_model_dir())")
+# (from outside the checkout: its synthscan/ folder would shadow the installed package)
+model=$(cd / && python -c "from synthscan.generator.storage import default_model_dir; print(default_model_dir())")
 synthscan evaluate augmentation --real "$work/centre_b" --synthetic "$model" \
     --test "$work/external_1" "$work/external_2" "$work/external_3" "$work/external_4" \
     --ratios 0,1,2,5 --seeds "$seeds" --out "$work/report"
