@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from scipy.ndimage import gaussian_filter
 from scipy.stats import combine_pvalues, norm
 from sklearn.metrics import roc_auc_score
+from toy_scans import MATRIX, add_toy_study, toy_dataset
 
 from synthscan.classifier.config import ClassifierConfig
 from synthscan.classifier.predict import read_predictions
@@ -18,7 +18,6 @@ from synthscan.dataset import Dataset
 from synthscan.evaluation.augmentation import parse_ratios, run_augmentation_study
 from synthscan.evaluation.stats import delong_test
 
-MATRIX = (64, 16)
 MIXED = [
     ("normal", 0),
     ("metastasis", 0),
@@ -31,38 +30,8 @@ TASKS = ["metastasis", "amyloidosis"]
 TINY = ["--config", "tiny", "--set", "train.max_steps=16", "--set", "train.eval_every=8"]
 
 
-def add_study(writer, rng, label, grade, *, study_id, source="real", site="a", seed=None):
-    """Poisson body; metastasis: hot spot on both views; amyloidosis: anterior cardiac blob by grade."""
-    rows, cols = MATRIX
-    body = np.zeros(MATRIX)
-    body[4 : rows - 4, 3 : cols - 3] = 1
-    mean = np.stack([gaussian_filter(body, 1.5) * 20] * 2) * rng.uniform(0.7, 1.3)
-    if label == "metastasis":
-        r, c = rng.integers(8, rows - 10), rng.integers(3, cols - 6)
-        mean[0, r : r + 3, c : c + 3] += 150
-        mean[1, r : r + 3, cols - c - 3 : cols - c] += 150
-    if label == "amyloidosis":
-        mean[0, rows // 4 : rows // 4 + 5, cols // 2 : cols // 2 + 4] += 40 * grade
-    writer.add(
-        rng.poisson(mean),
-        study_id=study_id,
-        patient_id=f"p-{study_id}",
-        label=label,
-        perugini_grade=grade,
-        source=source,
-        site=site,
-        seed=seed,
-    )
-
-
 def toy(root, n, *, seed, prefix, source="real", site="a", cycle=MIXED):
-    rng = np.random.default_rng(seed)
-    dataset = Dataset.create(root, matrix=MATRIX)
-    with dataset.writer() as writer:
-        for i in range(n):
-            label, grade = cycle[i % len(cycle)]
-            add_study(writer, rng, label, grade, study_id=f"{prefix}{i:04d}", source=source, site=site)
-    return dataset
+    return toy_dataset(root, n, cycle=cycle, seed=seed, prefix=prefix, source=source, site=site)
 
 
 def predictions(out, seed, ratio, cohort):
@@ -80,12 +49,13 @@ def fake_sampler(calls):
                 study_id = f"syn-{condition}-{grade}-{i:05d}"
                 if study_id not in dataset:
                     rng = np.random.default_rng(seed + i)
-                    add_study(
+                    add_toy_study(
                         writer,
                         rng,
                         condition,
                         grade or 0,
                         study_id=study_id,
+                        patient_id=study_id,
                         source="synthetic",
                         seed=seed + i,
                     )

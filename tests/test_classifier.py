@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
+import toy_scans
 from click.testing import CliRunner
-from scipy.ndimage import gaussian_filter
 from sklearn.metrics import roc_auc_score
 
 from synthscan.classifier.config import ClassifierConfig
@@ -28,9 +28,8 @@ from synthscan.classifier.synthetic import SyntheticPool, allocate, plan_blocks
 from synthscan.classifier.train import real_split_records, train_classifier
 from synthscan.cli import main
 from synthscan.config import builtin_config, load_config, to_dict
-from synthscan.dataset import Dataset, Record
+from synthscan.dataset import Record
 
-MATRIX = (64, 16)
 CYCLE = [
     ("normal", 0),
     ("metastasis", 0),
@@ -41,36 +40,8 @@ CYCLE = [
 ]
 
 
-def toy_dataset(root, n, *, seed=0, matrix=MATRIX, source="real", prefix="s", site="a", cycle=CYCLE):
-    """Poisson 'bodies'; metastasis: a 3x3 hot spot on both views (mirrored on the posterior, as acquired
-    from behind); amyloidosis: a cardiac blob on the anterior view, brighter with the Perugini grade."""
-    rng = np.random.default_rng(seed)
-    rows, cols = matrix
-    body = np.zeros(matrix)
-    body[4 : rows - 4, 3 : cols - 3] = 1
-    body = gaussian_filter(body, 1.5) * 20
-    dataset = Dataset.create(root, matrix=matrix)
-    with dataset.writer() as writer:
-        for i in range(n):
-            label, grade = cycle[i % len(cycle)]
-            mean = np.stack([body, body]) * rng.uniform(0.7, 1.3)
-            if label == "metastasis":
-                r, c = rng.integers(8, rows - 10), rng.integers(3, cols - 6)
-                mean[0, r : r + 3, c : c + 3] += 150
-                mean[1, r : r + 3, cols - c - 3 : cols - c] += 150
-            if label == "amyloidosis":
-                mean[0, rows // 4 : rows // 4 + 5, cols // 2 : cols // 2 + 4] += 40 * grade
-            writer.add(
-                rng.poisson(mean),
-                study_id=f"{prefix}{i:04d}",
-                patient_id=f"{prefix}p{i:04d}",
-                label=label,
-                perugini_grade=grade,
-                source=source,
-                site=site,
-                seed=seed * 10_000 + i if source == "synthetic" else None,
-            )
-    return dataset
+def toy_dataset(root, n, *, cycle=CYCLE, **kwargs):
+    return toy_scans.toy_dataset(root, n, cycle=cycle, **kwargs)
 
 
 def tiny(**overrides):

@@ -13,7 +13,7 @@ from synthscan.dataset import Dataset, DatasetError
     "train_path",
     required=True,
     type=click.Path(exists=True, file_okay=False),
-    help="Dataset the generator was trained on (its source=real rows are used).",
+    help="Dataset the generator was trained on (its real or simulated rows are used).",
 )
 @click.option(
     "--synthetic",

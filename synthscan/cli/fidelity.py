@@ -13,7 +13,7 @@ from synthscan.dataset import Dataset, DatasetError
     "real_path",
     required=True,
     type=click.Path(exists=True, file_okay=False),
-    help="Dataset of real studies (its source=real rows are used).",
+    help="Dataset of real studies (its real or simulated rows are used).",
 )
 @click.option(
     "--synthetic",
