@@ -189,7 +189,7 @@ def load_generator(
     """
     from functools import partial
 
-    from synthscan.generator.sampling import load_pipeline, sample_to_dataset
+    from synthscan.generator.sampling import load_pipeline, sample_to_dataset, sampler_settings
 
     pipeline = load_pipeline(None if model_dir is None else str(model_dir))
     if tuple(pipeline.matrix) != tuple(matrix):
@@ -202,7 +202,12 @@ def load_generator(
         label, _, grade = key.partition("-g")
         blocks.append((label, int(grade) if grade else None))
     sample = partial(sample_to_dataset, pipeline, **{k: v for k, v in options.items() if v is not None})
-    return SyntheticGenerator(sample, tuple(blocks), name=str(getattr(pipeline, "path", model_dir)))
+    settings = sampler_settings(pipeline, options.get("steps"), options.get("guidance"))
+    name = (
+        f"{getattr(pipeline, 'path', model_dir)} ({settings['steps']} steps, "
+        f"guidance {settings['guidance']:g}, sha256 {settings['model_sha256'][:12]})"
+    )
+    return SyntheticGenerator(sample, tuple(blocks), name=name)
 
 
 class SyntheticPool:
