@@ -104,14 +104,20 @@ def verify_model(folder: str | Path) -> Path:
 def load_pipeline(model: str | Path | None = None, *, device: str | None = None):
     """Load a verified :class:`SynthScanPipeline` (``None``: the shipped default model) for inference."""
     import torch
+    from diffusers.utils import logging as diffusers_logging
 
     from synthscan.generator.pipeline import SynthScanPipeline
 
     folder = verify_model(default_model_dir() if model is None else model)
+    bars = diffusers_logging.is_progress_bar_enabled()
+    diffusers_logging.disable_progress_bar()  # diffusers' "Loading pipeline components" bar: noise here
     try:
         pipeline = SynthScanPipeline.from_pretrained(folder)
     except (OSError, ValueError, RuntimeError) as error:
         raise ModelError(f"cannot load the generator in {folder}: {error}") from error
+    finally:
+        if bars:
+            diffusers_logging.enable_progress_bar()
     pipeline.path = folder
     pipeline.sha256 = model_sha256(folder)
     pipeline.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
