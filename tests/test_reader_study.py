@@ -281,7 +281,8 @@ def start_server(root: Path, port: int):
 
     code = "from synthscan.cli import main; main()"
     cmd = [sys.executable, "-c", code, "reader-study", "serve", str(root), "--port", str(port)]
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Outside the checkout: its synthscan/ folder would shadow a non-editable install on `-c`'s sys.path.
+    process = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
