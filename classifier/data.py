@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import WeightedRandomSampler
 from tqdm.auto import tqdm
 
+from synthscan.atomic import atomic_memmap
 from synthscan.classifier.config import POSITIVE_PERUGINI_GRADE, TASKS, AugmentConfig, PreprocessConfig
 from synthscan.dataset import Dataset, Record
 
@@ -154,18 +153,8 @@ def load_arrays(
         binned = np.load(path, mmap_mode="r")
         if binned.shape == shape:
             return _arrays(binned, records)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        binned = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+    with atomic_memmap(path, np.float32, shape) as binned:
         _bin_into(binned, dataset, records, size, progress, description)
-        binned.flush()
-        del binned
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return _arrays(np.load(path, mmap_mode="r"), records)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from synthscan.atomic import atomic_write_text
+from synthscan.atomic import atomic_memmap, atomic_write_text
 from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.generator.conditions import condition_key
 from synthscan.generator.transform import to_model
@@ -71,21 +71,19 @@ def prepare_images(
     if rows % bin_factor or cols % bin_factor:
         raise DatasetError(f"matrix {rows}x{cols} is not a multiple of the bin factor {bin_factor}")
     shape = (len(records), 2, rows // bin_factor, cols // bin_factor)
-    tmp = cache / f".{IMAGES}.tmp"
-    images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
     scales = np.empty(len(records))
     totals = np.empty(len(records))
     keys = []
     studies = dataset.iter_studies(records)
-    for i, study in enumerate(tqdm(studies, total=len(records), desc="model images", disable=not progress)):
-        x, scale = to_model(study.counts[None], bin_factor)
-        images[i] = x[0].numpy().astype(np.float16)
-        scales[i] = float(scale[0])
-        totals[i] = float(study.counts.sum(dtype=np.int64))
-        keys.append(condition_key(study.record.label, study.record.perugini_grade))
-    images.flush()
-    del images
-    tmp.replace(cache / IMAGES)
+    with atomic_memmap(cache / IMAGES, np.float16, shape) as images:
+        for i, study in enumerate(
+            tqdm(studies, total=len(records), desc="model images", disable=not progress)
+        ):
+            x, scale = to_model(study.counts[None], bin_factor)
+            images[i] = x[0].numpy().astype(np.float16)
+            scales[i] = float(scale[0])
+            totals[i] = float(study.counts.sum(dtype=np.int64))
+            keys.append(condition_key(study.record.label, study.record.perugini_grade))
     index = {
         "key": key,
         "study_ids": ids,

@@ -38,7 +38,7 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 import synthscan
-from synthscan.atomic import atomic_write_text
+from synthscan.atomic import atomic_open, atomic_write_text
 from synthscan.config import dump_config
 from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.generator.conditions import condition_table, split_key
@@ -255,9 +255,8 @@ def cached_latents(vae: AutoencoderKL, images: TrainingImages, folder: Path, *, 
             if str(cached["key"]) == key:
                 return cached["mean"], cached["std"]
     mean, std = encode_latents(vae, images, progress=progress)
-    tmp = folder / ".latents.tmp.npz"
-    np.savez(tmp, mean=mean, std=std, key=np.array(key))
-    tmp.replace(path)
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, mean=mean, std=std, key=np.array(key))
     return mean, std
 
 
