@@ -10,8 +10,6 @@ and per-study normalisation turn them into network inputs.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 from collections import Counter
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -148,7 +146,8 @@ def load_arrays(
         binned = np.empty(shape, dtype=np.float32)
         _bin_into(binned, dataset, records, size, progress, description)
         return _arrays(binned, records)
-    path = Path(cache_dir) / f"binned-{_cache_key(dataset, records, size)}.npy"
+    key = dataset.fingerprint(records, dataset.root.resolve(), list(size))[:16]
+    path = Path(cache_dir) / f"binned-{key}.npy"
     if path.is_file():
         binned = np.load(path, mmap_mode="r")
         if binned.shape == shape:
@@ -183,15 +182,6 @@ def _arrays(binned: np.ndarray, records: Sequence[Record]) -> StudyArrays:
         patient_ids=[r.patient_id for r in records],
         sources=[r.source for r in records],
     )
-
-
-def _cache_key(dataset: Dataset, records: Sequence[Record], size: tuple[int, int]) -> str:
-    digest = hashlib.sha1()
-    digest.update(json.dumps([str(dataset.root.resolve()), list(size)]).encode())
-    for record in records:
-        stat = (dataset.root / record.path).stat()
-        digest.update(f"{record.study_id}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return digest.hexdigest()[:16]
 
 
 class BinomialThinning(RandomizableTransform):

@@ -7,7 +7,6 @@ grow with the dataset and a resumed run reuses the cache.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ INDEX = "index.json"
 class TrainingImages:
     """Model-space training images with what each study is (condition key, count scale, total counts)."""
 
-    key: str  # content_key of the studies the images were made from
+    key: str  # Dataset.fingerprint of the studies and bin factor the images were made from
     images: np.ndarray  # (N, 2, rows, cols) float16, memory-mapped
     study_ids: list[str]
     keys: list[str]
@@ -60,7 +59,7 @@ def prepare_images(
     """Convert ``records`` into ``cache/images.npy`` (reused when it matches), one study at a time."""
     cache.mkdir(parents=True, exist_ok=True)
     ids = [r.study_id for r in records]
-    key = content_key(dataset, records, bin_factor)
+    key = dataset.fingerprint(records, bin_factor)
     index_path = cache / INDEX
     if index_path.is_file():
         index = json.loads(index_path.read_text(encoding="utf-8"))
@@ -95,15 +94,6 @@ def prepare_images(
     }
     atomic_write_text(index_path, json.dumps(index))
     return _load(cache, index)
-
-
-def content_key(dataset: Dataset, records: list[Record], bin_factor: int) -> str:
-    """Hash of the studies' ids, file sizes and modification times and the bin factor."""
-    digest = hashlib.sha256(f"{bin_factor}".encode())
-    for record in records:
-        stat = (dataset.root / record.path).stat()
-        digest.update(f"{record.study_id}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return digest.hexdigest()
 
 
 def _load(cache: Path, index: dict) -> TrainingImages:

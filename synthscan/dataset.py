@@ -16,6 +16,7 @@ previous state or the new one, never a truncated file.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -353,6 +354,17 @@ class Dataset:
         except DatasetError as error:
             raise DatasetError(f"{self.root / record.path}: {error}") from error
         return Study(record, counts, meta)
+
+    def fingerprint(self, records: Iterable[Record], *salt: object) -> str:
+        """Hash of ``salt`` and each study's id, file size and modification time.
+
+        Caches derived from study files are keyed by it, so a rewritten study invalidates them.
+        """
+        digest = hashlib.sha256(json.dumps([str(s) for s in salt]).encode())
+        for record in records:
+            stat = (self.root / record.path).stat()
+            digest.update(f"{record.study_id}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        return digest.hexdigest()
 
     def iter_studies(self, records: Iterable[Record] | None = None) -> Iterator[Study]:
         """Stream studies one at a time (memory stays flat in the dataset size)."""

@@ -116,6 +116,27 @@ def test_filter_by_columns_tuples_and_predicate(tmp_path):
     assert [s.record.study_id for s in studies] == ["p2-s0", "p5-s0"]
 
 
+def test_fingerprint_changes_with_a_rewritten_study_the_selection_or_the_salt(tmp_path):
+    dataset = _populate(tmp_path / "ds", n_patients=3, studies_per_patient=1)
+    records = dataset.records
+    key = dataset.fingerprint(records, 2)
+    assert key == dataset.fingerprint(records, 2)
+    assert key != dataset.fingerprint(records, 4)
+    assert key != dataset.fingerprint(records[:2], 2)
+    dataset.add(_counts(99, peak=5000), replace=True, **_fields(records[0]))  # another size on disk
+    assert key != dataset.fingerprint(records, 2)
+
+
+def _fields(record):
+    return {
+        "study_id": record.study_id,
+        "patient_id": record.patient_id,
+        "label": record.label,
+        "perugini_grade": record.perugini_grade,
+        "source": record.source,
+    }
+
+
 def test_splits_are_deterministic_stratified_and_patient_level(tmp_path):
     dataset = _populate(tmp_path / "ds")
     first = make_patient_splits(dataset, seed=3)
