@@ -32,6 +32,7 @@ import numpy as np
 
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import Dataset, DatasetError, Record
+from synthscan.generator.conditions import condition_key, split_key
 from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS
 
 log = logging.getLogger(__name__)
@@ -130,11 +131,6 @@ def plan_blocks(
     return plan
 
 
-def block_name(block: Block) -> str:
-    label, grade = block
-    return label if grade is None else f"{label}-g{grade}"
-
-
 def generate_synthetic(
     out: str | Path, plan: Mapping[Block, int], *, seed: int, sample: SampleFn
 ) -> list[Dataset]:
@@ -146,8 +142,9 @@ def generate_synthetic(
             continue
         label, grade = block
         block_seed = seed + ALL_BLOCKS.index(block) * SEED_STRIDE
-        log.info("sampling %d synthetic %s studies from seed %d", n, block_name(block), block_seed)
-        dataset = sample(out / block_name(block), condition=label, n=n, grade=grade, seed=block_seed)
+        name = condition_key(label, grade)
+        log.info("sampling %d synthetic %s studies from seed %d", n, name, block_seed)
+        dataset = sample(out / name, condition=label, n=n, grade=grade, seed=block_seed)
         datasets.append(dataset)
         record.append({"condition": label, "grade": grade, "n": n, "first_seed": block_seed})
     atomic_write_text(out / "synthetic.json", json.dumps({"blocks": record}, indent=2) + "\n")
@@ -199,8 +196,8 @@ def load_generator(
         )
     blocks = []
     for key in pipeline.config.conditions:  # "normal", "metastasis", "amyloidosis-g2" or "amyloidosis"
-        label, _, grade = key.partition("-g")
-        blocks.append((label, int(grade) if grade else None))
+        label, grade = split_key(key)
+        blocks.append((label, grade if label == "amyloidosis" else None))
     sample = partial(sample_to_dataset, pipeline, **{k: v for k, v in options.items() if v is not None})
     settings = sampler_settings(pipeline, options.get("steps"), options.get("guidance"))
     name = (

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthscan.dataset import Dataset, DatasetError
+from synthscan.generator.conditions import condition_key
 from synthscan.generator.sampling import SampleRequest, write_samples
 from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, PATIENT_SOURCES
 
@@ -106,8 +107,7 @@ def plan_augmentation(
         split = _grade_split(target[label], grades) if label == "amyloidosis" else {None: target[label]}
         for grade, n in split.items():
             for index in range(n):
-                suffix = f"-g{grade}" if grade is not None else ""
-                study_id = f"syn-{label}{suffix}-{index:05d}"
+                study_id = f"syn-{condition_key(label, grade)}-{index:05d}"
                 if study_id in present:
                     plan.already_present += 1
                     continue

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from synthscan.dataset import Dataset, DatasetError, Record
-from synthscan.generator.conditions import split_key
+from synthscan.generator.conditions import condition_key, split_key
 from synthscan.generator.storage import load_pipeline
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,7 @@ class SampleRequest:
 
 
 def request_id(label: str, grade: int | None, seed: int) -> str:
-    suffix = f"-g{grade}" if grade is not None else ""
-    return f"syn-{label}{suffix}-s{seed:010d}"
+    return f"syn-{condition_key(label, grade)}-s{seed:010d}"
 
 
 def sampler_settings(pipeline, steps: int | None, guidance: float | None) -> dict[str, Any]:

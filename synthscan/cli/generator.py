@@ -120,13 +120,14 @@ def sample(
 ) -> None:
     """Generate N labelled synthetic studies into a dataset (one seed per study, recorded)."""
     from synthscan.dataset import DatasetError
+    from synthscan.generator.conditions import condition_key
     from synthscan.generator.export import writer_for
     from synthscan.generator.sampling import sample_to_dataset
     from synthscan.generator.storage import ModelError, load_pipeline
 
     if grade is not None and condition != "amyloidosis":
         raise click.ClickException(f"--grade applies to --condition amyloidosis only, not {condition}")
-    target = Path(out) if out else _new_folder(condition if grade is None else f"{condition}-g{grade}")
+    target = Path(out) if out else _new_folder(condition_key(condition, grade))
     try:
         pipeline = load_pipeline(model)
         on_written = writer_for(fmt, target, pipeline)
