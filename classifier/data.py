@@ -69,6 +69,14 @@ def bin_counts(counts: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out[0] if single else out
 
 
+def evaluable_tasks(records: Sequence[Record]) -> list[str]:
+    """Tasks for which ``records`` hold both positives and negatives (an AUC needs both)."""
+    if not records:
+        return []
+    targets = np.stack([targets_for(r) for r in records])
+    return [task for k, task in enumerate(TASKS) if 0 < targets[:, k].sum() < len(targets)]
+
+
 @dataclass
 class StudyArrays:
     """Binned studies with their labels, held in memory (or memory-mapped) for training and prediction."""

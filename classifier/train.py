@@ -36,9 +36,9 @@ from synthscan.classifier.data import (
     TrainingSet,
     balanced_sampler,
     build_transforms,
+    evaluable_tasks,
     load_arrays,
     plain_tensors,
-    targets_for,
     torch_threads,
 )
 from synthscan.classifier.model import MODEL_CONFIG, ModelInfo, build_network, is_model_dir, save_model
@@ -85,8 +85,7 @@ def check_trainable(train: Sequence[Record], val: Sequence[Record], where: str) 
             f"{where}: the patient-level split has {len(train)} training and {len(val)} validation studies; "
             "both need studies: add patients or change train.split_fractions"
         )
-    targets = np.stack([targets_for(r) for r in train])
-    learnable = [t for k, t in enumerate(TASKS) if 0 < targets[:, k].sum() < len(targets)]
+    learnable = evaluable_tasks(train)
     if not learnable:
         raise DatasetError(
             f"{where}: no task has both positive and negative training studies "

@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 
 from synthscan.atomic import atomic_write_bytes, atomic_write_text
 from synthscan.classifier.config import TASKS, ClassifierConfig
-from synthscan.classifier.data import StudyArrays, check_grid, load_arrays, targets_for
+from synthscan.classifier.data import StudyArrays, check_grid, evaluable_tasks, load_arrays, targets_for
 from synthscan.classifier.model import is_model_dir
 from synthscan.classifier.predict import Classifier, read_predictions
 from synthscan.classifier.synthetic import (
@@ -107,14 +107,6 @@ def run_name(seed: int, ratio: float) -> str:
     return f"seed{seed}-ratio{ratio:g}"
 
 
-def evaluable_tasks(records: Sequence[Record]) -> list[str]:
-    """Tasks for which ``records`` hold both positives and negatives (an AUC needs both)."""
-    if not records:
-        return []
-    targets = np.stack([targets_for(r) for r in records])
-    return [task for k, task in enumerate(TASKS) if 0 < targets[:, k].sum() < len(targets)]
-
-
 def make_cohorts(
     real: Dataset, internal: Sequence[Record], external: Sequence[Dataset], size: tuple[int, int]
 ) -> list[Cohort]:
@@ -127,7 +119,7 @@ def make_cohorts(
         if dataset.root.resolve() == real.root.resolve():
             raise DatasetError(f"test cohort {where} is the real training dataset; pass another site's data")
         check_grid(dataset.info.matrix, size, f"test cohort {where}")
-        records = [r for r in dataset if r.source != "synthetic"]
+        records = dataset.filter(source=PATIENT_SOURCES)
         tasks = evaluable_tasks(records)
         if not tasks:
             labels = dict(Counter(r.label for r in records))
