@@ -188,7 +188,8 @@ class Predictions:
             for record, target, probability in zip(
                 self.records, self.targets, self.probabilities, strict=True
             ):
-                row = {c: record.to_row()[c] for c in columns[:7]}
+                fields = record.to_row()
+                row = {c: fields[c] for c in columns[:7]}
                 for k, task in enumerate(TASKS):
                     row[f"target_{task}"] = int(target[k])
                     row[f"p_{task}"] = f"{probability[k]:.6g}"

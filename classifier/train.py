@@ -214,7 +214,7 @@ def fit(
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: _lr_factor(step, settings.warmup_steps, settings.max_steps)
         )
-        best_key, best_state, best_step, best_metrics, stale = None, None, 0, {}, 0
+        best_key, best_state, best_step, best_metrics, best_probabilities, stale = None, None, 0, {}, None, 0
         running, step = [], 0
         start = time.perf_counter()
         with torch.random.fork_rng(devices=[]), plain_tensors(), torch_threads(settings.threads):
@@ -238,11 +238,13 @@ def fit(
                     running = []
                 if step % settings.eval_every and step != settings.max_steps:
                     continue
-                metrics = validation_metrics(val.targets, _probabilities(net, val, config, device))
+                probabilities = _probabilities(net, val, config, device)
+                metrics = validation_metrics(val.targets, probabilities)
                 run.log_metrics(step=step, split="val", **metrics)
                 key = _selection_key(metrics)
                 if best_key is None or key > best_key:
                     best_key, best_step, best_metrics, stale = key, step, metrics, 0
+                    best_probabilities = probabilities
                     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
                 else:
                     stale += 1
@@ -252,7 +254,7 @@ def fit(
             bar.close()
         seconds = time.perf_counter() - start
         net.load_state_dict(best_state)
-        thresholds = _thresholds(val.targets, _probabilities(net, val, config, device))
+        thresholds = _thresholds(val.targets, best_probabilities)
         result = TrainResult(
             path=out,
             best_step=best_step,

@@ -323,6 +323,7 @@ def summarise(
                 return probabilities[(cohort.name, s, r)][:, k]
 
             ensemble = {r: np.mean([scores(s, r) for s in range(seeds)], axis=0) for r in ratios}
+            real_only = [auc_ci(y, scores(s, 0.0)).auc for s in range(seeds)]
             for r in ratios:
                 aucs, gains, relative, sens, spec = [], [], [], [], []
                 for s in range(seeds):
@@ -338,13 +339,13 @@ def summarise(
                     }
                     if r > 0:
                         entry["delong_vs_real_only"] = delong_test(y, scores(s, 0.0), scores(s, r)).to_dict()
-                        baseline = auc_ci(y, scores(s, 0.0)).auc
-                        gains.append(auc.auc - baseline)
-                        relative.append(100 * (auc.auc - baseline) / baseline)
+                        gains.append(auc.auc - real_only[s])
+                        relative.append(100 * (auc.auc - real_only[s]) / real_only[s])
                     per_run.append(entry)
                     aucs.append(auc.auc)
                     sens.append(point.sensitivity)
                     spec.append(point.specificity)
+                auc_mean, auc_sd = _mean_sd(aucs)
                 row = {
                     "task": task,
                     "cohort": cohort.name,
@@ -352,19 +353,21 @@ def summarise(
                     "ratio": r,
                     "n": len(y),
                     "n_positive": int(y.sum()),
-                    "auc_mean": _mean_sd(aucs)[0],
-                    "auc_sd": _mean_sd(aucs)[1],
+                    "auc_mean": auc_mean,
+                    "auc_sd": auc_sd,
                     "ensemble_auc": auc_ci(y, ensemble[r]).to_dict(),
                     "sensitivity_mean": _mean_sd(sens)[0],
                     "specificity_mean": _mean_sd(spec)[0],
                 }
                 if r > 0:
                     test = delong_test(y, ensemble[0.0], ensemble[r])
+                    gain_abs_mean, gain_abs_sd = _mean_sd(gains)
+                    gain_rel_mean, gain_rel_sd = _mean_sd(relative)
                     row.update(
-                        gain_abs_mean=_mean_sd(gains)[0],
-                        gain_abs_sd=_mean_sd(gains)[1],
-                        gain_rel_mean=_mean_sd(relative)[0],
-                        gain_rel_sd=_mean_sd(relative)[1],
+                        gain_abs_mean=gain_abs_mean,
+                        gain_abs_sd=gain_abs_sd,
+                        gain_rel_mean=gain_rel_mean,
+                        gain_rel_sd=gain_rel_sd,
                         gain_rel_per_seed=relative,
                         ensemble_delong=test.to_dict(),
                     )
@@ -401,16 +404,18 @@ def _pooled(per_ratio: Sequence[dict[str, Any]], ratios: Sequence[float]) -> lis
                 continue
             z = [x["ensemble_delong"]["z"] for x in rows]
             combined = float(np.sum(z) / np.sqrt(len(z)))
+            rel_mean, rel_sd = _mean_sd([x["gain_rel_mean"] for x in rows])
+            abs_mean, abs_sd = _mean_sd([x["gain_abs_mean"] for x in rows])
             pooled.append(
                 {
                     "task": task,
                     "ratio": r,
                     "cohorts": [x["cohort"] for x in rows],
-                    "gain_rel_mean": _mean_sd([x["gain_rel_mean"] for x in rows])[0],
-                    "gain_rel_sd_across_cohorts": _mean_sd([x["gain_rel_mean"] for x in rows])[1],
+                    "gain_rel_mean": rel_mean,
+                    "gain_rel_sd_across_cohorts": rel_sd,
                     "gain_rel_sd_across_runs": _mean_sd([g for x in rows for g in x["gain_rel_per_seed"]])[1],
-                    "gain_abs_mean": _mean_sd([x["gain_abs_mean"] for x in rows])[0],
-                    "gain_abs_sd_across_cohorts": _mean_sd([x["gain_abs_mean"] for x in rows])[1],
+                    "gain_abs_mean": abs_mean,
+                    "gain_abs_sd_across_cohorts": abs_sd,
                     "stouffer_z": combined,
                     "p_value": float(2 * norm.sf(abs(combined))) if not math.isnan(combined) else math.nan,
                 }
