@@ -42,7 +42,8 @@ from synthscan.classifier.data import (
 from synthscan.classifier.model import build_network
 from synthscan.classifier.predict import network_outputs
 from synthscan.classifier.train import real_split_records, train_classifier
-from synthscan.config import builtin_config, load_config
+from synthscan.cli.options import config_path
+from synthscan.config import load_config
 from synthscan.dataset import Dataset
 
 MATRIX = (1024, 256)
@@ -127,8 +128,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds; the best is shown")
     parser.add_argument("--full", action="store_true", help="also train the config's full budget")
     args = parser.parse_args()
-    path = Path(args.config) if args.config.endswith(".yaml") else builtin_config("classifier", args.config)
-    config = load_config(ClassifierConfig, path)
+    config = load_config(ClassifierConfig, config_path("classifier", args.config))
     size = tuple(config.preprocess.input_size)
     cores = len(os.sched_getaffinity(0))
     print(

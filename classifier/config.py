@@ -10,6 +10,9 @@ TASKS: tuple[str, ...] = ("metastasis", "amyloidosis")
 POSITIVE_PERUGINI_GRADE = 2
 """Perugini grade from which cardiac uptake counts as scan-positive for ATTR amyloidosis."""
 
+MIXES: tuple[str, ...] = ("balanced", "matched")
+"""Condition mixes of synthetic training studies (see :mod:`synthscan.classifier.synthetic`)."""
+
 
 @dataclass
 class NetworkConfig:

@@ -31,13 +31,13 @@ from typing import Any
 import numpy as np
 
 from synthscan.atomic import atomic_write_text
+from synthscan.classifier.config import MIXES
 from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.generator.conditions import condition_key, split_key
 from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS
 
 log = logging.getLogger(__name__)
 
-MIXES: tuple[str, ...] = ("balanced", "matched")
 SEED_STRIDE = 1_000_000
 """Seed distance between (condition, grade) blocks: blocks never share a seed below a million studies."""
 

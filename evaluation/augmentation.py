@@ -48,12 +48,11 @@ from scipy.stats import norm
 from tqdm.auto import tqdm
 
 from synthscan.atomic import atomic_write_bytes, atomic_write_text
-from synthscan.classifier.config import TASKS, ClassifierConfig
+from synthscan.classifier.config import MIXES, TASKS, ClassifierConfig
 from synthscan.classifier.data import StudyArrays, check_grid, evaluable_tasks, load_arrays, targets_for
 from synthscan.classifier.model import is_model_dir
 from synthscan.classifier.predict import Classifier, read_predictions
 from synthscan.classifier.synthetic import (
-    MIXES,
     SyntheticGenerator,
     SyntheticPool,
     allocate,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from synthscan.classifier.config import MIXES, TASKS
 from synthscan.cli.options import ConfigParam, config_path, parse_overrides
 from synthscan.config import ConfigError
 from synthscan.dataset import DatasetError
@@ -70,7 +71,7 @@ def config_options(command):
 )
 @click.option(
     "--mix",
-    type=click.Choice(["balanced", "matched"]),
+    type=click.Choice(MIXES),
     default="balanced",
     help="Conditions of generated studies: balanced, or matched to the real training label mix.",
 )
@@ -121,8 +122,8 @@ def train(
         synthetic = open_synthetic_datasets(
             [p for p in synthetic_paths if not is_generator_dir(p)], data.info.matrix
         )
+        real_train = real_split_records(data, config)["train"] if models else []
         for model in models:
-            real_train = real_split_records(data, config)["train"]
             generator = load_generator(model, matrix=data.info.matrix)
             n = synthetic_count(synthetic_ratio, len(real_train))
             plan = plan_blocks(real_train, n, mix, generator.blocks)
@@ -135,11 +136,7 @@ def train(
     except ERRORS as error:
         raise click.ClickException(str(error)) from error
     val = result.validation
-    aucs = ", ".join(
-        f"{task} {val[task]['auc']:.3f}"
-        for task in ("metastasis", "amyloidosis")
-        if val[task]["auc"] is not None
-    )
+    aucs = ", ".join(f"{task} {val[task]['auc']:.3f}" for task in TASKS if val[task]["auc"] is not None)
     click.echo(
         f"Trained {result.steps} steps in {result.seconds:.0f} s (best step {result.best_step}; "
         f"validation AUC {aucs or 'n/a'}). Model: {out}"
@@ -175,7 +172,6 @@ def train(
 )
 def predict(model_path: str, data_path: str, out: str | None, split: str) -> None:
     """Per-study probabilities and threshold calls of both tasks as CSV; prints the AUCs where defined."""
-    from synthscan.classifier.config import TASKS
     from synthscan.classifier.predict import Classifier
     from synthscan.classifier.train import real_split_records
     from synthscan.dataset import Dataset

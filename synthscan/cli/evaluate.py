@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from synthscan.classifier.config import MIXES
 from synthscan.cli.classifier import ERRORS, config_options, load_classifier_config
 
 
@@ -48,7 +49,7 @@ from synthscan.cli.classifier import ERRORS, config_options, load_classifier_con
 @config_options
 @click.option(
     "--mix",
-    type=click.Choice(["balanced", "matched"]),
+    type=click.Choice(MIXES),
     default="balanced",
     help="Synthetic conditions: balanced (equal, amyloidosis over grades 1-3) or matched to the real mix.",
 )
@@ -59,7 +60,12 @@ from synthscan.cli.classifier import ERRORS, config_options, load_classifier_con
     default=None,
     help="Generator steps [default: the model's].",
 )
-@click.option("--guidance", type=float, default=None, help="Classifier-free guidance [default: the model's].")
+@click.option(
+    "--guidance",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Classifier-free guidance scale, 1 = none [default: the model's].",
+)
 def augmentation(
     real_path: str,
     synthetic_path: str,
