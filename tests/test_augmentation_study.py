@@ -208,28 +208,10 @@ def test_generator_samples_on_the_fly_with_recorded_seeds(study, tmp_path):
 @pytest.mark.slow
 def test_on_the_fly_with_the_real_generator_uses_only_its_conditions(tiny_generator, tmp_path):
     """End to end through `sample_to_dataset`: the tiny generator knows amyloidosis grades 1 and 3 only."""
-    matrix = (128, 32)
-    datasets = []
-    for name, n, seed in (("real", 40, 0), ("external", 24, 1)):
-        rng = np.random.default_rng(seed)
-        dataset = Dataset.create(tmp_path / name, matrix=matrix)
-        with dataset.writer() as writer:
-            for i in range(n):
-                label, grade = MIXED[i % len(MIXED)]
-                rate = np.full((2, *matrix), 4.0)
-                if label == "metastasis":
-                    rate[:, 40:48, 10:18] += 30
-                if label == "amyloidosis":
-                    rate[0, 30:40, 14:22] += 10 * grade
-                writer.add(
-                    rng.poisson(rate),
-                    study_id=f"{name}{i}",
-                    patient_id=f"{name}-p{i}",
-                    label=label,
-                    perugini_grade=grade,
-                    site=name,
-                )
-        datasets.append(dataset)
+    datasets = [
+        toy_dataset(tmp_path / name, n, cycle=MIXED, seed=seed, matrix=(128, 32), prefix=name, site=name)
+        for name, n, seed in (("real", 40, 0), ("external", 24, 1))
+    ]
     out = tmp_path / "report"
     args = ["evaluate", "augmentation", "--real", str(datasets[0].root), "--synthetic", str(tiny_generator)]
     args += ["--test", str(datasets[1].root), "--ratios", "0,1", "--seeds", "1", "--out", str(out), *TINY]
