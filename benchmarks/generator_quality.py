@@ -98,7 +98,7 @@ def main() -> None:
     extractor = FeatureExtractor(args.classifier)
 
     results = {
-        "model": str(pipeline.path),
+        "model": args.model or "shipped default (synthscan/models/default)",
         "model_sha256": pipeline.sha256,
         "steps": pipeline.config.default_steps,
         "guidance": pipeline.config.default_guidance,

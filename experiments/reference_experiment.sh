@@ -29,7 +29,11 @@ synthscan evaluate augmentation --real "$work/centre_b" --synthetic "$model" \
     --test "$work/external_1" "$work/external_2" "$work/external_3" "$work/external_4" \
     --ratios 0,1,2,5 --seeds "$seeds" --out "$work/report"
 
+# The committed copy names folders as this script does, not by this machine's absolute paths.
 mkdir -p docs/reference_experiment
-cp "$work/report/report.md" "$work/report/results.json" docs/reference_experiment/
+for file in report.md results.json; do
+    sed -e "s|$(cd "$work" && pwd)|$(basename "$work")|g" -e "s|$model|synthscan/models/default|g" \
+        "$work/report/$file" > "docs/reference_experiment/$file"
+done
 cp "$work"/report/*.png docs/reference_experiment/
 echo "Report: docs/reference_experiment/report.md"
