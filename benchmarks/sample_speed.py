@@ -2,15 +2,17 @@
 
     python benchmarks/sample_speed.py [--model DIR] [-n 1000] [--batch-size 16] [--baseline-steps 20]
 
-Prints studies/s of ``synthscan sample`` (DPM-Solver++, the model's steps and guidance, decoding and
-Poisson sampling included, written to a temporary dataset), the time for ``n`` studies, and the same
-for diffusers' ancestral ``DDPMScheduler`` with all 1000 steps: the baseline runs ``--baseline-steps``
-of its steps on one batch and is extrapolated per study (1000 steps, plus one decode per study).
+Prints studies/s and peak resident memory of ``synthscan sample`` (DPM-Solver++, the model's steps
+and guidance, decoding and Poisson sampling included, written to a temporary dataset), the time for
+``n`` studies, and the same for diffusers' ancestral ``DDPMScheduler`` with all 1000 steps: the
+baseline runs ``--baseline-steps`` of its steps on one batch and is extrapolated per study (1000
+steps, plus one decode per study).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -69,13 +71,14 @@ def main() -> None:
             progress=True,
         )
         seconds = time.perf_counter() - start
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
     ours = seconds / args.n
     baseline = ddpm_seconds_per_study(pipeline, args.batch_size, args.baseline_steps)
     steps, guidance = pipeline.config.default_steps, pipeline.config.default_guidance
     print(f"model: {pipeline.path}  threads: {torch.get_num_threads()}")
     print(
         f"synthscan sample ({steps} DPM-Solver++ steps, guidance {guidance}): {args.n} studies in "
-        f"{seconds:.1f} s = {1 / ours:.2f} studies/s"
+        f"{seconds:.1f} s = {1 / ours:.2f} studies/s, peak memory {peak_gib:.2f} GiB"
     )
     print(
         f"baseline DDPM, 1000 ancestral steps (extrapolated from {args.baseline_steps}): "
