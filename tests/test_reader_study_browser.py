@@ -71,6 +71,13 @@ def browser():
     shutil.rmtree(profile, ignore_errors=True)
 
 
+def wait_for_case(browser, number: int) -> None:
+    """Wait until the page shows case ``number`` (navigation and reader.js run asynchronously)."""
+    WebDriverWait(browser, 15).until(
+        expected_conditions.text_to_be_present_in_element((By.ID, "progress"), f"Case {number} of 6")
+    )
+
+
 def test_sign_in_answer_reload_resume(tmp_path, browser):
     created = create_study(
         make_dataset(tmp_path / "real", "real", 1),
@@ -87,11 +94,13 @@ def test_sign_in_answer_reload_resume(tmp_path, browser):
         browser.get(url)
         browser.find_element(By.ID, "token").send_keys(created.reader_tokens["reader01"])
         browser.find_element(By.ID, "signin").click()
-        assert "Case 1 of 6" in browser.find_element(By.ID, "progress").text
-        # the views were turned into window/level canvases by reader.js
-        assert len(browser.find_elements(By.CSS_SELECTOR, ".viewport canvas")) == 2
+        wait_for_case(browser, 1)
+        # the views are turned into window/level canvases by reader.js once their images load
+        WebDriverWait(browser, 15).until(
+            lambda b: len(b.find_elements(By.CSS_SELECTOR, ".viewport canvas")) == 2
+        )
         for number in (1, 2):
-            assert f"Case {number} of 6" in browser.find_element(By.ID, "progress").text
+            wait_for_case(browser, number)
             browser.find_element(By.CSS_SELECTOR, "input[name=call][value=synthetic]").click()
             browser.find_element(By.CSS_SELECTOR, "input[name=confidence][value='4']").click()
             browser.find_element(By.CSS_SELECTOR, "input[name=diagnosis][value=metastasis]").click()
@@ -99,12 +108,12 @@ def test_sign_in_answer_reload_resume(tmp_path, browser):
             browser.find_element(By.ID, "submit").click()
             WebDriverWait(browser, 15).until(expected_conditions.staleness_of(old))
         browser.refresh()
-        assert "Case 3 of 6" in browser.find_element(By.ID, "progress").text
+        wait_for_case(browser, 3)
         browser.delete_all_cookies()
         browser.get(url)
         browser.find_element(By.ID, "token").send_keys(created.reader_tokens["reader01"])
         browser.find_element(By.ID, "signin").click()
-        assert "Case 3 of 6" in browser.find_element(By.ID, "progress").text
+        wait_for_case(browser, 3)
     finally:
         server.shutdown()
     stored = AnswerStore(created.root / "answers.sqlite").all_answers()
