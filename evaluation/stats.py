@@ -2,14 +2,11 @@
 
 The DeLong et al. (1988) variance is computed with the midrank algorithm of Sun & Xu (2014), which
 handles ties and several score columns at once. Confidence intervals use the normal approximation on
-the AUC scale, clipped to [0, 1] (as pROC's ``ci.auc(method="delong")``). The stratified bootstrap
-(positives and negatives resampled separately, so every resample has both classes) gives intervals
-for statistics DeLong does not cover, such as a relative AUC gain.
+the AUC scale, clipped to [0, 1] (as pROC's ``ci.auc(method="delong")``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -182,52 +179,3 @@ def operating_point(
         tn=tn,
         fp=fp,
     )
-
-
-def stratified_bootstrap_indices(y: np.ndarray, n_resamples: int, *, seed: int = 0) -> np.ndarray:
-    """Resample index matrix (n_resamples, n) drawing positives and negatives separately with replacement."""
-    y = check_binary(y)
-    rng = np.random.default_rng(seed)
-    positives, negatives = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    return np.concatenate(
-        [
-            positives[rng.integers(0, positives.size, (n_resamples, positives.size))],
-            negatives[rng.integers(0, negatives.size, (n_resamples, negatives.size))],
-        ],
-        axis=1,
-    )
-
-
-def bootstrap_aucs(
-    y: np.ndarray, scores: np.ndarray, *, n_resamples: int = 2000, seed: int = 0
-) -> np.ndarray:
-    """AUCs (n_resamples, k) of each score row (k, n) on the same stratified resamples (paired)."""
-    y = check_binary(y)
-    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
-    index = stratified_bootstrap_indices(y, n_resamples, seed=seed)
-    m, n = int(y.sum()), int(y.size - y.sum())
-    out = np.empty((n_resamples, scores.shape[0]))
-    for k, row in enumerate(scores):
-        ranks = rankdata(row[index], axis=1)  # first m columns are the resampled positives
-        out[:, k] = (ranks[:, :m].sum(axis=1) / m - (m + 1) / 2) / n
-    return out
-
-
-def bootstrap_ci(
-    statistic: Callable[[np.ndarray], np.ndarray],
-    y: np.ndarray,
-    scores: np.ndarray,
-    *,
-    n_resamples: int = 2000,
-    alpha: float = 0.05,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """Point estimate and percentile (1 − alpha) interval of ``statistic(aucs)`` over stratified resamples.
-
-    ``statistic`` maps an AUC array (..., k) (one AUC per score row) to a value per resample, e.g.
-    ``lambda a: 100 * (a[..., 1] - a[..., 0]) / a[..., 0]`` for a relative gain in percent.
-    """
-    point_aucs, _ = _delong(y, scores)
-    resampled = statistic(bootstrap_aucs(y, scores, n_resamples=n_resamples, seed=seed))
-    low, high = np.nanpercentile(resampled, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return float(statistic(point_aucs[None, :])[0]), float(low), float(high)

@@ -7,7 +7,6 @@ from sklearn.metrics import roc_auc_score
 
 from synthscan.evaluation.stats import (
     auc_ci,
-    bootstrap_ci,
     check_binary,
     delong_test,
     operating_point,
@@ -101,14 +100,3 @@ def test_youden_and_operating_point():
     fixed = operating_point(y, score, 0.5)
     assert (fixed.tp, fixed.fn, fixed.tn, fixed.fp) == (2, 1, 2, 1)
     assert fixed.sensitivity_ci[0] < 2 / 3 < fixed.sensitivity_ci[1]
-
-
-def test_bootstrap_relative_gain_point_estimate():
-    rng = np.random.default_rng(3)
-    y, a, b = tied_scores(rng, 80)
-    value, low, high = bootstrap_ci(
-        lambda aucs: 100 * (aucs[..., 1] - aucs[..., 0]) / aucs[..., 0], y, np.stack([a, b]), n_resamples=300
-    )
-    expected = 100 * (roc_auc_score(y, b) - roc_auc_score(y, a)) / roc_auc_score(y, a)
-    assert value == pytest.approx(expected)
-    assert low < value < high
