@@ -11,8 +11,9 @@ Samples ``n`` studies per condition (amyloidosis split over the model's grades) 
 
 - condition fidelity: the share of samples the classifier assigns to the requested condition
   (normal, metastasis, amyloidosis with Perugini grade >= 2 — the classifier's amyloidosis output), next
-  to the same share on HELD_OUT, which bounds what a perfect generator could reach; and the mean
-  amyloidosis probability per Perugini grade (it should rise with the grade);
+  to the same share on HELD_OUT, which bounds what a perfect generator could reach; and, per Perugini
+  grade, the mean amyloidosis probability and the share classified amyloidosis (both should rise
+  with the grade, like HELD_OUT's);
 - realism: Fréchet distance, precision/recall/density/coverage and a classifier two-sample test on the
   classifier's penultimate features, each beside a real-vs-real baseline (`synthscan evaluate fidelity`);
 - memorization: nearest-training-study distances of the samples against real-to-real ones, in image
@@ -51,7 +52,7 @@ def assignment(dataset: Dataset, records: list[Record], extractor: FeatureExtrac
     """Share of ``records`` the classifier assigns to their intended condition, per condition and by grade."""
     probabilities = feature_batches(dataset, records, extractor.probabilities)
     predicted = [list(LABELS)[i] for i in probabilities.argmax(axis=1)]
-    out: dict = {"per_condition": {}, "amyloidosis_probability_by_grade": {}}
+    out: dict = {"per_condition": {}, "amyloidosis_by_grade": {}}
     for label in LABELS:
         rows = [i for i, r in enumerate(records) if intended_label(r) == label and not _grade1(r)]
         if rows:
@@ -60,8 +61,11 @@ def assignment(dataset: Dataset, records: list[Record], extractor: FeatureExtrac
     for grade in (1, 2, 3):
         rows = [i for i, r in enumerate(records) if r.label == "amyloidosis" and r.perugini_grade == grade]
         if rows:
-            value = float(probabilities[rows, list(LABELS).index("amyloidosis")].mean())
-            out["amyloidosis_probability_by_grade"][grade] = value
+            out["amyloidosis_by_grade"][grade] = {
+                "n": len(rows),
+                "mean_probability": float(probabilities[rows, list(LABELS).index("amyloidosis")].mean()),
+                "share": float(np.mean([predicted[i] == "amyloidosis" for i in rows])),
+            }
     scored = [i for i, r in enumerate(records) if not _grade1(r)]
     out["overall"] = float(np.mean([predicted[i] == intended_label(records[i]) for i in scored]))
     return out
@@ -101,7 +105,7 @@ def main() -> None:
         "model": args.model or "shipped default (synthscan/models/default)",
         "model_sha256": pipeline.sha256,
         "steps": pipeline.config.default_steps,
-        "guidance": pipeline.config.default_guidance,
+        "guidance": {label: pipeline.guidance_for(label) for label in pipeline.labels},
         "condition_fidelity": {
             "synthetic": assignment(synthetic, synthetic.records, extractor),
             "held_out_real": assignment(real, real.records, extractor),
@@ -123,7 +127,9 @@ def markdown(results: dict, n_synthetic: int) -> str:
     synthetic = results["condition_fidelity"]["synthetic"]
     real = results["condition_fidelity"]["held_out_real"]
     lines = [
-        f"## Quality ({n_synthetic} samples, {results['steps']} steps, guidance {results['guidance']})",
+        f"## Quality ({n_synthetic} samples, {results['steps']} steps, guidance "
+        + ", ".join(f"{label} {g:g}" for label, g in results["guidance"].items())
+        + ")",
         "",
         "Condition fidelity: share assigned to the requested condition by a classifier trained on real"
         " studies (amyloidosis = Perugini >= 2; grade-1 samples are scored by grade ordering only).",
@@ -138,10 +144,21 @@ def markdown(results: dict, n_synthetic: int) -> str:
             f"(n={ref.get('n', 0)}) |"
         )
     lines.append(f"| all | {synthetic['overall']:.3f} | {real['overall']:.3f} |")
-    by_grade = ", ".join(
-        f"grade {g}: {p:.3f}" for g, p in synthetic["amyloidosis_probability_by_grade"].items()
-    )
-    lines += ["", f"Mean P(amyloidosis) of synthetic amyloidosis samples by Perugini grade: {by_grade}.", ""]
+    lines += [
+        "",
+        "Amyloidosis by Perugini grade: mean P(amyloidosis) and share classified amyloidosis (it should"
+        " rise with the grade):",
+        "",
+        "| grade | synthetic P | synthetic share | held-out real P | held-out real share |",
+        "|---|---|---|---|---|",
+    ]
+    for grade, row in synthetic["amyloidosis_by_grade"].items():
+        ref = real["amyloidosis_by_grade"].get(grade, {"n": 0, "mean_probability": np.nan, "share": np.nan})
+        lines.append(
+            f"| {grade} | {row['mean_probability']:.3f} | {row['share']:.3f} (n={row['n']}) | "
+            f"{ref['mean_probability']:.3f} | {ref['share']:.3f} (n={ref['n']}) |"
+        )
+    lines.append("")
     rr, rs = results["realism"]["real_vs_real"], results["realism"]["real_vs_synthetic"]
     lines += [
         f"Realism on {results['realism']['features']}:",

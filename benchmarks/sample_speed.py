@@ -2,8 +2,8 @@
 
     python benchmarks/sample_speed.py [--model DIR] [-n 1000] [--batch-size 16] [--baseline-steps 20]
 
-Prints studies/s and peak resident memory of ``synthscan sample`` (DPM-Solver++, the model's steps
-and guidance, decoding and Poisson sampling included, written to a temporary dataset), the time for
+Prints studies/s and peak resident memory of ``synthscan sample`` (the model's solver, steps and
+guidance, decoding and Poisson sampling included, written to a temporary dataset), the time for
 ``n`` studies, and the same for diffusers' ancestral ``DDPMScheduler`` with all 1000 steps: the
 baseline runs ``--baseline-steps`` of its steps on one batch and is extrapolated per study (1000
 steps, plus one decode per study).
@@ -30,9 +30,9 @@ def ddpm_seconds_per_study(pipeline, batch: int, steps_run: int) -> float:
     scheduler.set_timesteps(scheduler.config.num_train_timesteps)
     generator = torch.Generator().manual_seed(0)
     latents = torch.randn((batch, *pipeline.latent_shape), generator=generator)
-    labels = torch.zeros(batch, dtype=torch.long)
+    labels = torch.full((batch,), pipeline.config.conditions.index("metastasis"))
     null = torch.full_like(labels, len(pipeline.config.conditions))
-    guidance = pipeline.config.default_guidance
+    guidance = pipeline.guidance_for("metastasis")
     with torch.no_grad():
         start = time.perf_counter()
         for t in scheduler.timesteps[:steps_run]:
@@ -74,10 +74,10 @@ def main() -> None:
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
     ours = seconds / args.n
     baseline = ddpm_seconds_per_study(pipeline, args.batch_size, args.baseline_steps)
-    steps, guidance = pipeline.config.default_steps, pipeline.config.default_guidance
+    steps, guidance = pipeline.config.default_steps, pipeline.guidance_for("metastasis")
     print(f"model: {pipeline.path}  threads: {torch.get_num_threads()}")
     print(
-        f"synthscan sample ({steps} DPM-Solver++ steps, guidance {guidance}): {args.n} studies in "
+        f"synthscan sample ({steps} steps of {pipeline.sampler}, guidance {guidance}): {args.n} studies in "
         f"{seconds:.1f} s = {1 / ours:.2f} studies/s, peak memory {peak_gib:.2f} GiB"
     )
     print(

@@ -200,9 +200,10 @@ def load_generator(
         blocks.append((label, grade if label == "amyloidosis" else None))
     sample = partial(sample_to_dataset, pipeline, **{k: v for k, v in options.items() if v is not None})
     settings = sampler_settings(pipeline, options.get("steps"), options.get("guidance"))
+    scales = ", ".join(f"{label} {g:g}" for label, g in settings["guidance"].items())
     name = (
         f"{getattr(pipeline, 'path', model_dir)} ({settings['steps']} steps, "
-        f"guidance {settings['guidance']:g}, sha256 {settings['model_sha256'][:12]})"
+        f"guidance {scales}, sha256 {settings['model_sha256'][:12]})"
     )
     return SyntheticGenerator(sample, tuple(blocks), name=name)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from synthscan.config import ConfigError
-from synthscan.labels import PATIENT_SOURCES
+from synthscan.labels import LABELS, PATIENT_SOURCES
 
 
 @dataclass
@@ -70,8 +70,11 @@ class DiffusionConfig:
 class SamplingConfig:
     """Sampler defaults stored in the pipeline (``synthscan sample`` flags override them)."""
 
-    steps: int = 12  # DPM-Solver++ (2M, Karras sigmas) steps
+    steps: int = 10  # UniPC (Karras sigmas) steps: benchmarks/solver_accuracy.py
     guidance_scale: float = 2.0  # classifier-free guidance (1: conditional model only)
+    # per-label guidance overriding guidance_scale: a label whose samples need a stronger push away
+    # from the class mixture without strengthening the others (e.g. {normal: 3.5})
+    label_guidance: dict[str, float] = field(default_factory=dict)
     eval_chunk: int = 8  # networks always see this many samples at once, so output is batch-size independent
 
 
@@ -108,6 +111,11 @@ class GeneratorConfig:
                 raise ConfigError(
                     f"{name}.norm_num_groups={groups} must divide every channel count {channels}"
                 )
+        unknown = sorted(set(self.sampling.label_guidance) - set(LABELS))
+        if unknown:
+            raise ConfigError(
+                f"sampling.label_guidance has unknown labels {unknown}; valid labels: {list(LABELS)}"
+            )
         if not 0 <= self.diffusion.cond_drop_prob < 1:
             raise ConfigError(
                 f"diffusion.cond_drop_prob must lie in [0, 1), got {self.diffusion.cond_drop_prob}"

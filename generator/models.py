@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel, UniPCMultistepScheduler
 
 from synthscan.generator.config import AutoencoderConfig, DiffusionConfig, UNetConfig
 
@@ -54,8 +54,10 @@ def build_noise_scheduler(config: DiffusionConfig) -> DDPMScheduler:
     )
 
 
-def build_sampler(noise_scheduler: DDPMScheduler) -> DPMSolverMultistepScheduler:
-    """DPM-Solver++ (2M) with Karras sigmas on the same noise schedule: good samples in ~10-20 steps."""
-    return DPMSolverMultistepScheduler.from_config(
-        noise_scheduler.config, algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=True
-    )
+def build_sampler(noise_scheduler: DDPMScheduler) -> UniPCMultistepScheduler:
+    """UniPC (bh2 predictor-corrector) with Karras sigmas on the same noise schedule.
+
+    At 10 steps it lands as close to the converged sample as DPM-Solver++(2M) does at 12
+    (``benchmarks/solver_accuracy.py``), so it needs a sixth fewer network evaluations.
+    """
+    return UniPCMultistepScheduler.from_config(noise_scheduler.config, solver_order=2, use_karras_sigmas=True)

@@ -3,8 +3,9 @@
 Inference only, one way to run it (``__call__``), like every diffusers pipeline. Components:
 ``vae`` (:class:`~diffusers.AutoencoderKL` on the count transform of
 :mod:`synthscan.generator.transform`), ``unet`` (:class:`~diffusers.UNet2DModel` with a class
-embedding), ``scheduler`` (DPM-Solver++). Settings learned from the training data (condition table,
-grade proportions, total-count distribution, matrix) live in ``model_index.json``.
+embedding), ``scheduler`` (a diffusers multistep ODE solver, UniPC). Settings learned from the
+training data (condition table, grade proportions, total-count distribution, matrix) and the
+sampler defaults (steps, guidance scale, optionally per label) live in ``model_index.json``.
 
 Every study draws all of its randomness from its own ``torch.Generator`` in a fixed order (grade if
 not given, total counts, initial latent, Poisson counts), and the networks always run on chunks of
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DiffusionPipeline, DPMSolverMultistepScheduler, UNet2DModel
+from diffusers import AutoencoderKL, DiffusionPipeline, SchedulerMixin, UNet2DModel
 from diffusers.utils import BaseOutput
 
 from synthscan.generator.conditions import resolve_condition, split_key
@@ -62,15 +63,16 @@ class SynthScanPipeline(DiffusionPipeline):
         self,
         vae: AutoencoderKL,
         unet: UNet2DModel,
-        scheduler: DPMSolverMultistepScheduler,
+        scheduler: SchedulerMixin,
         conditions: list[str] | None = None,
         grade_weights: dict[str, float] | None = None,
         total_counts: dict[str, dict[str, float]] | None = None,
         matrix: list[int] | None = None,
         pixel_spacing_mm: float = DEFAULT_PIXEL_SPACING_MM,
         bin_factor: int = 2,
-        default_steps: int = 12,
+        default_steps: int = 10,
         default_guidance: float = 2.0,
+        label_guidance: dict[str, float] | None = None,
         eval_chunk: int = 8,
         tracer: str = "",
         training_sources: list[str] | None = None,
@@ -86,6 +88,7 @@ class SynthScanPipeline(DiffusionPipeline):
             bin_factor=int(bin_factor),
             default_steps=int(default_steps),
             default_guidance=float(default_guidance),
+            label_guidance={str(k): float(v) for k, v in (label_guidance or {}).items()},
             eval_chunk=int(eval_chunk),
             tracer=str(tracer),
             training_sources=list(training_sources or []),
@@ -105,10 +108,32 @@ class SynthScanPipeline(DiffusionPipeline):
         return tuple(dict.fromkeys(split_key(k)[0] for k in self.config.conditions))
 
     @property
+    def sampler(self) -> str:
+        """The solver, as recorded with every study (e.g. ``UniPCMultistepScheduler, Karras sigmas``)."""
+        karras = ", Karras sigmas" if self.scheduler.config.get("use_karras_sigmas") else ""
+        return type(self.scheduler).__name__ + karras
+
+    def guidance_for(self, label: str, override: float | None = None) -> float:
+        """Guidance scale of a ``label`` study: ``override``, else the label's default, else the model's."""
+        if override is not None:
+            return float(override)
+        return float(self.config.get("label_guidance", {}).get(label, self.config.default_guidance))
+
+    @property
     def latent_shape(self) -> tuple[int, int, int]:
         factor = self.config.bin_factor * 2 ** (len(self.vae.config.block_out_channels) - 1)
         rows, cols = self.matrix
         return self.vae.config.latent_channels, rows // factor, cols // factor
+
+    def _guided_output(
+        self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, nulls: torch.Tensor, guidance: float
+    ) -> torch.Tensor:
+        """UNet output with classifier-free guidance; conditional and null rows share one call."""
+        if guidance == 1.0:
+            return self.unet(x, t.expand(len(x)), class_labels=labels).sample
+        both = self.unet(torch.cat([x, x]), t.expand(2 * len(x)), class_labels=torch.cat([labels, nulls]))
+        conditional, unconditional = both.sample.chunk(2)
+        return unconditional + guidance * (conditional - unconditional)
 
     @torch.no_grad()
     def __call__(
@@ -130,8 +155,9 @@ class SynthScanPipeline(DiffusionPipeline):
             grades: Perugini grade (1-3) of each amyloidosis study; ``None`` draws it in the
                 training proportions.
             generator: one ``torch.Generator`` per study; its seed determines the study.
-            num_inference_steps: DPM-Solver++ steps [default: the model's].
-            guidance_scale: classifier-free guidance weight; 1 disables guidance [default: the model's].
+            num_inference_steps: solver steps [default: the model's].
+            guidance_scale: classifier-free guidance weight for every study; 1 disables guidance
+                [default: each label's, see :meth:`guidance_for`].
             total_counts: total counts of each study (both views) [default: drawn from the training
                 distribution].
             return_expected: also return the noise-free expected counts.
@@ -147,7 +173,6 @@ class SynthScanPipeline(DiffusionPipeline):
         if total_counts is not None and len(total_counts) != batch:
             raise ValueError(f"{len(total_counts)} total counts for {batch} studies")
         steps = int(num_inference_steps or self.config.default_steps)
-        guidance = float(self.config.default_guidance if guidance_scale is None else guidance_scale)
         if steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {steps}")
         table = list(self.config.conditions)
@@ -166,20 +191,18 @@ class SynthScanPipeline(DiffusionPipeline):
 
         self.scheduler.set_timesteps(steps, device=device)
         latents = latents * self.scheduler.init_noise_sigma
-        guided = guidance != 1.0
         chunk = self.config.eval_chunk
+        scales = [self.guidance_for(label, guidance_scale) for label in conditions]
+        groups = {g: torch.tensor([i for i, s in enumerate(scales) if s == g]) for g in dict.fromkeys(scales)}
         for t in self.progress_bar(self.scheduler.timesteps):
             model_input = self.scheduler.scale_model_input(latents, t)
-            inputs = torch.cat([model_input, model_input]) if guided else model_input
-            ids = torch.cat([class_ids, null_ids]) if guided else class_ids
-            output = run_chunked(
-                lambda x, labels, t=t: self.unet(x, t.expand(len(x)), class_labels=labels).sample,
-                (inputs, ids),
-                chunk,
-            )
-            if guided:
-                conditional, unconditional = output.chunk(2)
-                output = unconditional + guidance * (conditional - unconditional)
+            output = torch.empty_like(model_input)
+            for guidance, rows in groups.items():  # studies of one guidance scale share network calls
+                output[rows] = run_chunked(
+                    lambda x, labels, nulls, t=t, g=guidance: self._guided_output(x, t, labels, nulls, g),
+                    (model_input[rows], class_ids[rows], null_ids[rows]),
+                    chunk,
+                )
             latents = self.scheduler.step(output, t, latents).prev_sample
 
         decoded = run_chunked(

@@ -42,13 +42,16 @@ def request_id(label: str, grade: int | None, seed: int) -> str:
 
 
 def sampler_settings(pipeline, steps: int | None, guidance: float | None) -> dict[str, Any]:
-    """The settings that, with a seed and condition, determine a study (stored in every row)."""
+    """The settings that, with a seed and condition, determine a study (a dataset's provenance).
+
+    ``guidance`` maps each label to its scale; a study's own row records its label's scale.
+    """
     return {
         "model_sha256": getattr(pipeline, "sha256", ""),
         "model_name": Path(str(getattr(pipeline, "path", "model"))).name,
         "steps": int(steps or pipeline.config.default_steps),
-        "guidance": float(pipeline.config.default_guidance if guidance is None else guidance),
-        "sampler": "DPM-Solver++(2M) Karras",
+        "guidance": {label: pipeline.guidance_for(label, guidance) for label in pipeline.labels},
+        "sampler": pipeline.sampler,
     }
 
 
@@ -61,8 +64,8 @@ def generate_studies(
         [r.label for r in requests],
         [r.grade for r in requests],
         generator=[torch.Generator().manual_seed(r.seed) for r in requests],
-        num_inference_steps=settings["steps"],
-        guidance_scale=settings["guidance"],
+        num_inference_steps=steps,
+        guidance_scale=guidance,
     )
     results = []
     for request, counts, key, total in zip(
@@ -77,6 +80,7 @@ def generate_studies(
             "total_counts_target": total,
             "counts_per_view": [int(v) for v in counts.reshape(2, -1).sum(axis=1)],
             **settings,
+            "guidance": settings["guidance"][label],
         }
         results.append((counts, meta))
     return results
@@ -103,7 +107,6 @@ def write_samples(
             f"the model generates {tuple(pipeline.matrix)} studies but {target.root} is {target.info.matrix}"
         )
     pending = [r for r in requests if r.study_id not in target]
-    settings = sampler_settings(pipeline, steps, guidance)
     tracer = pipeline.config.get("tracer", "")
     added = 0
     with (
@@ -126,7 +129,7 @@ def write_samples(
                     tracer=tracer,
                     seed=request.seed,
                     meta=meta,
-                    extra={k: settings[k] for k in ("model_sha256", "model_name", "steps", "guidance")},
+                    extra={k: meta[k] for k in ("model_sha256", "model_name", "steps", "guidance")},
                 )
                 if on_written is not None:
                     on_written(record, counts)

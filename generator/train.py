@@ -381,6 +381,7 @@ def assemble_pipeline(
         bin_factor=config.transform.bin_factor,
         default_steps=config.sampling.steps,
         default_guidance=config.sampling.guidance_scale,
+        label_guidance=config.sampling.label_guidance,
         eval_chunk=config.sampling.eval_chunk,
         tracer=Counter(r.tracer for r in records).most_common(1)[0][0],
         training_sources=sorted({r.source for r in records}),

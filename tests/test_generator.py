@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from synthscan.cli import main
-from synthscan.config import builtin_config, load_config
+from synthscan.config import ConfigError, builtin_config, load_config
 from synthscan.dataset import Dataset, DatasetError
 from synthscan.generator import train as train_module
 from synthscan.generator.conditions import condition_key, condition_table, resolve_condition, split_key
@@ -159,6 +159,52 @@ def test_samples_depend_on_seed_not_on_batch(trained, tmp_path):
     record = a.records[0]
     assert record.source == "synthetic" and record.label == "amyloidosis" and record.perugini_grade in (1, 3)
     assert record.extra["model_sha256"] == pipeline.sha256 and record.extra["steps"] == "2"
+
+
+def test_label_guidance_applies_per_study_and_is_recorded(trained, tmp_path):
+    """A per-label default scale reaches only that label's studies, in a mixed batch as alone."""
+    pipeline = load_pipeline(trained)
+    pipeline.register_to_config(label_guidance={"normal": 4.0})
+    assert pipeline.guidance_for("normal") == 4.0 and pipeline.guidance_for("metastasis") == 2.0
+    assert pipeline.guidance_for("normal", 1.5) == 1.5, "an explicit scale overrides the label's"
+    mixed = generate_studies(
+        pipeline, [SampleRequest("n", "normal", None, 3), SampleRequest("m", "metastasis", None, 4)]
+    )
+    normal_alone = generate_studies(pipeline, [SampleRequest("n", "normal", None, 3)], guidance=4.0)
+    metastasis_alone = generate_studies(pipeline, [SampleRequest("m", "metastasis", None, 4)], guidance=2.0)
+    assert np.array_equal(mixed[0][0], normal_alone[0][0]) and np.array_equal(
+        mixed[1][0], metastasis_alone[0][0]
+    )
+    assert [meta["guidance"] for _, meta in mixed] == [4.0, 2.0]
+    at_default = generate_studies(pipeline, [SampleRequest("n", "normal", None, 3)], guidance=2.0)
+    assert not np.array_equal(at_default[0][0], normal_alone[0][0]), "the label's scale changes the study"
+    dataset = sample_to_dataset(pipeline, tmp_path / "s", condition="normal", n=1, progress=False)
+    assert dataset.records[0].extra["guidance"] == "4.0"
+    assert dataset.info.provenance["generator"]["guidance"] == {
+        "normal": 4.0,
+        "metastasis": 2.0,
+        "amyloidosis": 2.0,
+    }
+    with pytest.raises(ConfigError, match="unknown labels"):
+        tiny_config(**{"sampling.label_guidance": {"healthy": 3.0}})
+
+
+def test_guided_output_combines_conditional_and_null_rows(trained):
+    """One UNet call on conditional + null rows gives the classifier-free guidance combination."""
+    pipeline = load_pipeline(trained)
+    x = torch.randn(3, *pipeline.latent_shape, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor(400)
+    labels = torch.tensor([0, 1, 2])
+    nulls = torch.full_like(labels, len(pipeline.config.conditions))
+    with torch.no_grad():
+        conditional = pipeline.unet(x, t, class_labels=labels).sample
+        unconditional = pipeline.unet(x, t, class_labels=nulls).sample
+        guided = {g: pipeline._guided_output(x, t, labels, nulls, g) for g in (0.0, 1.0, 3.0)}
+    torch.testing.assert_close(guided[0.0], unconditional, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        guided[3.0], unconditional + 3.0 * (conditional - unconditional), rtol=1e-4, atol=1e-4
+    )
+    assert torch.equal(guided[1.0], conditional), "guidance 1 skips the null rows"
 
 
 def test_sampling_resumes_without_duplicates_and_refuses_other_settings(trained, tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from synthscan.cli.options import guidance_option, steps_option
 from synthscan.dataset import Dataset, DatasetError
 
 
@@ -46,10 +47,8 @@ from synthscan.dataset import Dataset, DatasetError
     help="First fine-tune the generator for STEPS steps on DATASET's real studies.",
 )
 @click.option("--seed", default=0, show_default=True, help="Base seed; each study's seed derives from it.")
-@click.option(
-    "--steps", type=click.IntRange(min=1), default=None, help="Sampling steps [default: the model's]."
-)
-@click.option("--guidance", type=float, default=None, help="Classifier-free guidance [default: the model's].")
+@steps_option
+@guidance_option
 def augment(
     dataset_path: str,
     model_dir: str | None,

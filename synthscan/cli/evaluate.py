@@ -8,6 +8,7 @@ import click
 
 from synthscan.classifier.config import MIXES
 from synthscan.cli.classifier import ERRORS, config_options, load_classifier_config
+from synthscan.cli.options import guidance_option
 
 
 @click.command()
@@ -60,12 +61,7 @@ from synthscan.cli.classifier import ERRORS, config_options, load_classifier_con
     default=None,
     help="Generator steps [default: the model's].",
 )
-@click.option(
-    "--guidance",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="Classifier-free guidance scale, 1 = none [default: the model's].",
-)
+@guidance_option
 def augmentation(
     real_path: str,
     synthetic_path: str,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from synthscan.cli.options import ConfigParam, config_path, parse_overrides
+from synthscan.cli.options import ConfigParam, config_path, guidance_option, parse_overrides, steps_option
 from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS
 
 FORMATS = ("npz", "png", "dicom")
@@ -87,15 +87,8 @@ def _new_folder(name: str) -> Path:
     help="Generator folder [default: the shipped model].",
 )
 @click.option("--seed", default=0, type=click.IntRange(min=0), help="Study i uses seed SEED + i.")
-@click.option(
-    "--steps", type=click.IntRange(min=1), default=None, help="Sampler steps [default: the model's]."
-)
-@click.option(
-    "--guidance",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="Classifier-free guidance scale, 1 = none [default: the model's].",
-)
+@steps_option
+@guidance_option
 @click.option("--batch-size", default=16, type=click.IntRange(min=1), help="Studies generated together.")
 @click.option(
     "--format",

@@ -59,3 +59,15 @@ def config_path(group: str, value: str) -> Path:
     from synthscan.config import builtin_config
 
     return Path(value) if value.endswith((".yaml", ".yml")) else builtin_config(group, value)
+
+
+guidance_option = click.option(
+    "--guidance",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Classifier-free guidance scale for every condition, 1 = none "
+    "[default: the model's scale for each condition].",
+)
+steps_option = click.option(
+    "--steps", type=click.IntRange(min=1), default=None, help="Sampler steps [default: the model's]."
+)
