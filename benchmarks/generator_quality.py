@@ -29,6 +29,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from statsmodels.stats.proportion import proportion_confint
 
 from synthscan.classifier.features import FeatureExtractor
 from synthscan.dataset import Dataset, Record
@@ -56,8 +57,13 @@ def assignment(dataset: Dataset, records: list[Record], extractor: FeatureExtrac
     for label in LABELS:
         rows = [i for i, r in enumerate(records) if intended_label(r) == label and not _grade1(r)]
         if rows:
-            hits = np.mean([predicted[i] == label for i in rows])
-            out["per_condition"][label] = {"n": len(rows), "share": float(hits)}
+            hits = int(sum(predicted[i] == label for i in rows))
+            low, high = proportion_confint(hits, len(rows), alpha=0.05, method="wilson")
+            out["per_condition"][label] = {
+                "n": len(rows),
+                "share": hits / len(rows),
+                "ci95": [float(low), float(high)],
+            }
     for grade in (1, 2, 3):
         rows = [i for i, r in enumerate(records) if r.label == "amyloidosis" and r.perugini_grade == grade]
         if rows:
@@ -134,14 +140,15 @@ def markdown(results: dict, n_synthetic: int) -> str:
         "Condition fidelity: share assigned to the requested condition by a classifier trained on real"
         " studies (amyloidosis = Perugini >= 2; grade-1 samples are scored by grade ordering only).",
         "",
-        "| condition | synthetic | held-out real (classifier ceiling) |",
+        "| condition | synthetic [Wilson 95 % CI] | held-out real (classifier ceiling) |",
         "|---|---|---|",
     ]
     for label, row in synthetic["per_condition"].items():
         ref = real["per_condition"].get(label, {})
+        low, high = row["ci95"]
         lines.append(
-            f"| {label} | {row['share']:.3f} (n={row['n']}) | {ref.get('share', float('nan')):.3f} "
-            f"(n={ref.get('n', 0)}) |"
+            f"| {label} | {row['share']:.3f} [{low:.3f}, {high:.3f}] (n={row['n']}) | "
+            f"{ref.get('share', float('nan')):.3f} (n={ref.get('n', 0)}) |"
         )
     lines.append(f"| all | {synthetic['overall']:.3f} | {real['overall']:.3f} |")
     lines += [
