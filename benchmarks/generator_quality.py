@@ -37,7 +37,7 @@ from synthscan.evaluation.fidelity import classifier_model, evaluate_fidelity, w
 from synthscan.evaluation.privacy import feature_batches, run_audit
 from synthscan.evaluation.privacy import write_report as write_audit_report
 from synthscan.generator.conditions import split_key
-from synthscan.generator.sampling import sample_to_dataset
+from synthscan.generator.sampling import sample_to_dataset, sampler_settings
 from synthscan.generator.storage import load_pipeline
 from synthscan.labels import LABELS
 
@@ -107,11 +107,12 @@ def main() -> None:
     real, train = Dataset.open(args.real), Dataset.open(args.train)
     extractor = FeatureExtractor(args.classifier)
 
+    settings = sampler_settings(pipeline, None, None)  # what every sample was drawn with
     results = {
         "model": args.model or "shipped default (synthscan/models/default)",
         "model_sha256": pipeline.sha256,
-        "steps": pipeline.config.default_steps,
-        "guidance": {label: pipeline.guidance_for(label) for label in pipeline.labels},
+        "steps": settings["steps"],
+        "guidance": settings["guidance"],
         "condition_fidelity": {
             "synthetic": assignment(synthetic, synthetic.records, extractor),
             "held_out_real": assignment(real, real.records, extractor),

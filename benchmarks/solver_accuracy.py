@@ -24,7 +24,9 @@ from diffusers import DPMSolverMultistepScheduler
 from synthscan.generator.storage import load_pipeline
 
 
-def expected_counts(pipeline, conditions: list[str], steps: int, batch: int = 16) -> tuple[np.ndarray, float]:
+def noise_free_counts(
+    pipeline, conditions: list[str], steps: int, batch: int = 16
+) -> tuple[np.ndarray, float]:
     """Noise-free expected counts of one study per condition (seed = index), and seconds per study."""
     out = []
     start = time.perf_counter()
@@ -62,7 +64,7 @@ def main() -> None:
             pipeline.scheduler.config, algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=True
         ),
     }
-    reference, _ = expected_counts(pipeline, conditions, args.reference_steps)
+    reference, _ = noise_free_counts(pipeline, conditions, args.reference_steps)
     print(
         f"model: {pipeline.path}  default: {pipeline.config.default_steps} steps  "
         f"{len(conditions)} studies  reference: {pipeline.sampler}, {args.reference_steps} steps"
@@ -72,7 +74,7 @@ def main() -> None:
     for name, scheduler in solvers.items():
         pipeline.scheduler = scheduler
         for steps in args.steps:
-            counts, seconds = expected_counts(pipeline, conditions, steps)
+            counts, seconds = noise_free_counts(pipeline, conditions, steps)
             error = relative_error(counts, reference)
             print(
                 f"| {name} | {steps} | {np.median(error):.4f} | {error.mean():.4f} | "
