@@ -7,8 +7,17 @@ training, and the sampler defaults written into the saved pipeline.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from synthscan.config import ConfigError
+from synthscan.config import (
+    ConfigError,
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+)
 from synthscan.labels import LABELS, PATIENT_SOURCES
 
 
@@ -16,66 +25,66 @@ from synthscan.labels import LABELS, PATIENT_SOURCES
 class TransformConfig:
     """How counts become model inputs (see :mod:`synthscan.generator.transform`)."""
 
-    bin_factor: int = 2  # native pixels summed per model pixel along each axis (2: 1024x256 → 512x128)
+    bin_factor: PositiveInt = 2  # native pixels summed per model pixel along each axis (2: 1024x256 → 512x128)
 
 
 @dataclass
 class AutoencoderConfig:
     """diffusers ``AutoencoderKL`` on the square-root count image, trained with a Poisson likelihood."""
 
-    block_out_channels: tuple[int, ...] = (8, 16, 32, 64)  # one down/up level each; 4 levels = 8x smaller
-    layers_per_block: int = 1  # ResNet blocks per level (the decoder adds one)
-    latent_channels: int = 8  # channels of the latent image
-    norm_num_groups: int = 8  # GroupNorm groups (must divide every channel count)
-    kl_weight: float = (
+    block_out_channels: tuple[PositiveInt, ...] = (8, 16, 32, 64)  # one down/up level each; 4 levels = 8x smaller
+    layers_per_block: PositiveInt = 1  # ResNet blocks per level (the decoder adds one)
+    latent_channels: PositiveInt = 8  # channels of the latent image
+    norm_num_groups: PositiveInt = 8  # GroupNorm groups (must divide every channel count)
+    kl_weight: NonNegativeFloat = (
         1.0e-6  # weight of the KL term (as in Stable Diffusion's VAE: a near-deterministic code)
     )
-    mse_weight: float = 0.1  # square-root-domain MSE beside the Poisson deviance (early-training gradients)
-    steps: int = 2500  # optimizer steps
-    batch_size: int = 8  # studies per step
-    crop_rows: int = 128  # train on random row windows of this height (model pixels); 0: whole studies
-    learning_rate: float = 1.0e-3  # AdamW peak learning rate, cosine decay after warm-up
-    warmup_steps: int = 200  # linear learning-rate warm-up
+    mse_weight: NonNegativeFloat = 0.1  # square-root-domain MSE beside the Poisson deviance (early-training gradients)
+    steps: PositiveInt = 2500  # optimizer steps
+    batch_size: PositiveInt = 8  # studies per step
+    crop_rows: NonNegativeInt = 128  # train on random row windows of this height (model pixels); 0: whole studies
+    learning_rate: PositiveFloat = 1.0e-3  # AdamW peak learning rate, cosine decay after warm-up
+    warmup_steps: NonNegativeInt = 200  # linear learning-rate warm-up
 
 
 @dataclass
 class UNetConfig:
     """diffusers ``UNet2DModel`` on the latents, conditioned by class embedding (condition or null)."""
 
-    block_out_channels: tuple[int, ...] = (32, 64, 128)  # channels per resolution level
-    layers_per_block: int = 2  # ResNet blocks per level
+    block_out_channels: tuple[PositiveInt, ...] = (32, 64, 128)  # channels per resolution level
+    layers_per_block: PositiveInt = 2  # ResNet blocks per level
     attention_levels: tuple[bool, ...] = (False, False, True)  # self-attention at each level
-    norm_num_groups: int = 8  # GroupNorm groups (must divide every channel count)
-    dropout: float = 0.0  # ResNet dropout
+    norm_num_groups: PositiveInt = 8  # GroupNorm groups (must divide every channel count)
+    dropout: Annotated[float, Range(min=0, max=1)] = 0.0  # ResNet dropout
 
 
 @dataclass
 class DiffusionConfig:
     """Noise schedule and training of the latent diffusion network."""
 
-    num_train_timesteps: int = 1000  # DDPM steps of the forward process
+    num_train_timesteps: PositiveInt = 1000  # DDPM steps of the forward process
     beta_schedule: str = "scaled_linear"  # Latent Diffusion's schedule (Rombach et al. 2022)
-    beta_start: float = 0.00085  # Latent Diffusion's values
-    beta_end: float = 0.012
+    beta_start: PositiveFloat = 0.00085  # Latent Diffusion's values
+    beta_end: PositiveFloat = 0.012
     prediction_type: str = "v_prediction"  # "epsilon" or "v_prediction" (better-behaved at few sampler steps)
-    cond_drop_prob: float = 0.1  # share of training examples given the null class (classifier-free guidance)
-    steps: int = 8000  # optimizer steps
-    batch_size: int = 16  # latents per step
-    learning_rate: float = 1.0e-3  # AdamW peak learning rate, cosine decay after warm-up
-    warmup_steps: int = 300  # linear learning-rate warm-up
-    ema_decay: float = 0.999  # exponential moving average of the weights (the EMA weights are saved)
+    cond_drop_prob: Fraction = 0.1  # share of training examples given the null class (classifier-free guidance)
+    steps: PositiveInt = 8000  # optimizer steps
+    batch_size: PositiveInt = 16  # latents per step
+    learning_rate: PositiveFloat = 1.0e-3  # AdamW peak learning rate, cosine decay after warm-up
+    warmup_steps: NonNegativeInt = 300  # linear learning-rate warm-up
+    ema_decay: Fraction = 0.999  # exponential moving average of the weights (the EMA weights are saved)
 
 
 @dataclass
 class SamplingConfig:
     """Sampler defaults stored in the pipeline (``synthscan sample`` flags override them)."""
 
-    steps: int = 10  # UniPC (Karras sigmas) steps: benchmarks/solver_accuracy.py
-    guidance_scale: float = 2.0  # classifier-free guidance (1: conditional model only)
+    steps: PositiveInt = 10  # UniPC (Karras sigmas) steps: benchmarks/solver_accuracy.py
+    guidance_scale: PositiveFloat = 2.0  # classifier-free guidance (1: conditional model alone, no guidance)
     # per-label guidance overriding guidance_scale: a label whose samples need a stronger push away
     # from the class mixture without strengthening the others (e.g. {normal: 3.5})
-    label_guidance: dict[str, float] = field(default_factory=dict)
-    eval_chunk: int = 8  # networks always see this many samples at once, so output is batch-size independent
+    label_guidance: dict[str, PositiveFloat] = field(default_factory=dict)
+    eval_chunk: PositiveInt = 8  # networks always see this many samples at once, so output is batch-size independent
 
 
 @dataclass
@@ -87,11 +96,11 @@ class GeneratorConfig:
     unet: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    seed: int = 0  # seeds initialisation, data order, crops and noise
+    seed: NonNegativeInt = 0  # seeds initialisation, data order, crops and noise
     sources: tuple[str, ...] = PATIENT_SOURCES  # manifest sources trained on (never synthetic)
-    checkpoint_every: int = 500  # steps between resumable checkpoints
-    sample_every: int = 2000  # steps between sample grids (0: only at the end)
-    log_every: int = 50  # steps between metrics.jsonl lines
+    checkpoint_every: PositiveInt = 500  # steps between resumable checkpoints
+    sample_every: NonNegativeInt = 2000  # steps between sample grids (0: only at the end)
+    log_every: PositiveInt = 50  # steps between metrics.jsonl lines
 
     def __post_init__(self) -> None:
         if self.transform.bin_factor < 1:

@@ -73,7 +73,7 @@ def test_default_yaml_lists_every_field_with_the_dataclass_defaults():
     listed = yaml.safe_load(path.read_text())
     fields = to_dict(ClassifierConfig())
     assert {k: set(v) for k, v in listed.items()} == {k: set(v) for k, v in fields.items()}
-    with pytest.raises(ValueError, match=r"train\.workers must be 0 or more"):
+    with pytest.raises(ValueError, match=r"train\.workers must be >= 0"):
         tiny(**{"train.workers": -1})
 
 
