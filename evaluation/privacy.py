@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -204,10 +205,28 @@ class PrivacyAudit:
         hit = {sid for space in self.spaces for sid in space.flagged}
         return [sid for sid in self.synthetic_ids if sid in hit]
 
+    @property
+    def warnings(self) -> list[str]:
+        """Why the threshold cannot be trusted: too few real-to-real distances to estimate its percentile.
+
+        The p-th percentile of n distances has fewer than one distance below it when n < 100 / p; it
+        then sits at (or is interpolated from) the smallest distances, so ordinary samples get flagged
+        or copies pass depending on a handful of pairs.
+        """
+        needed = math.ceil(100 / self.threshold_percentile) if self.threshold_percentile > 0 else math.inf
+        return [
+            f"{space.space} space: only {len(space.real_distances)} real-to-real distances, too few to "
+            f"estimate their {self.threshold_percentile:g}th percentile (needs at least {needed}); treat the "
+            "flags as unreliable and audit against the full training set (or add --holdout studies)"
+            for space in self.spaces
+            if len(space.real_distances) < needed
+        ]
+
     def to_json(self) -> str:
         body = asdict(self)
         body["flagged"] = self.flagged
         body["summary"] = [space.summary() for space in self.spaces]
+        body["warnings"] = self.warnings
         return json.dumps(body, indent=2)
 
     @classmethod
@@ -215,6 +234,7 @@ class PrivacyAudit:
         body = json.loads(text)
         body.pop("flagged", None)
         body.pop("summary", None)
+        body.pop("warnings", None)
         body["spaces"] = [SpaceAudit(**space) for space in body["spaces"]]
         return cls(**body)
 
@@ -357,6 +377,7 @@ def write_report(audit: PrivacyAudit, train: Dataset, synthetic: Dataset, out: s
         f"- synthetic set: `{audit.synthetic_root}` ({len(audit.synthetic_ids)} studies audited)",
         f"- threshold: real-to-real nearest-distance percentile {audit.threshold_percentile:g}",
         f"- **flagged studies: {len(audit.flagged)}**",
+        *[f"- **warning:** {warning}" for warning in audit.warnings],
         "",
         "Image-space distance: RMS difference of sqrt(mean-normalised counts), posterior mirrored,"
         " area-downsampled. Feature-space distance: Euclidean on classifier penultimate features.",
@@ -417,11 +438,14 @@ def flagged_studies_for_export(
 ) -> list[str]:
     """Synthetic study ids an export must refuse; reuses a saved audit if the manifest is unchanged.
 
-    Looks for ``results.json`` in ``report`` (default ``DATASET/privacy_audit``).  If none matches
-    the current manifest, runs the audit against ``train`` (or the ``train_dataset`` recorded in
-    the dataset's provenance) and saves it there.  Datasets without synthetic studies return [].
+    Studies of a model that carries a statement that it saw no patients (``privacy.json``, see
+    :func:`statement_models`) need no audit.  For the others, looks for ``results.json`` in
+    ``report`` (default ``DATASET/privacy_audit``).  If none matches the current manifest, runs the
+    audit against ``train`` (or the ``train_dataset`` recorded in the dataset's provenance) and saves
+    it there.  Datasets without synthetic studies return [].
     """
-    if not synthetic.filter(source="synthetic"):
+    exempt = statement_models(synthetic)
+    if not [r for r in synthetic.filter(source="synthetic") if r.get("model_sha256") not in exempt]:
         return []
     folder = Path(report) if report else default_audit_dir(synthetic)
     saved = folder / REPORT_NAME
@@ -440,3 +464,19 @@ def flagged_studies_for_export(
     audit = run_audit(train_ds, synthetic, threshold_percentile=threshold_percentile, features=features)
     write_report(audit, train_ds, synthetic, folder)
     return audit.flagged
+
+
+def statement_models(dataset: Dataset) -> set[str]:
+    """Hashes of the models whose samples need no audit: they carry a statement that they saw no patients.
+
+    The statements come from the dataset's provenance (recorded by the sampler from the model's own
+    ``privacy.json``) and from the shipped model, which was trained on simulated studies only.
+    """
+    from synthscan.generator.storage import default_model_dir, privacy_statement
+
+    recorded = dataset.info.provenance.get("privacy_statements", {})
+    models = {sha for sha, statement in recorded.items() if statement.get("patients_seen") == 0}
+    shipped = privacy_statement(default_model_dir())
+    if shipped is not None:
+        models.add(shipped["model_sha256"])
+    return models

@@ -4,6 +4,9 @@ A model folder is what :meth:`SynthScanPipeline.save_pretrained` writes (``model
 sub-folder per component with ``config.json`` and ``.safetensors``), plus ``checksums.json`` (SHA-256
 of every file) and a model card. Loading verifies the checksums first, so a missing, truncated or
 altered weight file fails with a message naming it instead of a deep library traceback.
+
+A model trained only on simulated studies also carries ``privacy.json``: its statement that it saw
+no patient data, bound to the model's hash, which lets its samples be shared without a privacy audit.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
-from synthscan.atomic import atomic_write_text
+from synthscan.atomic import atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
 
 CHECKSUMS = "checksums.json"
+PRIVACY = "privacy.json"
 DEFAULT_MODEL = "default"
+NO_PATIENT_SOURCES: tuple[str, ...] = ("simulated",)
+"""Training sources that hold no patient: a model trained only on these cannot reproduce a patient."""
 
 
 class ModelError(ValueError):
@@ -32,19 +38,11 @@ def default_model_dir() -> Path:
     return Path(str(resources.files("synthscan.models") / DEFAULT_MODEL))
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _weight_and_config_files(folder: Path) -> list[Path]:
     return sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file() and (p.suffix in (".json", ".safetensors")) and p.name != CHECKSUMS
+        if p.is_file() and (p.suffix in (".json", ".safetensors")) and p.name not in (CHECKSUMS, PRIVACY)
     )
 
 
@@ -67,12 +65,66 @@ def save_model(pipeline, folder: str | Path, *, card: str | None = None) -> Path
     pipeline.save_pretrained(tmp, safe_serialization=True)
     sums = {str(p.relative_to(tmp)): file_sha256(p) for p in _weight_and_config_files(tmp)}
     atomic_write_text(tmp / CHECKSUMS, json.dumps(sums, indent=2, sort_keys=True) + "\n")
+    write_privacy_statement(tmp)
     if card is not None:
         atomic_write_text(tmp / "README.md", card)
     if folder.exists():
         shutil.rmtree(folder)
     tmp.replace(folder)
     return folder
+
+
+def _training_sources(folder: Path) -> list[str]:
+    return list(
+        json.loads((folder / "model_index.json").read_text(encoding="utf-8")).get("training_sources") or []
+    )
+
+
+def write_privacy_statement(folder: str | Path) -> dict | None:
+    """Write ``privacy.json`` for a model trained only on simulated studies; ``None`` for any other.
+
+    The statement names the model's hash, so it cannot be carried over to a retrained or fine-tuned
+    model; its training sources come from the checksummed ``model_index.json``.
+    """
+    folder = Path(folder)
+    sources = _training_sources(folder)
+    if not sources or not set(sources) <= set(NO_PATIENT_SOURCES):
+        (folder / PRIVACY).unlink(missing_ok=True)
+        return None
+    statement = {
+        "model_sha256": model_sha256(folder),
+        "training_sources": sources,
+        "patients_seen": 0,
+        "statement": f"Trained on {' and '.join(sources)} studies only: this model has seen no patient data, "
+        "so none of its samples can reproduce a patient; they can be shared without a privacy audit "
+        "against its training data.",
+    }
+    atomic_write_text(folder / PRIVACY, json.dumps(statement, indent=2) + "\n")
+    return statement
+
+
+def privacy_statement(folder: str | Path) -> dict | None:
+    """The model's valid statement that it saw no patients, or ``None``.
+
+    Valid only while it names the model's current hash and the model's training sources hold no patient.
+    """
+    folder = Path(folder)
+    path = folder / PRIVACY
+    if not path.is_file():
+        return None
+    try:
+        statement = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    sources = _training_sources(folder)
+    valid = (
+        isinstance(statement, dict)
+        and statement.get("model_sha256") == model_sha256(folder)
+        and statement.get("patients_seen") == 0
+        and bool(sources)
+        and set(sources) <= set(NO_PATIENT_SOURCES)
+    )
+    return statement if valid else None
 
 
 def verify_model(folder: str | Path) -> Path:
@@ -101,6 +153,30 @@ def verify_model(folder: str | Path) -> Path:
     return folder
 
 
+def describe_model(model: str | Path | None = None) -> dict[str, str]:
+    """What ``synthscan info`` shows of a verified model folder (default: the shipped one), as text.
+
+    Read from its files alone (no network weights are built), so it answers in a fraction of a second.
+    """
+    folder = verify_model(default_model_dir() if model is None else model)
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    scheduler = index.get("scheduler", ["", "?"])[1]
+    guidance = {"default": index.get("default_guidance"), **index.get("label_guidance", {})}
+    statement = privacy_statement(folder)
+    rows, cols = index.get("matrix", ["?", "?"])
+    return {
+        "path": str(folder.resolve()),
+        "sha256": model_sha256(folder),
+        "conditions": ", ".join(index.get("conditions", [])),
+        "matrix": f"{rows}x{cols} at {index.get('pixel_spacing_mm')} mm",
+        "sampler": f"{scheduler}, {index.get('default_steps')} steps, guidance "
+        + ", ".join(f"{k} {v:g}" for k, v in guidance.items() if v is not None),
+        "training_sources": ", ".join(index.get("training_sources") or ["not recorded"]),
+        "privacy": statement["statement"] if statement else "no statement: audit samples before sharing them",
+        "card": str(folder / "README.md") if (folder / "README.md").is_file() else "none",
+    }
+
+
 def load_pipeline(model: str | Path | None = None, *, device: str | None = None):
     """Load a verified :class:`SynthScanPipeline` (``None``: the shipped default model) for inference."""
     import torch
@@ -120,6 +196,7 @@ def load_pipeline(model: str | Path | None = None, *, device: str | None = None)
             diffusers_logging.enable_progress_bar()
     pipeline.path = folder
     pipeline.sha256 = model_sha256(folder)
+    pipeline.privacy = privacy_statement(folder)
     pipeline.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     # NHWC weights: oneDNN's and cuDNN's fastest convolutions (measured 1.6x UNet, 1.9x VAE on 2 CPU cores).
     pipeline.unet.to(memory_format=torch.channels_last)

@@ -550,7 +550,8 @@ def finetune(
         )
         totals = TotalCounts.fit([images.keys[i] for i in known], images.totals[known])
         pipeline.register_modules(unet=unet)
-        pipeline.register_to_config(total_counts=totals.to_dict())
+        sources = sorted({*pipeline.config.training_sources, "real"})  # it has now seen patients
+        pipeline.register_to_config(total_counts=totals.to_dict(), training_sources=sources)
         card = (
             f"# Fine-tuned synthscan generator\n\nBase model: `{pipeline.path}` (sha256 {pipeline.sha256}); "
             f"fine-tuned for {steps} steps on {len(known)} real studies of `{dataset.root.name}`.\n"

@@ -16,6 +16,7 @@ previous state or the new one, never a truncated file.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -24,6 +25,7 @@ import math
 import re
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from synthscan.atomic import atomic_open, atomic_write_text
+from synthscan.atomic import atomic_open, atomic_write_text, file_sha256
 from synthscan.labels import (
     DEFAULT_MATRIX,
     DEFAULT_PIXEL_SPACING_MM,
@@ -62,6 +64,10 @@ CORE_COLUMNS: tuple[str, ...] = (
     "tracer",
     "seed",
 )
+FILE_BYTES = "file_bytes"
+FILE_SHA256 = "file_sha256"
+"""Extra manifest columns written with every study: its file's size and checksum, so a resumed writer
+or ``synthscan check`` can tell a complete file from a truncated, corrupt or replaced one."""
 STUDY_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 """Study ids name their file under ``studies/``, so they are restricted to safe file-name characters."""
 
@@ -210,8 +216,8 @@ def check_counts(counts: np.ndarray, matrix: tuple[int, int]) -> np.ndarray:
     return counts.astype(dtype, copy=False)
 
 
-def write_study_file(path: str | Path, counts: np.ndarray, meta: Mapping[str, Any]) -> None:
-    """Write one study ``.npz`` atomically (``counts`` and JSON ``meta``).
+def write_study_file(path: str | Path, counts: np.ndarray, meta: Mapping[str, Any]) -> tuple[int, str]:
+    """Write one study ``.npz`` atomically (``counts`` and JSON ``meta``); returns its size and SHA-256.
 
     A standard ``.npz`` (``np.load`` reads it) deflated at level 1: count images compress almost as
     well as at zlib's default level 6, several times faster.
@@ -222,8 +228,10 @@ def write_study_file(path: str | Path, counts: np.ndarray, meta: Mapping[str, An
         for name, array in arrays.items():
             with archive.open(f"{name}.npy", "w") as member:
                 np.lib.format.write_array(member, array, allow_pickle=False)
+    data = buffer.getvalue()
     with atomic_open(path, "wb") as handle:
-        handle.write(buffer.getvalue())
+        handle.write(data)
+    return len(data), hashlib.sha256(data).hexdigest()
 
 
 def read_study_file(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
@@ -235,9 +243,18 @@ def read_study_file(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
         with np.load(path, allow_pickle=False) as data:
             counts = data["counts"]
             meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
-    except (OSError, ValueError, KeyError) as error:
-        raise DatasetError(f"cannot read study file {path}: {error}") from error
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise DatasetError(
+            f"study file {path} is corrupt or not a study ({type(error).__name__}: {error}); "
+            f"`synthscan check {_dataset_root(path)}` lists every damaged study"
+        ) from error
     return counts, meta
+
+
+def _dataset_root(study_path: Path) -> Path:
+    """The dataset folder of a study file under ``studies/`` or ``synthetic/`` (else its folder)."""
+    parent = study_path.parent
+    return parent.parent if parent.name in (STUDY_DIR, SYNTHETIC_DIR) else parent
 
 
 def _json_default(value: Any) -> Any:
@@ -410,13 +427,77 @@ class Dataset:
             extra={k: "" if v is None else str(v) for k, v in (extra or {}).items()},
         )
         counts = check_counts(counts, self.info.matrix)
-        write_study_file(self.root / record.path, counts, dict(meta or {}))
+        size, sha256 = write_study_file(self.root / record.path, counts, dict(meta or {}))
+        extra = {**record.extra, FILE_BYTES: str(size), FILE_SHA256: sha256}
+        record = dataclasses.replace(record, extra=extra)
         if study_id in self._index:
             self._records[self._index[study_id]] = record
         else:
             self._index[study_id] = len(self._records)
             self._records.append(record)
         return record
+
+    def verify(self, record: Record, *, quick: bool = False) -> str | None:
+        """What is wrong with ``record``'s study file, or ``None`` when it holds the recorded study.
+
+        Checks that the file exists and has the size recorded in the manifest; then, unless
+        ``quick``, its checksum, that its counts read back with the dataset's shape and that its
+        ground truth (when it records one) names the row's label and grade. ``quick``
+        (a stat, or opening the archive when no size is recorded) is cheap enough to run over a
+        whole dataset before a command writes anything.
+        """
+        path = self.root / record.path
+        if not path.is_file():
+            return f"{path} is missing"
+        size = record.extra.get(FILE_BYTES)
+        actual = path.stat().st_size
+        if size and actual != int(size):
+            return f"{path} has {actual} bytes, the manifest records {size} (truncated or replaced)"
+        if quick:
+            if size:
+                return None
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    if "counts.npy" not in archive.namelist():
+                        return f"{path} holds no counts array"
+            except (OSError, zipfile.BadZipFile) as error:
+                return f"{path} is corrupt or not a study ({error})"
+            return None
+        sha256 = record.extra.get(FILE_SHA256)
+        if sha256 and file_sha256(path) != sha256:
+            return f"{path} differs from the checksum in the manifest (corrupt or replaced)"
+        try:
+            meta = self.read(record).meta
+        except DatasetError as error:
+            return str(error)
+        for column in ("label", "perugini_grade"):
+            if column in meta and meta[column] != record.get(column):
+                return f"{path} holds {column} {meta[column]!r}, the manifest row says {record.get(column)!r}"
+        return None
+
+    def broken(self, records: Iterable[Record] | None = None, *, quick: bool = False) -> dict[str, str]:
+        """Study id → problem for every record (default: all) whose file does not verify."""
+        problems = {}
+        for record in self._records if records is None else records:
+            problem = self.verify(record, quick=quick)
+            if problem is not None:
+                problems[record.study_id] = problem
+        return problems
+
+    def unlisted_files(self) -> list[Path]:
+        """Study files under ``studies/`` and ``synthetic/`` that no manifest row names."""
+        listed = {self.root / r.path for r in self._records}
+        folders = (self.root / STUDY_DIR, self.root / SYNTHETIC_DIR)
+        return [p for folder in folders for p in sorted(folder.glob("*.npz")) if p not in listed]
+
+    def remove(self, study_ids: Iterable[str]) -> None:
+        """Drop the rows (and delete the files) of ``study_ids``; persists the manifest."""
+        drop = set(study_ids)
+        for study_id in drop:
+            (self.root / self.record(study_id).path).unlink(missing_ok=True)
+        self._records = [r for r in self._records if r.study_id not in drop]
+        self._index = {r.study_id: i for i, r in enumerate(self._records)}
+        self.save_manifest()
 
     def save_manifest(self) -> None:
         """Rewrite ``manifest.csv`` atomically (core columns first, then extra columns sorted)."""

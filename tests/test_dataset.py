@@ -70,7 +70,7 @@ def test_round_trip_keeps_arrays_dtypes_meta_and_extra_columns(tmp_path):
     assert b.record.perugini_grade == 3 and b.record.get("age") == "81" and a.record.get("age") == ""
     assert reopened.info.matrix == MATRIX and reopened.info.provenance == {"tool": "test"}
     with open(tmp_path / "ds" / "manifest.csv", newline="") as handle:
-        assert next(csv.reader(handle)) == [*CORE_COLUMNS, "age"]
+        assert next(csv.reader(handle)) == [*CORE_COLUMNS, "age", "file_bytes", "file_sha256"]
     info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
     assert info["views"] == ["anterior", "posterior"] and info["labels"]["amyloidosis"] == 2
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from synthscan.dataset import Dataset, DatasetError
+from synthscan.dataset import Dataset
 
 
 @click.command()
@@ -62,22 +62,21 @@ def privacy(
     """Nearest training study of each synthetic study, in image and feature space; flagged pairs rendered."""
     from synthscan.evaluation.privacy import default_audit_dir, run_audit, write_report
 
-    try:
-        train, synthetic = Dataset.open(train_path), Dataset.open(synthetic_path)
-        holdout = Dataset.open(holdout_path) if holdout_path else None
-        features = None
-        if features_run:
-            from synthscan.classifier.features import FeatureExtractor
+    train, synthetic = Dataset.open(train_path), Dataset.open(synthetic_path)
+    holdout = Dataset.open(holdout_path) if holdout_path else None
+    features = None
+    if features_run:
+        from synthscan.classifier.features import FeatureExtractor
 
-            features = FeatureExtractor(features_run)
-        audit = run_audit(
-            train, synthetic, threshold_percentile=threshold_percentile, features=features, holdout=holdout
-        )
-    except (DatasetError, ValueError, ImportError) as error:
-        raise click.ClickException(str(error)) from error
+        features = FeatureExtractor(features_run)
+    audit = run_audit(
+        train, synthetic, threshold_percentile=threshold_percentile, features=features, holdout=holdout
+    )
     report = write_report(audit, train, synthetic, out or default_audit_dir(synthetic))
     click.echo(
         f"{len(audit.flagged)} of {len(audit.synthetic_ids)} synthetic studies flagged. Report: {report}"
     )
     if audit.flagged:
         click.echo("Flagged: " + ", ".join(audit.flagged))
+    for warning in audit.warnings:
+        click.echo(f"Warning: {warning}", err=True)

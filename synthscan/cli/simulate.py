@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from synthscan.cli.options import ConfigParam, parse_overrides
+from synthscan.cli.options import ConfigParam, config_path, parse_overrides
 
 
 @click.command()
@@ -35,14 +35,17 @@ def simulate(
 ) -> None:
     """Simulate N anterior + posterior whole-body bone scans with ground truth into OUT."""
     from synthscan.config import ConfigError
-    from synthscan.dataset import DatasetError
     from synthscan.simulator import load_site, simulate_dataset
 
+    load_site(site)  # a bad preset fails here, naming its file
     try:
         config = load_site(site, parse_overrides(overrides))
-        dataset = simulate_dataset(config, n, out, seed=seed, workers=workers, progress=progress)
-    except (ConfigError, DatasetError) as error:
-        raise click.ClickException(str(error)) from error
+    except ConfigError as error:  # the preset is fine, so an override is not: blame --set, not the file
+        message, prefix = str(error), f"{config_path('simulator', site)}: "
+        while message.startswith(prefix):
+            message = message.removeprefix(prefix)
+        raise click.BadParameter(message, param_hint="--set") from error
+    dataset = simulate_dataset(config, n, out, seed=seed, workers=workers, progress=progress)
     counts: dict[str, int] = {}
     for record in dataset:
         counts[record.label] = counts.get(record.label, 0) + 1

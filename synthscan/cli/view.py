@@ -26,7 +26,7 @@ def caption(study_id: str, meta: dict[str, Any], label: str = "", grade: Any = N
 @click.command()
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
-@click.option("--n", "n", default=8, type=click.IntRange(min=1), help="Studies to show from a dataset.")
+@click.option("-n", "--n", "n", default=8, type=click.IntRange(min=1), help="Studies to show from a dataset.")
 @click.option("--study", "study_id", default=None, help="Show only this study of the dataset.")
 @click.option("--seed", default=0, type=int, help="Seed of the random choice of studies.")
 @click.option("--columns", default=4, type=click.IntRange(min=1), help="Studies per row of the grid.")
@@ -39,32 +39,26 @@ def view(path: str, out: str, n: int, study_id: str | None, seed: int, columns: 
     from synthscan.render import render_grid
 
     source = Path(path)
-    try:
-        if source.is_file():
-            if study_id is not None:
-                raise click.UsageError("--study selects a study of a dataset folder; PATH is a single study")
-            counts, meta = read_study_file(source)
-            items = [(counts, caption(source.stem, meta))]
+    if source.is_file():
+        if study_id is not None:
+            raise click.UsageError("--study selects a study of a dataset folder; PATH is a single study")
+        counts, meta = read_study_file(source)
+        items = [(counts, caption(source.stem, meta))]
+    else:
+        dataset = Dataset.open(source)
+        if study_id is not None:
+            records = [dataset.record(study_id)]
         else:
-            dataset = Dataset.open(source)
-            if study_id is not None:
-                records = [dataset.record(study_id)]
-            else:
-                if not len(dataset):
-                    raise DatasetError(f"{source} holds no studies")
-                chosen = np.random.default_rng(seed).choice(
-                    len(dataset), size=min(n, len(dataset)), replace=False
-                )
-                records = [dataset.records[i] for i in sorted(chosen)]
-            items = []
-            for study in dataset.iter_studies(records):
-                r = study.record
-                items.append(
-                    (study.counts, caption(r.study_id, study.meta, r.label, r.perugini_grade, r.site))
-                )
-        image = render_grid(items, columns)
-    except (DatasetError, ValueError) as error:
-        raise click.ClickException(str(error)) from error
+            if not len(dataset):
+                raise DatasetError(f"{source} holds no studies")
+            rng = np.random.default_rng(seed)
+            chosen = rng.choice(len(dataset), size=min(n, len(dataset)), replace=False)
+            records = [dataset.records[i] for i in sorted(chosen)]
+        items = []
+        for study in dataset.iter_studies(records):
+            r = study.record
+            items.append((study.counts, caption(r.study_id, study.meta, r.label, r.perugini_grade, r.site)))
+    image = render_grid(items, columns)
     with atomic_open(out, "wb") as handle:
         image.save(handle, format="PNG")
     click.echo(f"Wrote {out} ({len(items)} {'study' if len(items) == 1 else 'studies'}).")

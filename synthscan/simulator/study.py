@@ -287,7 +287,8 @@ def simulate_dataset(
 
     Study ``i`` is ``<site>-<i>`` with seed :func:`study_seed` (``seed``, ``i``) and its own
     patient ``<site>-P<i>``. Rerunning with the same arguments resumes: studies already in the
-    manifest are skipped; a folder simulated with another site config or seed is refused.
+    manifest are verified against their recorded size and checksum and skipped, damaged or missing
+    ones are simulated again; a folder simulated with another site config or seed is refused.
     """
     from tqdm import tqdm
 
@@ -321,9 +322,23 @@ def simulate_dataset(
         },
         source=SOURCE,
     )
-    todo = [i for i in range(n) if _study_id(config.site, i) not in dataset]
-    if len(todo) < n:
-        log.info("resuming %s: %d of %d studies already there", out, n - len(todo), n)
+    ids = [_study_id(config.site, i) for i in range(n)]
+    present = [dataset.record(study_id) for study_id in ids if study_id in dataset]
+    damaged = dataset.broken(present)
+    for study_id, problem in damaged.items():
+        log.warning("simulating %s again: %s", study_id, problem)
+    todo = [i for i, study_id in enumerate(ids) if study_id not in dataset or study_id in damaged]
+    if present:
+        log.info("resuming %s: %d of %d studies already there", out, len(present) - len(damaged), n)
+    if len(dataset) > n:
+        log.warning(
+            "%s already holds %d studies, more than -n %d: nothing is removed; rerun with -n %d or more to "
+            "extend it",
+            out,
+            len(dataset),
+            n,
+            len(dataset),
+        )
     seeds = [study_seed(seed, i) for i in todo]
     with (
         dataset.writer() as writer,
@@ -333,10 +348,11 @@ def simulate_dataset(
             counts = fields.pop("counts")
             writer.add(
                 counts,
-                study_id=_study_id(config.site, index),
+                study_id=ids[index],
                 patient_id=f"{config.site}-P{index:06d}",
                 source=SOURCE,
                 site=config.site,
+                replace=ids[index] in damaged,
                 **fields,
             )
             bar.update()

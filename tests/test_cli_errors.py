@@ -1,0 +1,178 @@
+"""Every command fails cleanly: one line naming the file, no traceback, no partial output.
+
+Each command is driven with an output folder it cannot write and with a dataset holding a corrupt
+study. Root ignores permission bits, so as root the locked folder is made immutable (``chattr +i``)
+where the file system allows it, else it is a path through a regular file (which cannot be created
+either); the boundary reports all three the same way.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from toy_scans import toy_dataset
+
+from synthscan.cli import main
+from synthscan.cli.boundary import describe
+
+CYCLE = [("normal", 0), ("metastasis", 0), ("amyloidosis", 3), ("amyloidosis", 1)]
+CORRUPT = "s0003.npz"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def assert_clean_failure(result, named: str, out: Path | None) -> None:
+    assert result.exit_code != 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error:"), result.output
+    assert named in result.output, result.output
+    if out is not None:
+        assert not out.exists(), f"partial output left in {out}: {sorted(p.name for p in out.rglob('*'))}"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict[str, Path]:
+    """Small valid inputs of every command, and a copy of the patient dataset with a corrupt study."""
+    root = tmp_path_factory.mktemp("inputs")
+    real = toy_dataset(root / "real", 16, cycle=CYCLE, source="simulated").root
+    synthetic = toy_dataset(root / "synthetic", 16, cycle=CYCLE, source="synthetic", prefix="y", seed=1).root
+    bad = root / "bad"
+    shutil.copytree(real, bad)
+    path = bad / "studies" / CORRUPT
+    path.write_bytes(path.read_bytes()[:200])
+    run = root / "classifier"
+    result = invoke(
+        "classifier", "train", "--data", str(real), "--out", str(run), "--config", "tiny",
+        "--set", "train.max_steps=2", "--set", "train.eval_every=1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    study = root / "reader-study"
+    result = invoke("reader-study", "create", "--real", str(real), "--synthetic", str(synthetic),
+                    "-n", "4", "--out", str(study))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    sampled = root / "sampled"  # a study of the shipped model, with its DICOM object
+    result = invoke("sample", "--condition", "normal", "-n", "1", "--format", "dicom", "--out", str(sampled),
+                    "--no-progress")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    png = root / "png" / "normal"
+    for view, name in (("Anterior", "A1.png"), ("Posterior", "P1.png")):
+        (png / view).mkdir(parents=True)
+        Image.new("I;16", (16, 64), 10).save(png / view / name)
+    external = toy_dataset(root / "external", 16, cycle=CYCLE, source="simulated", prefix="e", site="b").root
+    return {"real": real, "synthetic": synthetic, "bad": bad, "run": run, "study": study, "sampled": sampled,
+            "png": png.parent, "bad_study": path, "external": external}  # fmt: skip
+
+
+@pytest.fixture
+def locked(tmp_path) -> Path:
+    """A folder in which nothing can be created."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+    elif subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0:
+        yield folder
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    else:
+        blocker = tmp_path / "a-file"
+        blocker.write_text("")
+        yield blocker
+
+
+# command → its arguments with output OUT (a path that must not exist afterwards) and inputs I
+UNWRITABLE: dict[str, Callable[[dict[str, Path], Path], list[str]]] = {
+    "simulate": lambda i, out: ["simulate", "-n", "1", "--out", str(out), "--set", "matrix=[64,16]",
+                                "--no-progress"],
+    "view": lambda i, out: ["view", str(i["real"]), "--out", str(out)],
+    "import-public": lambda i, out: ["import-public", "png-folders", str(i["png"]), "--out", str(out),
+                                     "--matrix", "64x16", "--no-progress"],
+    "import-dicom": lambda i, out: ["import-dicom", str(i["sampled"] / "dicom"), "--out", str(out),
+                                    "--salt", "s", "--matrix", "64x16", "--no-progress"],
+    "export-dicom": lambda i, out: ["export-dicom", str(i["sampled"]), "--out", str(out), "--no-progress"],
+    "train": lambda i, out: ["train", "--data", str(i["real"]), "--config", "tiny", "--out", str(out),
+                             "--no-progress"],
+    "sample": lambda i, out: ["sample", "--condition", "normal", "-n", "1", "--out", str(out),
+                              "--no-progress"],
+    "augment": lambda i, out: ["augment", str(i["real"]), "--out", str(out)],
+    "classifier train": lambda i, out: ["classifier", "train", "--data", str(i["real"]), "--out", str(out),
+                                        "--config", "tiny"],
+    "classifier predict": lambda i, out: ["classifier", "predict", "--model", str(i["run"]), "--data",
+                                          str(i["real"]), "--out", str(out)],
+    "evaluate augmentation": lambda i, out: ["evaluate", "augmentation", "--real", str(i["real"]),
+                                             "--synthetic", str(i["synthetic"]), "--test", str(i["external"]),
+                                             "--ratios", "0", "--seeds", "1", "--config", "tiny",
+                                             "--out", str(out)],
+    "evaluate fidelity": lambda i, out: ["evaluate", "fidelity", "--real", str(i["real"]), "--synthetic",
+                                         str(i["synthetic"]), "--k", "2", "--out", str(out)],
+    "audit privacy": lambda i, out: ["audit", "privacy", "--train", str(i["real"]), "--synthetic",
+                                     str(i["synthetic"]), "--out", str(out)],
+    "reader-study create": lambda i, out: ["reader-study", "create", "--real", str(i["real"]), "--synthetic",
+                                           str(i["synthetic"]), "-n", "4", "--out", str(out)],
+    "reader-study score": lambda i, out: ["reader-study", "score", str(i["study"]), "--out", str(out),
+                                          "--bootstrap", "10"],
+}  # fmt: skip
+
+# command → its arguments reading the dataset with a corrupt study (I["bad"]) and writing OUT
+CORRUPT_INPUT: dict[str, Callable[[dict[str, Path], Path], list[str]]] = {
+    "view": lambda i, out: ["view", str(i["bad"]), "--out", str(out), "-n", "16"],
+    "view a study file": lambda i, out: ["view", str(i["bad_study"]), "--out", str(out)],
+    "check": lambda i, out: ["check", str(i["bad"])],
+    "export-dicom": lambda i, out: ["export-dicom", str(i["bad"]), "--out", str(out), "--no-progress"],
+    "train": lambda i, out: ["train", "--data", str(i["bad"]), "--config", "tiny", "--out", str(out)],
+    "augment": lambda i, out: ["augment", str(i["bad"]), "--out", str(out)],
+    "classifier train": lambda i, out: ["classifier", "train", "--data", str(i["bad"]), "--out", str(out),
+                                        "--config", "tiny"],
+    "classifier predict": lambda i, out: ["classifier", "predict", "--model", str(i["run"]), "--data",
+                                          str(i["bad"]), "--out", str(out)],
+    "evaluate augmentation": lambda i, out: ["evaluate", "augmentation", "--real", str(i["bad"]),
+                                             "--synthetic", str(i["synthetic"]), "--test", str(i["real"]),
+                                             "--ratios", "0", "--seeds", "1", "--out", str(out)],
+    "evaluate fidelity": lambda i, out: ["evaluate", "fidelity", "--real", str(i["bad"]), "--synthetic",
+                                         str(i["synthetic"]), "--out", str(out)],
+    "audit privacy": lambda i, out: ["audit", "privacy", "--train", str(i["bad"]), "--synthetic",
+                                     str(i["synthetic"]), "--out", str(out)],
+    "reader-study create": lambda i, out: ["reader-study", "create", "--real", str(i["bad"]), "--synthetic",
+                                           str(i["synthetic"]), "-n", "4", "--out", str(out)],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", sorted(UNWRITABLE))
+def test_an_unwritable_output_folder_fails_in_one_line_naming_it(command, inputs, locked):
+    out = locked / "out"
+    result = invoke(*UNWRITABLE[command](inputs, out))
+    assert_clean_failure(result, str(locked), out)
+
+
+@pytest.mark.parametrize("command", sorted(CORRUPT_INPUT))
+def test_a_corrupt_study_fails_in_one_line_naming_it_before_writing_anything(command, inputs, tmp_path):
+    out = tmp_path / "new" / "out"
+    result = invoke(*CORRUPT_INPUT[command](inputs, out))
+    assert_clean_failure(result, CORRUPT, tmp_path / "new")
+
+
+def test_verbose_shows_the_traceback(inputs, tmp_path):
+    result = invoke("-v", "view", str(inputs["bad_study"]), "--out", str(tmp_path / "v.png"))
+    assert result.exit_code != 0 and "Traceback" in result.output and CORRUPT in result.output
+
+
+def test_os_errors_name_the_file_and_the_fix():
+    error = PermissionError(errno.EACCES, "Permission denied", "/data/out")
+    assert describe(error) == (
+        "cannot use /data/out: Permission denied "
+        "(choose a folder you may write to (or read from), or change its permissions)"
+    )
+    full = OSError(errno.ENOSPC, "No space left on device", "/data/out/x.npz")
+    assert "/data/out/x.npz" in describe(full) and "disk is full" in describe(full)
