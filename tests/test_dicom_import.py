@@ -1,9 +1,9 @@
 """import-dicom: vendor layouts, compression, grids, labels, bad input and PS3.15 de-identification.
 
-Every fixture is built here with pydicom the way gamma-camera vendors write whole-body studies.
+Every fixture is built with pydicom the way gamma-camera vendors write whole-body studies
+(``nm_fixtures``).
 """
 
-import csv
 import json
 import logging
 import zipfile
@@ -13,12 +13,31 @@ import pydicom
 import pytest
 from click.testing import CliRunner
 from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
-from pydicom.datadict import dictionary_has_tag, dictionary_VR
-from pydicom.dataset import Dataset, FileMetaDataset
+from nm_fixtures import (
+    MATRIX,
+    SPACING,
+    body_views,
+    code,
+    deeply_nested,
+    nm_object,
+    save,
+    secondary_capture,
+    start_angle_object,
+    two_frame,
+    views,
+    write_labels,
+)
+from pydicom.datadict import (
+    DicomDictionary,
+    dictionary_has_tag,
+    dictionary_VR,
+    private_dictionary_description,
+)
+from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.sequence import Sequence
 from pydicom.uid import (
-    ExplicitVRLittleEndian,
+    JPEG2000,
     JPEG2000Lossless,
     JPEGLosslessSV1,
     RLELossless,
@@ -27,16 +46,18 @@ from pydicom.uid import (
 
 from synthscan.cli import main
 from synthscan.dataset import Dataset as SynthDataset
+from synthscan.dicom.codes import known_code
 from synthscan.dicom.deidentify import ANNEX_E_TABLE, Deidentifier
-from synthscan.dicom.read import DicomImportError, import_dicom, to_grid
+from synthscan.dicom.read import (
+    REASONS,
+    VENDOR_VIEW_NAMES,
+    DicomImportError,
+    head_up_turns,
+    import_dicom,
+    to_grid,
+)
+from synthscan.dicom.write import export_dataset
 from synthscan.importers.common import ImportOptions
-
-MATRIX = (64, 16)
-SPACING = 2.4
-NM = "1.2.840.10008.5.1.4.1.1.20"
-SC = "1.2.840.10008.5.1.4.1.1.7"
-VIEW_CODE = {"anterior": "399321004", "posterior": "399001007"}
-AS_ACQUIRED_ROW = {"anterior": [1, 0, 0], "posterior": [-1, 0, 0]}
 
 
 def options(**kw) -> ImportOptions:
@@ -45,95 +66,10 @@ def options(**kw) -> ImportOptions:
     )
 
 
-def views(seed: int, shape=MATRIX, lam=20.0) -> np.ndarray:
-    """Distinct anterior and posterior Poisson views (posterior brighter, so a swap is caught)."""
-    rng = np.random.default_rng(seed)
-    return np.stack([rng.poisson(lam, shape), rng.poisson(2 * lam, shape)]).astype(np.uint16)
-
-
-def code(value: str, scheme: str = "SCT", meaning: str = "x") -> Dataset:
-    item = Dataset()
-    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
-    return item
-
-
-def nm_object(
-    frames,
-    *,
-    detectors,
-    windows,
-    detector_views,
-    energy_windows=((126, 154),),
-    patient_id="PAT-1",
-    accession="ACC-1",
-    study_uid=None,
-    series_uid=None,
-    spacing=SPACING,
-    stored_mirrored=(),
-    with_view_codes=True,
-) -> Dataset:
-    """A vendor-style NM Image object: frames stacked, per-frame detector and energy-window vectors."""
-    frames = np.asarray(frames, dtype=np.uint16)
-    ds = Dataset()
-    ds.SOPClassUID, ds.SOPInstanceUID = NM, generate_uid()
-    ds.StudyInstanceUID = study_uid or generate_uid()
-    ds.SeriesInstanceUID = series_uid or generate_uid()
-    ds.Modality, ds.PatientID, ds.PatientName, ds.AccessionNumber = "NM", patient_id, "Doe^Jane", accession
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "WHOLE BODY", "EMISSION"]
-    ds.NumberOfFrames = len(frames)
-    ds.FrameIncrementPointer = [0x00540010, 0x00540020]
-    ds.EnergyWindowVector, ds.NumberOfEnergyWindows = list(windows), len(energy_windows)
-    ds.DetectorVector, ds.NumberOfDetectors = list(detectors), len(detector_views)
-    ds.EnergyWindowInformationSequence = Sequence()
-    for lower, upper in energy_windows:
-        window, window_range = Dataset(), Dataset()
-        window_range.EnergyWindowLowerLimit, window_range.EnergyWindowUpperLimit = lower, upper
-        window.EnergyWindowRangeSequence = Sequence([window_range])
-        ds.EnergyWindowInformationSequence.append(window)
-    ds.DetectorInformationSequence = Sequence()
-    for view in detector_views:
-        item = Dataset()
-        row = AS_ACQUIRED_ROW[view]
-        if view in stored_mirrored:
-            row = [-row[0], 0, 0]
-        item.ImageOrientationPatient = [*row, 0, 0, -1]
-        if with_view_codes:
-            item.ViewCodeSequence = Sequence([code(VIEW_CODE[view])])
-        ds.DetectorInformationSequence.append(item)
-    radiopharmaceutical = Dataset()
-    radiopharmaceutical.Radiopharmaceutical = "Tc99m-HMDP"
-    ds.RadiopharmaceuticalInformationSequence = Sequence([radiopharmaceutical])
-    if spacing is not None:
-        ds.PixelSpacing = [spacing, spacing]
-    _pixels(ds, frames)
-    return ds
-
-
-def _pixels(ds: Dataset, frames: np.ndarray, photometric="MONOCHROME2") -> None:
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.Rows, ds.Columns = frames.shape[-2:]
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit, ds.PixelRepresentation = 15, 0
-    ds.PixelData = frames.astype("<u2").tobytes()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-
-
-def two_frame(counts, **kw) -> Dataset:
-    """The common layout, but posterior first: views must come from the header, not frame order."""
-    return nm_object(
-        [counts[1], counts[0]],
-        detectors=[1, 2],
-        windows=[1, 1],
-        detector_views=["posterior", "anterior"],
-        **kw,
-    )
-
-
-def save(ds: Dataset, path) -> None:
-    ds.save_as(path, enforce_file_format=True)
+def cli_import(src, out, *extra, labels=None, salt="test", matrix="64x16"):
+    """``synthscan import-dicom`` in-process."""
+    args = ["import-dicom", str(src), "--out", str(out), "--salt", salt, "--matrix", matrix, "--no-progress"]
+    return CliRunner().invoke(main, [*args, *(["--labels", str(labels)] if labels else []), *extra])
 
 
 def jpeg_lossless_sv1(frame: np.ndarray) -> bytes:
@@ -177,14 +113,6 @@ def jpeg_lossless_sv1(frame: np.ndarray) -> bytes:
     return (
         b"\xff\xd8" + segment(0xC3, sof) + segment(0xC4, dht) + segment(0xDA, sos) + bytes(out) + b"\xff\xd9"
     )
-
-
-def write_labels(path, rows, key="AccessionNumber"):
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([key, "label", "perugini_grade"])
-        writer.writerows(rows)
-    return path
 
 
 def imported(root) -> dict[str, tuple[np.ndarray, object]]:
@@ -252,31 +180,45 @@ def test_one_object_per_view_paired_within_series_lone_view_reported(tmp_path):
     report = import_dicom(src, tmp_path / "ds", labels_csv=labels, options=options())
     ((got, _),) = imported(tmp_path / "ds").values()
     assert np.array_equal(got, counts)
-    assert report.skipped == [("IM9", "missing the posterior view in its study")]
+    assert report.skipped == [("IM9", "missing-posterior")]
 
 
-def secondary_capture(counts, accession="ACC-1") -> Dataset:
-    """A whole-body screen capture: ANT | POST side by side, inverted display (MONOCHROME1)."""
-    ds = Dataset()
-    ds.SOPClassUID, ds.SOPInstanceUID = SC, generate_uid()
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality, ds.PatientID, ds.PatientName = "NM", "PAT-1", "Doe^Jane"
-    ds.AccessionNumber, ds.ConversionType = accession, "WSD"
-    _pixels(ds, 65535 - np.concatenate([counts[0], counts[1]], axis=1)[None], photometric="MONOCHROME1")
-    return ds
+BODY = {"matrix": (256, 64), "pixel_spacing_mm": 9.6}
 
 
 def test_secondary_capture_side_by_side(tmp_path):
-    counts = views(3)
+    counts = body_views(3)
     save(secondary_capture(counts), tmp_path / "sc.dcm")
     labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "amyloidosis", "2"]])
-    import_dicom(tmp_path / "sc.dcm", tmp_path / "ds", labels_csv=labels, options=options())
+    report = import_dicom(tmp_path / "sc.dcm", tmp_path / "ds", labels_csv=labels, options=options(**BODY))
     ((got, record),) = imported(tmp_path / "ds").values()
     assert np.array_equal(got, counts)
-    assert record.perugini_grade == 2
+    assert record.perugini_grade == 2 and record.get("pixel_values") == "display"
     meta = SynthDataset.open(tmp_path / "ds").read(record).meta
     assert meta["dicom"]["layout"] == "secondary-capture"
-    assert "not counts" in meta["dicom"]["pixel_values"]
+    assert meta["dicom"]["views"]["anterior"]["rule"] == "secondary-capture"
+    # A capture that does not declare Burned In Annotation NO may show names: flagged.
+    assert report.burned_in_annotation == report.imported and meta["dicom"]["burned_in_annotation"]
+
+
+def test_secondary_capture_declaring_no_burned_in_text_is_not_flagged(tmp_path):
+    ds = secondary_capture(body_views(4))
+    ds.BurnedInAnnotation = "NO"
+    save(ds, tmp_path / "sc.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
+    report = import_dicom(tmp_path / "sc.dcm", tmp_path / "ds", labels_csv=labels, options=options(**BODY))
+    assert len(report.imported) == 1 and report.burned_in_annotation == []
+
+
+def test_single_view_secondary_capture_is_skipped_not_split(tmp_path):
+    """Issue 15, defect 1: one body in a capture was cut down the midline into a fake ANT and POST."""
+    save(secondary_capture(body_views(5), side_by_side=False), tmp_path / "one.dcm")
+    save(two_frame(body_views(6), accession="ACC-2", spacing=9.6), tmp_path / "good.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"], ["ACC-2", "normal", "0"]])
+    report = import_dicom(tmp_path, tmp_path / "ds", labels_csv=labels, options=options(**BODY))
+    assert ("one.dcm", "sc-one-body") in report.skipped and len(report.imported) == 1
+    ((_, record),) = imported(tmp_path / "ds").values()
+    assert SynthDataset.open(tmp_path / "ds").read(record).meta["dicom"]["layout"] == "nm-2-frame"
 
 
 @pytest.mark.parametrize("syntax", ["rle", "jpeg2000", "jpeg-lossless"])
@@ -326,12 +268,216 @@ def test_views_from_orientation_when_no_view_code(tmp_path):
     assert np.array_equal(got, counts)
 
 
+GE, SIEMENS, PHILIPS = VENDOR_VIEW_NAMES
+
+
+def test_vendor_view_names_are_the_private_dictionarys():
+    """Rule 4 reads the elements the vendors document, as pydicom's private dictionary names them."""
+    names = {
+        v.creator: private_dictionary_description((v.group << 16) | 0x1000 | v.offset, v.creator)
+        for v in VENDOR_VIEW_NAMES
+    }
+    assert names == {
+        "GEMS_GENIE_1": "Dataset Name",
+        "SIEMENS MED NM": "Main Acquisition View",
+        "ELSCINT1": "Image View Type",
+    }
+
+
+def test_real_camera_layout_start_angle_and_private_names_full_size(tmp_path):
+    """The issue's acceptance case: 2 frames of 1024x256, Detector Information items with only a Start
+    Angle, no View Code Sequence and an empty Image Orientation, and the vendor's private view names."""
+    counts = body_views(60, matrix=(1024, 256), spacing=2.4)
+    ge = {GE.creator: (GE.group, GE.offset, ["WB POST", "WB ANT"], "items")}
+    ds = start_angle_object(counts, angles=(0, 180), private=ge)
+    assert "ViewCodeSequence" not in ds.DetectorInformationSequence[0]
+    assert ds.DetectorInformationSequence[0]["ImageOrientationPatient"].is_empty
+    save(ds, tmp_path / "wb.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "metastasis", "0"]])
+    report = import_dicom(
+        tmp_path / "wb.dcm", tmp_path / "ds", labels_csv=labels, options=options(matrix=(1024, 256))
+    )
+    ((got, record),) = imported(tmp_path / "ds").values()
+    assert np.array_equal(got, counts) and record.get("pixel_values") == "counts"
+    meta = SynthDataset.open(tmp_path / "ds").read(record).meta["dicom"]
+    assert {view: meta["views"][view]["rule"] for view in meta["views"]} == {
+        "anterior": "start-angle",
+        "posterior": "start-angle",
+    }
+    assert report.view_rules == {"start-angle": 2}
+    saved = json.loads((tmp_path / "ds" / "import_report.json").read_text())
+    assert saved["view_rules"] == {"start-angle": 2}
+
+
+@pytest.mark.parametrize(
+    ("angles", "private", "expected"),
+    [
+        ((-2, 179.5), None, "start-angle"),  # near 0 / 180 and negative angles
+        ((None, None), {GE.creator: (GE.group, GE.offset, ["POST", "ANT"], "items")}, "vendor-private"),
+        (
+            (None, None),
+            {PHILIPS.creator: (PHILIPS.group, PHILIPS.offset, ["POSTERIOR", "ANTERIOR"], "dataset")},
+            "vendor-private",
+        ),
+        (
+            (None, None),
+            {SIEMENS.creator: (SIEMENS.group, SIEMENS.offset, ["POST", "ANT"], "dataset")},
+            "vendor-private",
+        ),
+        ((0, 180), {GE.creator: (GE.group, GE.offset, ["ANT", "POST"], "items")}, "view-conflict"),
+        ((90, 270), None, "no-view"),  # lateral detectors: no whole-body view
+        ((None, None), {GE.creator: (GE.group, GE.offset, ["ANT POST", "LAT"], "items")}, "no-view"),
+    ],
+)
+def test_views_from_start_angle_then_vendor_names_else_refused(tmp_path, angles, private, expected):
+    counts = views(61)
+    save(start_angle_object(counts, angles=angles, private=private), tmp_path / "o.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
+    if expected in REASONS:
+        with pytest.raises(DicomImportError) as caught:
+            import_dicom(tmp_path / "o.dcm", tmp_path / "ds", labels_csv=labels, options=options())
+        assert caught.value.report.skipped == [("o.dcm", expected)]
+        return
+    import_dicom(tmp_path / "o.dcm", tmp_path / "ds", labels_csv=labels, options=options())
+    ((got, record),) = imported(tmp_path / "ds").values()
+    assert np.array_equal(got, counts)
+    meta = SynthDataset.open(tmp_path / "ds").read(record).meta["dicom"]
+    assert meta["views"]["anterior"]["rule"] == meta["views"]["posterior"]["rule"] == expected
+
+
+def test_view_code_outranks_start_angle(tmp_path):
+    counts = views(62)
+    ds = two_frame(counts, with_orientation=False)
+    for item, angle in zip(ds.DetectorInformationSequence, (180, 0), strict=True):
+        item.StartAngle = angle  # contradicts the codes: the code is trusted first
+    save(ds, tmp_path / "o.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
+    report = import_dicom(tmp_path / "o.dcm", tmp_path / "ds", labels_csv=labels, options=options())
+    ((got, _),) = imported(tmp_path / "ds").values()
+    assert np.array_equal(got, counts) and report.view_rules == {"view-code": 2}
+
+
+# -- pixel values and orientation ----------------------------------------------------------------
+
+
+def test_monochrome1_and_lossy_pixels_skipped_unless_allowed(tmp_path):
+    """Issue 15, defects 4 and 5: MONOCHROME1 NM was imported inverted and lossy pixels as exact counts."""
+    src = tmp_path / "src"
+    src.mkdir()
+    exact = views(63, shape=(128, 64))
+    inverted = two_frame(exact, accession="ACC-1")
+    inverted.PhotometricInterpretation = "MONOCHROME1"
+    inverted.PixelData = (65535 - np.stack([exact[1], exact[0]])).astype("<u2").tobytes()
+    save(inverted, src / "mono1.dcm")
+    flagged = two_frame(views(64, shape=(128, 64)), accession="ACC-2")
+    flagged.LossyImageCompression, flagged.LossyImageCompressionMethod = "01", "ISO_14495_1"
+    save(flagged, src / "was_jpegls.dcm")
+    j2k = two_frame(views(65, shape=(128, 64)), accession="ACC-3")
+    j2k.compress(JPEG2000, j2k_cr=[20])  # a lossy transfer syntax; pydicom does not set the flag
+    save(j2k, src / "lossy_j2k.dcm")
+    save(two_frame(views(66, shape=(128, 64)), accession="ACC-4"), src / "exact.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [[f"ACC-{i}", "normal", "0"] for i in range(1, 5)])
+    grid = options(matrix=(128, 64))
+
+    report = import_dicom(src, tmp_path / "strict", labels_csv=labels, options=grid)
+    assert len(report.imported) == 1
+    assert dict(report.skipped) == {
+        "mono1.dcm": "monochrome1",
+        "was_jpegls.dcm": "lossy",
+        "lossy_j2k.dcm": "lossy",
+    }
+
+    result = cli_import(src, tmp_path / "lenient", "--allow-lossy", labels=labels, matrix="128x64")
+    assert result.exit_code == 0, result.output
+    assert (
+        "Imported 4 studies" in result.output and "3 studies hold lossy or inverted values" in result.output
+    )
+    dataset = SynthDataset.open(tmp_path / "lenient")
+    kinds = sorted(r.get("pixel_values") for r in dataset)
+    assert kinds == ["counts", "lossy", "lossy", "lossy"]
+    (mono,) = [s for s in dataset.iter_studies() if "monochrome1" in s.meta["dicom"]["not_exact_counts"]]
+    assert np.array_equal(mono.counts, exact)  # inverted back
+    saved = json.loads((tmp_path / "lenient" / "import_report.json").read_text())
+    assert saved["allow_lossy"] is True and len(saved["not_exact_counts"]) == 3
+
+
+@pytest.mark.parametrize("turns", [1, 3, 2])
+def test_view_stored_sideways_or_upside_down_is_turned_head_up(tmp_path, turns):
+    """Issue 15, defect 6: a landscape 256x1024 object was shrunk 4x and stored sideways."""
+    counts = body_views(67)
+    stored = np.stack([np.rot90(view, turns) for view in counts])
+    save(two_frame(stored, spacing=9.6), tmp_path / "turned.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
+    import_dicom(tmp_path / "turned.dcm", tmp_path / "ds", labels_csv=labels, options=options(**BODY))
+    ((got, record),) = imported(tmp_path / "ds").values()
+    assert np.array_equal(got, counts)  # turned back exactly: not shrunk, not mirrored
+    meta = SynthDataset.open(tmp_path / "ds").read(record).meta["dicom"]["views"]["anterior"]
+    assert meta["turned_deg"] == 90 * ((4 - turns) % 4) and "shrunk_to_fit" not in meta
+
+
+def test_head_end_found_on_simulated_scans_of_every_site():
+    for index, site in enumerate(
+        ("centre_a", "centre_b", "external_1", "external_2", "external_3", "external_4")
+    ):
+        for seed in range(3):
+            for view in body_views(100 * index + seed, site=site):
+                assert head_up_turns(view) == 0
+                assert head_up_turns(np.rot90(view, 1)) == 3
+    noise = np.random.default_rng(0).poisson(20, (64, 256))
+    assert head_up_turns(noise) is None
+
+
+def test_landscape_view_without_a_head_end_is_skipped(tmp_path):
+    save(two_frame(views(68, shape=(16, 64))), tmp_path / "flat.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
+    with pytest.raises(DicomImportError) as caught:
+        import_dicom(tmp_path / "flat.dcm", tmp_path / "ds", labels_csv=labels, options=options())
+    assert caught.value.report.skipped == [("flat.dcm", "head-feet")]
+
+
+# -- real stays real -------------------------------------------------------------------------------
+
+
+def marked_synthetic(counts, **kw) -> Dataset:
+    """A real scan whose header claims to be synthscan's synthetic output (a header anyone can write)."""
+    ds = two_frame(counts, **kw)
+    ds.SyntheticData = "YES"
+    ds.ImageComments = 'SYNTHSCAN {"label": "normal", "perugini_grade": 0, "source": "synthetic", "seed": 7}'
+    return ds
+
+
+def test_real_scan_marked_synthetic_stays_real_and_is_never_exported(tmp_path):
+    """Issue 15, defect 3: a header saying Synthetic Data YES made a real scan synthetic and exportable."""
+    counts = views(69)
+    save(marked_synthetic(counts), tmp_path / "claims.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "metastasis", "0"]])
+    import_dicom(tmp_path / "claims.dcm", tmp_path / "ds", labels_csv=labels, options=options())
+    ((_, record),) = imported(tmp_path / "ds").values()
+    assert (record.source, record.label, record.seed) == ("real", "metastasis", None)
+    with pytest.raises(DicomImportError) as caught:  # without labels it is a real scan without a label
+        import_dicom(tmp_path / "claims.dcm", tmp_path / "nolabels", options=options())
+    assert caught.value.report.skipped == [("claims.dcm", "no-labels")]
+
+    trusted = cli_import(tmp_path / "claims.dcm", tmp_path / "trusted", "--trust-synthetic-marker")
+    assert trusted.exit_code == 0, trusted.output
+    dataset = SynthDataset.open(tmp_path / "trusted")
+    assert [(r.source, r.seed) for r in dataset] == [("synthetic", 7)]
+    assert dataset.info.provenance["trust_synthetic_marker"] is True
+    exported = CliRunner().invoke(main, ["export-dicom", str(dataset.root), "--out", str(tmp_path / "out")])
+    assert exported.exit_code != 0 and "never exported" in exported.output
+    assert not list((tmp_path / "out").glob("*.dcm"))
+    with pytest.raises(Exception, match="never exported"):
+        export_dataset(dataset, tmp_path / "out2", progress=False)
+    again = cli_import(tmp_path / "claims.dcm", tmp_path / "trusted")  # one dataset, one trust setting
+    assert again.exit_code != 0 and "--trust-synthetic-marker" in again.output
+
+
 def test_mixed_vendor_folder_imports_every_layout(tmp_path):
     """The issue's acceptance case: 2-frame, 4-frame, per-view, Secondary Capture and compressed together."""
     src = tmp_path / "src" / "nested"
     src.mkdir(parents=True)
-    expected = {f"ACC-{i}": views(30 + i) for i in range(5)}
-    save(two_frame(expected["ACC-0"], accession="ACC-0"), src / "two.dcm")
+    expected = {f"ACC-{i}": body_views(30 + i) for i in range(5)}
+    save(two_frame(expected["ACC-0"], accession="ACC-0", spacing=9.6), src / "two.dcm")
     four = expected["ACC-1"]
     save(
         nm_object(
@@ -341,6 +487,7 @@ def test_mixed_vendor_folder_imports_every_layout(tmp_path):
             detector_views=["anterior", "posterior"],
             energy_windows=((126, 154), (100, 120)),
             accession="ACC-1",
+            spacing=9.6,
         ),
         src / "four.dcm",
     )
@@ -354,10 +501,11 @@ def test_mixed_vendor_folder_imports_every_layout(tmp_path):
             accession="ACC-2",
             study_uid=study,
             series_uid=series,
+            spacing=9.6,
         )
         save(single, src / f"view{index}.dcm")
     save(secondary_capture(expected["ACC-3"], accession="ACC-3"), src / "sc.dcm")
-    compressed = two_frame(expected["ACC-4"], accession="ACC-4")
+    compressed = two_frame(expected["ACC-4"], accession="ACC-4", spacing=9.6)
     compressed.compress(RLELossless)
     save(compressed, src / "rle.dcm")
     (src / "README.txt").write_text("exported from PACS\n")
@@ -375,7 +523,9 @@ def test_mixed_vendor_folder_imports_every_layout(tmp_path):
             "--salt",
             "s",
             "--matrix",
-            "64x16",
+            "256x64",
+            "--pixel-spacing-mm",
+            "9.6",
             "--no-progress",
         ],
     )
@@ -465,17 +615,102 @@ def test_bad_objects_skipped_with_reasons_and_good_ones_imported(tmp_path):
     labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"], ["ACC-2", "normal", "0"]])
     report = import_dicom(src, tmp_path / "ds", labels_csv=labels, options=options())
     assert len(report.imported) == 1
-    reasons = dict(report.skipped)
-    assert set(reasons) == {"truncated.dcm", "notes.txt", "ct.dcm", "static.dcm", "iodine.dcm"}
-    assert "photopeak" in reasons["iodine.dcm"]
-    assert reasons["notes.txt"] == "not a DICOM file"
-    assert "decoded" in reasons["truncated.dcm"]
-    assert "Modality CT" in reasons["ct.dcm"]
-    assert "whole-body" in reasons["static.dcm"]
+    assert dict(report.skipped) == {
+        "truncated.dcm": "undecodable",
+        "notes.txt": "not-dicom",
+        "ct.dcm": "not-nm",
+        "static.dcm": "not-whole-body",
+        "iodine.dcm": "no-photopeak",
+    }
     saved = json.loads((tmp_path / "ds" / "import_report.json").read_text())
-    assert {s["reason"] for s in saved["skipped"]} == set(reasons.values())
+    assert {s["reason"] for s in saved["skipped"]} == set(dict(report.skipped).values())
+    assert saved["reasons"]["no-photopeak"] == REASONS["no-photopeak"]
     assert not any("truncated" in s["file"] for s in saved["skipped"])  # file names are hashed
     assert not list((tmp_path / "ds" / "studies").glob(".*.tmp"))
+
+
+def test_reports_hold_reason_codes_never_header_values(tmp_path):
+    """Issue 15, defect 7: Modality, Photometric Interpretation, Transfer Syntax and comment text were
+    copied into import_report.json and dataset.json; float pixels and DICOMDIR got misleading reasons."""
+    src = tmp_path / "src"
+    src.mkdir()
+    save(two_frame(views(40)), src / "good.dcm")
+    other = two_frame(views(41), accession="ACC-2")
+    other.SOPClassUID, other.Modality = "1.2.840.10008.5.1.4.1.1.2", "CANARYMOD"
+    save(other, src / "other.dcm")
+    floats = two_frame(views(42), accession="ACC-3")
+    del floats.PixelData
+    floats.FloatPixelData = np.ones((2, *MATRIX), "<f4").tobytes()
+    save(floats, src / "float.dcm")
+    vectors = two_frame(views(43), accession="ACC-4")
+    vectors.DetectorVector = [1, 2, 1]
+    save(vectors, src / "vectors.dcm")
+    odd = two_frame(views(44), accession="ACC-5")
+    odd.PhotometricInterpretation = "CANARYPHOTO"
+    save(odd, src / "odd.dcm")
+    marked = two_frame(views(45), accession="ACC-6")
+    marked.SyntheticData, marked.ImageComments = "YES", "SYNTHSCAN {CANARY comment"
+    save(marked, src / "marked.dcm")
+    from pydicom.fileset import FileSet
+
+    indexed = two_frame(views(46))
+    indexed.StudyDate, indexed.StudyTime, indexed.StudyID = "20240101", "120000", "1"
+    indexed.SeriesNumber, indexed.InstanceNumber = 1, 1
+    fileset = FileSet()
+    fileset.add(indexed)
+    fileset.write(tmp_path / "media")
+    (src / "DICOMDIR").write_bytes((tmp_path / "media" / "DICOMDIR").read_bytes())
+    labels = write_labels(tmp_path / "labels.csv", [[f"ACC-{i}", "normal", "0"] for i in range(1, 7)])
+
+    report = import_dicom(
+        src, tmp_path / "ds", labels_csv=labels, options=options(), trust_synthetic_marker=True
+    )
+    assert len(report.imported) == 1
+    assert dict(report.skipped) == {
+        "other.dcm": "not-nm",
+        "float.dcm": "float-pixels",
+        "vectors.dcm": "frame-vectors",
+        "odd.dcm": "undecodable",
+        "marked.dcm": "bad-marker",
+        "DICOMDIR": "dicomdir",
+    }
+    for name in ("import_report.json", "dataset.json"):
+        text = (tmp_path / "ds" / name).read_text().lower()
+        assert "canary" not in text and "monochrome" not in text and "1.2.840.10008.1.2" not in text
+
+
+def test_truncated_duplicate_of_a_good_file_is_not_already_there(tmp_path):
+    """Issue 15, defect 7: a truncated copy of an imported file was counted "already there"."""
+    src = tmp_path / "src"
+    src.mkdir()
+    save(two_frame(views(47)), src / "a_good.dcm")
+    data = (src / "a_good.dcm").read_bytes()
+    (src / "b_copy.dcm").write_bytes(data[: len(data) - 1000])
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
+    report = import_dicom(src, tmp_path / "ds", labels_csv=labels, options=options())
+    assert len(report.imported) == 1 and report.already_present == []
+    assert report.skipped == [("b_copy.dcm", "undecodable")]
+
+
+def test_deeply_nested_sequence_skips_that_file_and_the_batch_goes_on(tmp_path):
+    """Issue 15, defect 2: a sequence nested 1,000 deep raised RecursionError and aborted the batch."""
+    src = tmp_path / "src"
+    src.mkdir()
+    save(deeply_nested(views(48), 1000, "AnatomicRegionSequence"), src / "deep.dcm")  # kept by Annex E
+    save(two_frame(views(49), accession="ACC-2"), src / "good.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"], ["ACC-2", "normal", "0"]])
+    result = cli_import(src, tmp_path / "ds", labels=labels)
+    assert result.exit_code == 0, result.output
+    assert "skipped deep.dcm: sequences nested deeper than 16" in result.output
+    assert len(SynthDataset.open(tmp_path / "ds")) == 1
+    saved = json.loads((tmp_path / "ds" / "import_report.json").read_text())
+    assert [s["reason"] for s in saved["skipped"]] == ["too-deep"]
+    # Nesting within the limit is walked (iteratively) and cleaned to the bottom.
+    save(deeply_nested(views(50), 12, "AnatomicRegionSequence"), src / "nested.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [[f"ACC-{i}", "normal", "0"] for i in (1, 2)])
+    report = import_dicom(src / "nested.dcm", tmp_path / "ds2", labels_csv=labels, options=options())
+    (study,) = SynthDataset.open(tmp_path / "ds2").iter_studies()
+    assert report.imported and "bottom" not in json.dumps(study.meta)
 
 
 def test_study_without_label_is_skipped(tmp_path):
@@ -486,7 +721,7 @@ def test_study_without_label_is_skipped(tmp_path):
     labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
     report = import_dicom(src, tmp_path / "ds", labels_csv=labels, options=options())
     assert len(report.imported) == 1
-    assert report.skipped == [("b.dcm", "no label: no row for its AccessionNumber in the labels CSV")]
+    assert report.skipped == [("b.dcm", "no-label-row")]
 
 
 def test_labels_keyed_by_study_instance_uid(tmp_path):
@@ -513,7 +748,7 @@ def test_nothing_importable_fails_and_leaves_no_folder(tmp_path):
     (src / "x.txt").write_text("hello")
     with pytest.raises(DicomImportError) as caught:
         import_dicom(src, tmp_path / "ds", options=options())
-    assert caught.value.report.skipped == [("x.txt", "not a DICOM file")]
+    assert caught.value.report.skipped == [("x.txt", "not-dicom")]
     assert not (tmp_path / "ds").exists()
     result = CliRunner().invoke(
         main, ["import-dicom", str(src), "--out", str(tmp_path / "ds"), "--salt", "s"]
@@ -565,6 +800,21 @@ def test_pseudonyms_consistent_per_salt_and_patient(tmp_path):
     assert len(again.already_present) == 2 and not again.imported
 
 
+def test_reimport_with_another_salt_is_refused(tmp_path):
+    """Issue 19, item 4: another salt gave the same patients a second pseudonym in the same dataset."""
+    save(two_frame(views(70)), tmp_path / "a.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
+    args = ["import-dicom", str(tmp_path / "a.dcm"), "--out", str(tmp_path / "ds"), "--labels", str(labels)]
+    args += ["--matrix", "64x16", "--no-progress"]
+    assert CliRunner().invoke(main, [*args, "--salt", "first"]).exit_code == 0
+    result = CliRunner().invoke(main, [*args, "--salt", "second"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "another --salt" in result.output and len(result.output.strip().splitlines()) == 1
+    assert "first" not in (tmp_path / "ds" / "dataset.json").read_text()  # a fingerprint, not the salt
+    assert len(SynthDataset.open(tmp_path / "ds")) == 1
+    assert CliRunner().invoke(main, [*args, "--salt", "first"]).exit_code == 0
+
+
 def test_burned_in_annotation_flagged(tmp_path):
     ds = two_frame(views(19))
     ds.BurnedInAnnotation = "YES"
@@ -577,6 +827,7 @@ def test_burned_in_annotation_flagged(tmp_path):
 
 
 TEXT_VRS = {"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"}
+CANARY_UID = "1.2.826.0.1.3680043.10.999."
 DATED = {
     "DA": "19230417",
     "DT": "19230417231759",
@@ -585,41 +836,47 @@ DATED = {
     "DS": "87.6543",
     "IS": "-876543",
 }
+NEEDED = {"SOPClassUID", "Modality", "ImageType", "PhotometricInterpretation", "SpecificCharacterSet"}
+"""Attributes the import itself must read to find a whole-body NM image: left as the object has them."""
 
 
-def annex_e_canaries():
-    """(tag, VR, value) for every PS3.15 Table E.1-1 row that can hold text, from dicom-anonymizer's copy.
+def canaries():
+    """(tag, VR, value) for every attribute that can hold text or an identifier, and dates of Annex E.
 
-    Free text gets a unique ``CANARYnnnn``; dates, ages, numbers and UIDs get values that cannot
-    arise by chance.  Rows pydicom's dictionary does not know are written as LO.
+    Every data dictionary attribute of a text VR gets a unique ``CANARYnnnnn``, every UID one under
+    :data:`CANARY_UID`, every URI a canary host, every sequence an item holding a canary code; the
+    dates, ages and numbers of PS3.15 Table E.1-1 rows (dicom-anonymizer's copy) get values that
+    cannot arise by chance.
     """
-    rows = dicom_anonymization_database_selector(ANNEX_E_TABLE)["ALL_TAGS"]
     found = []
-    for index, row in enumerate(rows):
-        if len(row) != 2 or row[0] in (0x0000, 0x0002):  # command set and file meta: never in a data set
+    for index, (tag, (vr, _vm, _name, _retired, keyword)) in enumerate(sorted(DicomDictionary.items())):
+        if tag >> 16 in (0x0000, 0x0002, 0xFFFE) or keyword in NEEDED:
             continue
-        tag = (row[0] << 16) | row[1]
-        vr = dictionary_VR(tag) if dictionary_has_tag(tag) else "LO"
         if vr in TEXT_VRS:
-            found.append((tag, vr, f"CANARY{index:04d}"))
-        elif vr in DATED:
-            found.append((tag, vr, DATED[vr]))
+            found.append((tag, vr, f"CANARY{index:05d}"))
         elif vr == "UI":
-            found.append((tag, vr, f"1.2.826.0.1.3680043.10.999.{index}"))
+            found.append((tag, vr, f"{CANARY_UID}{index}"))
         elif vr == "UR":
             found.append((tag, vr, f"http://canary{index}.invalid"))
         elif vr == "SQ":
             found.append((tag, vr, None))
+    for row in dicom_anonymization_database_selector(ANNEX_E_TABLE)["ALL_TAGS"]:
+        tag = (row[0] << 16) | row[1] if len(row) == 2 else None
+        if tag and dictionary_has_tag(tag) and dictionary_VR(tag) in DATED:
+            found.append((tag, dictionary_VR(tag), DATED[dictionary_VR(tag)]))
     return found
 
 
-def plant(ds: Dataset, canaries, private_group: int) -> None:
-    for tag, vr, value in canaries:
+def plant(ds: Dataset, planted, private_group: int) -> None:
+    """Fill every attribute ``ds`` lacks with its canary, and add a vendor's private block of canaries."""
+    for tag, vr, value in planted:
+        if tag in ds:
+            continue
         if vr == "SQ":
-            item = Dataset()
-            item.CodeMeaning = f"CANARYSQ{tag:08X}"
-            ds.add_new(tag, vr, Sequence([item]))
-        elif tag not in ds:
+            ds.add_new(
+                tag, vr, Sequence([code(f"CANARYCV{tag & 0xFFFF:04X}", "CANARYSCHEME", "CANARY code")])
+            )
+        else:
             ds.add_new(tag, vr, value)
     block = ds.private_block(private_group, "CANARY VENDOR", create=True)
     block.add_new(0x01, "LO", "CANARY private patient object name")
@@ -630,48 +887,42 @@ def plant(ds: Dataset, canaries, private_group: int) -> None:
 
 
 def test_no_identifier_survives_import(tmp_path, caplog):
-    """Canaries in every Annex E text attribute, private elements and nested sequences: none comes out."""
+    """Canaries in every attribute that can hold text or an identifier, at sequence depths 0-3, in
+    private elements and in file and folder names: none reaches any byte of the dataset."""
     counts = views(20)
-    canaries = annex_e_canaries()
-    assert len(canaries) > 300
+    planted = canaries()
+    assert len(planted) > 3000
     ds = two_frame(counts)
-    plant(ds, canaries, 0x0009)
-    plant(ds.DetectorInformationSequence[0], canaries, 0x0011)
-    nested = ds.RadiopharmaceuticalInformationSequence[0]
-    nested.RadionuclideCodeSequence = Sequence([code("72454006")])
-    plant(nested.RadionuclideCodeSequence[0], canaries, 0x0013)
-    ds.AccessionNumber = "CANARYACCESSION"
-    ds.PatientID = "CANARYPATIENTID"
-    ds.StudyInstanceUID = "1.2.826.0.1.3680043.10.999.77777"
-    save(ds, tmp_path / "phi.dcm")
-    assert b"CANARY0" in (tmp_path / "phi.dcm").read_bytes()
+    detector = ds.DetectorInformationSequence[0]
+    radiopharmaceutical = ds.RadiopharmaceuticalInformationSequence[0]
+    radiopharmaceutical.RadionuclideCodeSequence = Sequence([code("72454006")])
+    detector.ViewCodeSequence[0].ViewModifierCodeSequence = Sequence([Dataset()])
+    levels = [
+        ds,  # depth 0
+        detector,  # 1
+        radiopharmaceutical.RadionuclideCodeSequence[0],  # 2
+        detector.ViewCodeSequence[0].ViewModifierCodeSequence[0],  # 3
+    ]
+    for depth, level in enumerate(levels):
+        plant(level, planted, 0x0009 + 2 * depth)
+    ds.AccessionNumber, ds.PatientID = "CANARYACCESSION", "CANARYPATIENTID"
+    folder = tmp_path / "src" / "CANARY Doe^Jane"
+    folder.mkdir(parents=True)
+    save(ds, folder / "CANARY_Doe_Jane_bone_scan.dcm")
+    (folder / "CANARY notes about Jane.txt").write_text("not an image\n")
+    assert b"CANARY0" in (folder / "CANARY_Doe_Jane_bone_scan.dcm").read_bytes()
     labels = write_labels(tmp_path / "labels.csv", [["CANARYACCESSION", "metastasis", "0"]])
 
     caplog.set_level(logging.DEBUG)
-    result = CliRunner().invoke(
-        main,
-        [
-            "-v",
-            "import-dicom",
-            str(tmp_path / "phi.dcm"),
-            "--out",
-            str(tmp_path / "ds"),
-            "--labels",
-            str(labels),
-            "--salt",
-            "secret",
-            "--matrix",
-            "64x16",
-            "--no-progress",
-        ],
-    )
+    args = ["import-dicom", str(tmp_path / "src"), "--out", str(tmp_path / "ds"), "--labels", str(labels)]
+    result = CliRunner().invoke(main, ["-v", *args, "--salt", "secret", "--matrix", "64x16", "--no-progress"])
     assert result.exit_code == 0, result.output
     ((got, record),) = imported(tmp_path / "ds").values()
-    assert np.array_equal(got, counts) and record.label == "metastasis"
+    assert np.array_equal(got, counts) and (record.label, record.tracer) == ("metastasis", "HDP")
 
-    forbidden = [b"canary", *(v.encode().lower() for _, vr, v in canaries if vr in DATED or vr == "UI")]
-    forbidden += [b"1.2.826.0.1.3680043.10.999.77777", b"doe^jane"]
-    outputs = [result.output.encode(), caplog.text.encode()]
+    forbidden = [b"canary", b"doe^jane", CANARY_UID.encode()]
+    forbidden += [v.encode().lower() for _, vr, v in planted if vr in DATED]
+    outputs = []
     for path in (tmp_path / "ds").rglob("*"):
         if path.is_file():
             outputs.append(path.read_bytes())
@@ -682,15 +933,40 @@ def test_no_identifier_survives_import(tmp_path, caplog):
                     outputs += [
                         str(data[name]).encode() for name in data.files if data[name].dtype.kind == "U"
                     ]
+    assert len(outputs) >= 6
     for blob in outputs:
         lowered = blob.lower()
         leaked = [f for f in forbidden if f in lowered]
         assert not leaked, leaked[:5]
+    # The console (and the log) name skipped files by their path, as documented; nothing else.
+    for line in [*result.output.splitlines(), *caplog.messages]:
+        assert "canary" not in line.lower() or line.lstrip().startswith("skipped "), line
 
     dataset = SynthDataset.open(tmp_path / "ds")
     (header,) = dataset.read(record).meta["dicom"]["headers"]
     assert header["00120062"]["Value"] == ["YES"]  # Patient Identity Removed
     assert header["00100020"]["Value"] == [record.patient_id]
     assert not any(int(tag[:4], 16) % 2 for tag in header)  # no private group left
+    methods = [item["00080100"]["Value"][0] for item in header["00120064"]["Value"]]
+    assert methods == ["113100", "113105"]  # Basic Profile, Clean Descriptors Option
+    nuclide = header["00540016"]["Value"][0]["00540300"]["Value"][0]  # a known code keeps its meaning
+    assert nuclide["00080104"]["Value"] == [known_code("72454006", "SCT").meaning]
     info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
-    assert info["provenance"]["deidentification"]["profile"].startswith("113100")
+    assert info["provenance"]["deidentification"]["method_codes"] == ["113100", "113105"]
+
+
+def test_clean_descriptors_replace_the_free_text_sites_type_in():
+    """Issue 15, defect 8: text the Basic Profile keeps survived import verbatim."""
+    ds = two_frame(views(71))
+    ds.RadiopharmaceuticalInformationSequence[0].Radiopharmaceutical = "Tc99m HDP for Jane Doe"
+    ds.EnergyWindowInformationSequence[0].EnergyWindowName = "Smith window"
+    ds.DetectorInformationSequence[0].CollimatorGridName = "LEHR room 3 Jane"
+    ds.ImageID, ds.SoftwareVersions = "JANE-DOE-1", "tech: jdoe"
+    ds.DetectorInformationSequence[0].ViewCodeSequence[0].CodeMeaning = "posterior, Jane"
+    ds.BurnedInAnnotation = "NO"
+    Deidentifier("s")(ds, patient_id="p")
+    texts: list[str] = []
+    ds.walk(lambda _ds, element: texts.append(str(element.value)))
+    assert not [t for t in texts if "jane" in t.lower() or "smith" in t.lower() or "jdoe" in t.lower()]
+    assert ds.DetectorInformationSequence[0].ViewCodeSequence[0].CodeMeaning == "Posterior projection"
+    assert ds.BurnedInAnnotation == "NO" and list(ds.ImageType)[2] == "WHOLE BODY"  # enumerated values kept

@@ -114,6 +114,27 @@ def test_bs80k_missing_view_is_skipped_and_reported_not_fatal(tmp_path):
     assert again.imported == [] and len(again.already_present) == 1
 
 
+def test_resume_with_another_salt_is_refused(tmp_path):
+    """Issue 19, item 4: another --salt added the same patients again under new pseudonyms."""
+    _bs80k(tmp_path / "src", {1: (0, 0), 2: (1, 0)})
+    args = [
+        "import-public",
+        "bs80k",
+        str(tmp_path / "src"),
+        "--out",
+        str(tmp_path / "ds"),
+        "--matrix",
+        "64x16",
+    ]
+    assert CliRunner().invoke(main, [*args, "--salt", "one", "--no-progress"]).exit_code == 0
+    result = CliRunner().invoke(main, [*args, "--salt", "two", "--no-progress"])
+    assert result.exit_code != 0 and "another --salt" in result.output and "Traceback" not in result.output
+    assert len(Dataset.open(tmp_path / "ds")) == 2
+    assert "one" not in json.dumps(Dataset.open(tmp_path / "ds").info.provenance)
+    again = CliRunner().invoke(main, [*args, "--salt", "one", "--no-progress"])
+    assert again.exit_code == 0 and "2 already there" in again.output
+
+
 def test_bs80k_bad_layout_fails_clearly_and_leaves_no_output(tmp_path):
     _bs80k(tmp_path / "src", {1: (0, 0)})
     (tmp_path / "src" / "wholeBodyANT.txt").write_text("1.jpg maybe\n")

@@ -20,13 +20,14 @@ from synthscan.labels import DEFAULT_MATRIX, DEFAULT_PIXEL_SPACING_MM, TRACERS
     "labels_csv",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="CSV with columns KEY,label[,perugini_grade], KEY being --label-key; needed for real studies "
-    "(synthetic objects exported by synthscan carry their own label).",
+    help="CSV with columns KEY,label[,perugini_grade], KEY being --label-key; needed for every study "
+    "but those --trust-synthetic-marker takes from synthscan's own exports.",
 )
 @click.option(
     "--label-key",
     type=click.Choice(LABEL_KEYS),
     default="AccessionNumber",
+    show_default=True,
     help="DICOM identifier the labels CSV is keyed by (read before de-identification, never stored).",
 )
 @click.option(
@@ -36,9 +37,22 @@ from synthscan.labels import DEFAULT_MATRIX, DEFAULT_PIXEL_SPACING_MM, TRACERS
     show_envvar=True,
     help="Secret mixed into patient/study pseudonyms and UIDs. Keep it private and reuse it: the same "
     "patient then gets the same pseudonym in every import (without it, short patient ids could be "
-    "recovered by trying them all).",
+    "recovered by trying them all). A dataset refuses another salt (dataset.json keeps a fingerprint).",
 )
-@click.option("--site", default="", help="Site name stored per study.")
+@click.option(
+    "--trust-synthetic-marker",
+    is_flag=True,
+    help="Believe objects marked synthetic (Synthetic Data YES and a SYNTHSCAN condition in Image "
+    "Comments): they keep their label, source and seed. Without it every object is real patient data. "
+    "Recorded in dataset.json; such studies are still never exported again.",
+)
+@click.option(
+    "--allow-lossy",
+    is_flag=True,
+    help="Also import pixels that are not exact counts: lossy compression or MONOCHROME1 (inverted "
+    "back). Recorded per study (manifest column pixel_values).",
+)
+@click.option("--site", default="", show_default=True, help="Site name stored per study.")
 @click.option(
     "--tracer",
     type=click.Choice(TRACERS),
@@ -48,6 +62,7 @@ from synthscan.labels import DEFAULT_MATRIX, DEFAULT_PIXEL_SPACING_MM, TRACERS
 @click.option(
     "--matrix",
     default=f"{DEFAULT_MATRIX[0]}x{DEFAULT_MATRIX[1]}",
+    show_default=True,
     callback=_matrix,
     help="Dataset matrix ROWSxCOLUMNS; views are resampled onto it keeping their total counts.",
 )
@@ -55,6 +70,7 @@ from synthscan.labels import DEFAULT_MATRIX, DEFAULT_PIXEL_SPACING_MM, TRACERS
     "--pixel-spacing-mm",
     type=click.FloatRange(min=0, min_open=True),
     default=DEFAULT_PIXEL_SPACING_MM,
+    show_default=True,
     help="Dataset pixel size; views of another pixel size are resampled physically.",
 )
 @click.option(
@@ -62,13 +78,15 @@ from synthscan.labels import DEFAULT_MATRIX, DEFAULT_PIXEL_SPACING_MM, TRACERS
     is_flag=True,
     help="For objects whose header does not say: posterior views are stored mirrored; flip them back.",
 )
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def import_dicom(
     src: str,
     out: str,
     labels_csv: str | None,
     label_key: str,
     salt: str,
+    trust_synthetic_marker: bool,
+    allow_lossy: bool,
     site: str,
     tracer: str | None,
     matrix: tuple[int, int],
@@ -78,8 +96,9 @@ def import_dicom(
 ) -> None:
     """Import whole-body NM DICOM (a file or a folder, SRC) with PS3.15 Annex E de-identification.
 
-    Objects that cannot be imported are skipped and listed; the command fails only when nothing
-    could be imported. The report is saved as OUT/import_report.json.
+    Objects that cannot be imported are skipped and listed with their paths here (only hashed
+    names and reason codes go into OUT/import_report.json); the command fails only when nothing
+    could be imported.
     """
     from synthscan.dataset import DatasetError
     from synthscan.dicom.read import DicomImportError
@@ -98,7 +117,15 @@ def import_dicom(
         progress=progress,
     )
     try:
-        report = run_import(src, out, labels_csv=labels_csv, label_key=label_key, options=options)
+        report = run_import(
+            src,
+            out,
+            labels_csv=labels_csv,
+            label_key=label_key,
+            options=options,
+            trust_synthetic_marker=trust_synthetic_marker,
+            allow_lossy=allow_lossy,
+        )
     except DicomImportError as error:
         _echo_skipped(error.report.skipped)
         raise click.ClickException(str(error)) from error
@@ -111,15 +138,23 @@ def import_dicom(
     )
     if report.burned_in_annotation:
         click.echo(
-            f"  {len(report.burned_in_annotation)} studies declare burned-in annotation: check their pixels "
-            "for identifying text (listed in import_report.json).",
+            f"  {len(report.burned_in_annotation)} studies may show burned-in text (declared, or a screen "
+            "capture that does not declare its absence): check their pixels (listed in import_report.json).",
+            err=True,
+        )
+    if report.not_exact_counts:
+        click.echo(
+            f"  {len(report.not_exact_counts)} studies hold lossy or inverted values, not exact counts "
+            "(--allow-lossy; manifest column pixel_values).",
             err=True,
         )
 
 
 def _echo_skipped(skipped: list[tuple[str, str]]) -> None:
-    for path, reason in skipped:
-        click.echo(f"  skipped {path}: {reason}", err=True)
+    from synthscan.dicom.read import REASONS
+
+    for path, code in skipped:
+        click.echo(f"  skipped {path}: {REASONS[code]}", err=True)
 
 
 @click.command()
@@ -154,9 +189,10 @@ def _echo_skipped(skipped: list[tuple[str, str]]) -> None:
     "--scan-velocity-mm-s",
     type=click.FloatRange(min=0, min_open=True),
     default=NMAcquisition.scan_velocity_mm_s,
+    show_default=True,
     help="Table speed written as Scan Velocity (synthetic scans have none; 2.5 mm/s = 15 cm/min).",
 )
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def export_dicom(
     dataset_path: str,
     out: str,
@@ -169,8 +205,10 @@ def export_dicom(
 ) -> None:
     """Export the simulated and synthetic studies of DATASET as NM DICOM marked synthetic.
 
-    One two-frame (anterior, posterior) NM Image object per study. Real studies are never
-    exported: they are skipped and listed. Synthetic studies flagged by the privacy audit are
+    One two-frame (anterior, posterior) NM Image object per study, with UIDs and patient ids
+    derived from the study and a secret kept in DATASET/dataset.json, so exporting again gives the
+    same files. Only studies made by a synthscan run recorded in DATASET are exported; real or
+    imported ones are skipped and listed. Synthetic studies flagged by the privacy audit are
     refused unless --allow-flagged.
     """
     from synthscan.dataset import Dataset, DatasetError

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import cache
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.sr.codedict import codes
+from pydicom.sr.codedict import Collection, codes
 from pydicom.sr.coding import Code
 
 from synthscan.labels import TRACERS
@@ -41,6 +42,7 @@ SUPINE = codes.SCT.Supine  # 40199007
 HEADFIRST = codes.SCT.Headfirst  # 102540008
 SYNTHESIZING_EQUIPMENT = codes.DCM.SynthesizingEquipment  # 109100
 BASIC_PROFILE = codes.DCM.BasicApplicationConfidentialityProfile  # 113100
+CLEAN_DESCRIPTORS = codes.DCM.CleanDescriptorsOption  # 113105
 
 
 def code_item(code: Code) -> Dataset:
@@ -75,6 +77,22 @@ def lookup(mapping: Mapping[str, Code], items: Iterable[Dataset]) -> str | None:
             if same_code(item, code):
                 return key
     return None
+
+
+@cache
+def _known_codes(scheme: str) -> dict[str, Code]:
+    if scheme.upper().startswith("CID"):  # pydicom also names its context groups this way
+        return {}
+    try:
+        concepts = Collection(scheme).concepts
+    except KeyError:  # a scheme pydicom's PS3.16 tables do not hold
+        return {}
+    return {code.value: code for code in concepts.values()}
+
+
+def known_code(value: str, scheme: str) -> Code | None:
+    """The PS3.16 concept with this value in this coding scheme, as pydicom ships it, or ``None``."""
+    return _known_codes(str(scheme)).get(str(value))
 
 
 _TRACER_WORDS = {"MDP": "MDP", "HDP": "HDP", "HMDP": "HDP", "DPD": "DPD"}

@@ -3,22 +3,48 @@
 Layouts understood (views are always found from the header, never from frame order alone):
 
 * **NM multi-frame** (2 frames, or 4 = 2 energy windows × 2 detectors, or any such product): frame
-  *f* comes from detector ``DetectorVector[f]`` and energy window ``EnergyWindowVector[f]``; the
-  detector's item in the Detector Information Sequence names its view in a View Code Sequence
-  (SNOMED CT or the legacy SNOMED-RT codes) or, failing that, through its Image Orientation
-  (Patient): the viewing direction ``row × column`` points posterior (+y, LPS) for an anterior
-  view.  Of several energy windows the one whose range holds the 140.5 keV photopeak is used.
+  *f* comes from detector ``DetectorVector[f]`` and energy window ``EnergyWindowVector[f]``.  Of
+  several energy windows the one whose range holds the 140.5 keV photopeak is used.
 * **One NM object per view**: objects holding one view are paired within their series, then, for
   views left over, within their study; exactly one anterior and one posterior must meet.
-* **Whole-body Secondary Capture** (Modality NM): one grey frame with both views side by side,
-  anterior left, posterior right (the vendors' screen-capture layout); each half must be at least
-  twice as tall as wide.  Its values are display values, not counts; ``meta`` says so.
+* **Whole-body Secondary Capture** (Modality NM): one grey frame with both bodies side by side,
+  anterior left, posterior right (the vendors' screen-capture layout).  The pixels must show two
+  bodies separated at the midline; a capture of one body is skipped, never split in two.  Its
+  values are display values, not counts; ``meta`` and the manifest's ``pixel_values`` say so.
 * Compressed transfer syntaxes (JPEG 2000, JPEG lossless, JPEG-LS, RLE) decode through pydicom's
   pixel-data plugins.
+
+**Which view a detector shows**, in this order of trust (the first rule that answers decides, and
+the study's ``meta`` and the import report say which one did):
+
+1. ``view-code``: the detector's View Code Sequence (SNOMED CT, or the legacy SNOMED-RT codes).
+2. ``orientation``: its Image Orientation (Patient): the viewing direction ``row × column``
+   points posterior (+y, LPS) for an anterior view.
+3. ``start-angle``: its Start Angle (0054,0200), with PS3.3's NM convention: zero degrees at the
+   patient's back, increasing counter-clockwise seen from the feet; within 45° of 0 the detector
+   sees the posterior view, within 45° of 180 the anterior one.  If a vendor view name (rule 4)
+   is also present and disagrees, the object is refused rather than guessed.
+4. ``vendor-private``: a vendor's private view name (:data:`VENDOR_VIEW_NAMES`), in the detector's
+   item or, one value per detector, in the data set; ``ANT``/``ANTERIOR`` or ``POST``/
+   ``POSTERIOR`` as a word of the value.
+5. Otherwise the object is refused (``no-view``).
 
 A posterior view that the header shows stored mirrored (detector row vector pointing to the
 patient's left, as seen from the front) is flipped back to as acquired; where the header says
 nothing, ``ImportOptions.posterior_mirrored`` decides.
+
+**Orientation from the body.**  Each view is turned head-up before it goes onto the grid: the
+body's long axis is the axis of the larger count-weighted spread (a landscape view is turned a
+quarter), and the head end is the end whose outer 15 % of the body holds at least
+:data:`HEAD_RATIO` times the counts of the other (skull against feet; on simulated scans of every
+site the ratio is ≥ 1.5).  A landscape view whose head end is not evident is skipped; a portrait
+view then stays as stored (head first, the vendors' convention).  Turns are rotations, never
+mirror images, and are recorded.
+
+**Pixel values.**  Only exact counts are imported by default: MONOCHROME1 (inverted display
+values, which NM does not allow) and lossy compression (Lossy Image Compression ``01``, or a
+transfer syntax that is not lossless) are skipped unless ``allow_lossy``, and then recorded per
+study (``meta["dicom"]["pixel_values"]`` and the manifest's ``pixel_values`` column).
 
 **Grid.**  Each view goes onto the dataset grid (matrix, pixel spacing) by :func:`to_grid`, which
 keeps the total count exactly: the view is first resampled to the dataset's pixel size
@@ -30,13 +56,19 @@ grid.  A view already on the grid is copied bit for bit.
 
 **Labels** come from a CSV keyed by a DICOM identifier read *before* de-identification
 (``AccessionNumber`` or ``StudyInstanceUID``), columns ``<key>,label[,perugini_grade]``; the
-dataset keeps only pseudonyms.  Objects marked synthetic that carry synthscan's condition in Image
-Comments (see :mod:`synthscan.dicom.write`) bring their own label, grade, source and seed.
+dataset keeps only pseudonyms.
 
-**Failures.**  A file that is not DICOM, not a whole-body NM image, truncated, missing a view or
-with undecodable pixels is skipped and listed with its reason; the import stops with an error only
-when nothing at all could be imported.  Persisted reports name skipped files by a salted hash of
-their path (a path may hold a patient's name); the command line prints the paths themselves.
+**Real stays real.**  Every study read from DICOM is real patient data (``source`` real), whatever
+its header says: Synthetic Data YES and a ``SYNTHSCAN`` Image Comment are text anyone can write.
+Only with ``trust_synthetic_marker`` (recorded in ``dataset.json``) do objects marked synthetic
+that carry synthscan's condition (see :mod:`synthscan.dicom.write`) bring their own label, grade,
+source and seed; even then they are never exported again (see
+:func:`synthscan.dicom.write.export_dataset`).
+
+**Failures.**  An object that cannot be imported is skipped with one of the fixed reason codes of
+:data:`REASONS`; the import stops with an error only when nothing at all could be imported.
+Reports never hold a header value: skipped files are named by a salted hash of their path (a path
+may hold a patient's name) and reasons are codes; the command line prints the paths themselves.
 """
 
 from __future__ import annotations
@@ -45,8 +77,9 @@ import csv
 import json
 import logging
 import math
+import re
 import shutil
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,18 +87,27 @@ from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom import uid
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
+from scipy import ndimage
 from tqdm import tqdm
 
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import INFO, DatasetError, DatasetWriter
 from synthscan.dataset import Dataset as SynthDataset
 from synthscan.dicom import codes
-from synthscan.dicom.deidentify import Deidentifier, header_json, profile_description
+from synthscan.dicom.deidentify import (
+    MAX_SEQUENCE_DEPTH,
+    Deidentifier,
+    TooDeep,
+    check_depth,
+    header_json,
+    profile_description,
+)
 from synthscan.dicom.write import COMMENT_PREFIX, EXPORTABLE_SOURCES
-from synthscan.importers.common import ImportOptions, ImportReport, pseudonym, resample_sum
+from synthscan.importers.common import ImportOptions, ImportReport, check_salt, pseudonym, resample_sum
 from synthscan.labels import VIEWS, check_grade, check_label
 
 log = logging.getLogger(__name__)
@@ -74,6 +116,80 @@ SOURCE_NAME = "dicom"
 IMPORT_REPORT = "import_report.json"
 LABEL_KEYS: tuple[str, ...] = ("AccessionNumber", "StudyInstanceUID")
 PHOTOPEAK_KEV = 140.5
+HEAD_RATIO = 1.25
+"""Counts of the head end over the feet end (outer 15 % of the body) needed to tell them apart."""
+
+REASONS: dict[str, str] = {
+    "not-dicom": "not a DICOM file",
+    "unreadable": "unreadable DICOM (corrupt or truncated header)",
+    "dicomdir": "a DICOMDIR (an index of media, not an image); its images are imported from their own files",
+    "float-pixels": "float pixel data: not counts",
+    "no-pixels": "no pixel data (truncated, or not an image)",
+    "too-deep": f"sequences nested deeper than {MAX_SEQUENCE_DEPTH}: refused as corrupt or hostile",
+    "not-nm": "not an NM or secondary-capture image",
+    "not-whole-body": "NM object is not a whole-body image (Image Type value 3 is not WHOLE BODY)",
+    "frame-vectors": "Detector Vector or Energy Window Vector does not match the number of frames",
+    "no-photopeak": "no energy window is known to hold the 140.5 keV 99mTc photopeak",
+    "no-detector-item": "a frame comes from a detector without a Detector Information item",
+    "no-view": "a detector names no view (no View Code, orientation, Start Angle or vendor view name)",
+    "view-conflict": "Start Angle and the vendor's private view name disagree",
+    "same-view": "several photopeak frames show the same view",
+    "sc-not-nm": "secondary capture whose Modality is not NM",
+    "sc-multi-frame": "multi-frame secondary capture: its views cannot be told apart",
+    "sc-one-body": "secondary capture shows one body, not an ANT|POST pair",
+    "missing-anterior": "missing the anterior view in its study",
+    "missing-posterior": "missing the posterior view in its study",
+    "ambiguous-pair": "its study holds several single-view objects per view",
+    "malformed": "malformed header",
+    "bad-marker": "malformed synthscan condition in Image Comments",
+    "no-labels": "no label: no labels CSV (--labels)",
+    "no-label-row": "no label: no row for its key in the labels CSV",
+    "undecodable": "pixel data cannot be decoded (truncated, corrupt or unsupported compression)",
+    "colour": "colour image: a display rendering, not counts",
+    "samples": "more than one sample per pixel",
+    "not-integer": "pixel values are not integers (not counts)",
+    "negative": "negative pixel values are not counts",
+    "monochrome1": "MONOCHROME1 (inverted display values, not counts); --allow-lossy inverts it back",
+    "lossy": "lossy-compressed pixels are not exact counts; --allow-lossy imports them, flagged",
+    "head-feet": "landscape view whose head end cannot be told from its feet",
+    "not-storable": "counts do not fit the dataset (shape or range)",
+}
+"""Every reason an object is skipped for: a fixed code and its fixed message (no header value)."""
+
+
+@dataclass(frozen=True)
+class VendorViewName:
+    """A private element in which a vendor names the view; its name is pydicom's private dictionary's."""
+
+    vendor: str
+    creator: str
+    group: int
+    offset: int
+    """Element number within the private block (the low byte of the element)."""
+
+
+VENDOR_VIEW_NAMES: tuple[VendorViewName, ...] = (
+    VendorViewName("GE Xeleris/Genie", "GEMS_GENIE_1", 0x0011, 0x12),  # Dataset Name
+    VendorViewName("Siemens", "SIEMENS MED NM", 0x0009, 0x80),  # Main Acquisition View
+    VendorViewName("Philips/Elscint", "ELSCINT1", 0x0601, 0x50),  # Image View Type
+)
+"""Documented vendor private elements that name a whole-body view (rule 4 of the module doc)."""
+
+_VIEW_WORDS = {"ANT": "anterior", "ANTERIOR": "anterior", "POST": "posterior", "POSTERIOR": "posterior"}
+
+_LOSSLESS_SYNTAXES = frozenset(
+    {
+        *uid.UncompressedTransferSyntaxes,
+        uid.RLELossless,
+        uid.JPEGLossless,
+        uid.JPEGLosslessSV1,
+        uid.JPEGLSLossless,
+        uid.JPEG2000Lossless,
+        uid.JPEG2000MCLossless,
+        uid.HTJ2KLossless,
+        uid.HTJ2KLosslessRPCL,
+    }
+)
 
 
 class DicomImportError(DatasetError):
@@ -86,15 +202,23 @@ class DicomImportError(DatasetError):
 
 @dataclass
 class DicomImportReport(ImportReport):
-    """:class:`ImportReport` (``skipped`` holds (path relative to SRC, reason)) plus DICOM findings."""
+    """:class:`ImportReport` (``skipped`` holds (path relative to SRC, reason code)) plus DICOM findings."""
 
     burned_in_annotation: list[str] = field(default_factory=list)
-    """Study ids whose source object declares Burned In Annotation YES (pixels may show text)."""
+    """Study ids whose pixels may show text: Burned In Annotation YES, or a capture that does not say NO."""
+    not_exact_counts: list[str] = field(default_factory=list)
+    """Study ids imported with ``allow_lossy`` whose pixels are not exact counts."""
+    view_rules: Counter = field(default_factory=Counter)
+    """How many views each rule of the module doc decided."""
     deidentification: dict[str, Any] = field(default_factory=dict)
 
 
 class Unusable(ValueError):
-    """This object or scan cannot be imported; the message is the reason (no identifying value in it)."""
+    """This object or scan cannot be imported; ``code`` is a key of :data:`REASONS`."""
+
+    def __init__(self, code: str):
+        super().__init__(REASONS[code])
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -108,6 +232,8 @@ class ViewRef:
     energy_window: int | None = None
     mirrored: bool | None = None
     """True/False when the header tells whether the view is stored mirrored; None when it does not."""
+    rule: str = "view-code"
+    """The rule that found the view (module doc)."""
 
 
 @dataclass
@@ -138,11 +264,20 @@ def _read_header(path: Path) -> Dataset:
     try:
         ds = pydicom.dcmread(path, defer_size="64 KB")
     except InvalidDicomError:
-        raise Unusable("not a DICOM file") from None
-    except Exception as error:  # pydicom raises many types on corrupt input; none may stop the import
-        raise Unusable(f"unreadable DICOM ({type(error).__name__})") from None
+        raise Unusable("not-dicom") from None
+    except Exception:  # pydicom raises many types on corrupt input; none may stop the import
+        raise Unusable("unreadable") from None
+    meta_class = getattr(ds, "file_meta", Dataset()).get("MediaStorageSOPClassUID")
+    if uid.MediaStorageDirectoryStorage in (meta_class, ds.get("SOPClassUID")):
+        raise Unusable("dicomdir")
+    if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+        raise Unusable("float-pixels")
     if "PixelData" not in ds:
-        raise Unusable("no pixel data (truncated, or not an image)")
+        raise Unusable("no-pixels")
+    try:
+        check_depth(ds)
+    except TooDeep:
+        raise Unusable("too-deep") from None
     return ds
 
 
@@ -161,7 +296,7 @@ def synthetic_provenance(ds: Dataset) -> dict[str, Any] | None:
     """synthscan's condition and provenance from an object marked synthetic (see :mod:`.write`).
 
     ``None`` for objects not marked synthetic or without synthscan's Image Comments; raises
-    :class:`Unusable` when the comment is there but malformed.
+    :class:`Unusable` when the comment is there but malformed.  Only a trusting import uses it.
     """
     comment = str(ds.get("ImageComments", ""))
     if not is_marked_synthetic(ds) or not comment.startswith(COMMENT_PREFIX):
@@ -171,9 +306,9 @@ def synthetic_provenance(ds: Dataset) -> dict[str, Any] | None:
         check_label(payload["label"])
         check_grade(payload["label"], payload.get("perugini_grade"))
         if payload.get("source") not in EXPORTABLE_SOURCES:
-            raise ValueError(f"source must be one of {EXPORTABLE_SOURCES}")
-    except (ValueError, KeyError, TypeError) as error:
-        raise Unusable(f"malformed synthscan condition in Image Comments ({error})") from None
+            raise ValueError("unknown source")
+    except (ValueError, KeyError, TypeError):
+        raise Unusable("bad-marker") from None
     return payload
 
 
@@ -218,16 +353,76 @@ def _orientation(item: Dataset) -> tuple[str | None, bool | None]:
     return view, mirrored
 
 
-def _detector_view(item: Dataset) -> tuple[str | None, bool | None]:
-    """View of a Detector Information Sequence item: View Code Sequence first, else orientation."""
+def _start_angle_view(item: Dataset) -> str | None:
+    """View of a detector from its Start Angle (PS3.3 NM: 0° at the patient's back), or ``None``."""
+    try:
+        angle = float(item.StartAngle) % 360.0
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if not math.isfinite(angle):
+        return None
+    if min(angle, 360.0 - angle) <= 45.0:
+        return "posterior"
+    if abs(angle - 180.0) <= 45.0:
+        return "anterior"
+    return None
+
+
+def _view_word(value: Any) -> str | None:
+    """``anterior``/``posterior`` when exactly one of them is named by a word of ``value``."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    found = {_VIEW_WORDS[w] for w in re.findall(r"[A-Z]+", str(value).upper()) if w in _VIEW_WORDS}
+    return found.pop() if len(found) == 1 else None
+
+
+def _private_values(ds: Dataset, name: VendorViewName) -> list[Any]:
+    try:
+        element = ds.private_block(name.group, name.creator)[name.offset]
+    except KeyError:
+        return []
+    value = element.value
+    if isinstance(value, MultiValue | list | tuple):
+        return list(value)
+    if isinstance(value, str) and "\\" in value:  # read as UN: the multiplicity is still in the text
+        return value.split("\\")
+    return [value]
+
+
+def _vendor_view(ds: Dataset, item: Dataset, detector: int, detectors: int) -> str | None:
+    """View named by a vendor's private element: in the detector's item, else one value per detector."""
+    for name in VENDOR_VIEW_NAMES:
+        values = _private_values(item, name)
+        if len(values) == 1:
+            return _view_word(values[0])
+    for name in VENDOR_VIEW_NAMES:
+        values = _private_values(ds, name)
+        if values and len(values) == detectors:
+            return _view_word(values[detector - 1])
+    return None
+
+
+def _detector_view(ds: Dataset, detector: int, detectors: int) -> tuple[str, bool | None, str]:
+    """(view, stored mirrored, rule) of one detector, by the rules of the module doc, in order."""
+    item = ds.DetectorInformationSequence[detector - 1]
     oriented, mirrored = _orientation(item)
     coded = codes.lookup(codes.VIEW_CODES, item.get("ViewCodeSequence", []))
-    if coded is None:
-        return oriented, mirrored
-    if oriented is None:
-        return coded, None
-    # The code names the view; an orientation that disagrees means the image is stored mirrored.
-    return coded, mirrored if oriented == coded else not mirrored
+    if coded is not None:
+        if oriented is None:
+            return coded, None, "view-code"
+        # The code names the view; an orientation that disagrees means the image is stored mirrored.
+        return coded, mirrored if oriented == coded else not mirrored, "view-code"
+    if oriented is not None:
+        return oriented, mirrored, "orientation"
+    named = _vendor_view(ds, item, detector, detectors)
+    angled = _start_angle_view(item)
+    if angled is not None:
+        if named is not None and named != angled:
+            raise Unusable("view-conflict")
+        return angled, None, "start-angle"
+    if named is not None:
+        return named, None, "vendor-private"
+    raise Unusable("no-view")
 
 
 def _vector(ds: Dataset, keyword: str, frames: int) -> list[int]:
@@ -236,50 +431,52 @@ def _vector(ds: Dataset, keyword: str, frames: int) -> list[int]:
         return [1] * frames
     values = [int(v) for v in (values if isinstance(values, MultiValue | list | tuple) else [values])]
     if len(values) != frames:
-        raise Unusable(f"{keyword} has {len(values)} values for {frames} frames")
+        raise Unusable("frame-vectors")
     return values
 
 
 def _nm_views(ds: Dataset, path: Path) -> dict[str, ViewRef]:
     image_type = [str(v).upper() for v in ds.get("ImageType", [])]
     if "WHOLE BODY" not in image_type and str(ds.get("BodyPartExamined", "")).upper() != "WHOLEBODY":
-        raise Unusable("NM object is not a whole-body image (Image Type value 3 is not WHOLE BODY)")
+        raise Unusable("not-whole-body")
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     detectors = _vector(ds, "DetectorVector", frames)
     windows = _vector(ds, "EnergyWindowVector", frames)
     peak = _photopeak_windows(ds)
     if not peak:
-        raise Unusable("no energy window is known to hold the 140.5 keV 99mTc photopeak")
-    items = list(ds.get("DetectorInformationSequence", []))
+        raise Unusable("no-photopeak")
+    count = len(ds.get("DetectorInformationSequence", []))
     found: dict[str, list[ViewRef]] = defaultdict(list)
     for frame, (detector, window) in enumerate(zip(detectors, windows, strict=True)):
         if window not in peak:
             continue
-        if not 1 <= detector <= len(items):
-            raise Unusable(f"frame {frame + 1} comes from detector {detector}, which has no detector item")
-        view, mirrored = _detector_view(items[detector - 1])
-        if view is None:
-            raise Unusable(f"detector {detector} names no view (no View Code Sequence or orientation)")
-        found[view].append(ViewRef(path, frame if frames > 1 else None, None, detector, window, mirrored))
+        if not 1 <= detector <= count:
+            raise Unusable("no-detector-item")
+        view, mirrored, rule = _detector_view(ds, detector, count)
+        found[view].append(
+            ViewRef(path, frame if frames > 1 else None, None, detector, window, mirrored, rule)
+        )
     views = {}
     for view, refs in found.items():
         if len(refs) > 1:
-            raise Unusable(f"{len(refs)} photopeak frames show the {view} view; expected one")
+            raise Unusable("same-view")
         views[view] = refs[0]
     if not views:
-        raise Unusable("no frame in the photopeak window")
+        raise Unusable("no-photopeak")
     return views
 
 
 def _sc_views(ds: Dataset, path: Path) -> dict[str, ViewRef]:
     if str(ds.get("Modality", "")).upper() != "NM":
-        raise Unusable("secondary capture whose Modality is not NM")
+        raise Unusable("sc-not-nm")
     if int(ds.get("NumberOfFrames", 1) or 1) != 1:
-        raise Unusable("multi-frame secondary capture: its views cannot be told apart")
-    rows, columns = int(ds.Rows), int(ds.Columns)
-    if columns % 2 or rows < columns:
-        raise Unusable("secondary capture is not a whole-body ANT|POST side-by-side capture")
-    return {"anterior": ViewRef(path, half=0), "posterior": ViewRef(path, half=1)}
+        raise Unusable("sc-multi-frame")
+    if int(ds.Columns) % 2:
+        raise Unusable("sc-one-body")
+    return {
+        "anterior": ViewRef(path, half=0, rule="secondary-capture"),
+        "posterior": ViewRef(path, half=1, rule="secondary-capture"),
+    }
 
 
 def classify(path: Path) -> SourceObject:
@@ -289,8 +486,8 @@ def classify(path: Path) -> SourceObject:
         return _classify(ds, path)
     except Unusable:
         raise
-    except (AttributeError, KeyError, TypeError, ValueError) as error:
-        raise Unusable(f"malformed header ({type(error).__name__})") from None
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+        raise Unusable("malformed") from None
 
 
 def _classify(ds: Dataset, path: Path) -> SourceObject:
@@ -302,8 +499,7 @@ def _classify(ds: Dataset, path: Path) -> SourceObject:
     elif sop_class in codes.SECONDARY_CAPTURE_STORAGE:
         layout, views = "secondary-capture", _sc_views(ds, path)
     else:
-        modality = str(ds.get("Modality", "")) or "none"
-        raise Unusable(f"not an NM or secondary-capture image (Modality {modality[:16]})")
+        raise Unusable("not-nm")
     return SourceObject(
         path=path,
         layout=layout,
@@ -342,16 +538,12 @@ def group_scans(objects: list[SourceObject]) -> tuple[list[Scan], list[tuple[Sou
     for pool in by_study.values():
         for obj in pair(pool):
             views = {view: sum(view in o.views for o in pool) for view in VIEWS}
-            if all(views.values()):
-                reason = "ambiguous: its study holds several single-view objects per view"
-            else:
-                missing = [view for view, n in views.items() if not n]
-                reason = f"missing the {' and '.join(missing)} view in its study"
-            unmatched.append((obj, reason))
+            missing = [view for view, n in views.items() if not n]
+            unmatched.append((obj, f"missing-{missing[0]}" if missing else "ambiguous-pair"))
     return scans, unmatched
 
 
-# -- pass 2: pixels, grid, de-identification ----------------------------------------------------
+# -- pass 2: pixels, orientation, grid, de-identification ---------------------------------------
 
 
 def to_grid(
@@ -388,6 +580,45 @@ def to_grid(
     return grid, info
 
 
+def head_up_turns(view: np.ndarray) -> int | None:
+    """Quarter turns (:func:`numpy.rot90`) that put the body's head at the top, from the body itself.
+
+    ``None`` when the head end is not evident (module doc: long axis from the count-weighted spread,
+    head end from the counts of the outer 15 % of the body at each end).
+    """
+    counts = view.astype(np.float64)
+    total = counts.sum()
+    if total <= 0:
+        return None
+    rows, columns = np.indices(counts.shape)
+    spread = [float((counts * (axis - (counts * axis).sum() / total) ** 2).sum()) for axis in (rows, columns)]
+    turns = 0 if spread[0] >= spread[1] else 1
+    upright = np.rot90(counts, turns)
+    profile = ndimage.uniform_filter1d(upright.sum(axis=1), size=max(1, upright.shape[0] // 64))
+    body = np.flatnonzero(profile > 0.05 * profile.max())
+    top, bottom = int(body[0]), int(body[-1]) + 1
+    end = max(1, round(0.15 * (bottom - top)))
+    head, feet = upright[top : top + end].sum(), upright[bottom - end : bottom].sum()
+    if head >= HEAD_RATIO * feet:
+        return turns
+    if feet >= HEAD_RATIO * head:
+        return turns + 2
+    return None
+
+
+def two_bodies(image: np.ndarray) -> bool:
+    """Whether a capture shows two bodies side by side: a near-empty gap around its midline.
+
+    The column profile's minimum in the middle tenth must be under a fifth of each half's peak (on
+    simulated scans: at most 0.09 for ANT|POST pairs, at least 0.36 for one body).
+    """
+    profile = ndimage.uniform_filter1d(image.astype(np.float64).sum(axis=0), size=3)
+    half = profile.size // 2
+    peaks = min(profile[:half].max(initial=0), profile[half:].max(initial=0))
+    middle = profile[int(0.45 * profile.size) : int(0.55 * profile.size) + 1]
+    return peaks > 0 and middle.size > 0 and middle.min() < 0.2 * peaks
+
+
 def _spacing(ds: Dataset) -> tuple[float, float] | None:
     for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
         values = ds.get(keyword)
@@ -401,26 +632,37 @@ def _spacing(ds: Dataset) -> tuple[float, float] | None:
     return None
 
 
+def pixel_fidelity(ds: Dataset) -> list[str]:
+    """Why the stored values are not exact counts (empty when they are): ``monochrome1``, ``lossy``."""
+    found = []
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        found.append("monochrome1")
+    syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
+    if str(ds.get("LossyImageCompression", "")) == "01" or (syntax and syntax not in _LOSSLESS_SYNTAXES):
+        found.append("lossy")
+    return found
+
+
 def _frames(ds: Dataset) -> np.ndarray:
     """Decoded pixels as (frames, rows, columns) of non-negative integers."""
     try:
         pixels = ds.pixel_array
-    except Exception as error:  # pixel plugins raise many types; any failure means "cannot decode"
-        raise Unusable(f"pixel data cannot be decoded ({type(error).__name__}: {str(error)[:120]})") from None
+    except Exception:  # pixel plugins raise many types; any failure means "cannot decode"
+        raise Unusable("undecodable") from None
     samples = int(ds.get("SamplesPerPixel", 1))
     if samples == 3:
         if not (
             np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2])
         ):
-            raise Unusable("colour image: a display rendering, not counts")
+            raise Unusable("colour")
         pixels = pixels[..., 0]
     elif samples != 1:
-        raise Unusable(f"{samples} samples per pixel")
+        raise Unusable("samples")
     if pixels.dtype.kind not in "ui":
-        raise Unusable(f"pixel values of type {pixels.dtype} are not counts")
+        raise Unusable("not-integer")
     if pixels.dtype.kind == "i":
         if pixels.size and pixels.min() < 0:
-            raise Unusable("negative pixel values are not counts")
+            raise Unusable("negative")
         pixels = pixels.astype(np.uint32)
     if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         pixels = (2 ** int(ds.BitsStored) - 1) - pixels
@@ -428,7 +670,7 @@ def _frames(ds: Dataset) -> np.ndarray:
     return pixels.reshape(frames, *pixels.shape[-2:])
 
 
-def _view_pixels(ds: Dataset, frames: np.ndarray, ref: ViewRef) -> np.ndarray:
+def _view_pixels(frames: np.ndarray, ref: ViewRef) -> np.ndarray:
     if ref.half is not None:
         half = frames.shape[2] // 2
         return frames[0, :, ref.half * half : (ref.half + 1) * half]
@@ -442,6 +684,13 @@ def _tracer(ds: Dataset) -> str | None:
         if tracer:
             return tracer
     return None
+
+
+def _burned_in(ds: Dataset) -> bool:
+    """Pixels may show text: Burned In Annotation YES, or a capture that does not declare NO."""
+    declared = str(ds.get("BurnedInAnnotation", "")).upper()
+    capture = str(ds.get("SOPClassUID", "")) in codes.SECONDARY_CAPTURE_STORAGE
+    return declared == "YES" or (capture and declared != "NO")
 
 
 @dataclass
@@ -496,6 +745,45 @@ def _relative(path: Path, src: Path) -> str:
     return path.name if src.is_file() else str(path.relative_to(src))
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """What one import run needs besides the scans (keeps :func:`_import_scan`'s signature short)."""
+
+    options: ImportOptions
+    labels: Labels | None
+    deidentify: Deidentifier
+    trust_synthetic_marker: bool
+    allow_lossy: bool
+
+
+def _open_dataset(out: Path, options: ImportOptions, trust_synthetic_marker: bool) -> SynthDataset:
+    """Create the dataset or reopen one made by import-dicom with the same salt, pixel size and trust."""
+    dataset = SynthDataset.create(
+        out,
+        matrix=options.matrix,
+        pixel_spacing_mm=options.pixel_spacing_mm,
+        provenance={"source": SOURCE_NAME, "trust_synthetic_marker": trust_synthetic_marker},
+        exist_ok=True,
+    )
+    provenance = dataset.info.provenance
+    if provenance.get("source") != SOURCE_NAME:
+        raise DatasetError(
+            f"{out} holds a dataset that `synthscan import-dicom` did not make; import into a new folder"
+        )
+    if not math.isclose(dataset.info.pixel_spacing_mm, options.pixel_spacing_mm):
+        raise DatasetError(
+            f"{out} holds {dataset.info.pixel_spacing_mm} mm pixels; import with --pixel-spacing-mm "
+            f"{dataset.info.pixel_spacing_mm} or into a new folder"
+        )
+    if bool(provenance.get("trust_synthetic_marker", False)) != trust_synthetic_marker:
+        flag = "with" if provenance.get("trust_synthetic_marker") else "without"
+        raise DatasetError(
+            f"{out} was imported {flag} --trust-synthetic-marker; rerun the same way or use a new folder"
+        )
+    check_salt(dataset, options.salt)
+    return dataset
+
+
 def import_dicom(
     src: str | Path,
     out: str | Path,
@@ -503,11 +791,14 @@ def import_dicom(
     labels_csv: str | Path | None = None,
     label_key: str = "AccessionNumber",
     options: ImportOptions | None = None,
+    trust_synthetic_marker: bool = False,
+    allow_lossy: bool = False,
 ) -> DicomImportReport:
     """Import the whole-body NM scans under ``src`` into the dataset at ``out`` (new or resumed).
 
-    Every header is de-identified with the PS3.15 basic profile (:mod:`.deidentify`) before it is
-    stored; ids are pseudonyms salted with ``options.salt``.  Returns the report; raises
+    Every header is de-identified (:mod:`.deidentify`) before it is stored; ids are pseudonyms
+    salted with ``options.salt``, and a dataset refuses another salt.  ``trust_synthetic_marker``
+    and ``allow_lossy`` are explained in the module doc.  Returns the report; raises
     :class:`DicomImportError` (carrying the report) when nothing could be imported.
     """
     options = options or ImportOptions()
@@ -515,57 +806,54 @@ def import_dicom(
     if not src.exists():
         raise DatasetError(f"{src} does not exist")
     labels = Labels.read(labels_csv, label_key) if labels_csv else None
-    deidentify = Deidentifier(options.salt)
-    profile = profile_description(bool(options.salt))
-    report = DicomImportReport(deidentification=profile)
+    settings = _Settings(options, labels, Deidentifier(options.salt), trust_synthetic_marker, allow_lossy)
+    report = DicomImportReport(deidentification=profile_description(bool(options.salt)))
 
     objects: list[SourceObject] = []
     for path in tqdm(list(_files(src)), desc="read headers", disable=not options.progress):
         try:
             objects.append(classify(path))
         except Unusable as error:
-            report.skipped.append((_relative(path, src), str(error)))
+            report.skipped.append((_relative(path, src), error.code))
     scans, unmatched = group_scans(objects)
-    report.skipped += [(_relative(obj.path, src), reason) for obj, reason in unmatched]
+    report.skipped += [(_relative(obj.path, src), code) for obj, code in unmatched]
 
     created = not (out / INFO).exists()
     if not scans:
         raise DicomImportError(_nothing_message(report), report)
-    dataset = SynthDataset.create(
-        out,
-        matrix=options.matrix,
-        pixel_spacing_mm=options.pixel_spacing_mm,
-        provenance={"source": SOURCE_NAME},
-        exist_ok=True,
-    )
-    if not math.isclose(dataset.info.pixel_spacing_mm, options.pixel_spacing_mm):
-        raise DatasetError(
-            f"{out} holds {dataset.info.pixel_spacing_mm} mm pixels; import with --pixel-spacing-mm "
-            f"{dataset.info.pixel_spacing_mm} or into a new folder"
-        )
-    with dataset.writer() as writer:
-        for scan in tqdm(scans, desc="import dicom", disable=not options.progress):
-            try:
-                _import_scan(scan, dataset, writer, labels, deidentify, options, report)
-            except (Unusable, DatasetError) as error:  # our own messages: no header values in them
-                reason = str(error)
-            except (AttributeError, KeyError, TypeError, ValueError) as error:
-                reason = f"malformed header ({type(error).__name__})"  # its text may quote a value
-            else:
-                continue
-            report.skipped += [(_relative(obj.path, src), reason) for obj in scan.objects]
-    _save_report(dataset, report, options, labels)
+    dataset = _open_dataset(out, options, trust_synthetic_marker)
+    try:
+        with dataset.writer() as writer:
+            for scan in tqdm(scans, desc="import dicom", disable=not options.progress):
+                try:
+                    _import_scan(scan, dataset, writer, settings, report)
+                except Unusable as error:
+                    code = error.code
+                except TooDeep:
+                    code = "too-deep"
+                except DatasetError:
+                    code = "not-storable"
+                except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+                    code = "malformed"  # the exception's text may quote a header value: not kept
+                else:
+                    continue
+                report.skipped += [(_relative(obj.path, src), code) for obj in scan.objects]
+    except BaseException:
+        if created and not len(dataset):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    _save_report(dataset, report, settings)
     if not report.imported and not report.already_present:
         if created:
             shutil.rmtree(out)
         raise DicomImportError(_nothing_message(report), report)
-    for path, reason in report.skipped:
-        log.debug("skipped %s: %s", path, reason)
+    for path, code in report.skipped:
+        log.debug("skipped %s: %s", path, REASONS[code])
     return report
 
 
 def _nothing_message(report: DicomImportReport) -> str:
-    reasons = sorted({reason for _, reason in report.skipped})
+    reasons = sorted({REASONS[code] for _, code in report.skipped}) or ["SRC holds no files"]
     return (
         f"no whole-body scan could be imported ({len(report.skipped)} objects skipped: {'; '.join(reasons)})"
     )
@@ -575,46 +863,58 @@ def _import_scan(
     scan: Scan,
     dataset: SynthDataset,
     writer: DatasetWriter,
-    labels: Labels | None,
-    deidentify: Deidentifier,
-    options: ImportOptions,
+    settings: _Settings,
     report: DicomImportReport,
 ) -> None:
+    options = settings.options
+    try:
+        datasets = {obj.path: pydicom.dcmread(obj.path) for obj in scan.objects}
+    except Exception:  # as in pass 1: any failure to read means "skip this scan"
+        raise Unusable("unreadable") from None
+    fidelity = sorted({reason for ds in datasets.values() for reason in pixel_fidelity(ds)})
+    if fidelity and not settings.allow_lossy:
+        raise Unusable(fidelity[0])
+    frames = {path: _frames(ds) for path, ds in datasets.items()}  # decoded before "already there"
+    if scan.layout == "secondary-capture" and not two_bodies(frames[scan.objects[0].path][0]):
+        raise Unusable("sc-one-body")
     uids = {obj.path: obj.instance_uid or obj.path.name for obj in scan.objects}
     key = "\x00".join(f"{uids[ref.path]}:{ref.frame}:{ref.half}" for ref in scan.views.values())
     study_id = pseudonym(SOURCE_NAME, f"scan\x00{key}", options.salt)
     if study_id in dataset:
         report.already_present.append(study_id)
         return
-    try:
-        datasets = {obj.path: pydicom.dcmread(obj.path) for obj in scan.objects}
-    except Exception as error:  # as in pass 1: any failure to read means "skip this scan"
-        raise Unusable(f"unreadable DICOM ({type(error).__name__})") from None
     first = datasets[scan.objects[0].path]
-    provenance = synthetic_provenance(first)
+    provenance = synthetic_provenance(first) if settings.trust_synthetic_marker else None
     if provenance is not None:
         label, grade = provenance["label"], provenance.get("perugini_grade")
+    elif settings.labels is None:
+        raise Unusable("no-labels")
     else:
-        found = labels.lookup(first) if labels else None
+        found = settings.labels.lookup(first)
         if found is None:
-            hint = f"no row for its {labels.key} in the labels CSV" if labels else "no labels CSV (--labels)"
-            raise Unusable(f"no label: {hint}")
+            raise Unusable("no-label-row")
         label, grade = found
 
     views, view_meta = [], {}
     for name in VIEWS:
         ref = scan.views[name]
-        ds = datasets[ref.path]
-        pixels = _view_pixels(ds, _frames(ds), ref)
+        pixels = _view_pixels(frames[ref.path], ref)
         mirrored = (
             ref.mirrored if ref.mirrored is not None else (name == "posterior" and options.posterior_mirrored)
         )
         if name == "posterior" and mirrored:
             pixels = pixels[:, ::-1]
-        spacing = _spacing(ds)
+        turns = head_up_turns(pixels)
+        if turns is None and pixels.shape[1] > pixels.shape[0]:
+            raise Unusable("head-feet")
+        pixels = np.rot90(pixels, turns or 0)
+        spacing = _spacing(datasets[ref.path])
+        if spacing and (turns or 0) % 2:
+            spacing = spacing[::-1]
         grid, grid_info = to_grid(pixels, spacing, options.matrix, options.pixel_spacing_mm)
         views.append(grid)
         view_meta[name] = {
+            "rule": ref.rule,
             "source_shape": list(pixels.shape),
             "source_pixel_spacing_mm": list(spacing) if spacing else None,
             "frame": ref.frame,
@@ -622,6 +922,8 @@ def _import_scan(
             "detector": ref.detector,
             "energy_window": ref.energy_window,
             "flipped_to_as_acquired": bool(name == "posterior" and mirrored),
+            "turned_deg": 90 * (turns or 0),
+            "head_end": "from the body" if turns is not None else "as stored (not evident from the body)",
             **grid_info,
         }
     counts = np.stack(views)
@@ -631,10 +933,13 @@ def _import_scan(
         patient_key = f"study\x00{first.get('StudyInstanceUID', '')}"
     patient_id = pseudonym(SOURCE_NAME, patient_key, options.salt)
     marked = is_marked_synthetic(first)
-    source = provenance["source"] if provenance else ("synthetic" if marked else "real")
+    source = provenance["source"] if provenance else "real"
     tracer = (provenance or {}).get("tracer") or _tracer(first) or options.tracer
-    burned_in = any(str(ds.get("BurnedInAnnotation", "")).upper() == "YES" for ds in datasets.values())
-    headers = [header_json(deidentify(ds, patient_id=patient_id)) for ds in datasets.values()]
+    burned_in = any(_burned_in(ds) for ds in datasets.values())
+    pixel_values = "lossy" if fidelity else "counts"
+    if scan.layout == "secondary-capture":
+        pixel_values = "display"
+    headers = [header_json(settings.deidentify(ds, patient_id=patient_id)) for ds in datasets.values()]
     extra = {
         k: provenance[k]
         for k in ("model_name", "model_sha256", "steps", "guidance")
@@ -654,35 +959,42 @@ def _import_scan(
             "dicom": {
                 "layout": scan.layout,
                 "marked_synthetic": marked,
+                "trusted_synthetic_marker": provenance is not None,
                 "burned_in_annotation": burned_in,
-                "pixel_values": "display values of a secondary capture, not counts"
-                if scan.layout == "secondary-capture"
-                else "counts",
+                "pixel_values": pixel_values,
+                "not_exact_counts": fidelity,
                 "views": view_meta,
                 "headers": headers,
             }
         },
-        extra=extra,
+        extra={**extra, "pixel_values": pixel_values},
     )
     report.imported.append(study_id)
+    report.view_rules.update(ref.rule for ref in scan.views.values())
+    if fidelity:
+        report.not_exact_counts.append(study_id)
     if burned_in:
         report.burned_in_annotation.append(study_id)
-        log.warning("study %s: Burned In Annotation is YES; its pixels may show identifying text", study_id)
+        log.warning("study %s: its pixels may show burned-in text (check them for names)", study_id)
 
 
-def _save_report(
-    dataset: SynthDataset, report: DicomImportReport, options: ImportOptions, labels: Labels | None
-) -> None:
-    """Write ``import_report.json`` and the import's provenance; skipped files by salted path hash."""
+def _save_report(dataset: SynthDataset, report: DicomImportReport, settings: _Settings) -> None:
+    """Write ``import_report.json`` and the import's provenance: codes and hashed names only."""
+    options = settings.options
     skipped = [
-        {"file": pseudonym("file", path, options.salt), "reason": reason} for path, reason in report.skipped
+        {"file": pseudonym("file", path, options.salt), "reason": code} for path, code in report.skipped
     ]
     summary: dict[str, Any] = {
         "imported": len(report.imported),
         "already_present": len(report.already_present),
         "skipped": skipped,
+        "reasons": {code: REASONS[code] for code in sorted({code for _, code in report.skipped})},
+        "view_rules": dict(sorted(report.view_rules.items())),
         "burned_in_annotation": report.burned_in_annotation,
-        "label_key": labels.key if labels else None,
+        "not_exact_counts": report.not_exact_counts,
+        "allow_lossy": settings.allow_lossy,
+        "trust_synthetic_marker": settings.trust_synthetic_marker,
+        "label_key": settings.labels.key if settings.labels else None,
         "deidentification": report.deidentification,
         "grid": {"matrix": list(options.matrix), "pixel_spacing_mm": options.pixel_spacing_mm},
     }

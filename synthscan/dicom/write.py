@@ -9,8 +9,20 @@ never have to rely on frame order.
 Marked synthetic in every way the standard offers: Synthetic Data (0008,001C) YES; a Contributing
 Equipment item with purpose 109100 "Synthesizing Equipment" naming synthscan and its version;
 Image Type DERIVED; a Derivation Description naming the model, its SHA-256, the seed and the
-condition; Patient Identity Removed YES with a De-identification Method (Code) Sequence; fresh
-UIDs, a random patient id and no date but the day of export.
+condition; Patient Identity Removed YES with a De-identification Method (Code) Sequence (113100,
+113105).
+
+**Identifiers are deterministic** (:class:`ExportIdentity`): UIDs and the synthetic patient id are
+derived from the study id (patient id: the manifest's patient id) and a secret drawn once per
+dataset and kept in its ``dataset.json`` with the date of the first export, the only date written.
+Exporting a dataset again gives byte-identical files, so resending to a PACS replaces rather
+than duplicates; two datasets never share a UID.  The secret only keeps datasets apart: these
+objects hold no patient data.
+
+**Acquisition.**  The energy window is the study's own scanner's: a simulated study's ground truth
+names its camera's window width (e.g. ``LEHR dual-head, 15 % window``); otherwise
+:class:`NMAcquisition`'s 15 %, the training site's (centre_a) window, centred on 140.5 keV.  Window
+Center/Width span the counts from 0 to the 99.5th percentile of the study's non-zero pixels.
 
 **Where the condition lives.**  Image Comments (0020,4000) holds ``SYNTHSCAN`` followed by a
 JSON object, e.g. ``SYNTHSCAN {"label": "amyloidosis", "perugini_grade": 2, "source":
@@ -27,9 +39,12 @@ objects marked synthetic), so ``import-dicom`` restores label, grade, source and
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import io
 import json
 import logging
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -48,11 +63,15 @@ from synthscan.atomic import atomic_write_bytes, atomic_write_text
 from synthscan.dataset import Dataset as SynthDataset
 from synthscan.dataset import DatasetError, Record
 from synthscan.dicom import codes
+from synthscan.dicom.deidentify import method_codes
 
 log = logging.getLogger(__name__)
 
 EXPORT_REPORT = "export_report.json"
 EXPORTABLE_SOURCES: tuple[str, ...] = ("simulated", "synthetic")
+PHOTOPEAK_KEV = 140.5
+IDENTITY_KEY = "dicom_export"
+"""Key of ``dataset.json``'s provenance that holds the dataset's :class:`ExportIdentity`."""
 
 
 class ExportError(DatasetError):
@@ -65,8 +84,9 @@ class NMAcquisition:
 
     scan_velocity_mm_s: float = 2.5
     """Table speed: 15 cm/min, the middle of the usual 10-20 cm/min (assumption)."""
-    energy_window_kev: tuple[float, float] = (126.0, 154.0)
-    """99mTc photopeak 140.5 keV ± 10 % (a 20 % window, DOMAIN.md)."""
+    energy_window_percent: float = 15.0
+    """Window width around the 140.5 keV photopeak when the study names no scanner: the 15 % of the
+    training site's camera (configs/simulator/centre_a.yaml)."""
     collimator_name: str = "LEHR"
     """Low-energy high-resolution parallel-hole collimator, the bone-scan standard."""
     manufacturer: str = "synthscan"
@@ -137,6 +157,55 @@ class ExportReport:
 COMMENT_PREFIX = "SYNTHSCAN "
 
 
+@dataclass(frozen=True)
+class ExportIdentity:
+    """The source of an export's identifiers: a per-dataset secret and the first export's date."""
+
+    secret: str
+    date: dt.datetime
+
+    @classmethod
+    def fresh(cls) -> ExportIdentity:
+        """A new random identity (objects written once, e.g. by ``sample --format dicom``)."""
+        return cls(secrets.token_hex(16), dt.datetime.now().replace(microsecond=0))
+
+    @classmethod
+    def of(cls, dataset: SynthDataset) -> ExportIdentity:
+        """The dataset's identity, drawn and recorded in its ``dataset.json`` on the first export."""
+        recorded = dataset.info.provenance.get(IDENTITY_KEY)
+        if recorded is None:
+            identity = cls.fresh()
+            dataset.update_provenance(
+                **{IDENTITY_KEY: {"secret": identity.secret, "date": identity.date.strftime("%Y%m%d%H%M%S")}}
+            )
+            return identity
+        try:
+            return cls(str(recorded["secret"]), dt.datetime.strptime(recorded["date"], "%Y%m%d%H%M%S"))
+        except (KeyError, TypeError, ValueError):
+            raise ExportError(
+                f"{dataset.root}/dataset.json: provenance.{IDENTITY_KEY} is damaged; restore it from a "
+                "backup to re-export with the same UIDs, or delete it to start new ones"
+            ) from None
+
+    def uid(self, study_id: str, what: str) -> str:
+        """The UID of ``what`` (study, series, instance) of one study: same inputs, same UID."""
+        return generate_uid(entropy_srcs=[self.secret, study_id, what])
+
+    def patient_id(self, key: str) -> str:
+        """A synthetic patient id, ``SYN`` + 12 hex digits, the same for every study of ``key``."""
+        digest = hmac.new(self.secret.encode(), key.encode(), hashlib.sha256).hexdigest()
+        return f"SYN{digest[:12].upper()}"
+
+
+def energy_window_kev(meta: Mapping[str, Any] | None, acquisition: NMAcquisition) -> tuple[float, float]:
+    """The photopeak window of the study's scanner (``N % window`` in its name), else the default."""
+    name = str(((meta or {}).get("scanner") or {}).get("name", ""))
+    found = re.search(r"(\d+(?:\.\d+)?)\s*%\s*window", name)
+    percent = float(found.group(1)) if found else acquisition.energy_window_percent
+    half = PHOTOPEAK_KEV * percent / 200.0
+    return round(PHOTOPEAK_KEV - half, 2), round(PHOTOPEAK_KEV + half, 2)
+
+
 def provenance_comment(record: Record, info: SyntheticInfo) -> str:
     """The Image Comments text that carries a study's condition and provenance (see module doc)."""
     payload = {
@@ -169,11 +238,6 @@ def _detector_item(view: str) -> Dataset:
     return item
 
 
-def random_patient_id() -> str:
-    """A synthetic patient id that cannot belong to anyone: ``SYN`` + 12 random hex digits."""
-    return f"SYN{secrets.token_hex(6).upper()}"
-
-
 def study_to_dicom(
     counts: np.ndarray,
     record: Record,
@@ -182,18 +246,17 @@ def study_to_dicom(
     pixel_spacing_mm: float,
     synthetic_info: SyntheticInfo | None = None,
     acquisition: NMAcquisition | None = None,
-    patient_id: str | None = None,
-    now: dt.datetime | None = None,
+    identity: ExportIdentity | None = None,
 ) -> Dataset:
     """Build the NM Image object of one synthetic or simulated study (not yet saved).
 
     ``counts`` is the study's (2, rows, columns) array, anterior then posterior as acquired; it is
     written as 16-bit unsigned counts and refused if a pixel exceeds 65535.  ``record`` supplies
     label, Perugini grade and tracer; ``synthetic_info`` (default: read from ``record``) the
-    provenance; ``meta`` (the study's ground truth) only the simulated person's sex, and only when
-    it is ``M`` or ``F``.  No id, site or free text of the source dataset is copied, so nothing
-    identifying can leak.  ``patient_id`` defaults to a fresh random id; pass one to keep several
-    studies of one synthetic patient together.
+    provenance; ``meta`` (the study's ground truth) the simulated person's sex, only when it is
+    ``M`` or ``F``, and the scanner's energy window.  No id, site or free text of the source dataset
+    is copied, so nothing identifying can leak.  ``identity`` (default: a fresh random one) derives
+    the UIDs and the patient id from the study id and the record's patient id, and gives the date.
     """
     if record.source == "real":
         raise ValueError(f"study {record.study_id} is real patient data, which is never exported")
@@ -208,13 +271,13 @@ def study_to_dicom(
     if peak > np.iinfo(np.uint16).max:
         raise ValueError(f"peak count {peak} does not fit the 16 bits NM images allow")
     rows, columns = int(counts.shape[1]), int(counts.shape[2])
-    now = now or dt.datetime.now()
-    today, time_now = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+    identity = identity or ExportIdentity.fresh()
+    today, time_now = identity.date.strftime("%Y%m%d"), identity.date.strftime("%H%M%S")
 
     ds = Dataset()
     # SOP Common, with the synthetic markers.
     ds.SOPClassUID = codes.NM_IMAGE_STORAGE
-    ds.SOPInstanceUID = generate_uid()
+    ds.SOPInstanceUID = identity.uid(record.study_id, "instance")
     ds.InstanceCreationDate, ds.InstanceCreationTime = today, time_now
     ds.SyntheticData = "YES"
     equipment = Dataset()
@@ -224,12 +287,12 @@ def study_to_dicom(
     )[:64]
     equipment.SoftwareVersions = synthscan.__version__
     equipment.PurposeOfReferenceCodeSequence = codes.code_sequence(codes.SYNTHESIZING_EQUIPMENT)
-    equipment.ContributionDateTime = now.strftime("%Y%m%d%H%M%S")
+    equipment.ContributionDateTime = identity.date.strftime("%Y%m%d%H%M%S")
     equipment.ContributionDescription = "Generated the pixel data; no real patient was imaged"
     ds.ContributingEquipmentSequence = Sequence([equipment])
 
     # Patient: a synthetic person with identity removed.
-    patient_id = patient_id or random_patient_id()
+    patient_id = identity.patient_id(record.patient_id)
     ds.PatientName = f"SYNTHETIC^{patient_id}"
     ds.PatientID = patient_id
     ds.PatientBirthDate = ""
@@ -237,11 +300,11 @@ def study_to_dicom(
     ds.PatientSex = sex if sex in ("M", "F") else ""
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = f"synthscan {synthscan.__version__}: synthetic image, random identifiers"
-    ds.DeidentificationMethodCodeSequence = codes.code_sequence(codes.BASIC_PROFILE)
+    ds.DeidentificationMethodCodeSequence = method_codes()
 
     # Study and series: one study, one series, one instance.
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
+    ds.StudyInstanceUID = identity.uid(record.study_id, "study")
+    ds.SeriesInstanceUID = identity.uid(record.study_id, "series")
     ds.StudyDate, ds.StudyTime = today, time_now
     ds.SeriesDate, ds.SeriesTime = today, time_now
     ds.ContentDate, ds.ContentTime = today, time_now
@@ -280,8 +343,8 @@ def study_to_dicom(
     # NM Isotope: 99mTc photopeak window, radionuclide and tracer.
     window = Dataset()
     window_range = Dataset()
-    window_range.EnergyWindowLowerLimit = f"{acquisition.energy_window_kev[0]:g}"
-    window_range.EnergyWindowUpperLimit = f"{acquisition.energy_window_kev[1]:g}"
+    lower, upper = energy_window_kev(meta, acquisition)
+    window_range.EnergyWindowLowerLimit, window_range.EnergyWindowUpperLimit = f"{lower:g}", f"{upper:g}"
     window.EnergyWindowRangeSequence = Sequence([window_range])
     window.EnergyWindowName = "Tc99m"
     ds.EnergyWindowInformationSequence = Sequence([window])
@@ -316,6 +379,11 @@ def study_to_dicom(
     ds.PixelSpacing = [f"{pixel_spacing_mm:.6g}", f"{pixel_spacing_mm:.6g}"]
     ds.SmallestImagePixelValue = int(counts.min(initial=0))
     ds.LargestImagePixelValue = peak
+    # VOI LUT: counts 0 .. 99.5th percentile of the non-zero pixels (linear, PS3.3 C.11.2.1.2).
+    lit = counts[counts > 0]
+    top = max(1, round(float(np.percentile(lit, 99.5)))) if lit.size else 1
+    ds.WindowCenter, ds.WindowWidth = f"{(top + 1) / 2:g}", top + 1
+    ds.WindowCenterWidthExplanation = "Counts 0 to 99.5th percentile"
     ds.PixelData = np.ascontiguousarray(counts, dtype="<u2").tobytes()
 
     meta_header = FileMetaDataset()
@@ -340,14 +408,44 @@ def write_dicom(ds: Dataset, path: str | Path) -> Path:
     return path
 
 
+NOT_GENERATED = (
+    "not made by a synthscan generator run recorded in this dataset's dataset.json "
+    "(studies read from DICOM or copied in are never exported)"
+)
+
+
+def generator_models(dataset: SynthDataset) -> set[str]:
+    """SHA-256 of every model that sampled into ``dataset`` (``sample`` and ``augment`` record them)."""
+    provenance = dataset.info.provenance
+    found = {(provenance.get(key) or {}).get("model_sha256") for key in ("generator", "augment")}
+    return {sha for sha in found if sha}
+
+
+def origin_problem(dataset: SynthDataset, record: Record) -> str | None:
+    """Why ``record`` may not leave ``dataset``, or ``None`` when a synthscan run of its own made it.
+
+    Synthetic rows need the hash of a model recorded by ``sample``/``augment`` in this dataset;
+    simulated rows a ``simulate`` run; both a seed.  The row's text alone proves nothing.
+    """
+    if record.source == "real":
+        return "real patient data is never exported"
+    made = (
+        record.get("model_sha256") in generator_models(dataset)
+        if record.source == "synthetic"
+        else "simulator" in dataset.info.provenance
+    )
+    return None if made and record.seed is not None else NOT_GENERATED
+
+
 def _exportable(
-    records: Iterable[Record], flagged: set[str], allow_flagged: bool
+    dataset: SynthDataset, records: Iterable[Record], flagged: set[str], allow_flagged: bool
 ) -> tuple[list[Record], list[tuple[str, str]]]:
     keep: list[Record] = []
     refused: list[tuple[str, str]] = []
     for record in records:
-        if record.source == "real":
-            refused.append((record.study_id, "real patient data is never exported"))
+        problem = origin_problem(dataset, record)
+        if problem is not None:
+            refused.append((record.study_id, problem))
         elif record.study_id in flagged and not allow_flagged:
             refused.append(
                 (
@@ -380,10 +478,12 @@ def export_dataset(
 ) -> ExportReport:
     """Export the simulated and synthetic studies of ``dataset`` as NM DICOM files under ``out``.
 
-    Real studies are skipped and listed as refused (real patient data never leaves).  Synthetic
-    studies go through the privacy audit (:func:`synthscan.evaluation.privacy.flagged_studies_for_export`,
-    which reuses a current saved audit or runs one against ``train``); flagged ones are refused
-    unless ``allow_flagged``.  Without ``dicomdir`` each study becomes ``out/<study_id>.dcm``, written
+    Only studies a synthscan run of this dataset made are exported (:func:`origin_problem`); real
+    ones and anything else are skipped and listed as refused (real patient data never leaves),
+    and so is a study whose file says it was read from DICOM.  Synthetic studies go through the
+    privacy audit (:func:`synthscan.evaluation.privacy.flagged_studies_for_export`, which reuses a
+    current saved audit or runs one against ``train``); flagged ones are refused unless
+    ``allow_flagged``.  Without ``dicomdir`` each study becomes ``out/<study_id>.dcm``, written
     atomically, and an interrupted export resumes where it stopped.  With ``dicomdir`` the files are
     laid out as a PS3.10 File-set (``PTxxxxxx/STxxxxxx/SExxxxxx/IMxxxxxx``) with a DICOMDIR, built
     by pydicom's :class:`~pydicom.fileset.FileSet` in a new folder.  Plain exports also write
@@ -395,9 +495,9 @@ def export_dataset(
     out = Path(out)
     selected = list(dataset if records is None else records)
     flagged: set[str] = set()
-    if any(r.source == "synthetic" for r in selected):
+    if any(r.source == "synthetic" and origin_problem(dataset, r) is None for r in selected):
         flagged = set(flagged_studies_for_export(dataset, train=train, report=audit_report))
-    keep, refused = _exportable(selected, flagged, allow_flagged)
+    keep, refused = _exportable(dataset, selected, flagged, allow_flagged)
     report = ExportReport(refused=refused)
     if refused:
         log.warning("refusing %d of %d studies", len(refused), len(selected))
@@ -408,7 +508,7 @@ def export_dataset(
     out.mkdir(parents=True, exist_ok=True)
 
     acquisition = acquisition or NMAcquisition()
-    patients: dict[str, str] = {}
+    identity = ExportIdentity.of(dataset)
     fileset = FileSet() if dicomdir else None
     for record in tqdm(keep, desc="export-dicom", disable=not progress):
         path = out / f"{record.study_id}.dcm"
@@ -417,13 +517,15 @@ def export_dataset(
             continue
         study = dataset.read(record)
         try:
+            if "dicom" in study.meta:
+                raise ValueError(NOT_GENERATED)
             ds = study_to_dicom(
                 study.counts,
                 record,
                 study.meta,
                 pixel_spacing_mm=dataset.info.pixel_spacing_mm,
                 acquisition=acquisition,
-                patient_id=patients.setdefault(record.patient_id, random_patient_id()),
+                identity=identity,
             )
         except ValueError as error:
             report.refused.append((record.study_id, str(error)))

@@ -72,6 +72,33 @@ def pseudonym(source: str, key: str, salt: str = "") -> str:
     return f"{source}-{digest[:16]}"
 
 
+def salt_fingerprint(salt: str) -> str:
+    """A record of which salt made a dataset's pseudonyms that does not give the salt away.
+
+    scrypt (memory-hard, about 50 ms a try) rather than a plain hash: the fingerprint sits in
+    ``dataset.json``, and a salt recovered from it would let anyone test candidate patient ids.
+    """
+    return hashlib.scrypt(
+        salt.encode(), salt=b"synthscan salt fingerprint", n=2**14, r=8, p=1, dklen=16
+    ).hex()
+
+
+def check_salt(dataset: Dataset, salt: str) -> None:
+    """Record the salt's fingerprint in a new dataset; refuse another salt for an existing one.
+
+    With another salt the same patient would get a second pseudonym and could land in two splits.
+    """
+    fingerprint = salt_fingerprint(salt)
+    recorded = dataset.info.provenance.get("salt_fingerprint")
+    if recorded is None:
+        dataset.update_provenance(salt_fingerprint=fingerprint)
+    elif recorded != fingerprint:
+        raise DatasetError(
+            f"{dataset.root} was imported with another --salt (its dataset.json records a different salt "
+            "fingerprint); rerun with that dataset's salt, or import into a new folder"
+        )
+
+
 def number_in_name(path: Path) -> str | None:
     """The last run of digits in a file stem (``A12`` → ``12``, ``0761`` → ``761``)."""
     found = re.findall(r"\d+", path.stem)
@@ -151,6 +178,7 @@ def write_studies(
         provenance=provenance,
         exist_ok=True,
     )
+    check_salt(dataset, options.salt)
     report = ImportReport()
     with dataset.writer() as writer:
         for study in tqdm(studies, desc=f"import {source_name}", disable=not options.progress):
