@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from synthscan.dataset import Dataset, DatasetError
@@ -92,7 +94,7 @@ def plan_augmentation(
         largest = max(real.values())
         target = {label: max(largest - real[label], 0) for label in conditions}
     elif mode == "ratio":
-        target = {label: round(ratio * real[label]) for label in conditions}
+        target = {label: math.floor(ratio * real[label] + 0.5) for label in conditions}  # halves up
     else:
         target = dict.fromkeys(conditions, per_class)
     missing = [label for label, n in target.items() if n and label not in supported]
@@ -141,6 +143,35 @@ def execute_plan(
         guidance=guidance,
         progress=progress,
     )
+
+
+def check_target(dataset: Dataset, target: Dataset | None, model_sha256: str | None) -> None:
+    """Refuse to write where the result would mix provenances.
+
+    ``target`` is ``dataset`` itself, or the existing ``--out`` dataset (``None``: a new one). It may
+    hold synthetic studies only of the model that will write (``model_sha256``; ``None``: a model not
+    trained yet); an ``--out`` dataset may hold no real or simulated studies and must have been
+    augmented from this ``dataset``.
+    """
+    if target is None:
+        return
+    if target.root != dataset.root:
+        patients = target.filter(source=PATIENT_SOURCES)
+        if patients:
+            raise DatasetError(
+                f"--out {target.root} holds {len(patients)} real or simulated studies; augment writes into "
+                f"{dataset.root} itself or into a folder of its own"
+            )
+        source = target.info.provenance.get("augment", {}).get("source_dataset")
+        if source and Path(source).resolve() != dataset.root.resolve():
+            raise DatasetError(f"--out {target.root} augments {source}, not {dataset.root}; use a new --out")
+    others = {r.get("model_sha256") for r in target.filter(source="synthetic")} - {model_sha256}
+    if others:
+        raise DatasetError(
+            f"{target.root} already holds synthetic studies of another model (sha256 "
+            f"{', '.join(sorted(str(h)[:12] for h in others))}); adding this model's would mix them. "
+            "Use --out NEW_FOLDER, or the model that wrote them"
+        )
 
 
 def check_model_fits(dataset: Dataset, pipeline: Any) -> tuple[str, ...]:

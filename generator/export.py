@@ -11,18 +11,28 @@ from PIL import Image
 from synthscan.atomic import atomic_open
 from synthscan.dataset import Record
 from synthscan.labels import VIEWS
+from synthscan.render import display_image
 
 Writer = Callable[[Record, np.ndarray], None]
 
 
-def write_png_views(record: Record, counts: np.ndarray, folder: Path) -> None:
-    """Each view as a lossless 16-bit greyscale PNG of the counts (posterior as acquired)."""
+def write_png_views(record: Record, counts: np.ndarray, folder: Path, *, raw_counts: bool = False) -> None:
+    """Each view as a PNG (posterior as acquired): a display image, or with ``raw_counts`` the counts.
+
+    The display image is the nuclear-medicine display of ``synthscan view`` (inverted grey, windowed,
+    8 bit), which any image viewer shows as a bone scan; raw counts are lossless 16-bit greyscale,
+    for analysis (a view peaks at a few hundred counts of 65535, so a viewer shows it black).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     for view, image in zip(VIEWS, counts, strict=True):
-        if image.max(initial=0) > np.iinfo(np.uint16).max:
-            raise ValueError(f"{record.study_id}: counts above 65535 do not fit a 16-bit PNG")
+        if raw_counts:
+            if image.max(initial=0) > np.iinfo(np.uint16).max:
+                raise ValueError(f"{record.study_id}: counts above 65535 do not fit a 16-bit PNG")
+            pixels = Image.fromarray(image.astype(np.uint16))
+        else:
+            pixels = Image.fromarray(display_image(image), mode="L")
         with atomic_open(folder / f"{record.study_id}_{view}.png", "wb") as handle:
-            Image.fromarray(image.astype(np.uint16)).save(handle, format="PNG")
+            pixels.save(handle, format="PNG")
 
 
 def write_dicom_study(record: Record, counts: np.ndarray, folder: Path, pipeline) -> None:
@@ -33,18 +43,19 @@ def write_dicom_study(record: Record, counts: np.ndarray, folder: Path, pipeline
     write_dicom(study_to_dicom(counts, record, pixel_spacing_mm=spacing), folder / f"{record.study_id}.dcm")
 
 
-def writer_for(fmt: str, target: Path, pipeline) -> Writer | None:
+def writer_for(fmt: str, target: Path, pipeline, *, raw_counts: bool = False) -> Writer | None:
     """The per-study writer of ``fmt`` (``None`` for ``npz``, which the dataset itself is)."""
     if fmt == "npz":
         return None
     if fmt == "png":
-        return lambda record, counts: write_png_views(record, counts, target / "png")
+        return lambda record, counts: write_png_views(record, counts, target / "png", raw_counts=raw_counts)
     if fmt == "dicom":
-        if "real" in pipeline.config.get("training_sources", ["real"]):
+        if getattr(pipeline, "privacy", None) is None:
             raise ValueError(
-                "this model was trained on real patients' scans: audit the samples before sharing them. "
-                "Sample with --format npz, then run `synthscan audit privacy --train TRAINING_DATA "
-                "--synthetic OUT` and `synthscan export-dicom OUT --out DICOM_DIR`"
+                "this model carries no statement that it saw no patients (privacy.json; only models "
+                "trained on simulated studies have one): audit its samples before sharing them. Sample "
+                "with --format npz, then run `synthscan audit privacy --train TRAINING_DATA --synthetic OUT` "
+                "and `synthscan export-dicom OUT --out DICOM_DIR`"
             )
         return lambda record, counts: write_dicom_study(record, counts, target / "dicom", pipeline)
     raise ValueError(f"unknown format {fmt!r}; valid formats: npz, png, dicom")

@@ -114,8 +114,14 @@ class SynthScanPipeline(DiffusionPipeline):
         return type(self.scheduler).__name__ + karras
 
     def guidance_for(self, label: str, override: float | None = None) -> float:
-        """Guidance scale of a ``label`` study: ``override``, else the label's default, else the model's."""
+        """Guidance scale of a ``label`` study: ``override``, else the label's default, else the model's.
+
+        1 is the conditional model alone; 0 would be the unconditional model, whose samples ignore the
+        condition they would be labelled with, so scales must be > 0.
+        """
         if override is not None:
+            if not override > 0:
+                raise ValueError(f"guidance must be > 0 (1 = conditional model alone), got {override}")
             return float(override)
         return float(self.config.get("label_guidance", {}).get(label, self.config.default_guidance))
 
@@ -156,8 +162,8 @@ class SynthScanPipeline(DiffusionPipeline):
                 training proportions.
             generator: one ``torch.Generator`` per study; its seed determines the study.
             num_inference_steps: solver steps [default: the model's].
-            guidance_scale: classifier-free guidance weight for every study; 1 disables guidance
-                [default: each label's, see :meth:`guidance_for`].
+            guidance_scale: classifier-free guidance weight for every study; 1 is the conditional
+                model alone (no guidance), > 1 guides [default: each label's, see :meth:`guidance_for`].
             total_counts: total counts of each study (both views) [default: drawn from the training
                 distribution].
             return_expected: also return the noise-free expected counts.

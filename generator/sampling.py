@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.generator.conditions import condition_key, split_key
 from synthscan.generator.storage import load_pipeline
+from synthscan.labels import PATIENT_SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -97,21 +98,41 @@ def write_samples(
     progress: bool = True,
     on_written: Callable[[Record, np.ndarray], None] | None = None,
 ) -> int:
-    """Generate and append every request not yet in ``target``; returns how many were added.
+    """Generate and append every request not yet in ``target``; returns how many were written.
 
     The manifest is persisted every few seconds and on exit (also on Ctrl-C), and study files are
     written atomically, so an interrupted run leaves a consistent dataset that a rerun completes.
+    Requests already in ``target`` are verified, not trusted: one whose file is missing or does not
+    match its recorded size and checksum is generated again.
     """
     if tuple(target.info.matrix) != tuple(pipeline.matrix):
         raise DatasetError(
             f"the model generates {tuple(pipeline.matrix)} studies but {target.root} is {target.info.matrix}"
         )
-    pending = [r for r in requests if r.study_id not in target]
-    tracer = pipeline.config.get("tracer", "")
+    requests = list(requests)
+    refuse_other_models(target, pipeline)
+    present = [target.record(r.study_id) for r in requests if r.study_id in target]
+    damaged = target.broken(present)
+    pending = [r for r in requests if r.study_id not in target or r.study_id in damaged]
+    if present:
+        log.info(
+            "resuming %s: %d of %d studies already there%s",
+            target.root,
+            len(present) - len(damaged),
+            len(requests),
+            f"; regenerating {len(damaged)} whose files are damaged" if damaged else "",
+        )
+    for study_id, problem in damaged.items():
+        log.warning("regenerating %s: %s", study_id, problem)
+    if getattr(pipeline, "privacy", None):
+        statements = target.info.provenance.get("privacy_statements", {})
+        if pipeline.sha256 not in statements:
+            target.update_provenance(privacy_statements={**statements, pipeline.sha256: pipeline.privacy})
     added = 0
     with (
         target.writer() as writer,
-        tqdm(total=len(pending), desc="sample", unit="study", disable=not progress) as bar,
+        # smoothing=0: the ETA uses the mean rate of the whole run, not the last batch's jump
+        tqdm(total=len(pending), desc="sample", unit="study", disable=not progress, smoothing=0) as bar,
     ):
         for start in range(0, len(pending), batch_size):
             batch = pending[start : start + batch_size]
@@ -126,16 +147,53 @@ def write_samples(
                     perugini_grade=meta["perugini_grade"],
                     source="synthetic",
                     site="synthetic",
-                    tracer=tracer,
+                    tracer="",  # unknown: the model is not conditioned on a tracer
                     seed=request.seed,
                     meta=meta,
                     extra={k: meta[k] for k in ("model_sha256", "model_name", "steps", "guidance")},
+                    replace=request.study_id in damaged,
                 )
                 if on_written is not None:
                     on_written(record, counts)
                 added += 1
             bar.update(len(batch))
     return added
+
+
+def refuse_other_models(target: Dataset, pipeline) -> None:
+    """Refuse to add this model's studies to a dataset holding synthetic studies of another model."""
+    sha256 = getattr(pipeline, "sha256", "")
+    others = {r.get("model_sha256") for r in target.filter(source="synthetic")} - {sha256, ""}
+    if others:
+        raise DatasetError(
+            f"{target.root} holds synthetic studies of another model (sha256 "
+            f"{', '.join(sorted(h[:12] for h in others))}); this one is {sha256[:12]}. "
+            "Write its studies to a new folder, so that no dataset mixes models"
+        )
+
+
+def refuse_mixing(target: Dataset, condition: str, grade: int | None) -> None:
+    """Refuse to sample a condition into a dataset of real/simulated studies or of another condition."""
+    patients = target.filter(source=PATIENT_SOURCES)
+    if patients:
+        raise DatasetError(
+            f"{target.root} holds {len(patients)} real or simulated studies; sampled studies go to their own "
+            f"folder. Choose a new --out, or run `synthscan augment {target.root}` to add synthetic studies "
+            "to this dataset on purpose"
+        )
+    others = sorted(
+        {
+            condition_key(r.label, r.perugini_grade if r.label == "amyloidosis" else None)
+            for r in target.filter(source="synthetic")
+            if r.label != condition or (grade is not None and r.perugini_grade != grade)
+        }
+    )
+    if others:
+        wanted = condition_key(condition, grade)
+        raise DatasetError(
+            f"{target.root} holds synthetic {', '.join(others)} studies, not {wanted}; "
+            "choose a new --out per condition, or pass --add-condition to mix conditions in one folder"
+        )
 
 
 def sample_to_dataset(
@@ -151,11 +209,13 @@ def sample_to_dataset(
     guidance: float | None = None,
     progress: bool = True,
     on_written: Callable[[Record, np.ndarray], None] | None = None,
+    add_condition: bool = False,
 ) -> Dataset:
     """Generate ``n`` studies of one condition into the dataset ``out`` (created or resumed).
 
     Study ``i`` uses seed ``seed + i``. Resuming with other sampler settings than the ones the
-    dataset was started with is refused, so one dataset never mixes settings silently.
+    dataset was started with is refused, so one dataset never mixes settings silently; so is a
+    dataset of real or simulated studies, or of another condition unless ``add_condition``.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
@@ -167,6 +227,8 @@ def sample_to_dataset(
         provenance={"generator": settings},
         exist_ok=True,
     )
+    if not add_condition:
+        refuse_mixing(target, condition, grade)
     recorded = target.info.provenance.get("generator")
     if recorded is not None and recorded != settings:
         raise DatasetError(

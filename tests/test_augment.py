@@ -109,11 +109,38 @@ def test_refusals(tmp_path):
     assert check_model_fits(dataset, fits) == ("normal", "metastasis", "amyloidosis")
 
 
-def test_cli_dry_run(tmp_path):
+def test_cli_dry_run(tmp_path, tiny_generator):
     dataset = imbalanced(tmp_path / "d")
-    result = CliRunner().invoke(main, ["augment", str(dataset.root), "--dry-run"])
+    args = ["augment", str(dataset.root), "--model", str(tiny_generator)]
+    result = CliRunner().invoke(main, [*args, "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "12 studies to add" in result.output
     assert len(Dataset.open(dataset.root)) == 18  # nothing written
-    both = CliRunner().invoke(main, ["augment", str(dataset.root), "--ratio", "1", "--per-class", "2"])
-    assert both.exit_code != 0 and "at most one" in both.output
+    # the dry run refuses what the real run would refuse: here the shipped model's 1024x256 matrix
+    mismatch = CliRunner().invoke(main, ["augment", str(dataset.root), "--dry-run"])
+    assert mismatch.exit_code != 0 and "the model generates (1024, 256) studies" in mismatch.output
+    both = CliRunner().invoke(main, [*args, "--ratio", "1", "--per-class", "2"])
+    assert both.exit_code != 0 and "not --ratio and --per-class" in both.output
+    balance = CliRunner().invoke(main, [*args, "--balance", "--per-class", "2", "--dry-run"])
+    assert balance.exit_code != 0 and "not --balance and --per-class" in balance.output
+
+
+def test_ratio_rounds_halves_up(tmp_path):
+    dataset = imbalanced(tmp_path / "d")  # 10 normal, 4 metastasis, 4 amyloidosis
+    assert plan_augmentation(dataset, mode="ratio", ratio=0.65).target_synthetic["normal"] == 7  # 6.5
+    assert plan_augmentation(dataset, mode="ratio", ratio=0.375).target_synthetic["metastasis"] == 2  # 1.5
+
+
+def test_augment_refuses_to_mix_models_or_write_into_another_dataset(tmp_path, tiny_generator):
+    from synthscan.generator.augment import check_target
+
+    dataset = imbalanced(tmp_path / "d")
+    pipeline = load_pipeline(tiny_generator)
+    execute_plan(plan_augmentation(dataset, mode="per-class", per_class=1), dataset, pipeline, progress=False)
+    check_target(dataset, dataset, pipeline.sha256)  # the same model may resume
+    with pytest.raises(DatasetError, match="synthetic studies of another model"):
+        check_target(dataset, dataset, "0" * 64)
+    other = imbalanced(tmp_path / "other")
+    result = CliRunner().invoke(main, ["augment", str(dataset.root), "--model", str(tiny_generator),
+                                       "--out", str(other.root), "--dry-run"])  # fmt: skip
+    assert result.exit_code != 0 and "holds 18 real or simulated studies" in result.output

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from synthscan.cli.options import guidance_option, steps_option
-from synthscan.dataset import Dataset, DatasetError
+from synthscan.dataset import INFO, Dataset
 
 
 @click.command()
@@ -49,7 +49,9 @@ from synthscan.dataset import Dataset, DatasetError
 @click.option("--seed", default=0, show_default=True, help="Base seed; each study's seed derives from it.")
 @steps_option
 @guidance_option
+@click.pass_context
 def augment(
+    ctx: click.Context,
     dataset_path: str,
     model_dir: str | None,
     mode: str,
@@ -62,58 +64,68 @@ def augment(
     steps: int | None,
     guidance: float | None,
 ) -> None:
-    """Plan per condition, then sample the missing studies; reruns add nothing already there."""
-    from synthscan.generator.augment import check_model_fits, execute_plan, plan_augmentation
-    from synthscan.generator.storage import ModelError, load_pipeline
+    """Plan per condition, then sample the missing studies; reruns add nothing already there.
 
-    if ratio is not None and per_class is not None:
-        raise click.ClickException("give at most one of --balance, --ratio, --per-class")
+    --dry-run runs every check the real run does (model, matrix, conditions, target folder) and
+    prints the plan without writing anything. --finetune is checked against the base model.
+    """
+    from synthscan.generator.augment import check_model_fits, check_target, execute_plan, plan_augmentation
+    from synthscan.generator.storage import load_pipeline, model_sha256
+
+    given = [name for name, value in (("--ratio", ratio), ("--per-class", per_class)) if value is not None]
+    if ctx.get_parameter_source("mode") is click.core.ParameterSource.COMMANDLINE:
+        given.insert(0, "--balance")
+    if len(given) > 1:
+        raise click.UsageError(f"give one of --balance, --ratio, --per-class, not {' and '.join(given)}")
     mode = "ratio" if ratio is not None else "per-class" if per_class is not None else "balance"
-    try:
-        dataset = Dataset.open(dataset_path)
-        target = dataset
-        if out:
-            grid = {"matrix": dataset.info.matrix, "pixel_spacing_mm": dataset.info.pixel_spacing_mm}
-            target = Dataset.create(out, **grid, exist_ok=True)
-        supported = None
-        if not dry_run:
-            if finetune:
-                model_dir = str(_finetune(model_dir, dataset, finetune, seed))
-            pipeline = load_pipeline(model_dir)
-            supported = check_model_fits(dataset, pipeline)
-        plan = plan_augmentation(
-            dataset,
-            mode=mode,
-            ratio=ratio or 0.0,
-            per_class=per_class or 0,
-            seed=seed,
-            existing=target,
-            **({"supported": supported} if supported else {}),
-        )
-        click.echo(plan.table())
-        if dry_run or not plan.studies:
-            return
-        added = execute_plan(plan, target, pipeline, steps=steps, guidance=guidance)
-        target.update_provenance(
-            augment={
-                "mode": mode,
-                "seed": seed,
-                "model": str(pipeline.path),
-                "model_sha256": pipeline.sha256,
-                "source_dataset": str(dataset.root),
-            },
-            train_dataset=str(dataset.root),
-        )
-    except (DatasetError, ModelError, ValueError) as error:
-        raise click.ClickException(str(error)) from error
+    dataset = Dataset.open(dataset_path)
+    pipeline = load_pipeline(model_dir)
+    supported = check_model_fits(dataset, pipeline)
+    existing = Dataset.open(out) if out and Path(out, INFO).is_file() else None
+    tuned = _finetuned_dir(dataset, finetune, seed) if finetune else None
+    writer = pipeline.sha256 if tuned is None else model_sha256(tuned) if tuned.is_dir() else None
+    check_target(dataset, existing if out else dataset, writer)
+    plan = plan_augmentation(
+        dataset,
+        mode=mode,
+        ratio=ratio or 0.0,
+        per_class=per_class or 0,
+        seed=seed,
+        existing=existing if out else dataset,
+        supported=supported,
+    )
+    click.echo(plan.table())
+    if dry_run or not plan.studies:
+        return
+    if finetune:
+        pipeline = load_pipeline(_finetune(model_dir, dataset, finetune, seed))
+    target = dataset
+    if out:
+        grid = {"matrix": dataset.info.matrix, "pixel_spacing_mm": dataset.info.pixel_spacing_mm}
+        target = Dataset.create(out, **grid, exist_ok=True)
+    added = execute_plan(plan, target, pipeline, steps=steps, guidance=guidance)
+    target.update_provenance(
+        augment={
+            "mode": mode,
+            "seed": seed,
+            "model": str(pipeline.path),
+            "model_sha256": pipeline.sha256,
+            "source_dataset": str(dataset.root),
+        },
+        train_dataset=str(dataset.root),
+    )
     click.echo(f"Added {added} synthetic studies to {target.root}.")
+
+
+def _finetuned_dir(dataset: Dataset, steps: int, seed: int) -> Path:
+    return dataset.root / "models" / f"finetuned-{steps}-seed{seed}"
 
 
 def _finetune(model_dir: str | None, dataset: Dataset, steps: int, seed: int) -> Path:
     """Fine-tune the generator on the dataset's real studies into DATASET/models/finetuned-<steps>."""
     from synthscan.generator.train import finetune
 
-    out = dataset.root / "models" / f"finetuned-{steps}-seed{seed}"
+    out = _finetuned_dir(dataset, steps, seed)
     if (out / "model_index.json").is_file():
         click.echo(f"Reusing fine-tuned model {out}.")
         return out

@@ -38,18 +38,12 @@ def train(data: str, config_name: str, out: str, overrides: tuple[str, ...], pro
 
     Runs unchanged under `accelerate launch` (several GPUs or processes).
     """
-    from synthscan.config import ConfigError, load_config
-    from synthscan.dataset import DatasetError
+    from synthscan.config import load_config
     from synthscan.generator.config import GeneratorConfig
     from synthscan.generator.train import train as train_generator
 
-    try:
-        config = load_config(
-            GeneratorConfig, config_path("generator", config_name), parse_overrides(overrides)
-        )
-        model = train_generator(data, config, out, progress=progress)
-    except (ConfigError, DatasetError, TypeError) as error:
-        raise click.ClickException(str(error)) from error
+    config = load_config(GeneratorConfig, config_path("generator", config_name), parse_overrides(overrides))
+    model = train_generator(data, config, out, progress=progress)
     click.echo(
         f"Model saved to {model}. Sample with: synthscan sample --model {model} --condition metastasis"
     )
@@ -95,7 +89,19 @@ def _new_folder(name: str) -> Path:
     "fmt",
     type=click.Choice(FORMATS),
     default="npz",
-    help="npz: the dataset only; png: also 16-bit PNG views; dicom: also anonymized NM DICOM files.",
+    help="npz: the dataset only; png: also a viewable PNG of each view (see --raw-counts); "
+    "dicom: also anonymized NM DICOM files.",
+)
+@click.option(
+    "--raw-counts",
+    is_flag=True,
+    help="With --format png: write the photon counts as 16-bit PNGs (for analysis; they look black in a "
+    "viewer) instead of the windowed 8-bit display.",
+)
+@click.option(
+    "--add-condition",
+    is_flag=True,
+    help="Allow OUT to already hold synthetic studies of another condition (one folder, several conditions).",
 )
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def sample(
@@ -109,34 +115,40 @@ def sample(
     guidance: float | None,
     batch_size: int,
     fmt: str,
+    raw_counts: bool,
+    add_condition: bool,
     progress: bool,
 ) -> None:
-    """Generate N labelled synthetic studies into a dataset (one seed per study, recorded)."""
-    from synthscan.dataset import DatasetError
+    """Generate N labelled synthetic studies into a dataset (one seed per study, recorded).
+
+    Without --model the shipped generator is used; `synthscan info` shows its path, hash,
+    conditions and model card.
+    """
     from synthscan.generator.conditions import condition_key
     from synthscan.generator.export import writer_for
     from synthscan.generator.sampling import sample_to_dataset
-    from synthscan.generator.storage import ModelError, load_pipeline
+    from synthscan.generator.storage import load_pipeline
 
     if grade is not None and condition != "amyloidosis":
         raise click.ClickException(f"--grade applies to --condition amyloidosis only, not {condition}")
-    target = Path(out) if out else _new_folder(condition_key(condition, grade))
-    try:
-        pipeline = load_pipeline(model)
-        on_written = writer_for(fmt, target, pipeline)
-        dataset = sample_to_dataset(
-            pipeline,
-            target,
-            condition=condition,
-            grade=int(grade) if grade is not None else None,
-            n=n,
-            seed=seed,
-            batch_size=batch_size,
-            steps=steps,
-            guidance=guidance,
-            progress=progress,
-            on_written=on_written,
-        )
-    except (ModelError, DatasetError, ValueError) as error:
-        raise click.ClickException(str(error)) from error
+    if raw_counts and fmt != "png":
+        raise click.BadParameter("applies to --format png only", param_hint="--raw-counts")
+    perugini = int(grade) if grade is not None else None
+    target = Path(out) if out else _new_folder(condition_key(condition, perugini))
+    pipeline = load_pipeline(model)
+    on_written = writer_for(fmt, target, pipeline, raw_counts=raw_counts)
+    dataset = sample_to_dataset(
+        pipeline,
+        target,
+        condition=condition,
+        grade=perugini,
+        n=n,
+        seed=seed,
+        batch_size=batch_size,
+        steps=steps,
+        guidance=guidance,
+        progress=progress,
+        on_written=on_written,
+        add_condition=add_condition,
+    )
     click.echo(f"{len(dataset)} synthetic studies in {dataset.root} (format {fmt}).")

@@ -63,10 +63,11 @@ def config_path(group: str, value: str) -> Path:
 
 guidance_option = click.option(
     "--guidance",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Classifier-free guidance scale for every condition, 1 = none "
-    "[default: the model's scale for each condition].",
+    help="Classifier-free guidance scale for every condition: 1 = the conditional model alone (no "
+    "guidance), above 1 = pushed further towards the condition; it must be > 0, since 0 would be the "
+    "unconditional model, which ignores the condition [default: the model's scale for each condition].",
 )
 steps_option = click.option(
     "--steps", type=click.IntRange(min=1), default=None, help="Sampler steps [default: the model's]."
