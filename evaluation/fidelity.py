@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,14 +42,20 @@ FALLBACK_SHAPE: tuple[int, int] = (32, 8)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to feature rows ``a`` and ``b`` (the FID formula)."""
+    """Fréchet distance between Gaussians fitted to feature rows ``a`` and ``b`` (the FID formula).
+
+    With fewer rows than feature dimensions the covariances are singular and scipy warns that their
+    product has no exact square root; :func:`small_sample_caveats` says so in the report instead.
+    """
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     cov_a = np.atleast_2d(np.cov(a, rowvar=False))
     cov_b = np.atleast_2d(np.cov(b, rowvar=False))
-    root = linalg.sqrtm(cov_a @ cov_b)
-    if not np.isfinite(root).all():
-        eps = 1e-6 * np.eye(len(cov_a))
-        root = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        root = linalg.sqrtm(cov_a @ cov_b)
+        if not np.isfinite(root).all():
+            eps = 1e-6 * np.eye(len(cov_a))
+            root = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
     root = np.real(root)
     value = float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root))
     return max(value, 0.0)
@@ -224,6 +231,19 @@ def classifier_model(run: str | Path) -> FidelityModel:
     return FidelityModel(extractor, extractor.probabilities, name=f"classifier penultimate features ({run})")
 
 
+def small_sample_caveats(sizes: dict[str, int], dimensions: int) -> list[str]:
+    """Why some numbers are rough: sets smaller than the feature dimension give singular covariances."""
+    small = {name: n for name, n in sizes.items() if n <= dimensions}
+    if not small:
+        return []
+    listed = ", ".join(f"{name} {n}" for name, n in small.items())
+    return [
+        f"Fréchet distance from fewer studies than feature dimensions ({listed} studies; {dimensions} "
+        "dimensions): the covariances are singular, so it is a rough, biased estimate; compare sets of "
+        "several hundred studies"
+    ]
+
+
 def evaluate_fidelity(
     real: Dataset,
     synthetic: Dataset,
@@ -258,6 +278,9 @@ def evaluate_fidelity(
         "real_vs_real": feature_metrics(a_x, b_x, k=k, seed=seed),
         "real_vs_synthetic": feature_metrics(a_x, fake_x, k=k, seed=seed),
         "real_vs_synthetic_all_real": {"frechet": frechet_distance(real_x, fake_x)},
+        "caveats": small_sample_caveats(
+            {"real half A": len(a_x), "real half B": len(b_x), "synthetic": len(fake_x)}, real_x.shape[1]
+        ),
     }
     if model.probabilities is not None:
         probs = feature_batches(synthetic, fake_records, model.probabilities)
@@ -343,6 +366,7 @@ def write_fidelity_report(
         "Real-vs-real compares two patient-disjoint halves of the real set; real-vs-synthetic compares the"
         " first half with the synthetic set, so both rows share one reference sample.",
         "",
+        *[f"**Caveat:** {caveat}\n" for caveat in results.get("caveats", [])],
         "| metric | real vs real | real vs synthetic | ideal |",
         "|---|---|---|---|",
     ]

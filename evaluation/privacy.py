@@ -216,7 +216,7 @@ class PrivacyAudit:
         needed = math.ceil(100 / self.threshold_percentile) if self.threshold_percentile > 0 else math.inf
         return [
             f"{space.space} space: only {len(space.real_distances)} real-to-real distances, too few to "
-            f"estimate their {self.threshold_percentile:g}th percentile (needs at least {needed}); treat the "
+            f"estimate their percentile {self.threshold_percentile:g} (needs at least {needed}); treat the "
             "flags as unreliable and audit against the full training set (or add --holdout studies)"
             for space in self.spaces
             if len(space.real_distances) < needed

@@ -127,3 +127,19 @@ def test_cli_fidelity(tmp_path):
     assert result.exit_code == 0, result.output
     assert "two-sample AUC" in result.output
     assert (tmp_path / "rep" / "report.md").is_file()
+
+
+def test_small_sets_get_a_caveat_instead_of_linear_algebra_warnings():
+    import warnings
+
+    from scipy.linalg import LinAlgWarning
+
+    from synthscan.evaluation.fidelity import frechet_distance, small_sample_caveats
+
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LinAlgWarning)
+        assert frechet_distance(rng.normal(size=(5, 12)), rng.normal(size=(6, 12))) >= 0
+    (caveat,) = small_sample_caveats({"real half A": 5, "synthetic": 40}, 12)
+    assert "real half A 5 studies; 12 dimensions" in caveat and "synthetic" not in caveat
+    assert small_sample_caveats({"real half A": 50, "synthetic": 40}, 12) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from synthscan.dataset import Dataset, DatasetError
+from synthscan.dataset import Dataset
 
 
 @click.command()
@@ -49,15 +49,14 @@ def fidelity(
         write_fidelity_report,
     )
 
-    try:
-        real, synthetic = Dataset.open(real_path), Dataset.open(synthetic_path)
-        model = classifier_model(features_run) if features_run else FidelityModel()
-        results = evaluate_fidelity(real, synthetic, model=model, k=k, seed=seed)
-    except (DatasetError, ValueError, ImportError) as error:
-        raise click.ClickException(str(error)) from error
+    real, synthetic = Dataset.open(real_path), Dataset.open(synthetic_path)
+    model = classifier_model(features_run) if features_run else FidelityModel()
+    results = evaluate_fidelity(real, synthetic, model=model, k=k, seed=seed)
     report = write_fidelity_report(results, out, real_path, synthetic_path)
     rr, rs = results["real_vs_real"], results["real_vs_synthetic"]
     click.echo(
         f"Fréchet {rs['frechet']:.4g} (real-vs-real {rr['frechet']:.4g}); two-sample AUC "
         f"{rs['two_sample_auc']:.3f} (real-vs-real {rr['two_sample_auc']:.3f}). Report: {report}"
     )
+    for caveat in results["caveats"]:
+        click.echo(f"Caveat: {caveat}", err=True)
