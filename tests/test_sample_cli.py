@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,3 +98,30 @@ def test_sample_resume_verifies_what_it_skips_and_says_so(tiny_generator, tmp_pa
     for record in resumed:
         assert np.array_equal(resumed.read(record).counts, first[record.study_id])
     assert "2 of 3 studies already there; regenerating 1 whose files are damaged" in caplog.text
+
+
+def test_sigterm_stops_sampling_with_every_written_study_in_its_manifest(
+    tiny_generator, tmp_path, monkeypatch
+):
+    import os
+    import signal
+
+    from synthscan.generator import sampling
+
+    calls = []
+    generate = sampling.generate_studies
+
+    def generate_then_terminate(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # as `kill PID` would, while the third study is being generated
+            os.kill(os.getpid(), signal.SIGTERM)
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(sampling, "generate_studies", generate_then_terminate)
+    out = tmp_path / "s"
+    result = sample(
+        tiny_generator, "--condition", "normal", "-n", "6", "--batch-size", "1", "--out", str(out)
+    )
+    assert result.exit_code == 143
+    files = sorted(p.name for p in (out / "synthetic").glob("*.npz"))
+    assert len(files) == 2 and [Path(r.path).name for r in Dataset.open(out)] == files
