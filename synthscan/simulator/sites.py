@@ -25,13 +25,14 @@ class ScannerConfig:
     """Dual-head gamma camera with a LEHR parallel-hole collimator (presets comment each number)."""
 
     name: str = "LEHR dual-head, 15 % window"
-    fwhm_at_collimator_mm: float = 7.5
-    fwhm_per_mm: float = 0.04
+    fwhm_at_collimator_mm: float = 7.0
+    fwhm_per_mm: float = 0.033
     gap_mm: float = 30.0
-    attenuation_per_mm: float = 0.015
-    scatter_fraction: float = 0.15
+    attenuation_per_mm: float = 0.0088
+    table_transmission: float = 0.96
+    scatter_fraction: float = 0.06
     scatter_fwhm_mm: float = 60.0
-    background_counts_per_pixel: float = 0.02
+    background_counts_per_pixel: float = 0.05
 
 
 @dataclass
@@ -48,7 +49,7 @@ class PatientMixConfig:
     bmi_sd: float = 4.5
     arm_position_weights: tuple[float, float, float] = (0.7, 0.1, 0.2)
     breast_fraction: float = 0.9
-    max_axial_rotation_deg: float = 6.0
+    max_axial_rotation_deg: float = 4.0
     max_tilt_deg: float = 2.5
     partial_scan_fraction: float = 0.05
 
@@ -62,7 +63,7 @@ class BiodistributionConfig:
     """
 
     bone_fraction: tuple[float, float] = (0.5, 0.62)
-    soft_tissue_fraction: tuple[float, float] = (0.06, 0.14)
+    soft_tissue_fraction: tuple[float, float] = (0.17, 0.3)
     kidney_fraction: tuple[float, float] = (0.008, 0.025)
     bladder_fraction: tuple[float, float] = (0.01, 0.08)
     tracer_soft_tissue: dict[str, float] = field(default_factory=lambda: {"MDP": 1.0, "HDP": 1.1, "DPD": 1.4})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import logging
 import math
 import sys
@@ -23,14 +24,19 @@ import numpy as np
 import synthscan
 from synthscan.config import to_dict
 from synthscan.dataset import Dataset, DatasetError
-from synthscan.simulator.anatomy import Patient, Phantom, build_phantom, sample_patient
-from synthscan.simulator.disease import Condition, Finding, add_mimics, sample_condition
-from synthscan.simulator.physics import Grid, Placement, project
+from synthscan.simulator.anatomy import REFERENCE_BMI, Patient, Pose, sample_patient
+from synthscan.simulator.disease import Condition, Finding, Skeleton, add_mimics, sample_condition
+from synthscan.simulator.phantom import ReferencePhantom, load_phantom
+from synthscan.simulator.physics import Grid, Sources, project
 from synthscan.simulator.sites import SimulatorConfig
+from synthscan.simulator.uptake import TISSUE_UPTAKE, Blob, base_bone_uptake, growth_plates, organs
 
 log = logging.getLogger(__name__)
 
 STREAMS: tuple[str, ...] = ("patient", "condition", "mimics", "acquisition", "noise")
+PHANTOM_SOURCE = "mesh50_XCAT whole-body phantom (Auer et al. 2022, Segars et al. 2010), MIT"
+BLOOD_POOL_TO_SOFT_TISSUE = 2.0
+"""Blood-pool (cardiac chambers) over mean soft-tissue concentration at 2-4 h (# assumption)."""
 SOURCE = "simulated"
 
 
@@ -73,35 +79,74 @@ def simulate_study(config: SimulatorConfig, seed: int, *, noise: bool = True) ->
     rng = dict(
         zip(STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)), strict=True)
     )
+    phantom = load_phantom()
     patient = sample_patient(config.patients, rng["patient"])
-    phantom = build_phantom(patient, rng["patient"])
+    uptake = _patient_uptake(phantom, patient, rng["patient"])
+    nominal = uptake.copy()
+    skeleton = Skeleton(phantom, uptake)
     scan = rng["acquisition"]
     tracers = list(config.tracer_weights)
     weights = np.asarray([config.tracer_weights[t] for t in tracers], dtype=float)
     tracer = tracers[int(scan.choice(len(tracers), p=weights / weights.sum()))]
-    condition = sample_condition(phantom, config.disease, tracer, rng["condition"])
-    mimics = add_mimics(phantom, patient, config.disease, rng["mimics"])
-    concentration, soft_tissue, biodistribution = _concentrations(
-        config, phantom, patient, condition, tracer, scan
+    condition = sample_condition(skeleton, config.disease, tracer, rng["condition"])
+    mimics, hot_spots = add_mimics(skeleton, patient, config.disease, rng["mimics"])
+    body = organs(phantom, patient)
+    levels, biodistribution = _concentrations(
+        config, phantom, patient, condition, tracer, nominal, body, scan
     )
 
     rows, cols = config.matrix
     grid = Grid(rows, cols, config.pixel_spacing_mm)
-    placement = Placement(
-        axial_rotation_deg=patient.axial_rotation_deg,
-        tilt_deg=patient.tilt_deg,
-        pivot_y=0.5 * patient.height_mm,
-        dx=patient.lateral_offset_mm,
-        dy=patient.top_margin_mm,
-    )
-    image = project(placement.phantom(phantom), concentration, soft_tissue, grid, config.scanner)
-    scan_end_mm = _scan_end(patient, placement, scan)
+    pose = Pose(patient, phantom, cols * grid.spacing)
+    gap = config.scanner.gap_mm
+    bone = phantom.bone
+    soft = phantom.soft
+    soft_level = np.asarray([TISSUE_UPTAKE[t] for t in phantom.tissues], np.float32)[soft.kind]
+    sources = [
+        _sources(
+            pose, bone.xyz, bone.segment, bone.volume * uptake * levels["bone"], bone.depth, bone.contour, gap
+        ),
+        _sources(
+            pose,
+            soft.xyz,
+            soft.segment,
+            soft.volume * soft_level * levels["soft_tissue"],
+            soft.depth,
+            soft.contour,
+            gap,
+        ),
+    ]
+    blobs = [(blob, levels[name]) for name, group in body.items() for blob in group]
+    blobs += [(blob, contrast * levels["hotspot"]) for blob, contrast in hot_spots]
+    for blob, level in blobs:
+        if level > 0:
+            depth = phantom.surface_depth(blob.xyz)
+            if blob.name == "breast":  # in front of the chest wall: its own tissue, not the phantom's
+                depth[:, 0] = blob.xyz[:, 1] - blob.xyz[:, 1].min()
+            segment = np.full(len(blob.volume), blob.segment, np.uint8)
+            sources.append(
+                _sources(
+                    pose,
+                    blob.xyz,
+                    segment,
+                    blob.volume * level,
+                    depth,
+                    phantom.contour_distance(blob.xyz),
+                    gap,
+                )
+            )
+    image = project(sources, grid, config.scanner)
+    scan_end_mm = _scan_end(patient, scan)
     last_row = min(rows, max(1, math.ceil(scan_end_mm / grid.spacing)))
+    first_row = min(
+        last_row - 1, math.floor(patient.top_margin_mm * float(scan.uniform(0.3, 0.7)) / grid.spacing)
+    )
     image[:, last_row:] = 0.0
+    image[:, :first_row] = 0.0  # the table starts just above the vertex: no counts before it
 
     target = float(np.exp(scan.uniform(*np.log(config.counts_per_view))))
     background = np.zeros((rows, cols), np.float32)
-    background[:last_row] = config.scanner.background_counts_per_pixel
+    background[first_row:last_row] = config.scanner.background_counts_per_pixel
     expected = (_count_scale(image, background, target, config.counts_per_view) * image + background).astype(
         np.float32
     )
@@ -119,13 +164,14 @@ def simulate_study(config: SimulatorConfig, seed: int, *, noise: bool = True) ->
         "superscan": condition.superscan,
         "superscan_factor": round(condition.superscan_factor, 3),
         "cardiac_to_bone": round(condition.cardiac_to_bone, 4),
-        "lesions": [_finding_truth(f, placement, grid) for f in condition.lesions],
-        "mimics": [_finding_truth(f, placement, grid) for f in mimics],
+        "lesions": [_finding_truth(f, pose, grid) for f in condition.lesions],
+        "mimics": [_finding_truth(f, pose, grid) for f in mimics],
         "organs_pixel_anterior": {
-            name: [round(v, 1) for v in grid.to_pixel(*placement.point(phantom.landmarks[name])[:2])]
+            name: [round(v, 1) for v in _pixel(pose, grid, body[name][0].xyz.mean(axis=0), 0)]
             for name in ("heart", "bladder")
         },
         "biodistribution": biodistribution,
+        "scan_start_mm": round(first_row * grid.spacing, 1),
         "scan_end_mm": round(scan_end_mm, 1),
         "target_counts": round(target),
         "counts_per_view": [int(v) for v in counts.reshape(2, -1).sum(axis=1)],
@@ -134,30 +180,74 @@ def simulate_study(config: SimulatorConfig, seed: int, *, noise: bool = True) ->
         "matrix": [rows, cols],
         "pixel_spacing_mm": config.pixel_spacing_mm,
         "scanner": to_dict(config.scanner),
+        "anatomy": PHANTOM_SOURCE,
         "synthscan_version": synthscan.__version__,
     }
     return SimulatedStudy(counts, expected, condition.label, condition.perugini_grade, tracer, meta)
 
 
+def _patient_uptake(phantom: ReferencePhantom, patient: Patient, rng: np.random.Generator) -> np.ndarray:
+    """Normal bone uptake of this patient: per-bone variation (log-normal, sd 0.12, # assumption),
+    a more intense calvarium in women (# assumption from clinical experience), growth plates in the
+    young (DOMAIN.md)."""
+    variation = rng.lognormal(0.0, 0.12, len(phantom.bones) + 1).astype(np.float32)
+    if patient.sex == "F":
+        variation[phantom.bone_id("skull")] *= 1.25
+    uptake = _base_uptake(phantom) * variation[phantom.bone.kind]
+    if patient.age < 20:
+        growth_plates(phantom, uptake, float(rng.uniform(2.5, 4.0)))
+    return uptake
+
+
+@functools.lru_cache(maxsize=1)
+def _base_uptake_cached(key: int) -> np.ndarray:
+    return base_bone_uptake(load_phantom())
+
+
+def _base_uptake(phantom: ReferencePhantom) -> np.ndarray:
+    return _base_uptake_cached(id(phantom)).copy()
+
+
+def _sources(
+    pose: Pose,
+    xyz: np.ndarray,
+    segment: np.ndarray,
+    activity: np.ndarray,
+    depth: np.ndarray,
+    contour: np.ndarray,
+    gap_mm: float,
+) -> Sources:
+    """Phantom points as this patient's point sources: posed, depths scaled by the habitus."""
+    row, col = pose.field(pose.limbs(xyz, segment))
+    return Sources(row, col, activity.astype(np.float32), depth * pose.sy, contour * pose.sy + gap_mm)
+
+
 def _concentrations(
     config: SimulatorConfig,
-    phantom: Phantom,
+    phantom: ReferencePhantom,
     patient: Patient,
     condition: Condition,
     tracer: str,
+    nominal_uptake: np.ndarray,
+    body: dict[str, list[Blob]],
     rng: np.random.Generator,
-) -> tuple[dict[str, float], float, dict[str, Any]]:
-    """Activity per mm³ of each compartment from the sampled biodistribution fractions.
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Activity per mm³ (per unit uptake) of each compartment from the sampled biodistribution.
 
-    A compartment's concentration is its fraction of the activity over its (density-weighted)
-    volume in this phantom, so bigger patients spread the same activity thinner.
+    A compartment's concentration is its fraction of the activity over its uptake-weighted volume
+    in this patient, so bigger patients spread the same activity thinner. Bone is normalised on the
+    normal skeleton: lesions add activity on top, as they do in patients.
     """
     bio = config.biodistribution
-    volume = collections.Counter()
-    for prim in phantom.primitives:
-        if prim.compartment in ("bone", "kidney", "bladder"):
-            volume[prim.compartment] += prim.volume() * max(prim.density, 0.0)
-    body_mm3 = patient.bmi * (patient.height_mm / 1000.0) ** 2 * 1e6  # 1 kg of tissue ≈ 1 L
+    tissue_level = np.asarray([TISSUE_UPTAKE[t] for t in phantom.tissues], np.float32)[phantom.soft.kind]
+    habitus = patient.bmi / REFERENCE_BMI
+    volume = {
+        "bone": float((nominal_uptake * phantom.bone.volume).sum()),
+        "soft_tissue": float((tissue_level * phantom.soft.volume).sum()) * habitus
+        + sum(float(b.volume.sum()) for b in body["breast"]),
+        "kidney": sum(float(b.volume.sum()) for b in body["kidney"]),
+        "bladder": sum(float(b.volume.sum()) for b in body["bladder"]),
+    }
     fractions = {
         "bone": rng.uniform(*bio.bone_fraction) * patient.bone_uptake * bio.tracer_bone[tracer],
         "soft_tissue": rng.uniform(*bio.soft_tissue_fraction) * patient.soft_tissue_uptake,
@@ -166,16 +256,17 @@ def _concentrations(
     }
     fractions["soft_tissue"] *= bio.tracer_soft_tissue[tracer]
     nominal_bone = fractions["bone"] / volume["bone"]
-    bone = nominal_bone * condition.bone_factor
-    concentration = {
-        "bone": bone,
-        "lesion": bone,
+    soft = fractions["soft_tissue"] * condition.soft_tissue_factor / volume["soft_tissue"] * habitus
+    levels = {
+        "bone": nominal_bone * condition.bone_factor,
+        "soft_tissue": soft,
+        "breast": soft,
         "kidney": fractions["kidney"] * condition.kidney_factor / volume["kidney"],
         "bladder": fractions["bladder"] * condition.bladder_factor / volume["bladder"],
         "heart": condition.cardiac_to_bone * nominal_bone,
+        "blood_pool": BLOOD_POOL_TO_SOFT_TISSUE * soft,
         "hotspot": nominal_bone,
     }
-    soft_tissue = fractions["soft_tissue"] * condition.soft_tissue_factor / body_mm3
     truth = {
         "fractions": {k: round(float(v), 4) for k, v in fractions.items()},
         "bone_factor": round(condition.bone_factor, 3),
@@ -183,19 +274,17 @@ def _concentrations(
         "kidney_factor": round(condition.kidney_factor, 3),
         "bladder_factor": round(condition.bladder_factor, 3),
         "concentration_relative_to_bone": {
-            k: round(float(v / nominal_bone), 4)
-            for k, v in {**concentration, "soft_tissue": soft_tissue}.items()
+            k: round(float(v / nominal_bone), 4) for k, v in levels.items() if k not in ("breast", "hotspot")
         },
     }
-    return concentration, soft_tissue, truth
+    return levels, truth
 
 
-def _scan_end(patient: Patient, placement: Placement, rng: np.random.Generator) -> float:
+def _scan_end(patient: Patient, rng: np.random.Generator) -> float:
     """Where the table stopped (mm from the field top): below the feet, or above them if partial."""
-    sole = placement.dy + patient.height_mm
     if patient.partial_scan:
-        return placement.dy + patient.height_mm * float(rng.uniform(0.55, 0.85))
-    return sole + float(rng.uniform(10.0, 60.0))
+        return patient.top_margin_mm + patient.height_mm * float(rng.uniform(0.55, 0.85))
+    return patient.top_margin_mm + patient.height_mm + float(rng.uniform(60.0, 120.0))
 
 
 def _count_scale(
@@ -211,12 +300,17 @@ def _count_scale(
     return float(np.clip(scale, low, high)) if low <= high else scale
 
 
-def _finding_truth(finding: Finding, placement: Placement, grid: Grid) -> dict[str, Any]:
-    x, y, _ = placement.point(finding.position_mm)
-    row, col = grid.to_pixel(x, y)
+def _pixel(pose: Pose, grid: Grid, xyz: np.ndarray, segment: int) -> tuple[float, float]:
+    """Anterior-view pixel (row, column) of one phantom point in this patient."""
+    moved = pose.limbs(np.asarray(xyz, np.float32)[None], np.asarray([segment], np.uint8))
+    row, col = pose.field(moved)
+    return float(row[0]) / grid.spacing, float(col[0]) / grid.spacing
+
+
+def _finding_truth(finding: Finding, pose: Pose, grid: Grid) -> dict[str, Any]:
+    row, col = _pixel(pose, grid, np.asarray(finding.position_mm), finding.segment)
     return {
         **finding.ground_truth(),
-        "field_position_mm": [round(x, 2), round(y, 2)],
         "pixel_anterior": [round(row, 1), round(col, 1)],
         "pixel_posterior": [round(row, 1), round(grid.cols - 1 - col, 1)],
     }
