@@ -76,6 +76,8 @@ class ReferencePhantom:
     sole_mm: float
     front_mm: np.ndarray  # (nx, nz) most anterior body y per column, NaN outside the body
     back_mm: np.ndarray  # (nx, nz) most posterior body y per column
+    slice_front_mm: np.ndarray  # (nz,) most anterior body y per slice (the anterior head follows it)
+    slice_back_mm: np.ndarray  # (nz,) most posterior body y per slice
     origin_mm: np.ndarray
     pitch_mm: float
 
@@ -105,9 +107,7 @@ class ReferencePhantom:
     def contour_distance(self, xyz: np.ndarray) -> np.ndarray:
         """Distance (mm) of points to the most anterior and posterior body surface of their slice."""
         _, iz = self._column(xyz)
-        with np.errstate(all="ignore"):
-            front = np.nanmin(self.front_mm, axis=0)[iz]
-            back = np.nanmax(self.back_mm, axis=0)[iz]
+        front, back = self.slice_front_mm[iz], self.slice_back_mm[iz]
         y = xyz[:, 1]
         return np.maximum(np.stack([y - front, back - y], axis=1), 0.0).astype(np.float32)
 
@@ -142,8 +142,9 @@ def load_phantom() -> ReferencePhantom:
     ys = origin[1] + pitch * np.arange(tissue.shape[1])
     first = np.where(has_body, ys[np.argmax(inside, axis=1)], np.nan)
     last = np.where(has_body, ys[tissue.shape[1] - 1 - np.argmax(inside[:, ::-1], axis=1)], np.nan)
-    with np.errstate(all="ignore"):
-        slice_front, slice_back = np.nanmin(first, axis=0), np.nanmax(last, axis=0)
+    in_slice = has_body.any(axis=0)
+    slice_front = np.where(in_slice, np.nanmin(np.where(has_body, first, np.inf), axis=0), 0.0)
+    slice_back = np.where(in_slice, np.nanmax(np.where(has_body, last, -np.inf), axis=0), 0.0)
 
     def points(mask: np.ndarray, volume: np.ndarray | float, kind: np.ndarray, step: int) -> Points:
         idx = np.argwhere(mask)
@@ -218,6 +219,8 @@ def load_phantom() -> ReferencePhantom:
         sole_mm=float(origin[2] + pitch * np.flatnonzero(inside.any(axis=(0, 1)))[0]),
         front_mm=first.astype(np.float32),
         back_mm=last.astype(np.float32),
+        slice_front_mm=slice_front.astype(np.float32),
+        slice_back_mm=slice_back.astype(np.float32),
         origin_mm=origin,
         pitch_mm=pitch,
     )

@@ -1,0 +1,76 @@
+"""``synthscan evaluate realism``: anatomy-aware realism statistics of datasets, side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument(
+    "datasets", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option(
+    "--reference",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Your real dataset: every other dataset's median is checked against its [min, max] per metric.",
+)
+@click.option(
+    "--targets/--no-targets",
+    default=True,
+    help="Without --reference: check against the indicative real ranges shipped with synthscan.",
+)
+@click.option(
+    "--match-counts",
+    type=click.IntRange(min=0),
+    default=500_000,
+    metavar="N",
+    help="Thin each view to N counts for the noise/texture metrics (0: no thinning).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Measure only the first N studies of each dataset.")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write per-study values and summaries to this JSON file.",
+)
+def realism(
+    datasets: tuple[Path, ...],
+    reference: Path | None,
+    targets: bool,
+    match_counts: int,
+    limit: int | None,
+    json_out: Path | None,
+) -> None:
+    """Landmark-based realism metrics (counts, P/A ratios, soft tissue, ribs, joints, feet, noise)
+    of DATASETS, each a folder with manifest.csv of (2, 1024, 256) studies at 2.4 mm."""
+    from synthscan.evaluation import realism as rl
+
+    results = []
+    ranges: dict[str, dict] = {}
+    folders = ([reference] if reference else []) + list(datasets)
+    for name, folder in zip(rl.unique_names(folders), folders, strict=True):
+        result = {"name": name, **rl.measure_dataset(folder, match_counts, limit)}
+        if "error" in result:
+            raise click.ClickException(f"{folder}: {result['error']}")
+        if not result["studies"]:
+            raise click.ClickException(f"{folder}: no study could be measured (see the messages above)")
+        results.append(result)
+    if reference:
+        rl.summarise(results[0], {})
+        ranges = {m: {"min": e["min"], "max": e["max"]} for m, e in results[0]["summary"].items() if e["n"]}
+    elif targets:
+        ranges = rl.load_targets(rl.TARGETS, match_counts)
+    for result in results[1 if reference else 0 :]:
+        rl.summarise(result, ranges)
+    click.echo(rl.format_table(results, ranges, match_counts))
+    if reference is None and targets:
+        click.echo(
+            "ranges: indicative, 4 real studies of one camera (synthscan/evaluation/realism_targets.json)"
+        )
+    if json_out:
+        report = {"match_counts": match_counts, "ranges": ranges, "datasets": results}
+        json_out.write_text(json.dumps(rl.finite_or_none(report), indent=1) + "\n")
+        click.echo(f"Wrote {json_out}")

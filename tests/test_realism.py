@@ -1,0 +1,49 @@
+"""Anatomy-aware realism metrics: the simulator lands in the real ranges, the command compares datasets."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from synthscan.cli import main
+from synthscan.evaluation import realism
+from synthscan.simulator import load_site, simulate_dataset
+
+
+def test_simulated_studies_sit_in_most_real_ranges(tmp_path):
+    """The embedded default looks like real scans by the landmark metrics (target: >= 85 % of them)."""
+    config = load_site("centre_a", {"counts_per_view": [400_000, 700_000]})
+    simulate_dataset(config, 6, tmp_path / "sim", seed=1, workers=1, progress=False)
+    result = realism.measure(tmp_path / "sim")
+    targets = realism.load_targets(realism.TARGETS, 500_000)
+    realism.summarise(result, targets)
+    assert len(result["studies"]) == 6
+    assert result["inside"] >= 0.8 * result["compared"], result["summary"]
+    for name in ("pa_total", "rib_modulation_post", "thigh_soft_over_femur_ant", "pa_legs"):
+        assert result["summary"][name]["inside"], (name, result["summary"][name])
+
+
+def test_command_compares_a_dataset_with_a_reference(tmp_path):
+    config = load_site("centre_a", {"counts_per_view": [400_000, 700_000]})
+    simulate_dataset(config, 3, tmp_path / "a", seed=2, workers=1, progress=False)
+    low = load_site("centre_a", {"counts_per_view": [150_000, 200_000]})
+    simulate_dataset(low, 3, tmp_path / "b", seed=2, workers=1, progress=False)
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(
+        main,
+        ["evaluate", "realism", str(tmp_path / "b"), "--reference", str(tmp_path / "a"), "--json", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "metrics inside the range" in result.output
+    report = json.loads(out.read_text())
+    other = report["datasets"][1]["summary"]
+    assert other["counts_ant_M"]["inside"] is False  # a third of the counts: outside the reference's range
+    assert report["ranges"]["counts_ant_M"]["min"] > 0.35
+
+
+def test_command_fails_clearly_on_a_folder_without_studies(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(main, ["evaluate", "realism", str(tmp_path / "empty")])
+    assert result.exit_code != 0
+    assert "manifest.csv" in result.output and "Traceback" not in result.output
