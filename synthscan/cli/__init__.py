@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str] | tuple[str, dict[str, tuple[str, str]]]] = 
                 "AUC gain from adding synthetic scans to real training data.",
             ),
             "fidelity": ("synthscan.cli.fidelity:fidelity", "Fidelity of synthetic scans against real ones."),
+            "realism": ("synthscan.cli.realism:realism", "Anatomy-aware realism metrics, side by side."),
         },
     ),
     "audit": (
