@@ -142,6 +142,8 @@ CORRUPT_INPUT: dict[str, Callable[[dict[str, Path], Path], list[str]]] = {
                                              "--ratios", "0", "--seeds", "1", "--out", str(out)],
     "evaluate fidelity": lambda i, out: ["evaluate", "fidelity", "--real", str(i["bad"]), "--synthetic",
                                          str(i["synthetic"]), "--out", str(out)],
+    "evaluate realism": lambda i, out: ["evaluate", "realism", str(i["real"]), str(i["bad"]), "--json",
+                                        str(out)],
     "audit privacy": lambda i, out: ["audit", "privacy", "--train", str(i["bad"]), "--synthetic",
                                      str(i["synthetic"]), "--out", str(out)],
     "reader-study create": lambda i, out: ["reader-study", "create", "--real", str(i["bad"]), "--synthetic",
