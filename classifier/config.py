@@ -23,13 +23,15 @@ class NetworkConfig:
 
     architecture: str = "resnet"  # "resnet" (MONAI ResNet, basic blocks) or "densenet" (MONAI DenseNet)
     resnet_layers: tuple[PositiveInt, ...] = (1, 1, 1, 1)  # residual blocks per stage
-    resnet_channels: tuple[PositiveInt, ...] = (16, 32, 64, 128)  # channels per stage (the last is the feature size)
+    # channels per stage (the last is the feature size)
+    resnet_channels: tuple[PositiveInt, ...] = (16, 32, 64, 128)
     stem_stride: PositiveInt = 2  # stride of the 7x7 stem convolution
     max_pool: bool = True  # 3x3 max pooling after the stem (keeps focal hot spots while halving the grid)
     channels_last: bool = False  # NHWC memory format (see configs/classifier/default.yaml)
     densenet_init_features: PositiveInt = 64  # DenseNet stem channels (DenseNet121: 64)
     densenet_growth_rate: PositiveInt = 32  # DenseNet growth rate (DenseNet121: 32)
-    densenet_blocks: tuple[PositiveInt, ...] = (6, 12, 24, 16)  # layers per dense block (DenseNet121: 6,12,24,16)
+    # layers per dense block (DenseNet121: 6,12,24,16)
+    densenet_blocks: tuple[PositiveInt, ...] = (6, 12, 24, 16)
     dropout: Fraction = 0.2  # dropout on the penultimate features during training
 
 
@@ -37,9 +39,11 @@ class NetworkConfig:
 class PreprocessConfig:
     """Count-aware preprocessing applied to every study (training and inference alike)."""
 
-    input_size: tuple[PositiveInt, PositiveInt] = (256, 64)  # working grid (rows, columns); counts are summed into it
+    # working grid (rows, columns); counts are summed into it
+    input_size: tuple[PositiveInt, PositiveInt] = (256, 64)
     stabilise: str = "anscombe"  # variance-stabilising transform of counts: "anscombe", "sqrt" or "none"
-    normalise_percentile: Annotated[float, Range(min=0, max=100)] = 99.0  # per-study scale: this percentile of both views maps to 1
+    # per-study scale: this percentile of both views maps to 1
+    normalise_percentile: Annotated[float, Range(min=0, max=100)] = 99.0
 
 
 @dataclass
@@ -52,9 +56,11 @@ class AugmentConfig:
     affine_prob: Fraction = 0.5  # chance of a small rotation / scaling / shift
     rotate_deg: NonNegativeFloat = 3.0  # maximum in-plane rotation (degrees)
     scale: NonNegativeFloat = 0.05  # maximum relative zoom
-    translate_px: tuple[NonNegativeInt, NonNegativeInt] = (8, 2)  # maximum shift in working-grid pixels (rows, columns)
+    # maximum shift in working-grid pixels (rows, columns)
+    translate_px: tuple[NonNegativeInt, NonNegativeInt] = (8, 2)
     blur_prob: Fraction = 0.3  # chance of Gaussian blur (a coarser collimator / larger distance)
-    blur_sigma: tuple[NonNegativeFloat, NonNegativeFloat] = (0.3, 1.0)  # blur sigma range in working-grid pixels
+    # blur sigma range in working-grid pixels
+    blur_sigma: tuple[NonNegativeFloat, NonNegativeFloat] = (0.3, 1.0)
     intensity_prob: Fraction = 0.5  # chance of a global intensity scaling after normalisation
     intensity_scale: Fraction = 0.1  # intensity factor drawn from [1 - this, 1 + this]
 
@@ -73,10 +79,13 @@ class TrainConfig:
     patience: NonNegativeInt = 5  # stop after this many validations without improvement (0: never stop early)
     balance: str = "label"  # sampling: "label" draws normal/metastasis/amyloidosis equally often, "none"
     split_seed: NonNegativeInt = 0  # seed of the patient-level split (splits.json is created once and reused)
-    split_fractions: tuple[Fraction, Fraction, Fraction] = (0.7, 0.15, 0.15)  # train, val, test share of patients
+    # train, val, test share of patients
+    split_fractions: tuple[Fraction, Fraction, Fraction] = (0.7, 0.15, 0.15)
     predict_batch_size: PositiveInt = 64  # studies per forward pass at validation and prediction
-    workers: NonNegativeInt = 1  # augmenting processes beside the training one (0: in it); results depend on it
-    threads: NonNegativeInt = 1  # torch threads for training and prediction (0: torch's default, one per core)
+    # augmenting processes beside the training one (0: in it); results depend on it
+    workers: NonNegativeInt = 1
+    # torch threads for training and prediction (0: torch's default, one per core)
+    threads: NonNegativeInt = 1
     device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
 
 

@@ -25,24 +25,28 @@ from synthscan.labels import LABELS, PATIENT_SOURCES
 class TransformConfig:
     """How counts become model inputs (see :mod:`synthscan.generator.transform`)."""
 
-    bin_factor: PositiveInt = 2  # native pixels summed per model pixel along each axis (2: 1024x256 → 512x128)
+    # native pixels summed per model pixel along each axis (2: 1024x256 → 512x128)
+    bin_factor: PositiveInt = 2
 
 
 @dataclass
 class AutoencoderConfig:
     """diffusers ``AutoencoderKL`` on the square-root count image, trained with a Poisson likelihood."""
 
-    block_out_channels: tuple[PositiveInt, ...] = (8, 16, 32, 64)  # one down/up level each; 4 levels = 8x smaller
+    # one down/up level each; 4 levels = 8x smaller
+    block_out_channels: tuple[PositiveInt, ...] = (8, 16, 32, 64)
     layers_per_block: PositiveInt = 1  # ResNet blocks per level (the decoder adds one)
     latent_channels: PositiveInt = 8  # channels of the latent image
     norm_num_groups: PositiveInt = 8  # GroupNorm groups (must divide every channel count)
     kl_weight: NonNegativeFloat = (
         1.0e-6  # weight of the KL term (as in Stable Diffusion's VAE: a near-deterministic code)
     )
-    mse_weight: NonNegativeFloat = 0.1  # square-root-domain MSE beside the Poisson deviance (early-training gradients)
+    # square-root-domain MSE beside the Poisson deviance (early-training gradients)
+    mse_weight: NonNegativeFloat = 0.1
     steps: PositiveInt = 2500  # optimizer steps
     batch_size: PositiveInt = 8  # studies per step
-    crop_rows: NonNegativeInt = 128  # train on random row windows of this height (model pixels); 0: whole studies
+    # train on random row windows of this height (model pixels); 0: whole studies
+    crop_rows: NonNegativeInt = 128
     learning_rate: PositiveFloat = 1.0e-3  # AdamW peak learning rate, cosine decay after warm-up
     warmup_steps: NonNegativeInt = 200  # linear learning-rate warm-up
 
@@ -67,7 +71,8 @@ class DiffusionConfig:
     beta_start: PositiveFloat = 0.00085  # Latent Diffusion's values
     beta_end: PositiveFloat = 0.012
     prediction_type: str = "v_prediction"  # "epsilon" or "v_prediction" (better-behaved at few sampler steps)
-    cond_drop_prob: Fraction = 0.1  # share of training examples given the null class (classifier-free guidance)
+    # share of training examples given the null class (classifier-free guidance)
+    cond_drop_prob: Fraction = 0.1
     steps: PositiveInt = 8000  # optimizer steps
     batch_size: PositiveInt = 16  # latents per step
     learning_rate: PositiveFloat = 1.0e-3  # AdamW peak learning rate, cosine decay after warm-up
@@ -84,7 +89,8 @@ class SamplingConfig:
     # per-label guidance overriding guidance_scale: a label whose samples need a stronger push away
     # from the class mixture without strengthening the others (e.g. {normal: 3.5})
     label_guidance: dict[str, PositiveFloat] = field(default_factory=dict)
-    eval_chunk: PositiveInt = 8  # networks always see this many samples at once, so output is batch-size independent
+    # networks always see this many samples at once, so output is batch-size independent
+    eval_chunk: PositiveInt = 8
 
 
 @dataclass

@@ -257,7 +257,7 @@ def test_bad_input_fails_clearly(study, tmp_path):
     result = run("--ratios", "1,x")
     assert result.exit_code != 0 and "comma-separated numbers" in result.output
     result = run("--guidance", "-1")
-    assert result.exit_code != 0 and "-1.0 is not in the range x>=0" in result.output
+    assert result.exit_code != 0 and "-1.0 is not in the range x>0" in result.output
     assert not (tmp_path / "o" / "runs").exists()  # every check runs before any training
 
 
