@@ -305,14 +305,6 @@ def joint_map(labels: np.ndarray) -> np.ndarray:
     return joints
 
 
-def joint_distance(labels: np.ndarray, joints: np.ndarray) -> np.ndarray:
-    """Distance (mm, capped at 255) of every bone voxel to the nearest joint surface: long bones
-    take up more tracer in their (trabecular) ends than in their (cortical) shafts."""
-    distance = ndimage.distance_transform_edt(joints == 0) * PITCH_MM
-    distance[labels == 0] = 0
-    return np.minimum(np.rint(distance), 255).astype(np.uint8)
-
-
 def tissue_map(vols: dict[str, np.ndarray]) -> np.ndarray:
     """Tissue id (index into TISSUES) of every voxel: organs over the body outline."""
     tissue = np.zeros(vols["Body"].shape, np.uint8)
@@ -364,7 +356,6 @@ def main() -> None:
     data = {
         "bone": labels,
         "joint": joints,
-        "joint_distance_mm": joint_distance(labels, joints),
         "tissue": tissue,
         "segment": segment_map(tissue, labels),
         "origin_mm": np.asarray([a[0] for a in axes], np.float32),

@@ -65,7 +65,6 @@ class ReferencePhantom:
     bone: Points
     soft: Points
     joint: np.ndarray  # (N_bone,) uint8 joint id (0 = not a joint surface)
-    joint_distance_mm: np.ndarray  # (N_bone,) float32
     bones: tuple[str, ...]
     joints: tuple[str, ...]
     tissues: tuple[str, ...]
@@ -165,7 +164,7 @@ def load_phantom() -> ReferencePhantom:
     is_bone = bone > 0
     voxels = points(is_bone, pitch**3, bone[is_bone], 1)
     i, j, k = np.nonzero(is_bone)
-    joint, joint_distance = data["joint"][is_bone], data["joint_distance_mm"][is_bone]
+    joint = data["joint"][is_bone]
     # Runs of up to BONE_RUN voxels along y of one bone, joint and segment become one point.
     key = np.stack([i, k, j // BONE_RUN, voxels.kind, joint, voxels.segment], axis=1)
     _, group = np.unique(key, axis=0, return_inverse=True)
@@ -208,7 +207,6 @@ def load_phantom() -> ReferencePhantom:
         bone=bone_points,
         soft=soft_points,
         joint=joint[first_of],
-        joint_distance_mm=mean(joint_distance.astype(np.float32)),
         bones=tuple(names["bones"]),
         joints=tuple(names["joints"]),
         tissues=tissues,

@@ -63,7 +63,7 @@ class BiodistributionConfig:
     """
 
     bone_fraction: tuple[float, float] = (0.5, 0.62)
-    soft_tissue_fraction: tuple[float, float] = (0.17, 0.3)
+    soft_tissue_fraction: tuple[float, float] = (0.19, 0.33)
     kidney_fraction: tuple[float, float] = (0.008, 0.025)
     bladder_fraction: tuple[float, float] = (0.01, 0.08)
     tracer_soft_tissue: dict[str, float] = field(default_factory=lambda: {"MDP": 1.0, "HDP": 1.1, "DPD": 1.4})

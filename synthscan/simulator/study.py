@@ -29,7 +29,7 @@ from synthscan.simulator.disease import Condition, Finding, Skeleton, add_mimics
 from synthscan.simulator.phantom import ReferencePhantom, load_phantom
 from synthscan.simulator.physics import Grid, Sources, project
 from synthscan.simulator.sites import SimulatorConfig
-from synthscan.simulator.uptake import TISSUE_UPTAKE, Blob, base_bone_uptake, growth_plates, organs
+from synthscan.simulator.uptake import Blob, base_bone_uptake, growth_plates, organs, soft_tissue_uptake
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def simulate_study(config: SimulatorConfig, seed: int, *, noise: bool = True) ->
     gap = config.scanner.gap_mm
     bone = phantom.bone
     soft = phantom.soft
-    soft_level = np.asarray([TISSUE_UPTAKE[t] for t in phantom.tissues], np.float32)[soft.kind]
+    soft_level = soft_tissue_uptake(phantom)
     sources = [
         _sources(
             pose, bone.xyz, bone.segment, bone.volume * uptake * levels["bone"], bone.depth, bone.contour, gap
@@ -239,7 +239,7 @@ def _concentrations(
     normal skeleton: lesions add activity on top, as they do in patients.
     """
     bio = config.biodistribution
-    tissue_level = np.asarray([TISSUE_UPTAKE[t] for t in phantom.tissues], np.float32)[phantom.soft.kind]
+    tissue_level = soft_tissue_uptake(phantom)
     habitus = patient.bmi / REFERENCE_BMI
     volume = {
         "bone": float((nominal_uptake * phantom.bone.volume).sum()),

@@ -18,9 +18,9 @@ import numpy as np
 from synthscan.simulator.phantom import ReferencePhantom
 
 BONE_UPTAKE: dict[str, float] = {
-    "skull": 1.05,  # vault: thin diploë, lower than the face (assumption)
-    "face": 0.55,  # maxilla and nasal bones are among the hotter normal structures (assumption)
-    "mandible": 0.6,
+    "skull": 1.0,  # vault: thin diploë, lower than the face (assumption)
+    "face": 0.3,  # maxilla, nasal bones, orbits: below the vault's level (assumption)
+    "mandible": 1.0,  # alveolar ridges and teeth sockets turn over fast (assumption)
     "C": 0.85,
     "T": 0.95,
     "L": 1.0,  # reference: lumbar vertebra
@@ -43,10 +43,8 @@ BONE_UPTAKE: dict[str, float] = {
 }
 """Uptake per bone relative to a lumbar vertebra (# assumption, see the module docstring)."""
 
-LONG_BONES = frozenset({"humerus", "forearm", "femur", "tibia", "fibula"})
-END_GAIN, END_LENGTH_MM = 0.08, 28.0
-"""Long bones: uptake × (1 + END_GAIN · exp(-d / END_LENGTH_MM)) at a distance d from the nearest
-joint surface: trabecular metaphyses over cortical shafts (# assumption)."""
+FACE_BLEND_MM = (765.0, 795.0)
+"""Phantom heights (z, mm) over which face uptake turns into vault uptake (the face label ends at 795)."""
 
 JOINT_UPTAKE: dict[str, float] = {
     "sacroiliac": 1.6,  # the sacro-iliac joints are among the brightest bones of a normal scan
@@ -71,6 +69,10 @@ TISSUE_UPTAKE: dict[str, float] = {
 }
 """Soft-tissue concentration per tissue, relative to the body's mean soft tissue."""
 
+LIMB_SOFT_TISSUE = 1.3
+"""Soft-tissue concentration of the legs relative to the trunk's: mostly muscle, little fat
+(# assumption, calibrated to the thigh and shin soft-tissue / bone ratios of targets.json)."""
+
 GROWTH_PLATES: tuple[tuple[str, str, float], ...] = (
     ("femur", "knee", 22.0),
     ("tibia", "knee", -20.0),
@@ -92,11 +94,20 @@ def base_bone_uptake(phantom: ReferencePhantom) -> np.ndarray:
     """Normal uptake of every bone point before patient variation (relative to a lumbar vertebra)."""
     stems = [bone_stem(b) for b in phantom.bones]
     level = np.asarray([0.0, *(BONE_UPTAKE[s] for s in stems)], np.float32)[phantom.bone.kind]
-    long_bone = np.asarray([False, *(s in LONG_BONES for s in stems)])[phantom.bone.kind]
-    ends = 1.0 + END_GAIN * np.exp(-phantom.joint_distance_mm / END_LENGTH_MM)
-    level = np.where(long_bone, level * ends, level)
+    # The face's upper edge (its label's cut through the orbits) blends into the vault over 30 mm.
+    face = phantom.bone.kind == phantom.bone_id("face")
+    low, high = FACE_BLEND_MM
+    blend = np.clip((phantom.bone.xyz[face, 2] - low) / (high - low), 0.0, 1.0)
+    level[face] = (1.0 - blend) * BONE_UPTAKE["face"] + blend * BONE_UPTAKE["skull"]
     joint_gain = np.asarray([1.0, *(JOINT_UPTAKE[j.rsplit("_", 1)[0]] for j in phantom.joints)], np.float32)
     return (level * joint_gain[phantom.joint]).astype(np.float32)
+
+
+def soft_tissue_uptake(phantom: ReferencePhantom) -> np.ndarray:
+    """Relative soft-tissue concentration of every soft-tissue point (tissue type, limb muscle)."""
+    level = np.asarray([TISSUE_UPTAKE[t] for t in phantom.tissues], np.float32)[phantom.soft.kind]
+    legs = np.isin(phantom.soft.segment, [phantom.segment_id(f"leg_{s}") for s in "RL"])
+    return np.where(legs, level * LIMB_SOFT_TISSUE, level).astype(np.float32)
 
 
 def growth_plates(phantom: ReferencePhantom, uptake: np.ndarray, gain: float) -> None:
