@@ -4,8 +4,11 @@ Per reader and pooled: accuracy at telling real from synthetic with a Clopper–
 exact binomial test against 50 %; sensitivity and specificity for detecting synthetic scans; Fleiss' κ
 over the cases every reader answered, with a bootstrap CI over cases; how many cases the readers
 disagreed on; accuracy by confidence; and agreement of each reader's diagnosis with the condition the
-case was built with (per condition, confusion matrix). The pooled test treats reads as independent,
-which they are not across readers of the same case; per-reader tests and κ are the primary results.
+case was built with (per condition, confusion matrix); reading time per case (from first display to
+answer, measured by the server) and the cases readers flagged for review. The pooled test treats
+reads as independent, which they are not across readers of the same case; per-reader tests and κ
+are the primary results. Only readers with answers are counted as readers. The blinding audit that
+``create`` ran (how separable the case files are without reading) is reported beside the readers.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from statsmodels.stats.inter_rater import fleiss_kappa
 from synthscan.atomic import atomic_write_text
 from synthscan.labels import LABELS
 
-from .create import ANSWERS_DB, load_key, load_study
+from .audit import describe_tells
+from .create import ANSWERS_DB, load_audit, load_key, load_study
 from .store import Answer, AnswerStore
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,15 @@ def detection(answers: list[Answer], truth: dict[str, str]) -> dict[str, Any]:
         "sensitivity": proportion(sum(a.call == "synthetic" for a in synthetic), len(synthetic)),
         "specificity": proportion(sum(a.call == "real" for a in real), len(real)),
     }
+
+
+def reading_time(answers: list[Answer]) -> dict[str, Any]:
+    """Median and quartiles of the seconds from a case's first display to its answer."""
+    seconds = [a.seconds for a in answers if a.seconds is not None]
+    if not seconds:
+        return {"n": 0, "median": None, "iqr": [None, None]}
+    low, median, high = np.percentile(seconds, [25, 50, 75])
+    return {"n": len(seconds), "median": float(median), "iqr": [float(low), float(high)]}
 
 
 def call_table(answers: list[Answer], cases: list[str], readers: list[str]) -> np.ndarray:
@@ -140,6 +153,8 @@ def score_study(root: str | Path, n_boot: int = 2000, seed: int = 0) -> dict[str
         r: {
             **detection(by_reader[r], truth),
             "complete": len(by_reader[r]) == n_cases,
+            "seconds_per_case": reading_time(by_reader[r]),
+            "flagged": sum(a.flagged for a in by_reader[r]),
             "by_confidence": by_confidence(by_reader[r], truth),
             "diagnosis": diagnosis_agreement(by_reader[r], key),
         }
@@ -154,13 +169,25 @@ def score_study(root: str | Path, n_boot: int = 2000, seed: int = 0) -> dict[str
         "n_cases": n_cases,
         "n_readers": len(readers),
         "readers_with_answers": active,
-        "incomplete_readers": {r: len(by_reader[r]) for r in readers if len(by_reader[r]) < n_cases},
+        "incomplete_readers": {r: len(by_reader[r]) for r in active if len(by_reader[r]) < n_cases},
+        "readers_without_answers": [r for r in readers if not by_reader[r]],
         "per_reader": per_reader,
         "pooled": {
             **detection(answers, truth),
             "by_confidence": by_confidence(answers, truth),
             "diagnosis": diagnosis_agreement(answers, key),
+            "seconds_per_case": reading_time(answers),
         },
+        "flagged": [
+            {
+                "reader": a.reader_id,
+                "case": a.case_id,
+                "source": truth[a.case_id],
+                "label": key[a.case_id]["label"],
+            }
+            for a in answers
+            if a.flagged
+        ],
         "agreement": {
             "cases_read_by_all": len(common),
             "fleiss_kappa": kappa_with_ci(table, n_boot, seed) if len(active) >= 2 else None,
@@ -168,6 +195,9 @@ def score_study(root: str | Path, n_boot: int = 2000, seed: int = 0) -> dict[str
             "share_disagreed": disagreed / len(common) if common else None,
         },
     }
+    audit = load_audit(root)
+    if audit is not None:
+        results["blinding_audit"] = {**audit["summary"], "strongest": describe_tells(audit)}
     machine = root / MACHINE_READER
     if machine.is_file():
         results["machine_reader"] = json.loads(machine.read_text(encoding="utf-8"))["summary"]
@@ -191,10 +221,30 @@ def report_markdown(results: dict[str, Any]) -> str:
     agreement = results["agreement"]
     kappa = agreement["fleiss_kappa"]
     lines = ["# Reader study: real versus synthetic", ""]
-    paragraph = (
-        f"{results['n_readers']} readers each assessed {results['n_cases']} whole-body bone scans "
-        f"(half real, half synthetic, stratified by condition) and judged whether each scan was real or "
-        f"synthetic. Pooled over {pooled['n_answers']} reads, accuracy was {_pct(pooled['accuracy'])}, "
+    active = len(results["readers_with_answers"])
+    complete = active - len(results["incomplete_readers"])
+    readers = (
+        f"{active} readers"
+        if active == results["n_readers"]
+        else f"{active} of {results['n_readers']} readers"
+    )
+    paragraph = ""
+    if "blinding_audit" in results:
+        audit = results["blinding_audit"]
+        paragraph += (
+            f"Before reading, a blinding audit ({audit['method']}) told real from synthetic case files with "
+            f"AUC {audit['auc']:.2f} (DeLong 95% CI {audit['ci95'][0]:.2f}–{audit['ci95'][1]:.2f}); "
+            + (
+                "readers could beat chance on low-level tells alone. "
+                if audit["auc"] > audit["max_auc"]
+                else ""
+            )
+        )
+    paragraph += (
+        f"{readers} read whole-body bone scans of a {results['n_cases']}-case set (half real, half "
+        f"synthetic, stratified by condition; {complete} of them every case) and judged whether each "
+        f"scan was real or synthetic. Pooled over {pooled['n_answers']} reads, accuracy was "
+        f"{_pct(pooled['accuracy'])}, "
         f"p = {_p(pooled['accuracy']['p_vs_50'])} against chance (exact binomial test, reads treated as "
         f"independent); sensitivity for detecting synthetic scans was {_pct(pooled['sensitivity'])} and "
         f"specificity {_pct(pooled['specificity'])}."
@@ -219,7 +269,18 @@ def report_markdown(results: dict[str, Any]) -> str:
             f" A machine reader (cross-validated logistic regression on classifier features) reached "
             f"accuracy {_pct(machine['accuracy'])} and AUC {machine['auc']:.2f}."
         )
+    time = pooled["seconds_per_case"]
+    if time["median"] is not None:
+        paragraph += (
+            f" Reading took a median of {time['median']:.0f} s per case (IQR {time['iqr'][0]:.0f}–"
+            f"{time['iqr'][1]:.0f} s); {len(results['flagged'])} reads were flagged for review."
+        )
     lines += [paragraph, ""]
+    if results["readers_without_answers"]:
+        lines += [
+            f"**Readers without answers (not counted):** {', '.join(results['readers_without_answers'])}.",
+            "",
+        ]
     if results["incomplete_readers"]:
         missing = ", ".join(
             f"{r} ({n}/{results['n_cases']})" for r, n in results["incomplete_readers"].items()
@@ -232,15 +293,33 @@ def report_markdown(results: dict[str, Any]) -> str:
     lines += [
         "## Per reader",
         "",
-        "| Reader | Reads | Accuracy (95% CI) | p vs 50% | Sensitivity | Specificity |",
+        "| Reader | Reads | Accuracy (95% CI) | p vs 50% | Sensitivity | Specificity | s/case (median) "
+        "| Flagged |",
     ]
-    lines += ["|---|---|---|---|---|---|"]
+    lines += ["|---|---|---|---|---|---|---|---|"]
     for reader, entry in results["per_reader"].items():
+        median = entry["seconds_per_case"]["median"]
         lines.append(
             f"| {reader} | {entry['n_answers']} | {_pct(entry['accuracy'])} "
             f"| {_p(entry['accuracy']['p_vs_50'])} | {_pct(entry['sensitivity'])} "
-            f"| {_pct(entry['specificity'])} |"
+            f"| {_pct(entry['specificity'])} | {'n/a' if median is None else f'{median:.0f}'} "
+            f"| {entry['flagged']} |"
         )
+    if "blinding_audit" in results:
+        audit = results["blinding_audit"]
+        lines += [
+            "",
+            "## Blinding audit",
+            "",
+            f"{audit['method']}: AUC {audit['auc']:.2f} (DeLong 95% CI {audit['ci95'][0]:.2f}–"
+            f"{audit['ci95'][1]:.2f}) on {audit['n_cases']} cases; threshold {audit['max_auc']}"
+            + (
+                " (exceeded; the study was created with --allow-tells)"
+                if audit["auc"] > audit["max_auc"]
+                else ""
+            )
+            + f". Strongest single statistics: {audit['strongest']}.",
+        ]
     lines += ["", "## Accuracy by confidence (pooled)", "", "| Confidence | Accuracy |", "|---|---|"]
     lines += [f"| {level} | {_pct(entry)} |" for level, entry in pooled["by_confidence"].items()]
     lines += ["", "## Diagnosis versus intended condition (pooled)", ""]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from synthscan.evaluation.reader_study.audit import DEFAULT_MAX_AUC
 from synthscan.evaluation.reader_study.create import StudyError
 
 
@@ -28,16 +29,61 @@ from synthscan.evaluation.reader_study.create import StudyError
     "--readers", default=2, show_default=True, help="Number of readers; each gets a token and own order."
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New folder for the study.")
-@click.option("--seed", default=0, show_default=True, help="Seed for case selection and reading orders.")
-def create(real: str, synthetic: str, n_cases: int, readers: int, out: str, seed: int) -> None:
-    """Build a balanced, blinded case set and print each reader's access token once."""
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    help="Seed of which studies enter the case set only; ids, truth assignment and orders are OS-random.",
+)
+@click.option(
+    "--max-audit-auc",
+    default=DEFAULT_MAX_AUC,
+    show_default=True,
+    type=click.FloatRange(0.5, 1.0),
+    help="Refuse the case set when the blinding audit tells real from synthetic better than this AUC.",
+)
+@click.option(
+    "--allow-tells",
+    is_flag=True,
+    help="Create the study even when the blinding audit exceeds --max-audit-auc (reported by score).",
+)
+def create(
+    real: str,
+    synthetic: str,
+    n_cases: int,
+    readers: int,
+    out: str,
+    seed: int,
+    max_audit_auc: float,
+    allow_tells: bool,
+) -> None:
+    """Build a balanced, blinded, audited case set and print each reader's access token once."""
     from synthscan.evaluation.reader_study.create import create_study
 
     try:
-        created = create_study(real, synthetic, out, n_cases=n_cases, n_readers=readers, seed=seed)
+        created = create_study(
+            real,
+            synthetic,
+            out,
+            n_cases=n_cases,
+            n_readers=readers,
+            seed=seed,
+            max_audit_auc=max_audit_auc,
+            allow_tells=allow_tells,
+        )
     except StudyError as error:
         raise click.ClickException(str(error)) from error
+    audit = created.audit
     click.echo(f"Created {created.n_cases} cases in {created.root}.")
+    click.echo(
+        f"Blinding audit: case files tell real from synthetic with AUC {audit['auc']:.2f} "
+        f"(95% CI {audit['ci95'][0]:.2f}–{audit['ci95'][1]:.2f}; threshold {max_audit_auc})"
+        + (
+            " — ABOVE the threshold, created because of --allow-tells."
+            if audit["auc"] > max_audit_auc
+            else "."
+        )
+    )
     click.echo("Tokens are shown only now and stored only as hashes; hand each reader their own:")
     for reader, token in created.reader_tokens.items():
         click.echo(f"  {reader}: {token}")
@@ -53,15 +99,56 @@ def create(real: str, synthetic: str, n_cases: int, readers: int, out: str, seed
     help="Address to listen on (keep loopback unless on a trusted network).",
 )
 @click.option("--port", default=8000, show_default=True, help="TCP port.")
-def serve(study: str, host: str, port: int) -> None:
+@click.option(
+    "--cert",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TLS certificate (PEM) to serve over HTTPS; with --key.",
+)
+@click.option(
+    "--key", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM); with --cert."
+)
+@click.option(
+    "--proxy",
+    is_flag=True,
+    help="Behind one TLS reverse proxy that sets X-Forwarded-For/-Proto/-Host (cookies become Secure).",
+)
+@click.option(
+    "--session-idle-hours",
+    default=12.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Sign a reader out after this long without a request.",
+)
+def serve(
+    study: str,
+    host: str,
+    port: int,
+    cert: str | None,
+    key: str | None,
+    proxy: bool,
+    session_idle_hours: float,
+) -> None:
     """Serve the reading page; answers are saved as they are given, so stopping it loses nothing."""
-    from synthscan.evaluation.reader_study.server import serve as run_server
+    from synthscan.evaluation.reader_study.server import make_reading_server
 
     try:
-        click.echo(f"Reading page on http://{host}:{port}/ (Ctrl-C to stop)")
-        run_server(study, host=host, port=port)
+        server = make_reading_server(
+            study,
+            host,
+            port,
+            cert=cert,
+            key=key,
+            trust_proxy=proxy,
+            session_idle_hours=session_idle_hours,
+        )
     except StudyError as error:
         raise click.ClickException(str(error)) from error
+    scheme = "https" if cert else "http"
+    click.echo(f"Reading page on {scheme}://{host}:{server.server_port}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
 
 
 @click.command()
@@ -82,10 +169,18 @@ def score(study: str, out: str, bootstrap: int, seed: int) -> None:
         results = write_report(study, out, n_boot=bootstrap, seed=seed)
     except StudyError as error:
         raise click.ClickException(str(error)) from error
-    accuracy = results["pooled"]["accuracy"]["value"]
-    click.echo(
-        f"Pooled accuracy {accuracy if accuracy is None else round(accuracy, 3)}; report in {out}/report.md"
+    accuracy = results["pooled"]["accuracy"]
+    line = "Readers' pooled accuracy " + (
+        "n/a (no answers)"
+        if accuracy["value"] is None
+        else f"{accuracy['value']:.3f} (95% CI {accuracy['ci95'][0]:.3f}–{accuracy['ci95'][1]:.3f})"
     )
+    audit = results.get("blinding_audit")
+    if audit:
+        line += (
+            f"; blinding audit AUC {audit['auc']:.3f} (95% CI {audit['ci95'][0]:.3f}–{audit['ci95'][1]:.3f})"
+        )
+    click.echo(f"{line}; report in {out}/report.md")
 
 
 @click.command()
