@@ -42,10 +42,11 @@ def assert_clean_failure(result, named: str, out: Path | None) -> None:
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory) -> dict[str, Path]:
+def inputs(tmp_path_factory, tiny_generator) -> dict[str, Path]:
     """Small valid inputs of every command, and a copy of the patient dataset with a corrupt study."""
     root = tmp_path_factory.mktemp("inputs")
     real = toy_dataset(root / "real", 16, cycle=CYCLE, source="simulated").root
+    real128 = toy_dataset(root / "real128", 8, cycle=CYCLE, source="simulated", matrix=(128, 32)).root
     synthetic = toy_dataset(root / "synthetic", 16, cycle=CYCLE, source="synthetic", prefix="y", seed=1).root
     bad = root / "bad"
     shutil.copytree(real, bad)
@@ -71,7 +72,8 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
         Image.new("I;16", (16, 64), 10).save(png / view / name)
     external = toy_dataset(root / "external", 16, cycle=CYCLE, source="simulated", prefix="e", site="b").root
     return {"real": real, "synthetic": synthetic, "bad": bad, "run": run, "study": study, "sampled": sampled,
-            "png": png.parent, "bad_study": path, "external": external}  # fmt: skip
+            "png": png.parent, "bad_study": path, "external": external, "real128": real128,
+            "model": tiny_generator}  # fmt: skip
 
 
 @pytest.fixture
@@ -106,7 +108,8 @@ UNWRITABLE: dict[str, Callable[[dict[str, Path], Path], list[str]]] = {
                              "--no-progress"],
     "sample": lambda i, out: ["sample", "--condition", "normal", "-n", "1", "--out", str(out),
                               "--no-progress"],
-    "augment": lambda i, out: ["augment", str(i["real"]), "--out", str(out)],
+    "augment": lambda i, out: ["augment", str(i["real128"]), "--model", str(i["model"]), "--per-class", "1",
+                               "--out", str(out)],
     "classifier train": lambda i, out: ["classifier", "train", "--data", str(i["real"]), "--out", str(out),
                                         "--config", "tiny"],
     "classifier predict": lambda i, out: ["classifier", "predict", "--model", str(i["run"]), "--data",
