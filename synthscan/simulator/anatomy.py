@@ -147,42 +147,48 @@ class Pose:
         self.sy = scale**0.5 * habitus**0.6  # AP thickness follows the habitus most (# assumption)
         self.rotation = np.radians(p.axial_rotation_deg)
         self.tilt = np.radians(p.tilt_deg)
+        self.rotations = self._limb_rotations()
 
-    def limbs(self, xyz: np.ndarray, segment: np.ndarray) -> np.ndarray:
-        """Points moved from the phantom's pose into the patient's (limb segments only; a copy)."""
+    def _limb_rotations(self) -> dict[int, list[tuple[np.ndarray, tuple[int, int], float]]]:
+        """Per limb segment id, the rotations (centre, plane, degrees) that take it from the phantom's
+        pose into the patient's, in order."""
         p, ph = self.patient, self.phantom
         lm = ph.landmarks_mm
-        out = xyz.astype(np.float32, copy=True)
+        chains: dict[int, list] = {}
+
+        def add(parts: tuple[str, ...], side: str, centre: np.ndarray, plane: tuple[int, int], angle: float):
+            for part in parts:
+                chains.setdefault(ph.segment_id(f"{part}_{side}"), []).append((centre.copy(), plane, angle))
+
         for i, (side, sign) in enumerate(SIDES):
             # Legs brought together: rotation about the hip in the coronal plane.
             hip, ankle = lm[f"hip_{side}"], lm[f"ankle_{side}"].copy()
-            leg = np.isin(segment, [ph.segment_id(f"leg_{side}"), ph.segment_id(f"foot_{side}")])
-            swing = np.degrees(np.arctan2(abs(ankle[0]) - p.ankle_offset_mm[i], hip[2] - ankle[2]))
-            moved = out[leg]
-            _rotate(moved, hip, (0, 2), sign * swing)
-            out[leg] = moved
-            _rotate(ankle[None], hip, (0, 2), sign * swing)
-            arm = np.isin(
-                segment, [ph.segment_id(f"{part}_{side}") for part in ("upper_arm", "forearm", "hand")]
-            )
-            # Adduction about the shoulder in the coronal plane, towards the vertical.
+            swing = sign * np.degrees(np.arctan2(abs(ankle[0]) - p.ankle_offset_mm[i], hip[2] - ankle[2]))
+            add(("leg", "foot"), side, hip, (0, 2), swing)
+            _rotate(ankle[None], hip, (0, 2), swing)
+            add(("foot",), side, ankle, (1, 2), -p.foot_plantarflexion_deg[i])  # toes down
+            add(("foot",), side, ankle, (1, 0), sign * p.foot_splay_deg[i])  # and outwards
+            # Arms: adduction about the shoulder in the coronal plane, towards the vertical.
+            shoulder = lm[f"shoulder_{side}"]
             angle = sign * (PHANTOM_ARM_ANGLE_DEG - p.arm_angle_deg[i])
-            moved = out[arm]
-            _rotate(moved, lm[f"shoulder_{side}"], (0, 2), angle)
-            out[arm] = moved
+            add(("upper_arm", "forearm", "hand"), side, shoulder, (0, 2), angle)
             if p.arm_position == "on_abdomen":
                 elbow = lm[f"elbow_{side}"].copy()
-                _rotate(elbow[None], lm[f"shoulder_{side}"], (0, 2), angle)
-                fore = np.isin(segment, [ph.segment_id(f"{part}_{side}") for part in ("forearm", "hand")])
-                moved = out[fore]
-                _rotate(moved, elbow, (2, 1), -88.0)  # flexed: the forearm points forward (-y)
-                _rotate(moved, elbow, (1, 0), -sign * p.forearm_sweep_deg[i])  # and swings medially
-                out[fore] = moved
-            foot = segment == ph.segment_id(f"foot_{side}")
-            moved = out[foot]
-            _rotate(moved, ankle, (1, 2), -p.foot_plantarflexion_deg[i])  # toes down
-            _rotate(moved, ankle, (1, 0), sign * p.foot_splay_deg[i])  # and outwards
-            out[foot] = moved
+                _rotate(elbow[None], shoulder, (0, 2), angle)
+                add(("forearm", "hand"), side, elbow, (2, 1), -88.0)  # flexed: the forearm points forward
+                add(("forearm", "hand"), side, elbow, (1, 0), -sign * p.forearm_sweep_deg[i])  # then medially
+        return chains
+
+    def limbs(self, xyz: np.ndarray, segment: np.ndarray) -> np.ndarray:
+        """Points moved from the phantom's pose into the patient's (limb segments only; a copy)."""
+        out = xyz.astype(np.float32, copy=True)
+        for segment_id, chain in self.rotations.items():
+            mask = segment == segment_id
+            if mask.any():
+                moved = out[mask]
+                for centre, plane, angle in chain:
+                    _rotate(moved, centre, plane, angle)
+                out[mask] = moved
         return out
 
     def field(self, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

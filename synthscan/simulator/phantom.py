@@ -30,6 +30,9 @@ BONE_RUN = 4
 """Bone voxels are merged along y in runs of up to 4 (9.6 mm): their attenuation differs by at most
 10 % (0.5 % from the run's mean depth), the projection cannot see the rest, and it is 3× fewer points."""
 
+SOFT_RUN = 3
+"""Soft-tissue blocks are merged along y in runs of up to 3 (21.6 mm), for the same reason."""
+
 ATTENUATION_RELATIVE_TO_WATER: dict[str, float] = {
     "outside": 0.0,
     "soft_tissue": 1.0,
@@ -116,6 +119,31 @@ class ReferencePhantom:
         return np.clip(ix, 0, self.front_mm.shape[0] - 1), np.clip(iz, 0, self.front_mm.shape[1] - 1)
 
 
+def _merge_runs(points: Points, key: np.ndarray) -> tuple[Points, np.ndarray]:
+    """Points sharing a key (column, run along y, ...) and their kind and segment merged into one:
+    volume summed, position and depths volume-weighted. Also returns each merged point's first source."""
+    key = np.concatenate([key, points.kind[:, None], points.segment[:, None]], axis=1)
+    _, group = np.unique(key, axis=0, return_inverse=True)
+    group = group.ravel()
+    volume = np.bincount(group, points.volume)
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        columns = [np.bincount(group, points.volume * c) for c in values.reshape(len(group), -1).T]
+        return (np.stack(columns, axis=1) / volume[:, None]).reshape(-1, *values.shape[1:]).astype(np.float32)
+
+    first = np.zeros(len(volume), np.int64)
+    first[group[::-1]] = np.arange(len(group))[::-1]
+    merged = Points(
+        xyz=mean(points.xyz),
+        volume=volume.astype(np.float32),
+        depth=mean(points.depth),
+        contour=mean(points.contour),
+        kind=points.kind[first],
+        segment=points.segment[first],
+    )
+    return merged, first
+
+
 @functools.lru_cache(maxsize=1)
 def load_phantom() -> ReferencePhantom:
     """The reference phantom (cached: built once per process, about a second)."""
@@ -162,51 +190,32 @@ def load_phantom() -> ReferencePhantom:
         )
 
     is_bone = bone > 0
-    voxels = points(is_bone, pitch**3, bone[is_bone], 1)
+    bone_voxels = points(is_bone, pitch**3, bone[is_bone], 1)
     i, j, k = np.nonzero(is_bone)
-    joint = data["joint"][is_bone]
-    # Runs of up to BONE_RUN voxels along y of one bone, joint and segment become one point.
-    key = np.stack([i, k, j // BONE_RUN, voxels.kind, joint, voxels.segment], axis=1)
-    _, group = np.unique(key, axis=0, return_inverse=True)
-    group = group.ravel()
-    count = np.bincount(group).astype(np.float32)
+    joint_of_voxel = data["joint"][is_bone]
+    bone_points, source = _merge_runs(bone_voxels, np.stack([i, k, j // BONE_RUN, joint_of_voxel], axis=1))
 
-    def mean(values: np.ndarray) -> np.ndarray:
-        columns = values.reshape(len(group), -1)
-        out = np.stack([np.bincount(group, c) for c in columns.T], axis=1) / count[:, None]
-        return out.reshape(-1, *values.shape[1:]).astype(np.float32)
-
-    first_of = np.zeros(len(count), np.int64)
-    first_of[group[::-1]] = np.arange(len(group))[::-1]
-    bone_points = Points(
-        xyz=mean(voxels.xyz),
-        volume=count * np.float32(pitch**3),
-        depth=mean(voxels.depth),
-        contour=mean(voxels.contour),
-        kind=voxels.kind[first_of],
-        segment=voxels.segment[first_of],
-    )
-
-    # Soft tissue on SOFT_PITCH³ blocks: the block's majority tissue, volume of its non-bone body voxels.
-    shape = tuple(s - s % SOFT_PITCH for s in tissue.shape)
-    blocks = tuple(s // SOFT_PITCH for s in shape)
+    # Soft tissue on SOFT_PITCH³ blocks: the tissue of the block's first voxel, volume of its
+    # non-bone body voxels.
+    step = SOFT_PITCH
+    shape = tuple(s - s % step for s in tissue.shape)
+    blocks = tuple(s // step for s in shape)
     soft = (inside & ~is_bone)[: shape[0], : shape[1], : shape[2]]
-    k = SOFT_PITCH
-    occupancy = soft.reshape(blocks[0], k, blocks[1], k, blocks[2], k).sum(axis=(1, 3, 5))
-    kind = tissue[: shape[0] : k, : shape[1] : k, : shape[2] : k]  # the tissue of the block's first voxel
+    occupancy = soft.reshape(blocks[0], step, blocks[1], step, blocks[2], step).sum(axis=(1, 3, 5))
+    kind = tissue[: shape[0] : step, : shape[1] : step, : shape[2] : step]
     occupied = occupancy > 0
-    block_origin = np.zeros(occupied.shape, bool)
-    full = np.zeros(tissue.shape, bool)
-    block_origin[occupied] = True
-    full[: shape[0] : k, : shape[1] : k, : shape[2] : k] = block_origin
-    soft_points = points(
-        full, occupancy[occupied].astype(np.float32) * pitch**3, np.maximum(kind[occupied], 1), SOFT_PITCH
+    corners = np.zeros(tissue.shape, bool)
+    corners[: shape[0] : step, : shape[1] : step, : shape[2] : step] = occupied
+    soft_blocks = points(
+        corners, occupancy[occupied].astype(np.float32) * pitch**3, np.maximum(kind[occupied], 1), step
     )
+    i, j, k = np.nonzero(occupied)
+    soft_points, _ = _merge_runs(soft_blocks, np.stack([i, k, j // SOFT_RUN], axis=1))
 
     return ReferencePhantom(
         bone=bone_points,
         soft=soft_points,
-        joint=joint[first_of],
+        joint=joint_of_voxel[source],
         bones=tuple(names["bones"]),
         joints=tuple(names["joints"]),
         tissues=tissues,
