@@ -29,7 +29,15 @@ from synthscan.simulator.disease import Condition, Finding, Skeleton, add_mimics
 from synthscan.simulator.phantom import ReferencePhantom, load_phantom
 from synthscan.simulator.physics import Grid, Sources, project
 from synthscan.simulator.sites import SimulatorConfig
-from synthscan.simulator.uptake import Blob, base_bone_uptake, growth_plates, organs, soft_tissue_uptake
+from synthscan.simulator.uptake import (
+    SOFT_TEXTURE_AMPLITUDE,
+    Blob,
+    base_bone_uptake,
+    growth_plates,
+    heterogeneity,
+    organs,
+    soft_tissue_uptake,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +109,7 @@ def simulate_study(config: SimulatorConfig, seed: int, *, noise: bool = True) ->
     gap = config.scanner.gap_mm
     bone = phantom.bone
     soft = phantom.soft
-    soft_level = soft_tissue_uptake(phantom)
+    soft_level = soft_tissue_uptake(phantom) * heterogeneity(soft.xyz, rng["patient"], SOFT_TEXTURE_AMPLITUDE)
     sources = [
         _sources(
             pose, bone.xyz, bone.segment, bone.volume * uptake * levels["bone"], bone.depth, bone.contour, gap

@@ -73,6 +73,11 @@ LIMB_SOFT_TISSUE = 1.3
 """Soft-tissue concentration of the legs relative to the trunk's: mostly muscle, little fat
 (# assumption, calibrated to the thigh and shin soft-tissue / bone ratios of targets.json)."""
 
+SOFT_TEXTURE_WAVES = 24
+SOFT_TEXTURE_AMPLITUDE = 0.2
+"""Relative sd of the soft-tissue heterogeneity (# assumption, calibrated to the fine-structure and
+noise-texture metrics of targets.json)."""
+
 GROWTH_PLATES: tuple[tuple[str, str, float], ...] = (
     ("femur", "knee", 22.0),
     ("tibia", "knee", -20.0),
@@ -108,6 +113,19 @@ def soft_tissue_uptake(phantom: ReferencePhantom) -> np.ndarray:
     level = np.asarray([TISSUE_UPTAKE[t] for t in phantom.tissues], np.float32)[phantom.soft.kind]
     legs = np.isin(phantom.soft.segment, [phantom.segment_id(f"leg_{s}") for s in "RL"])
     return np.where(legs, level * LIMB_SOFT_TISSUE, level).astype(np.float32)
+
+
+def heterogeneity(xyz: np.ndarray, rng: np.random.Generator, amplitude: float) -> np.ndarray:
+    """A smooth random multiplicative field (mean 1, sd ``amplitude``) over points: soft tissue is
+    muscle, fat and vessels, not a uniform gel. A sum of random plane waves with wavelengths of
+    20-80 mm (# assumption)."""
+    n = SOFT_TEXTURE_WAVES
+    direction = rng.normal(size=(n, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    wavenumber = 2 * np.pi / rng.uniform(20.0, 80.0, n)
+    phase = rng.uniform(0.0, 2 * np.pi, n)
+    field = np.cos(xyz @ (direction * wavenumber[:, None]).T.astype(np.float32) + phase.astype(np.float32))
+    return (1.0 + amplitude * np.sqrt(2.0 / n) * field.sum(axis=1)).clip(0.2, None).astype(np.float32)
 
 
 def growth_plates(phantom: ReferencePhantom, uptake: np.ndarray, gain: float) -> None:
