@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_AUC = 0.65
 """``create`` refuses a case set whose audit AUC exceeds this (# assumption: well above the ≈ 0.55
 that chance reaches with 200 cases per side, well below the 0.94 of the tells that prompted it)."""
+MIN_ENFORCED_PER_SIDE = 10
+"""With fewer cases per side the audit cannot tell a tell from chance (a 2-vs-2 AUC is 1.0 one time in
+six): it is computed and reported, but ``create`` does not refuse on it."""
 BORDER_ROWS = 8
 """Rows at the top and bottom (and columns at each side) that count as the image border."""
 BODY_FRACTION = 0.05
@@ -122,6 +125,20 @@ def blinding_audit(
     }
     log.info("blinding audit: AUC %.3f (95%% CI %.3f-%.3f)", result.auc, result.lower, result.upper)
     return {"summary": summary, "features": per_feature}
+
+
+def has_tells(summary: Mapping[str, Any], max_auc: float, per_side: int) -> bool:
+    """Whether the audit shows a tell: AUC above ``max_auc`` and its CI above chance, on enough cases."""
+    return per_side >= MIN_ENFORCED_PER_SIDE and summary["auc"] > max_auc and summary["ci95"][0] > 0.5
+
+
+def verdict(summary: Mapping[str, Any]) -> str:
+    """What the audit means for the study, in a phrase for ``create``'s output and the report."""
+    if summary["tells"]:
+        return f"tells: above {summary['max_auc']} and above chance; created with --allow-tells"
+    if not summary["enforced"]:
+        return f"too few cases to enforce (under {MIN_ENFORCED_PER_SIDE} per side): a rough estimate only"
+    return f"no tell above {summary['max_auc']}"
 
 
 def describe_tells(audit: Mapping[str, Any], limit: int = 3) -> str:

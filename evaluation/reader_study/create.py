@@ -40,7 +40,14 @@ from synthscan.atomic import atomic_write_bytes, atomic_write_text
 from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.labels import LABELS, PATIENT_SOURCES, VIEWS
 
-from .audit import DEFAULT_MAX_AUC, blinding_audit, describe_tells, file_features
+from .audit import (
+    DEFAULT_MAX_AUC,
+    MIN_ENFORCED_PER_SIDE,
+    blinding_audit,
+    describe_tells,
+    file_features,
+    has_tells,
+)
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +195,9 @@ def create_study(
 ) -> CreatedStudy:
     """Select, blind, write and audit a balanced case set and issue reader and admin tokens.
 
-    Raises :class:`StudyError` without leaving a folder when the blinding audit's AUC exceeds
-    ``max_audit_auc`` and ``allow_tells`` is false.
+    Raises :class:`StudyError` without leaving a folder when the blinding audit finds tells (AUC above
+    ``max_audit_auc``, CI above chance, at least ``MIN_ENFORCED_PER_SIDE`` cases per side) and
+    ``allow_tells`` is false.
     """
     if n_cases < 2 or n_cases % 2:
         raise StudyError(f"-n must be an even number ≥ 2 (half real, half synthetic), got {n_cases}")
@@ -247,10 +255,15 @@ def create_study(
                 "study_id": record.study_id,
             }
         audit = blinding_audit(features, {name: name.split("/")[0] for name in features}, seed=seed)
-        audit["summary"].update(max_auc=max_audit_auc, allowed_tells=allow_tells)
-        auc = audit["summary"]["auc"]
-        if auc > max_audit_auc and not allow_tells:
-            low, high = audit["summary"]["ci95"]
+        tells = has_tells(audit["summary"], max_audit_auc, per_side)
+        audit["summary"].update(
+            max_auc=max_audit_auc,
+            enforced=per_side >= MIN_ENFORCED_PER_SIDE,
+            tells=tells,
+            allowed_tells=allow_tells,
+        )
+        if tells and not allow_tells:
+            auc, (low, high) = audit["summary"]["auc"], audit["summary"]["ci95"]
             raise StudyError(
                 f"blinding audit: low-level statistics of the case files tell real from synthetic with AUC "
                 f"{auc:.2f} (95% CI {low:.2f}–{high:.2f}), above --max-audit-auc {max_audit_auc}; strongest: "

@@ -26,7 +26,7 @@ from statsmodels.stats.inter_rater import fleiss_kappa
 from synthscan.atomic import atomic_write_text
 from synthscan.labels import LABELS
 
-from .audit import describe_tells
+from .audit import describe_tells, verdict
 from .create import ANSWERS_DB, load_audit, load_key, load_study
 from .store import Answer, AnswerStore
 
@@ -234,11 +234,7 @@ def report_markdown(results: dict[str, Any]) -> str:
         paragraph += (
             f"Before reading, a blinding audit ({audit['method']}) told real from synthetic case files with "
             f"AUC {audit['auc']:.2f} (DeLong 95% CI {audit['ci95'][0]:.2f}–{audit['ci95'][1]:.2f}); "
-            + (
-                "readers could beat chance on low-level tells alone. "
-                if audit["auc"] > audit["max_auc"]
-                else ""
-            )
+            + ("readers could beat chance on low-level tells alone. " if audit["tells"] else "")
         )
     paragraph += (
         f"{readers} read whole-body bone scans of a {results['n_cases']}-case set (half real, half "
@@ -312,13 +308,8 @@ def report_markdown(results: dict[str, Any]) -> str:
             "## Blinding audit",
             "",
             f"{audit['method']}: AUC {audit['auc']:.2f} (DeLong 95% CI {audit['ci95'][0]:.2f}–"
-            f"{audit['ci95'][1]:.2f}) on {audit['n_cases']} cases; threshold {audit['max_auc']}"
-            + (
-                " (exceeded; the study was created with --allow-tells)"
-                if audit["auc"] > audit["max_auc"]
-                else ""
-            )
-            + f". Strongest single statistics: {audit['strongest']}.",
+            f"{audit['ci95'][1]:.2f}) on {audit['n_cases']} cases: {verdict(audit)}. "
+            f"Strongest single statistics: {audit['strongest']}.",
         ]
     lines += ["", "## Accuracy by confidence (pooled)", "", "| Confidence | Accuracy |", "|---|---|"]
     lines += [f"| {level} | {_pct(entry)} |" for level, entry in pooled["by_confidence"].items()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from synthscan.evaluation.reader_study.audit import DEFAULT_MAX_AUC
+from synthscan.evaluation.reader_study.audit import DEFAULT_MAX_AUC, verdict
 from synthscan.evaluation.reader_study.create import StudyError
 
 
@@ -40,7 +40,8 @@ from synthscan.evaluation.reader_study.create import StudyError
     default=DEFAULT_MAX_AUC,
     show_default=True,
     type=click.FloatRange(0.5, 1.0),
-    help="Refuse the case set when the blinding audit tells real from synthetic better than this AUC.",
+    help="Refuse the case set when the blinding audit tells real from synthetic better than this AUC "
+    "(and above chance, with at least 10 cases per side).",
 )
 @click.option(
     "--allow-tells",
@@ -77,12 +78,7 @@ def create(
     click.echo(f"Created {created.n_cases} cases in {created.root}.")
     click.echo(
         f"Blinding audit: case files tell real from synthetic with AUC {audit['auc']:.2f} "
-        f"(95% CI {audit['ci95'][0]:.2f}–{audit['ci95'][1]:.2f}; threshold {max_audit_auc})"
-        + (
-            " — ABOVE the threshold, created because of --allow-tells."
-            if audit["auc"] > max_audit_auc
-            else "."
-        )
+        f"(95% CI {audit['ci95'][0]:.2f}–{audit['ci95'][1]:.2f}): {verdict(audit)}."
     )
     click.echo("Tokens are shown only now and stored only as hashes; hand each reader their own:")
     for reader, token in created.reader_tokens.items():
