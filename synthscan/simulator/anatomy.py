@@ -120,6 +120,24 @@ def _rotate(xyz: np.ndarray, centre: np.ndarray, axes: tuple[int, int], angle_de
     xyz[:, b] = centre[b] - s * u + c * v
 
 
+_MEMBERS: dict[int, tuple[np.ndarray, dict[int, np.ndarray]]] = {}
+
+
+def _members(segment: np.ndarray) -> dict[int, np.ndarray]:
+    """Point indices of every limb segment id in ``segment``; cached for the phantom's own arrays,
+    which every study poses again."""
+    cached = _MEMBERS.get(id(segment))
+    if cached is not None and cached[0] is segment:
+        return cached[1]
+    order = np.argsort(segment, kind="stable")
+    ids, starts = np.unique(segment[order], return_index=True)
+    groups = dict(zip(ids.tolist(), np.split(order, starts[1:]), strict=True))
+    groups.pop(0, None)  # segment 0 does not move
+    if len(segment) > 10_000:
+        _MEMBERS[id(segment)] = (segment, groups)
+    return groups
+
+
 @dataclass
 class Pose:
     """One patient's geometry: maps phantom points to field positions (mm from the field's top-left
@@ -182,13 +200,14 @@ class Pose:
     def limbs(self, xyz: np.ndarray, segment: np.ndarray) -> np.ndarray:
         """Points moved from the phantom's pose into the patient's (limb segments only; a copy)."""
         out = xyz.astype(np.float32, copy=True)
+        members = _members(segment)
         for segment_id, chain in self.rotations.items():
-            mask = segment == segment_id
-            if mask.any():
-                moved = out[mask]
+            index = members.get(segment_id)
+            if index is not None:
+                moved = out[index]
                 for centre, plane, angle in chain:
                     _rotate(moved, centre, plane, angle)
-                out[mask] = moved
+                out[index] = moved
         return out
 
     def field(self, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

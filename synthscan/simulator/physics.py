@@ -111,8 +111,8 @@ def fwhm_mm(distance_mm: float | np.ndarray, fwhm0: float, slope: float) -> floa
 def blur_bins(bins: np.ndarray, spacing: float, fwhm0: float, slope: float) -> np.ndarray:
     """Sum of the distance bins, each blurred with its collimator Gaussian (zero outside the field)."""
     _, rows, cols = bins.shape
-    pad = 24
-    shape = (rows + 2 * pad, cols + 2 * pad)
+    pad = 24  # > 3 sigma of the widest kernel in pixels: no wrap-around
+    shape = (fft.next_fast_len(rows + 2 * pad, real=True), fft.next_fast_len(cols + 2 * pad, real=True))
     fy = fft.fftfreq(shape[0])[:, None]
     fx = fft.rfftfreq(shape[1])[None, :]
     radius2 = (fy * fy + fx * fx).astype(np.float32)
@@ -122,9 +122,9 @@ def blur_bins(bins: np.ndarray, spacing: float, fwhm0: float, slope: float) -> n
         if not layer.any():
             continue
         sigma = fwhm_mm(DISTANCE_CENTRES_MM[k], fwhm0, slope) / 2.3548 / spacing
-        padded[pad:-pad, pad:-pad] = layer
+        padded[pad : pad + rows, pad : pad + cols] = layer
         total += fft.rfft2(padded) * np.exp(-2.0 * np.pi**2 * sigma**2 * radius2)
-    return fft.irfft2(total, s=shape)[pad:-pad, pad:-pad].astype(np.float32)
+    return fft.irfft2(total, s=shape)[pad : pad + rows, pad : pad + cols].astype(np.float32)
 
 
 def add_scatter(image: np.ndarray, grid: Grid, fraction: float, fwhm: float) -> np.ndarray:

@@ -73,7 +73,7 @@ LIMB_SOFT_TISSUE = 1.3
 """Soft-tissue concentration of the legs relative to the trunk's: mostly muscle, little fat
 (# assumption, calibrated to the thigh and shin soft-tissue / bone ratios of targets.json)."""
 
-SOFT_TEXTURE_WAVES = 24
+SOFT_TEXTURE_WAVES = 16
 SOFT_TEXTURE_AMPLITUDE = 0.2
 """Relative sd of the soft-tissue heterogeneity (# assumption, calibrated to the fine-structure and
 noise-texture metrics of targets.json)."""
