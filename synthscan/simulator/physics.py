@@ -69,19 +69,18 @@ def project(sources: list[Sources], grid: Grid, scanner: ScannerConfig) -> np.nd
 
 def _corners(row: np.ndarray, col: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     """Flat pixel index and bilinear weight of the four pixels around each point (pixel centres at
-    integer positions; points off the field get weight 0)."""
+    integer positions; points within a pixel of the field's edge, where no anatomy lies, are
+    dropped)."""
     r0 = np.floor(row).astype(np.int64)
     c0 = np.floor(col).astype(np.int64)
-    fr = (row - r0).astype(np.float32)
-    fc = (col - c0).astype(np.float32)
-    index, weight = [], []
-    for dr, wr in ((0, 1.0 - fr), (1, fr)):
-        for dc, wc in ((0, 1.0 - fc), (1, fc)):
-            r, c = r0 + dr, c0 + dc
-            inside = (r >= 0) & (r < grid.rows) & (c >= 0) & (c < grid.cols)
-            index.append(np.where(inside, r * grid.cols + c, 0))
-            weight.append(np.where(inside, wr * wc, np.float32(0.0)))
-    return np.stack(index), np.stack(weight)
+    inside = (r0 >= 0) & (r0 < grid.rows - 1) & (c0 >= 0) & (c0 < grid.cols - 1)
+    fr = np.where(inside, row - r0, 0.0).astype(np.float32)
+    fc = np.where(inside, col - c0, 0.0).astype(np.float32)
+    base = np.where(inside, r0 * grid.cols + c0, 0)
+    index = base + np.asarray([0, 1, grid.cols, grid.cols + 1])[:, None]
+    gr, gc = 1.0 - fr, 1.0 - fc
+    weight = np.stack([gr * gc, gr * fc, fr * gc, fr * fc]) * inside
+    return index, weight
 
 
 def splat(

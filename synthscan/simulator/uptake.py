@@ -11,6 +11,7 @@ anatomy.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,11 +159,18 @@ def ellipsoid(
     segment: int = 0,
 ) -> Blob:
     """Points filling an ellipsoid (semi-axes along x, y, z), or its outer ``shell`` mm only."""
+    points, volume = _ellipsoid_lattice(tuple(round(float(r), 1) for r in axes), pitch, shell)
+    return Blob(name, (points + centre).astype(np.float32), volume.copy(), segment)
+
+
+@functools.lru_cache(maxsize=64)
+def _ellipsoid_lattice(axes: tuple[float, ...], pitch: float, shell: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lattice points (centred on the origin) and the volume each carries (cached: the heart and
+    kidneys of every patient share theirs)."""
     a = np.asarray(axes, float)
     steps = [np.arange(-r, r + 1e-6, pitch) + (0.5 * pitch if round(2 * r / pitch) % 2 else 0.0) for r in a]
     grid = np.stack(np.meshgrid(*steps, indexing="ij"), -1).reshape(-1, 3)
-    rho = np.sqrt(((grid / a) ** 2).sum(1))
-    keep = rho <= 1.0
+    keep = np.sqrt(((grid / a) ** 2).sum(1)) <= 1.0
     if shell > 0:
         inner = np.maximum(a - shell, 1e-3)
         keep &= np.sqrt(((grid / inner) ** 2).sum(1)) > 1.0
@@ -171,8 +179,7 @@ def ellipsoid(
     points = grid[keep]
     full = 4.0 / 3.0 * np.pi * np.prod(a)
     hollow = 4.0 / 3.0 * np.pi * np.prod(np.maximum(a - shell, 0.0)) if shell > 0 else 0.0
-    volume = np.full(len(points), (full - hollow) / len(points), np.float32)
-    return Blob(name, (points + centre).astype(np.float32), volume, segment)
+    return points, np.full(len(points), (full - hollow) / len(points), np.float32)
 
 
 # Organ placement on the phantom (mm), read off its voxelized lungs, liver, spine and pelvis.
