@@ -47,6 +47,9 @@ class AutoencoderConfig:
     batch_size: PositiveInt = 8  # studies per step
     # train on random row windows of this height (model pixels); 0: whole studies
     crop_rows: NonNegativeInt = 128
+    # share of crops flush with the top or bottom border, so the decoder learns the empty image edge
+    # (uniform crops reach it 2 times in 385): benchmarks/generator_artefacts.py
+    edge_crop_prob: Fraction = 0.0
     learning_rate: PositiveFloat = 1.0e-3  # AdamW peak learning rate, cosine decay after warm-up
     warmup_steps: NonNegativeInt = 200  # linear learning-rate warm-up
 

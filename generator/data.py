@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from tqdm.auto import tqdm
 from synthscan.atomic import atomic_memmap, atomic_write_text
 from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.generator.conditions import condition_key
-from synthscan.generator.transform import to_model
+from synthscan.generator.transform import AcquisitionWindow, to_model
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,15 @@ class TrainingImages:
     keys: list[str]
     scales: np.ndarray  # (N,) mean binned count of each study
     totals: np.ndarray  # (N,) total counts of each study (both views)
+    bin_factor: int = 1  # native pixels per model pixel along each axis
 
     def __len__(self) -> int:
         return len(self.study_ids)
+
+    @cached_property
+    def window(self) -> AcquisitionWindow:
+        """Acquisition window of the training studies (one pass over the images, then cached)."""
+        return AcquisitionWindow.fit(self.images, self.bin_factor)
 
 
 def training_records(dataset: Dataset, sources: tuple[str, ...]) -> list[Record]:
@@ -104,15 +111,26 @@ def _load(cache: Path, index: dict) -> TrainingImages:
         keys=index["keys"],
         scales=np.asarray(index["scales"]),
         totals=np.asarray(index["totals"]),
+        bin_factor=int(index["bin_factor"]),
     )
 
 
-def random_crops(images: np.ndarray, index: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarray:
-    """Row windows of ``rows`` model pixels at random heights (whole studies if ``rows`` is 0 or too big)."""
+def random_crops(
+    images: np.ndarray, index: np.ndarray, rows: int, rng: np.random.Generator, edge_prob: float = 0.0
+) -> np.ndarray:
+    """Row windows of ``rows`` model pixels at random heights (whole studies if ``rows`` is 0 or too big).
+
+    With probability ``edge_prob`` a window is flush with the top or the bottom of the image (half
+    each): uniform windows reach the border in 2 of ``height - rows + 1`` cases, so without these an
+    autoencoder never learns what lies at the image border and draws counts there.
+    """
     height = images.shape[2]
     if not rows or rows >= height:
         return np.stack([images[i] for i in index]).astype(np.float32)
     starts = rng.integers(0, height - rows + 1, len(index))
+    if edge_prob > 0:
+        edge = rng.random(len(index)) < edge_prob
+        starts = np.where(edge, np.where(rng.random(len(index)) < 0.5, 0, height - rows), starts)
     return np.stack([images[i, :, s : s + rows] for i, s in zip(index, starts, strict=True)]).astype(
         np.float32
     )

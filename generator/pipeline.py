@@ -5,7 +5,9 @@ Inference only, one way to run it (``__call__``), like every diffusers pipeline.
 :mod:`synthscan.generator.transform`), ``unet`` (:class:`~diffusers.UNet2DModel` with a class
 embedding), ``scheduler`` (a diffusers multistep ODE solver, UniPC). Settings learned from the
 training data (condition table, grade proportions, total-count distribution, matrix) and the
-sampler defaults (steps, guidance scale, optionally per label) live in ``model_index.json``.
+sampler defaults (steps, guidance scale, optionally per label) live in ``model_index.json``, as does
+the acquisition window outside which a study holds no counts (models saved without one get
+:class:`~synthscan.generator.transform.AcquisitionWindow`'s defaults).
 
 Every study draws all of its randomness from its own ``torch.Generator`` in a fixed order (grade if
 not given, total counts, initial latent, Poisson counts), and the networks always run on chunks of
@@ -24,7 +26,7 @@ from diffusers import AutoencoderKL, DiffusionPipeline, SchedulerMixin, UNet2DMo
 from diffusers.utils import BaseOutput
 
 from synthscan.generator.conditions import resolve_condition, split_key
-from synthscan.generator.transform import TotalCounts, expected_counts, poisson_counts
+from synthscan.generator.transform import AcquisitionWindow, TotalCounts, expected_counts, poisson_counts
 from synthscan.labels import DEFAULT_MATRIX, DEFAULT_PIXEL_SPACING_MM, LABELS, VIEWS
 
 
@@ -76,6 +78,7 @@ class SynthScanPipeline(DiffusionPipeline):
         eval_chunk: int = 8,
         tracer: str = "",
         training_sources: list[str] | None = None,
+        acquisition_window: dict | None = None,
     ):
         super().__init__()
         self.register_modules(vae=vae, unet=unet, scheduler=scheduler)
@@ -92,6 +95,7 @@ class SynthScanPipeline(DiffusionPipeline):
             eval_chunk=int(eval_chunk),
             tracer=str(tracer),
             training_sources=list(training_sources or []),
+            acquisition_window=acquisition_window,
         )
 
     @property
@@ -214,7 +218,8 @@ class SynthScanPipeline(DiffusionPipeline):
         decoded = run_chunked(
             lambda z: self.vae.decode(z / self.vae.config.scaling_factor).sample, (latents,), chunk
         ).float()
-        rate = expected_counts(decoded.cpu(), torch.tensor(totals), self.config.bin_factor)
+        window = AcquisitionWindow.from_dict(self.config.get("acquisition_window"))
+        rate = expected_counts(decoded.cpu(), torch.tensor(totals), self.config.bin_factor, window)
         counts = poisson_counts(rate, generators)
         expected = rate.numpy() if return_expected else None
         if not return_dict:

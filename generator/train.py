@@ -215,7 +215,9 @@ def train_autoencoder(
 
     def objective(model, rng, generator):
         index = rng.integers(0, len(images), ae.batch_size)
-        x = torch.from_numpy(random_crops(images.images, index, ae.crop_rows, rng)).to(state.device)
+        x = torch.from_numpy(random_crops(images.images, index, ae.crop_rows, rng, ae.edge_crop_prob)).to(
+            state.device
+        )
         return model(x, generator)
 
     trained = run_stage(
@@ -385,6 +387,7 @@ def assemble_pipeline(
         eval_chunk=config.sampling.eval_chunk,
         tracer=Counter(r.tracer for r in records).most_common(1)[0][0],
         training_sources=sorted({r.source for r in records}),
+        acquisition_window=images.window.to_dict(),
     )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
