@@ -73,7 +73,6 @@ class ReferencePhantom:
     tissues: tuple[str, ...]
     segments: tuple[str, ...]
     landmarks_mm: dict[str, np.ndarray]
-    discs_mm: tuple[float, ...]
     vertex_mm: float
     sole_mm: float
     front_mm: np.ndarray  # (nx, nz) most anterior body y per column, NaN outside the body
@@ -221,7 +220,6 @@ def load_phantom() -> ReferencePhantom:
         tissues=tissues,
         segments=tuple(names["segments"]),
         landmarks_mm={k: np.asarray(v, np.float64) for k, v in names["landmarks_mm"].items()},
-        discs_mm=tuple(names["discs_mm"]),
         vertex_mm=float(origin[2] + pitch * (np.flatnonzero(inside.any(axis=(0, 1)))[-1] + 1)),
         sole_mm=float(origin[2] + pitch * np.flatnonzero(inside.any(axis=(0, 1)))[0]),
         front_mm=first.astype(np.float32),

@@ -201,19 +201,16 @@ def _patient_uptake(phantom: ReferencePhantom, patient: Patient, rng: np.random.
     variation = rng.lognormal(0.0, 0.12, len(phantom.bones) + 1).astype(np.float32)
     if patient.sex == "F":
         variation[phantom.bone_id("skull")] *= 1.25
-    uptake = _base_uptake(phantom) * variation[phantom.bone.kind]
+    uptake = _base_uptake() * variation[phantom.bone.kind]
     if patient.age < 20:
         growth_plates(phantom, uptake, float(rng.uniform(2.5, 4.0)))
     return uptake
 
 
 @functools.lru_cache(maxsize=1)
-def _base_uptake_cached(key: int) -> np.ndarray:
+def _base_uptake() -> np.ndarray:
+    """Normal uptake of the reference skeleton (computed once per process; studies copy it)."""
     return base_bone_uptake(load_phantom())
-
-
-def _base_uptake(phantom: ReferencePhantom) -> np.ndarray:
-    return _base_uptake_cached(id(phantom)).copy()
 
 
 def _sources(
