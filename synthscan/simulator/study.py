@@ -24,7 +24,7 @@ import numpy as np
 import synthscan
 from synthscan.config import to_dict
 from synthscan.dataset import Dataset, DatasetError
-from synthscan.simulator.anatomy import REFERENCE_BMI, Patient, Pose, sample_patient
+from synthscan.simulator.anatomy import Patient, Pose, sample_patient
 from synthscan.simulator.disease import Condition, Finding, Skeleton, add_mimics, sample_condition
 from synthscan.simulator.phantom import ReferencePhantom, load_phantom
 from synthscan.simulator.physics import Grid, Sources, project
@@ -240,15 +240,15 @@ def _concentrations(
     """Activity per mm³ (per unit uptake) of each compartment from the sampled biodistribution.
 
     A compartment's concentration is its fraction of the activity over its uptake-weighted volume
-    in this patient, so bigger patients spread the same activity thinner. Bone is normalised on the
-    normal skeleton: lesions add activity on top, as they do in patients.
+    in the phantom; every phantom point stands for its share of the patient's (habitus-scaled)
+    tissue, so a bigger patient spreads the same activity over the same points, only deeper. Bone is
+    normalised on the normal skeleton: lesions add activity on top, as they do in patients.
     """
     bio = config.biodistribution
     tissue_level = soft_tissue_uptake(phantom)
-    habitus = patient.bmi / REFERENCE_BMI
     volume = {
         "bone": float((nominal_uptake * phantom.bone.volume).sum()),
-        "soft_tissue": float((tissue_level * phantom.soft.volume).sum()) * habitus
+        "soft_tissue": float((tissue_level * phantom.soft.volume).sum())
         + sum(float(b.volume.sum()) for b in body["breast"]),
         "kidney": sum(float(b.volume.sum()) for b in body["kidney"]),
         "bladder": sum(float(b.volume.sum()) for b in body["bladder"]),
@@ -261,7 +261,7 @@ def _concentrations(
     }
     fractions["soft_tissue"] *= bio.tracer_soft_tissue[tracer]
     nominal_bone = fractions["bone"] / volume["bone"]
-    soft = fractions["soft_tissue"] * condition.soft_tissue_factor / volume["soft_tissue"] * habitus
+    soft = fractions["soft_tissue"] * condition.soft_tissue_factor / volume["soft_tissue"]
     levels = {
         "bone": nominal_bone * condition.bone_factor,
         "soft_tissue": soft,
