@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from synthscan.atomic import atomic_memmap
 from synthscan.classifier.config import POSITIVE_PERUGINI_GRADE, TASKS, AugmentConfig, PreprocessConfig
 from synthscan.dataset import Dataset, Record
+from synthscan.labels import LABELS
 
 
 def targets_for(record: Record) -> np.ndarray:
@@ -47,6 +48,19 @@ def targets_for(record: Record) -> np.ndarray:
         record.perugini_grade is None or record.perugini_grade >= POSITIVE_PERUGINI_GRADE
     )
     return np.array([record.label == "metastasis", amyloid], dtype=np.float32)
+
+
+TASK_STRATA = "label and task targets (metastasis, amyloidosis Perugini >= 2)"
+"""How :func:`task_stratum` stratifies patient-level splits (recorded in ``splits.json``)."""
+
+
+def task_stratum(record: Record) -> tuple[int, ...]:
+    """Split stratum: the label id and both task targets, so every split holds each task's positives.
+
+    Stratifying by label alone puts grade-1 (negative) and grade-2/3 (positive) amyloidosis in one
+    stratum, which can leave a validation set without a single amyloidosis positive.
+    """
+    return (LABELS[record.label], *(int(t) for t in targets_for(record)))
 
 
 def bin_counts(counts: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from synthscan.atomic import atomic_write_text
 from synthscan.classifier.config import TASKS, ClassifierConfig
 from synthscan.classifier.data import (
+    TASK_STRATA,
     StudyArrays,
     TrainingSet,
     balanced_sampler,
@@ -39,6 +40,8 @@ from synthscan.classifier.data import (
     evaluable_tasks,
     load_arrays,
     plain_tensors,
+    targets_for,
+    task_stratum,
     torch_threads,
 )
 from synthscan.classifier.model import MODEL_CONFIG, ModelInfo, build_network, is_model_dir, save_model
@@ -52,6 +55,10 @@ from synthscan.runs import RunDir
 log = logging.getLogger(__name__)
 
 LOG_EVERY = 20  # steps between training-loss lines in metrics.jsonl
+MIN_VALIDATION_POSITIVES = 5
+"""Positives (and negatives) of each task the validation split must hold before a study may choose a
+threshold or a synthetic ratio on it (# assumption: with fewer, one case moves a task's validation AUC
+by 0.2 or more, and its Youden threshold rests on a handful of scores)."""
 
 
 @dataclass
@@ -70,7 +77,12 @@ class TrainResult:
 def real_split_records(dataset: Dataset, config: ClassifierConfig) -> dict[str, list[Record]]:
     """The dataset's real (or simulated) records per split, from its saved patient-level splits."""
     patients = load_or_create_splits(
-        dataset, seed=config.train.split_seed, fractions=config.split_fractions, sources=PATIENT_SOURCES
+        dataset,
+        seed=config.train.split_seed,
+        fractions=config.split_fractions,
+        sources=PATIENT_SOURCES,
+        stratum=task_stratum,
+        stratified_by=TASK_STRATA,
     )
     return {
         name: [r for r in split_records(dataset, patients, name) if r.source in PATIENT_SOURCES]
@@ -96,6 +108,27 @@ def check_trainable(train: Sequence[Record], val: Sequence[Record], where: str) 
             log.warning(
                 "%s: the training split has one class only for %s; that output cannot learn", where, task
             )
+
+
+def check_validation(val: Sequence[Record], where: str, minimum: int = MIN_VALIDATION_POSITIVES) -> None:
+    """Refuse a validation split with fewer than ``minimum`` positives or negatives of any task.
+
+    Thresholds, early stopping and the study's ratio are chosen per task on validation; a task without
+    positives there would be chosen by the other task's numbers or by a tie-break.
+    """
+    targets = np.stack([targets_for(r) for r in val]) if val else np.zeros((0, len(TASKS)))
+    short = []
+    for k, task in enumerate(TASKS):
+        positives = int(targets[:, k].sum())
+        if min(positives, len(val) - positives) < minimum:
+            short.append(f"{task} {positives} positive / {len(val) - positives} negative")
+    if short:
+        raise DatasetError(
+            f"{where}: the validation split ({len(val)} studies) holds {'; '.join(short)}; each task "
+            f"needs at least {minimum} of both to choose its threshold and ratio. Add patients, raise the "
+            "validation share (train.split_fractions), or, if splits.json predates stratification by task "
+            "targets, delete it so the split is made again"
+        )
 
 
 def validation_metrics(targets: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:

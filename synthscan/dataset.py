@@ -553,24 +553,40 @@ class DatasetWriter:
 DEFAULT_FRACTIONS: dict[str, float] = {"train": 0.7, "val": 0.15, "test": 0.15}
 
 
+Stratum = Callable[[Record], tuple[int, ...]]
+"""A study's stratum for patient-level splits: a tuple of non-negative ints (a patient's stratum is the
+element-wise maximum over its studies, e.g. its worst label)."""
+
+
+def label_stratum(record: Record) -> tuple[int, ...]:
+    """The default stratum: the study's label id."""
+    return (LABELS[record.label],)
+
+
 def make_patient_splits(
-    records: Iterable[Record], *, seed: int, fractions: Mapping[str, float] = DEFAULT_FRACTIONS
+    records: Iterable[Record],
+    *,
+    seed: int,
+    fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
+    stratum: Stratum = label_stratum,
 ) -> dict[str, list[str]]:
-    """Split patients (not studies) into named parts, stratified by each patient's worst label.
+    """Split patients (not studies) into named parts, stratified by each patient's ``stratum``.
 
     Returns split name → sorted patient ids. Deterministic in ``seed``; no patient in two splits.
     """
     total = sum(fractions.values())
     if not fractions or any(f < 0 for f in fractions.values()) or not math.isclose(total, 1.0):
         raise ValueError(f"split fractions must be non-negative and sum to 1, got {dict(fractions)}")
-    worst: dict[str, int] = {}
+    strata: dict[str, tuple[int, ...]] = {}
     for record in records:
-        worst[record.patient_id] = max(worst.get(record.patient_id, 0), LABELS[record.label])
+        key = stratum(record)
+        previous = strata.get(record.patient_id, key)
+        strata[record.patient_id] = tuple(max(a, b) for a, b in zip(previous, key, strict=True))
     rng = np.random.default_rng(seed)
     splits: dict[str, list[str]] = {name: [] for name in fractions}
     names = list(fractions)
-    for label_id in sorted(set(worst.values())):
-        patients = sorted(p for p, w in worst.items() if w == label_id)
+    for key in sorted(set(strata.values())):
+        patients = sorted(p for p, k in strata.items() if k == key)
         patients = [patients[i] for i in rng.permutation(len(patients))]
         bounds = np.round(np.cumsum([fractions[n] for n in names]) * len(patients)).astype(int)
         start = 0
@@ -586,12 +602,16 @@ def load_or_create_splits(
     seed: int = 0,
     fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
     sources: tuple[str, ...] = PATIENT_SOURCES,
+    stratum: Stratum = label_stratum,
+    stratified_by: str = "label",
 ) -> dict[str, list[str]]:
     """Patient-level splits of ``dataset``, created once in ``splits.json`` and reused afterwards.
 
-    Only studies from ``sources`` are split (synthetic studies never enter validation or test).
-    Reusing a saved file with a different seed or fractions is refused rather than silently
-    producing a second, inconsistent split.
+    Only studies from ``sources`` are split (synthetic studies never enter validation or test), in
+    strata named ``stratified_by`` (recorded in the file). Reusing a saved file with a different seed,
+    fractions, sources or stratification is refused rather than silently producing a second,
+    inconsistent split. A file written before the stratification was recorded (``label``
+    stratification) is read as it is: the splits of finished experiments never change under them.
     """
     path = dataset.root / SPLITS
     if path.is_file():
@@ -599,14 +619,18 @@ def load_or_create_splits(
             saved = json.loads(path.read_text(encoding="utf-8"))
             settings = (saved["seed"], saved["fractions"], saved.get("sources", list(sources)))
             patients = saved["patients"]
-        except (ValueError, KeyError, TypeError) as error:
+            recorded = saved.get("stratified_by")
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise DatasetError(f"{path} is not a valid splits file ({error}); delete it") from error
-        if settings != (seed, dict(fractions), list(sources)):
+        if settings != (seed, dict(fractions), list(sources)) or recorded not in (None, stratified_by):
             raise DatasetError(
-                f"{path} was made with seed={settings[0]} fractions={settings[1]} sources={settings[2]}; "
-                f"asked for seed={seed} fractions={dict(fractions)} sources={list(sources)}. "
+                f"{path} was made with seed={settings[0]} fractions={settings[1]} sources={settings[2]} "
+                f"stratified by {recorded or 'label'}; asked for seed={seed} fractions={dict(fractions)} "
+                f"sources={list(sources)} stratified by {stratified_by}. "
                 "Reuse those settings or delete the file."
             )
+        if recorded is None and stratified_by != "label":
+            log.info("%s predates recorded stratification (by label); reused as written", path)
         assigned = {p for ids in patients.values() for p in ids}
         unsplit = {r.patient_id for r in dataset.filter(source=sources)} - assigned
         if unsplit:
@@ -617,8 +641,14 @@ def load_or_create_splits(
             )
         return patients
     records = dataset.filter(source=sources)
-    patients = make_patient_splits(records, seed=seed, fractions=fractions)
-    payload = {"seed": seed, "fractions": dict(fractions), "sources": list(sources), "patients": patients}
+    patients = make_patient_splits(records, seed=seed, fractions=fractions, stratum=stratum)
+    payload = {
+        "seed": seed,
+        "fractions": dict(fractions),
+        "sources": list(sources),
+        "stratified_by": stratified_by,
+        "patients": patients,
+    }
     atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
     return patients
 

@@ -246,3 +246,37 @@ def test_study_with_wrong_shape_on_disk_is_rejected_on_read(tmp_path):
     np.savez_compressed(tmp_path / "ds" / "studies" / "s.npz", counts=np.zeros((2, 8, 8), np.uint16))
     with pytest.raises(DatasetError, match=r"s\.npz: counts must have shape"):
         Dataset.open(tmp_path / "ds").read("s")
+
+
+def test_splits_stratified_by_task_targets_reach_validation_and_record_it(tmp_path):
+    """Label strata mix grade-1 (negative) and grade 2-3 (positive) amyloidosis; task strata do not."""
+    from synthscan.classifier.data import TASK_STRATA, task_stratum
+
+    dataset = Dataset.create(tmp_path / "ds", matrix=MATRIX)
+    with dataset.writer() as writer:
+        for i in range(100):
+            label, grade = ("amyloidosis", 1 + (i % 10 == 0) * 2) if i % 5 == 0 else ("normal", 0)
+            writer.add(_counts(i), study_id=f"s{i}", patient_id=f"p{i}", label=label, perugini_grade=grade)
+    patients = load_or_create_splits(
+        dataset,
+        seed=0,
+        fractions={"train": 0.6, "val": 0.2, "test": 0.2},
+        stratum=task_stratum,
+        stratified_by=TASK_STRATA,
+    )
+    positives = {r.patient_id for r in dataset if r.perugini_grade == 3}
+    assert [len(positives & set(patients[name])) for name in ("train", "val", "test")] == [6, 2, 2]
+    saved = json.loads((tmp_path / "ds" / "splits.json").read_text())
+    assert saved["stratified_by"] == TASK_STRATA
+    with pytest.raises(DatasetError, match="stratified by"):
+        load_or_create_splits(dataset, seed=0, fractions={"train": 0.6, "val": 0.2, "test": 0.2})
+    del saved["stratified_by"]  # a file from before the stratification was recorded: reused as written
+    (tmp_path / "ds" / "splits.json").write_text(json.dumps(saved))
+    again = load_or_create_splits(
+        dataset,
+        seed=0,
+        fractions={"train": 0.6, "val": 0.2, "test": 0.2},
+        stratum=task_stratum,
+        stratified_by=TASK_STRATA,
+    )
+    assert again == patients
