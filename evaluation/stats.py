@@ -1,8 +1,16 @@
-"""ROC statistics for classifier evaluation: AUC with a DeLong CI, the paired DeLong test, operating points.
+"""Statistics of classifier evaluation: DeLong AUC CIs and tests, operating points, inference over draws.
 
 The DeLong et al. (1988) variance is computed with the midrank algorithm of Sun & Xu (2014), which
 handles ties and several score columns at once. Confidence intervals use the normal approximation on
-the AUC scale, clipped to [0, 1] (as pROC's ``ci.auc(method="delong")``).
+the AUC scale, clipped to [0, 1] (as pROC's ``ci.auc(method="delong")``). With a single positive or
+negative case the variance cannot be estimated (pROC gives NA): the SE, CI and p-value are NaN.
+
+DeLong treats a trained model as fixed: it answers "is this model better on these cases", not "does
+this training procedure help". :func:`across_draws` answers the second from many trained models: the
+per-run quantity (e.g. an AUC gain over the real-only model of the same draw and seed) is averaged
+over seeds within each independent draw of the training set, and the draw means give a t interval
+(the paired test over draws; for a balanced draws x seeds design it equals the inference on the mean
+of a random-intercept mixed model).
 """
 
 from __future__ import annotations
@@ -11,8 +19,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.stats import norm, rankdata
+from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_curve
 from statsmodels.stats.proportion import proportion_confint
+from statsmodels.stats.weightstats import DescrStatsW
 
 
 @dataclass(frozen=True)
@@ -97,8 +107,9 @@ def _delong(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     aucs = (tz[:, :m].sum(axis=1) / m - (m + 1) / 2) / n
     v10 = (tz[:, :m] - tx) / n  # per positive: share of negatives it outscores (ties count one half)
     v01 = 1.0 - (tz[:, m:] - ty) / m  # per negative: share of positives that outscore it
-    s10 = np.atleast_2d(np.cov(v10)) if m > 1 else np.zeros((len(aucs), len(aucs)))
-    s01 = np.atleast_2d(np.cov(v01)) if n > 1 else np.zeros((len(aucs), len(aucs)))
+    undefined = np.full((len(aucs), len(aucs)), np.nan)  # one case: its class's variance is unknown
+    s10 = np.atleast_2d(np.cov(v10)) if m > 1 else undefined
+    s01 = np.atleast_2d(np.cov(v01)) if n > 1 else undefined
     return aucs, s10 / m + s01 / n
 
 
@@ -106,12 +117,12 @@ def auc_ci(y: np.ndarray, score: np.ndarray, *, alpha: float = 0.05) -> AUCResul
     """Empirical AUC (ties count one half) with a DeLong (1 − alpha) confidence interval."""
     y = check_binary(y)
     aucs, cov = _delong(y, np.asarray(score)[None, :])
-    auc, se = float(aucs[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
+    auc, se = float(aucs[0]), float(np.sqrt(np.maximum(cov[0, 0], 0.0)))
     half = norm.ppf(1 - alpha / 2) * se
     return AUCResult(
         auc=auc,
-        lower=float(max(0.0, auc - half)),
-        upper=float(min(1.0, auc + half)),
+        lower=float(np.clip(auc - half, 0.0, 1.0)),
+        upper=float(np.clip(auc + half, 0.0, 1.0)),
         se=se,
         n_positive=int(y.sum()),
         n_negative=int(y.size - y.sum()),
@@ -125,10 +136,10 @@ def delong_test(
     aucs, cov = _delong(y, np.stack([np.asarray(score_a), np.asarray(score_b)]))
     difference = float(aucs[1] - aucs[0])
     variance = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
-    se = float(np.sqrt(max(variance, 0.0)))
-    # identical scores (se = 0): no evidence of a difference, or an exact one
+    se = float(np.sqrt(np.maximum(variance, 0.0)))
+    # identical scores (se = 0): no evidence of a difference, or an exact one; NaN se: unknown
     exact = 0.0 if difference == 0.0 else float(np.sign(difference) * np.inf)
-    z = difference / se if se > 0.0 else exact
+    z = exact if se == 0.0 else difference / se
     half = norm.ppf(1 - alpha / 2) * se
     return DeLongResult(
         auc_a=float(aucs[0]),
@@ -179,3 +190,73 @@ def operating_point(
         tn=tn,
         fp=fp,
     )
+
+
+@dataclass(frozen=True)
+class DrawInference:
+    """Mean of a per-run quantity with a t interval across independent training draws."""
+
+    mean: float
+    lower: float
+    upper: float
+    p_value: float  # two-sided, mean = 0
+    sd_draws: float  # SD of the draw means (seeds averaged within a draw)
+    sd_seeds: float  # pooled SD between seeds of one draw (NaN with one seed)
+    n_draws: int
+    n_seeds: int
+    unit: str  # what the interval is across: "draws", or "seeds" when there is one draw only
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+
+def across_draws(values: np.ndarray, *, alpha: float = 0.05) -> DrawInference:
+    """Inference on the mean of ``values`` (draws, seeds) that treats the draws as the random units.
+
+    Seeds are averaged within each draw (NaN entries are skipped), then the draw means give a
+    one-sample t interval and test. With one draw the seeds are the units instead, and the result is
+    conditional on that draw (``unit`` says so).
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    kept = values[~np.isnan(values).all(axis=1)]
+    n_draws, n_seeds = kept.shape
+    within = np.nanvar(kept, axis=1, ddof=1) if n_seeds > 1 else np.full(n_draws, np.nan)
+    sd_seeds = float(np.sqrt(np.nanmean(within))) if n_seeds > 1 and np.isfinite(within).any() else np.nan
+    if n_draws >= 2:
+        units, unit = np.nanmean(kept, axis=1), "draws"
+    elif n_draws == 1:
+        units, unit = kept[0][~np.isnan(kept[0])], "seeds"
+    else:
+        units, unit = np.zeros(0), "draws"
+    sd_draws = float(np.std(np.nanmean(kept, axis=1), ddof=1)) if n_draws >= 2 else np.nan
+    mean = float(units.mean()) if units.size else np.nan
+    lower = upper = p_value = np.nan
+    if units.size >= 2:
+        if np.ptp(units) == 0.0:  # no spread: the t statistic is undefined
+            lower = upper = mean
+            p_value = 1.0 if mean == 0.0 else 0.0
+        else:
+            stats = DescrStatsW(units)
+            lower, upper = (float(v) for v in stats.tconfint_mean(alpha=alpha))
+            p_value = float(stats.ttest_mean(0.0)[1])
+    return DrawInference(mean, lower, upper, p_value, sd_draws, sd_seeds, n_draws, n_seeds, unit)
+
+
+def effective_size(sizes: np.ndarray, curve: np.ndarray, target: float) -> tuple[float, str]:
+    """The training-set size at which the ``curve`` (AUC at ``sizes``) reaches ``target``.
+
+    The curve is made non-decreasing in log size (isotonic regression: more data does not hurt in
+    expectation) and read linearly between measured sizes. Outside the measured range the answer is
+    a bound: ``(max(sizes), ">")`` when the target lies above the curve, ``(min(sizes), "<")`` below.
+    Returns the size and ``"="``, ``">"`` or ``"<"``.
+    """
+    sizes = np.asarray(sizes, dtype=np.float64)
+    log_sizes = np.log(sizes)
+    fitted = IsotonicRegression(increasing=True).fit_transform(log_sizes, np.asarray(curve, dtype=np.float64))
+    if target > fitted[-1]:
+        return float(sizes[-1]), ">"
+    if target < fitted[0]:
+        return float(sizes[0]), "<"
+    grid = np.linspace(log_sizes[0], log_sizes[-1], 4001)
+    reached = np.interp(grid, log_sizes, fitted) >= target
+    return float(np.exp(grid[int(np.argmax(reached))])), "="

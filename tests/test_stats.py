@@ -6,9 +6,11 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 from synthscan.evaluation.stats import (
+    across_draws,
     auc_ci,
     check_binary,
     delong_test,
+    effective_size,
     operating_point,
     youden_threshold,
 )
@@ -100,3 +102,48 @@ def test_youden_and_operating_point():
     fixed = operating_point(y, score, 0.5)
     assert (fixed.tp, fixed.fn, fixed.tn, fixed.fp) == (2, 1, 2, 1)
     assert fixed.sensitivity_ci[0] < 2 / 3 < fixed.sensitivity_ci[1]
+
+
+def test_one_positive_has_no_variance_estimate():
+    """With one positive the DeLong variance is unknown (pROC: NA); it used to be 0, a [1, 1] CI."""
+    result = auc_ci([1, 0, 0, 0], [0.9, 0.1, 0.2, 0.3])
+    assert result.auc == 1.0 and np.isnan(result.se) and np.isnan(result.lower) and np.isnan(result.upper)
+    test = delong_test([1, 0, 0, 0], [0.9, 0.1, 0.2, 0.3], [0.9, 0.1, 0.95, 0.3])
+    assert np.isnan(test.p_value) and np.isnan(test.z)
+    assert auc_ci([1, 1, 0, 0], [0.9, 0.4, 0.6, 0.1]).se > 0  # two of each: estimable
+
+
+def test_across_draws_covers_a_known_gain_where_fixed_seeds_do_not():
+    """Gains = 2 + draw effect (sd 3) + seed noise (sd 1): the draw-level interval covers the true 2 in
+    ~95 % of studies; an interval that treats all 5 x 3 runs as independent covers it far less often."""
+    rng = np.random.default_rng(0)
+    truth, covered, naive, rejected = 2.0, 0, 0, 0
+    repeats = 400
+    for _ in range(repeats):
+        gains = truth + rng.normal(0, 3, (5, 1)) + rng.normal(0, 1, (5, 3))
+        result = across_draws(gains)
+        covered += result.lower <= truth <= result.upper
+        flat = across_draws(gains.reshape(1, -1))  # one "draw" of 15 seeds: units are the seeds
+        naive += flat.lower <= truth <= flat.upper
+        null = across_draws(rng.normal(0, 3, (5, 1)) + rng.normal(0, 1, (5, 3)))
+        rejected += null.p_value < 0.05
+        assert result.n_draws == 5 and result.n_seeds == 3 and result.unit == "draws"
+    assert 0.92 <= covered / repeats <= 0.98
+    assert naive / repeats < 0.8
+    assert 0.02 <= rejected / repeats <= 0.08  # the test holds its level under no gain
+    one = across_draws(np.array([[1.0, 2.0, 3.0]]))
+    assert one.unit == "seeds" and one.mean == 2.0 and one.lower < 2.0 < one.upper
+    same = across_draws(np.full((3, 2), 0.5))
+    assert same.lower == same.upper == 0.5 and same.p_value == 0.0
+
+
+def test_effective_size_inverts_the_learning_curve():
+    sizes = np.array([25, 50, 100, 200, 400])
+    curve = 0.6 + 0.05 * np.log(sizes)  # AUC rises linearly in log size
+    n, bound = effective_size(sizes, curve, 0.6 + 0.05 * np.log(150))
+    assert bound == "=" and n == pytest.approx(150, rel=0.01)
+    assert effective_size(sizes, curve, 0.99) == (400.0, ">")
+    assert effective_size(sizes, curve, 0.5) == (25.0, "<")
+    bumpy = np.array([0.70, 0.75, 0.74, 0.80, 0.82])  # a dip is smoothed (more data does not hurt)
+    n, bound = effective_size(sizes, bumpy, 0.75)
+    assert bound == "=" and 100 < n < 200  # 50 and 100 both pool to 0.745
