@@ -34,7 +34,7 @@ from synthscan.atomic import atomic_write_text
 from synthscan.classifier.config import MIXES
 from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.generator.conditions import condition_key, split_key
-from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS
+from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, PATIENT_SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,16 @@ def plan_blocks(
 ) -> dict[Block, int]:
     """Studies to generate per (condition, grade) block for ``n`` synthetic studies, over ``blocks``."""
     labels = tuple(dict.fromkeys(label for label, _ in blocks))
+    return plan_label_blocks(allocate(n, label_weights(real, mix, labels)), real, mix, blocks)
+
+
+def plan_label_blocks(
+    counts: Mapping[str, int], real: Sequence[Record], mix: str, blocks: Sequence[Block] = ALL_BLOCKS[:-1]
+) -> dict[Block, int]:
+    """``counts[label]`` studies per condition, spread over the ``blocks`` of each (amyloidosis: grades)."""
+    labels = tuple(dict.fromkeys(label for label, _ in blocks))
     plan: dict[Block, int] = {}
-    for label, count in allocate(n, label_weights(real, mix, labels)).items():
+    for label, count in counts.items():
         grades = [g for b_label, g in blocks if b_label == label and g is not None]
         if label == "amyloidosis" and grades:
             for grade, k in allocate(count, grade_weights(real, mix, grades)).items():
@@ -208,14 +216,32 @@ def load_generator(
     return SyntheticGenerator(sample, tuple(blocks), name=name)
 
 
-class SyntheticPool:
-    """Synthetic studies by condition, from which each seed draws nested subsets (one per ratio)."""
+def patient_records(dataset: Dataset) -> list[Record]:
+    """The real or simulated studies of a dataset (an oracle or simulator arm); refuses one without any."""
+    records = dataset.filter(source=PATIENT_SOURCES)
+    if not records:
+        raise DatasetError(f"{dataset.root} holds no real or simulated studies to add to the training set")
+    return records
 
-    def __init__(self, datasets: Sequence[Dataset]):
+
+class StudyPool:
+    """Extra training studies by condition, from which each run draws nested subsets (one per ratio).
+
+    ``records`` picks a dataset's studies: its synthetic ones by default, :func:`patient_records` for
+    the extra real studies of an oracle arm.
+    """
+
+    def __init__(
+        self,
+        datasets: Sequence[Dataset],
+        records: Callable[[Dataset], list[Record]] = synthetic_records,
+        kind: str = "synthetic",
+    ):
         self.datasets = list(datasets)
+        self.kind = kind
         self.by_label: dict[str, list[tuple[int, Record]]] = {label: [] for label in LABELS}
         for d, dataset in enumerate(self.datasets):
-            for record in synthetic_records(dataset):
+            for record in records(dataset):
                 self.by_label[record.label].append((d, record))
 
     def records(self, dataset_index: int) -> list[Record]:
@@ -224,6 +250,9 @@ class SyntheticPool:
 
     def available(self) -> dict[str, int]:
         return {label: len(items) for label, items in self.by_label.items()}
+
+    def all_records(self) -> list[Record]:
+        return [r for items in self.by_label.values() for _, r in items]
 
     def check(self, counts: Mapping[str, int], what: str) -> None:
         short = {
@@ -234,19 +263,24 @@ class SyntheticPool:
         if short:
             detail = "; ".join(f"{label}: needs {need}, has {have}" for label, (need, have) in short.items())
             raise DatasetError(
-                f"too few synthetic studies for {what} ({detail}); generate more, lower the ratio, or pass "
-                "a generator folder so they are sampled on the fly"
+                f"too few {self.kind} studies for {what} ({detail}); add more, lower the ratio"
+                + (
+                    ", or pass a generator folder to sample them on the fly"
+                    if self.kind == "synthetic"
+                    else ""
+                )
             )
 
-    def select(self, counts: Mapping[str, int], *, seed: int) -> list[tuple[int, Record]]:
+    def select(self, counts: Mapping[str, int], *, seed: int | Sequence[int]) -> list[tuple[int, Record]]:
         """``counts[label]`` studies per condition, drawn by a permutation that depends only on ``seed``.
 
         The same seed gives the same order, so a smaller count selects a subset of a larger one.
         """
         self.check(counts, "this selection")
+        key = [seed] if isinstance(seed, int) else list(seed)
         chosen = []
         for k, label in enumerate(LABELS):
             items = self.by_label[label]
-            order = np.random.default_rng([seed, k]).permutation(len(items))
+            order = np.random.default_rng([*key, k]).permutation(len(items))
             chosen += [items[i] for i in order[: counts.get(label, 0)]]
         return chosen

@@ -1,33 +1,43 @@
 """The augmentation study: does adding synthetic scans to a small real training set raise AUC elsewhere?
 
-Design (the paper's downstream experiment, Haberl et al. 2025, made explicit):
+Design (the paper's downstream experiment, Haberl et al. 2025, made explicit and repeatable):
 
-- The real dataset is split by patient once (its ``splits.json``); every run trains on the same real
-  training patients and is validated (early stopping, thresholds) on the same real validation
-  patients. Its test patients form the ``internal`` cohort; the ``--test`` datasets are the external
-  cohorts (other sites, scanners, tracers), scored whole.
-- For each seed and synthetic:real ratio ``r`` (0 = real only, the baseline), a classifier trains on
-  the real training studies plus ``round(r x n_real_train)`` synthetic studies with the same step
-  budget (``train.max_steps``), so arms differ only in the data. Synthetic studies per condition follow
-  the mix (:mod:`synthscan.classifier.synthetic`); each seed draws its own nested subsets, so ratio 1 is
-  a subset of ratio 2 within a seed. Seed ``s`` also sets ``train.seed + s`` (weights, sampling,
-  augmentation), identical across the arms of that seed.
-- Per task and cohort: AUC with its 95 % DeLong CI per run; the AUC gain of each ratio over real only,
-  per seed, as absolute AUC points and as relative % (100 x gain / real-only AUC), mean ± SD across
-  seeds; a paired DeLong p-value on the seed-averaged scores (each arm's probabilities averaged over
-  seeds, then compared on the same cases); sensitivity and specificity at each run's threshold chosen
-  on validation (Youden), averaged over seeds.
-- Pooled per task: the relative gain averaged over seeds, then mean ± SD across the external cohorts
-  (the paper's "+33 ± 10 %" is across its four external sites), and one p-value combining the
-  per-cohort DeLong z statistics of the seed-averaged scores by Stouffer's method,
-  ``z = sum(z_c) / sqrt(k)`` (the cohorts are disjoint patients, so their z are independent). The
-  headline ratio of each task is chosen on *validation* (highest mean validation AUC over seeds among
-  ratios > 0), never on the test cohorts. The p-values treat the trained models as fixed; the SD over
-  seeds shows how much training itself varies.
+- The real dataset is a *pool*, split by patient once (its ``splits.json``, stratified by label and
+  both task targets): its validation patients choose every model's best step and thresholds and
+  every task's headline ratio; its test patients form the ``internal`` cohort; the ``--test``
+  datasets are the external cohorts, scored whole. Validation must hold at least
+  :data:`MIN_VALIDATION_POSITIVES` positives and negatives of each task.
+- For each real-set size ``n`` and draw ``d``, a small real training set of ``n`` patients is drawn
+  from the pool's training patients (stratified like the split; nested, so draw ``d`` at 50 patients
+  holds draw ``d`` at 25). Draws are independent of each other, so the spread across draws is the
+  sampling variance of "a hospital's small real set" that one fixed set never shows.
+- Per draw, ``seeds`` training seeds, and per seed the arms: real only; real + synthetic studies at
+  each declared ratio ``r`` (``round(r x n_real)`` studies, balanced over conditions or matched to the
+  draw); optionally real + extra *real* studies from the generator's training site (``oracle``: is the
+  generator the bottleneck?) and real + simulator studies (``simulator``: a physics prior). Every arm
+  of one (size, draw, seed) has the same real studies, training seed and step budget, so arms differ
+  only in the added data; added studies are drawn by a permutation keyed by (draw, seed), nested
+  across ratios and sizes.
+- Inference treats the training procedure, not one trained model, as the thing tested: per cohort,
+  the gain of an arm over real only of the same (draw, seed) is averaged over seeds within a draw,
+  and the draw means give a t interval and p-value (:func:`~synthscan.evaluation.stats.across_draws`).
+  Pooled over the external cohorts, each run's gain is first averaged over them. Gains: absolute
+  AUC points, relative % (100 x gain / AUC_0) and the share of headroom closed
+  ((AUC - AUC_0) / (1 - AUC_0)), which removes the ceiling that bounds the relative gain by
+  (1 - AUC_0) / AUC_0. The DeLong test of one model against its real-only twin is kept per run as a
+  detail only: it treats both trained models as fixed.
+- Learning curves: mean AUC per arm and size with its CI across draws. The effective-sample
+  multiplier of an arm at size ``n`` is ``n_eff / n``, where ``n_eff`` is the real-only size whose
+  (isotonic, log-size) learning curve reaches the arm's mean external AUC; its 95 % interval is a
+  percentile bootstrap over draws.
+- Per task and size, the headline ratio is the synthetic ratio with the best mean validation AUC *of
+  that task* (ties: lower validation loss of that task, then the smaller ratio), never a test cohort.
 
-Every run is a classifier run folder under ``runs/seed<s>-ratio<r>`` with per-cohort predictions CSVs;
-a rerun skips finished runs (and only predicts cohorts a run has not scored yet). Binned arrays are
-cached under ``cache/``, so each cohort is read from its study files once per experiment.
+Every run is a classifier run folder ``runs/n<size>-d<draw>-s<seed>-<arm><ratio>`` with per-cohort
+predictions; it is written as it ends and skipped by a rerun, and runs are independent, so
+``shard=(i, N)`` trains every N-th run and any number of processes or machines share one study
+(``results.json`` is assembled once every run is complete, and equals a single process's). Binned
+arrays are cached under ``cache/``.
 """
 
 from __future__ import annotations
@@ -40,32 +50,48 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import bootstrap
 from tqdm.auto import tqdm
 
 from synthscan.atomic import atomic_write_bytes, atomic_write_text
 from synthscan.classifier.config import MIXES, TASKS, ClassifierConfig
-from synthscan.classifier.data import StudyArrays, check_grid, evaluable_tasks, load_arrays, targets_for
+from synthscan.classifier.data import (
+    StudyArrays,
+    check_grid,
+    evaluable_tasks,
+    load_arrays,
+    targets_for,
+    task_stratum,
+)
 from synthscan.classifier.model import is_model_dir
 from synthscan.classifier.predict import Classifier, read_predictions
 from synthscan.classifier.synthetic import (
+    StudyPool,
     SyntheticGenerator,
-    SyntheticPool,
     allocate,
     generate_synthetic,
     label_weights,
-    plan_blocks,
+    patient_records,
+    plan_label_blocks,
     synthetic_count,
 )
-from synthscan.classifier.train import check_trainable, fit, real_split_records
-from synthscan.config import to_dict
+from synthscan.classifier.train import (
+    check_trainable,
+    check_validation,
+    fit,
+    real_split_records,
+)
+from synthscan.config import NonNegativeInt, PositiveInt, to_dict
 from synthscan.dataset import Dataset, DatasetError, Record
-from synthscan.evaluation.stats import auc_ci, delong_test, operating_point
+from synthscan.evaluation.stats import across_draws, auc_ci, delong_test, effective_size, operating_point
+from synthscan.generator.conditions import condition_key
 from synthscan.labels import LABELS, PATIENT_SOURCES
+from synthscan.runs import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +99,68 @@ SETTINGS = "study.json"
 RESULTS = "results.json"
 REPORT = "report.md"
 INTERNAL = "internal"
+EXTERNAL = "external (pooled)"  # the pooled row: each run's value averaged over the external cohorts
+REAL = "real"
+ADDED_ARMS: tuple[str, ...] = ("synthetic", "oracle", "simulator")
+"""Arms that add studies to the real ones: generated, extra real from the generator's site, simulated."""
+ALL = 0
+"""A real-set size of 0 means the whole training split (one draw)."""
+BOOTSTRAP_RESAMPLES = 999
+
+
+@dataclass(frozen=True)
+class StudyDesign:
+    """What an augmentation study trains, declared before it runs (recorded in ``study.json``)."""
+
+    ratios: tuple[float, ...] = (0.0, 1.0, 2.0, 5.0)  # added:real training studies; 0 = real only
+    real_sizes: tuple[NonNegativeInt, ...] = (ALL,)  # real training patients per draw (0: the whole split)
+    draws: PositiveInt = 1  # independent draws of the small real set per size
+    seeds: PositiveInt = 3  # training seeds per draw
+    draw_seed: NonNegativeInt = 0  # seed of the draws of small real sets
+    mix: str = "balanced"  # condition mix of added studies: "balanced" or "matched" to the draw
+    synthetic_seed: NonNegativeInt = 0  # first seed of generated studies (recorded per study)
+
+    def __post_init__(self) -> None:
+        if self.mix not in MIXES:
+            raise ValueError(f"unknown mix {self.mix!r}; valid mixes: {', '.join(MIXES)}")
+        if any(r < 0 or not math.isfinite(r) for r in self.ratios):
+            raise ValueError(f"ratios {self.ratios} must be finite and non-negative")
+        if self.seeds < 1 or self.draws < 1:
+            raise ValueError("--draws and --seeds must be at least 1")
+        if any(n < 0 for n in self.real_sizes) or not self.real_sizes:
+            raise ValueError("--real-sizes must be positive numbers of patients, or 'all'")
+        if ALL in self.real_sizes and self.draws > 1:
+            raise ValueError(
+                "every draw of the whole training split is the same set: with --draws above 1, give "
+                "--real-sizes smaller than the training split"
+            )
+        object.__setattr__(self, "ratios", tuple(sorted(set(self.ratios) | {0.0})))
+        object.__setattr__(self, "real_sizes", tuple(sorted(set(self.real_sizes))))
+
+    @property
+    def added_ratios(self) -> tuple[float, ...]:
+        return tuple(r for r in self.ratios if r > 0)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One classifier of the study."""
+
+    size: int
+    draw: int
+    seed: int
+    arm: str  # "real" or one of ADDED_ARMS
+    ratio: float
+
+    @property
+    def name(self) -> str:
+        arm = REAL if self.arm == REAL else f"{self.arm}{self.ratio:g}"
+        return f"n{self.size}-d{self.draw}-s{self.seed}-{arm}"
+
+    @property
+    def twin(self) -> Run:
+        """The real-only run of the same size, draw and seed."""
+        return Run(self.size, self.draw, self.seed, REAL, 0.0)
 
 
 @dataclass
@@ -102,17 +190,90 @@ def parse_ratios(text: str) -> tuple[float, ...]:
     return tuple(sorted(values | {0.0}))
 
 
-def run_name(seed: int, ratio: float) -> str:
-    return f"seed{seed}-ratio{ratio:g}"
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """``"25,50,100"`` → (25, 50, 100); ``"all"`` → the whole training split (0)."""
+    values = []
+    for item in (v.strip() for v in text.split(",") if v.strip()):
+        if item == "all":
+            values.append(ALL)
+        elif item.isdigit() and int(item) > 0:
+            values.append(int(item))
+        else:
+            raise ValueError(f"--real-sizes {text!r} must be positive whole numbers of patients, or 'all'")
+    if not values:
+        raise ValueError("--real-sizes is empty; give sizes such as 25,50,100 or 'all'")
+    return tuple(sorted(set(values)))
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"2/4"`` → (2, 4): the second of four shards."""
+    if text is None:
+        return None
+    index, sep, count = text.partition("/")
+    if not (sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise ValueError(f"--shard {text!r} must be I/N with 1 <= I <= N, e.g. 1/4")
+    return int(index), int(count)
+
+
+def patient_strata(records: Sequence[Record]) -> dict[str, tuple[int, ...]]:
+    """Each patient's split stratum (element-wise maximum over its studies, as in ``splits.json``)."""
+    strata: dict[str, tuple[int, ...]] = {}
+    for record in records:
+        key = task_stratum(record)
+        previous = strata.get(record.patient_id, key)
+        strata[record.patient_id] = tuple(max(a, b) for a, b in zip(previous, key, strict=True))
+    return strata
+
+
+def draw_patients(strata: dict[str, tuple[int, ...]], size: int, draw: int, seed: int) -> list[str]:
+    """``size`` patients drawn without replacement, stratified; nested in ``size`` for one ``draw``.
+
+    Each stratum's patients are permuted by ``(seed, draw, stratum)``; the stratum counts follow
+    :func:`allocate`, which only ever adds patients as ``size`` grows.
+    """
+    if size > len(strata):
+        raise DatasetError(
+            f"a real-set size of {size} patients exceeds the {len(strata)} training patients of the pool; "
+            "lower --real-sizes or add patients"
+        )
+    keys = sorted(set(strata.values()))
+    members = {key: sorted(p for p, k in strata.items() if k == key) for key in keys}
+    counts = allocate(size, {key: float(len(members[key])) for key in keys})
+    chosen = []
+    for index, key in enumerate(keys):
+        order = np.random.default_rng([seed, draw, index]).permutation(len(members[key]))
+        chosen += [members[key][i] for i in order[: counts[key]]]
+    return sorted(chosen)
+
+
+def _overlap(a: Sequence[Record], b: Sequence[Record]) -> tuple[int, str]:
+    """Patients two record sets share: same (site, patient) or, for simulated studies, the same seed."""
+    pairs = {(r.site, r.patient_id) for r in a} & {(r.site, r.patient_id) for r in b}
+    seeds = {r.seed for r in a if r.source == "simulated" and r.seed is not None} & {
+        r.seed for r in b if r.source == "simulated" and r.seed is not None
+    }
+    if pairs:
+        return len(pairs), f"(site, patient) {sorted(pairs)[0]}"
+    if seeds:
+        return len(seeds), f"simulation seed {min(seeds)} (the same simulated patient)"
+    return 0, ""
 
 
 def make_cohorts(
-    real: Dataset, internal: Sequence[Record], external: Sequence[Dataset], size: tuple[int, int]
+    real: Dataset,
+    internal: Sequence[Record],
+    external: Sequence[Dataset],
+    size: tuple[int, int],
+    training: Sequence[tuple[str, Sequence[Record]]] = (),
 ) -> list[Cohort]:
-    """Validate the test cohorts (fail early, before any training) and name them by their folders."""
+    """Validate the test cohorts (fail early, before any training) and name them by their folders.
+
+    A cohort that shares a patient with any training source (the real pool, an oracle or simulator
+    dataset) is refused: the test would no longer be patient-disjoint.
+    """
     cohorts = []
     names: Counter[str] = Counter()
-    real_patients = {(r.site, r.patient_id) for r in real.filter(source=PATIENT_SOURCES)}
+    sources = [("the real dataset", real.filter(source=PATIENT_SOURCES)), *training]
     for dataset in external:
         where = str(dataset.root)
         if dataset.root.resolve() == real.root.resolve():
@@ -126,25 +287,40 @@ def make_cohorts(
                 f"test cohort {where} has {len(records)} non-synthetic studies ({labels}): no task has both "
                 "positive and negative studies, so no AUC can be computed; add the missing class or drop it"
             )
-        shared = real_patients & {(r.site, r.patient_id) for r in records}
-        if shared:
-            log.warning(
-                "test cohort %s shares %d (site, patient) pairs with the real dataset", where, len(shared)
-            )
+        for what, train_records in sources:
+            shared, example = _overlap(train_records, records)
+            if shared:
+                raise DatasetError(
+                    f"test cohort {where} shares {shared} patient(s) with {what}, e.g. {example}; a test "
+                    "cohort must be patient-disjoint from training (simulate it with another --seed)"
+                )
         base = dataset.root.resolve().name
         names[base] += 1
         name = base if names[base] == 1 else f"{base}-{names[base]}"
         cohorts.append(Cohort(name, dataset, records, True, tasks))
-    if any(c.name == INTERNAL for c in cohorts):
-        raise DatasetError(f"a test cohort folder is named {INTERNAL!r}, which names the real test split")
+    if any(c.name in (INTERNAL, EXTERNAL) for c in cohorts):
+        raise DatasetError(
+            f"a test cohort folder is named {INTERNAL!r} or {EXTERNAL!r}, which name report rows"
+        )
     tasks = evaluable_tasks(internal)
     if tasks:
         cohorts.insert(0, Cohort(INTERNAL, real, list(internal), False, tasks))
     return cohorts
 
 
-FIXED_SETTINGS = ("config", "real", "synthetic", "mix", "synthetic_seed", "synthetic_pool")
-"""Settings a resumed study must share with the one that made its runs (ratios and seeds may grow)."""
+FIXED_SETTINGS = (
+    "config",
+    "real",
+    "synthetic",
+    "oracle",
+    "simulator",
+    "ratios",
+    "mix",
+    "synthetic_seed",
+    "draw_seed",
+    "pools",
+)
+"""Settings a resumed study must share with the one that made its runs (sizes, draws, seeds may grow)."""
 
 
 def _check_settings(out: Path, settings: dict[str, Any]) -> None:
@@ -161,218 +337,310 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
         )
 
 
+def plan_runs(design: StudyDesign, sizes: Sequence[int], arms: Sequence[str]) -> list[Run]:
+    """Every run of the study in a fixed order (shards take every N-th)."""
+    runs = []
+    for size in sizes:
+        for draw in range(design.draws):
+            for seed in range(design.seeds):
+                runs.append(Run(size, draw, seed, REAL, 0.0))
+                runs += [Run(size, draw, seed, arm, r) for arm in arms for r in design.added_ratios]
+    return runs
+
+
+def _prepared(out: Path, plan: dict[tuple[str, int | None], int], seed: int) -> list[Dataset] | None:
+    """The synthetic datasets already sampled for ``plan`` (``synthetic.json`` names them), else None."""
+    path = out / "synthetic.json"
+    if not path.is_file():
+        return None
+    blocks = json.loads(path.read_text(encoding="utf-8"))["blocks"]
+    wanted = {(label, grade): n for (label, grade), n in plan.items() if n}
+    if {(b["condition"], b["grade"]): b["n"] for b in blocks} != wanted:
+        return None
+    return [Dataset.open(out / condition_key(b["condition"], b["grade"])) for b in blocks]
+
+
 def run_augmentation_study(
     real: Dataset,
     test: Sequence[Dataset],
     out: str | Path,
     config: ClassifierConfig,
+    design: StudyDesign,
     *,
-    ratios: Sequence[float] = (0.0, 1.0, 2.0, 5.0),
-    seeds: int = 5,
     synthetic: Sequence[Dataset] = (),
     generator: SyntheticGenerator | None = None,
-    mix: str = "balanced",
-    synthetic_seed: int = 0,
+    oracle: Sequence[Dataset] = (),
+    simulator: Sequence[Dataset] = (),
+    shard: tuple[int, int] | None = None,
+    prepare_only: bool = False,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Train every (seed, ratio) run, score every cohort, and return (and write) the study's results.
+) -> dict[str, Any] | None:
+    """Train this process's runs, score every cohort; return (and write) the results once all runs exist.
 
     Synthetic studies come from the ``synthetic`` datasets, or are sampled from ``generator`` into
-    ``out/synthetic`` (as many as the largest ratio needs, recorded seeds).
+    ``out/synthetic`` (as many as the largest run needs, recorded seeds). ``prepare_only`` stops after
+    the checks, the sampling and the binning (run it once before starting shards that share ``out``).
+    Returns ``None`` while runs of other shards are missing.
     """
     out = Path(out)
-    if seeds < 1:
-        raise ValueError("--seeds must be at least 1")
-    if mix not in MIXES:
-        raise ValueError(f"unknown mix {mix!r}; valid mixes: {', '.join(MIXES)}")
-    ratios = tuple(sorted(set(ratios) | {0.0}))
-    size = tuple(config.preprocess.input_size)
-    check_grid(real.info.matrix, size, f"real dataset {real.root}")
+    input_size = tuple(config.preprocess.input_size)
+    check_grid(real.info.matrix, input_size, f"real dataset {real.root}")
     splits = real_split_records(real, config)
-    real_train, real_val = splits["train"], splits["val"]
-    check_trainable(real_train, real_val, str(real.root))
-    cohorts = make_cohorts(real, splits["test"], test, size)
+    pool_train, real_val = splits["train"], splits["val"]
+    check_trainable(pool_train, real_val, str(real.root))
+    check_validation(real_val, str(real.root))
+    extra = {"oracle": list(oracle), "simulator": list(simulator)}
+    pools = {
+        arm: StudyPool(datasets, patient_records, kind=f"{arm} (extra real)" if arm == "oracle" else arm)
+        for arm, datasets in extra.items()
+        if datasets and design.added_ratios
+    }
+    training = [(f"the {arm} data", pool.all_records()) for arm, pool in pools.items()]
+    cohorts = make_cohorts(real, splits["test"], test, input_size, training)
+    for arm, pool in pools.items():
+        shared, example = _overlap(real.filter(source=PATIENT_SOURCES), pool.all_records())
+        if shared:
+            raise DatasetError(
+                f"the {arm} data shares {shared} patient(s) with the real dataset, e.g. {example}"
+            )
 
-    settings = {
+    strata = patient_strata(pool_train)
+    sizes = [size or len(strata) for size in design.real_sizes]
+    draws = {
+        (size, d): draw_patients(strata, size, d, design.draw_seed)
+        for size in sizes
+        for d in range(design.draws)
+    }
+    by_patient: dict[str, list[Record]] = {}
+    for record in pool_train:
+        by_patient.setdefault(record.patient_id, []).append(record)
+    draw_records = {key: [r for p in patients for r in by_patient[p]] for key, patients in draws.items()}
+
+    arms = [arm for arm in ADDED_ARMS if arm in pools or (arm == "synthetic" and design.added_ratios)]
+    runs = plan_runs(design, sizes, arms)
+    source_labels = {arm: tuple(k for k, n in pool.available().items() if n) for arm, pool in pools.items()}
+    source_labels["synthetic"] = (
+        generator.labels if generator else tuple(dict.fromkeys(r.label for d in synthetic for r in d))
+    )
+
+    def added_counts(run: Run) -> dict[str, int]:
+        records = draw_records[(run.size, run.draw)]
+        weights = label_weights(records, design.mix, source_labels[run.arm])
+        return allocate(synthetic_count(run.ratio, len(records)), weights)
+
+    counts = {run: added_counts(run) for run in runs if run.arm != REAL}
+    needed = {
+        arm: {label: max([c[label] for r, c in counts.items() if r.arm == arm] or [0]) for label in LABELS}
+        for arm in arms
+    }
+    settings: dict[str, Any] = {
         "config": to_dict(config),
+        "design": to_dict(design),
+        "ratios": list(design.ratios),
+        "mix": design.mix,
+        "synthetic_seed": design.synthetic_seed,
+        "draw_seed": design.draw_seed,
         "real": str(real.root.resolve()),
         "synthetic": f"generator {generator.name}"
         if generator
         else ", ".join(str(d.root.resolve()) for d in synthetic) or "none",
-        "mix": mix,
-        "synthetic_seed": synthetic_seed,
-        "ratios": list(ratios),
-        "seeds": seeds,
+        "oracle": ", ".join(str(d.root.resolve()) for d in oracle) or "none",
+        "simulator": ", ".join(str(d.root.resolve()) for d in simulator) or "none",
         "cohorts": {c.name: str(c.dataset.root.resolve()) for c in cohorts},
+        "pool": {
+            "train_patients": len(strata),
+            "val_studies": len(real_val),
+            "test_studies": len(splits["test"]),
+        },
     }
     _check_settings(out, settings)  # before sampling anything
-    largest = max(ratios)
-    n_synthetic = {r: synthetic_count(r, len(real_train)) for r in ratios}
-    if largest > 0 and generator is not None:
-        plan = plan_blocks(real_train, n_synthetic[largest], mix, generator.blocks)
-        synthetic = generate_synthetic(out / "synthetic", plan, seed=synthetic_seed, sample=generator.sample)
-    if largest > 0 and not synthetic:
+    if "synthetic" in arms and generator is not None:
+        plan = plan_label_blocks(needed["synthetic"], pool_train, design.mix, generator.blocks)
+        synthetic = _prepared(out / "synthetic", plan, design.synthetic_seed) or []
+        if not synthetic and shard is not None:
+            raise DatasetError(
+                f"shards must not sample into {out / 'synthetic'} at the same time: run the same command "
+                "once with --prepare-only (no --shard) first"
+            )
+        if not synthetic:
+            synthetic = generate_synthetic(
+                out / "synthetic", plan, seed=design.synthetic_seed, sample=generator.sample
+            )
+    if "synthetic" in arms and not synthetic:
         raise DatasetError("ratios above 0 need synthetic studies: pass a synthetic dataset or generator")
-    for dataset in synthetic:
+    for dataset in [*synthetic, *oracle, *simulator]:
         if tuple(dataset.info.matrix) != tuple(real.info.matrix):
             raise DatasetError(
-                f"synthetic dataset {dataset.root} is {dataset.info.matrix} but the real data is "
-                f"{real.info.matrix}; use synthetic studies at the real matrix"
+                f"added-study dataset {dataset.root} is {dataset.info.matrix} but the real data is "
+                f"{real.info.matrix}; use studies at the real matrix"
             )
-    pool = SyntheticPool(synthetic if largest > 0 else [])
-    labels = generator.labels if generator else tuple(k for k, n in pool.available().items() if n)
-    if largest > 0 and set(labels) != set(LABELS):
-        log.warning("synthetic studies exist only for %s; other conditions get none", ", ".join(labels))
-    weights = label_weights(real_train, mix, labels)
-    counts = {r: allocate(n_synthetic[r], weights) for r in ratios}
-    pool.check(counts[largest], f"ratio {largest:g} with the {mix} mix")
-    settings["synthetic_pool"] = pool.available()
+    if "synthetic" in arms:
+        pools["synthetic"] = StudyPool(synthetic)
+        if set(source_labels["synthetic"]) != set(LABELS):
+            log.warning(
+                "synthetic studies exist only for %s; other conditions get none",
+                ", ".join(source_labels["synthetic"]),
+            )
+    for arm in arms:
+        pools[arm].check(needed[arm], f"the largest {arm} run with the {design.mix} mix")
+    settings["pools"] = {arm: pool.available() for arm, pool in pools.items()}
     _check_settings(out, settings)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / SETTINGS, json.dumps(settings, indent=2) + "\n")
 
-    cache = out / "cache"
-    load = {"cache_dir": cache, "progress": progress}
-    train_arrays = load_arrays(real, real_train, size, description="real train", **load)
-    val_arrays = load_arrays(real, real_val, size, description="real val", **load)
-    pool_arrays = [
-        load_arrays(d, pool.records(k), size, description="synthetic", **load)
-        for k, d in enumerate(pool.datasets)
-    ]
-    pool_index = [{r.study_id: i for i, r in enumerate(pool.records(k))} for k in range(len(pool.datasets))]
-    for cohort in cohorts:
-        cohort.arrays = load_arrays(cohort.dataset, cohort.records, size, description=cohort.name, **load)
-
-    runs = [(s, r) for s in range(seeds) for r in ratios]
-    bar = tqdm(runs, desc="runs", unit="run", disable=not progress)
-    for seed, ratio in bar:
-        name = run_name(seed, ratio)
-        bar.set_postfix_str(name)
-        folder = out / "runs" / name
-        if not is_model_dir(folder):
-            parts = [train_arrays]
-            if ratio > 0:
-                chosen = pool.select(counts[ratio], seed=seed)
-                for k in range(len(pool.datasets)):
-                    index = [pool_index[k][r.study_id] for d, r in chosen if d == k]
-                    if index:
-                        parts.append(pool_arrays[k].subset(sorted(index)))
-            run_config = dataclasses.replace(
-                config, train=dataclasses.replace(config.train, seed=config.train.seed + seed)
-            )
-            fit(
-                StudyArrays.concat(parts),
-                val_arrays,
-                folder,
-                run_config,
-                matrix=real.info.matrix,
-                progress=progress,
-                description=name,
-            )
-        classifier = None
+    with RunDir(out, design, kind="augmentation-study") as study:
+        cache = out / "cache"
+        load = {"cache_dir": cache, "progress": progress}
+        train_arrays = load_arrays(real, pool_train, input_size, description="real train pool", **load)
+        val_arrays = load_arrays(real, real_val, input_size, description="real val", **load)
+        train_index = {r.study_id: i for i, r in enumerate(pool_train)}
+        pool_arrays = {
+            arm: [
+                load_arrays(d, pool.records(k), input_size, description=arm, **load)
+                for k, d in enumerate(pool.datasets)
+            ]
+            for arm, pool in pools.items()
+        }
+        pool_index = {
+            arm: [{r.study_id: i for i, r in enumerate(pool.records(k))} for k in range(len(pool.datasets))]
+            for arm, pool in pools.items()
+        }
         for cohort in cohorts:
-            path = folder / "predictions" / f"{cohort.name}.csv"
-            if not path.is_file():
-                classifier = classifier or Classifier.load(folder, device=config.train.device)
-                classifier.predict_arrays(cohort.arrays, cohort.records).write_csv(
-                    path, classifier.thresholds
+            cohort.arrays = load_arrays(
+                cohort.dataset, cohort.records, input_size, description=cohort.name, **load
+            )
+        if prepare_only:
+            log.info("prepared %s: %d runs to train", out, len(runs))
+            return None
+
+        mine = runs if shard is None else runs[shard[0] - 1 :: shard[1]]
+        bar = tqdm(mine, desc="runs", unit="run", disable=not progress)
+        for run in bar:
+            bar.set_postfix_str(run.name)
+            folder = out / "runs" / run.name
+            if not is_model_dir(folder):
+                rows = [train_index[r.study_id] for r in draw_records[(run.size, run.draw)]]
+                parts = [train_arrays.subset(rows)]
+                if run.arm != REAL:
+                    chosen = pools[run.arm].select(counts[run], seed=(design.draw_seed, run.draw, run.seed))
+                    for k in range(len(pools[run.arm].datasets)):
+                        index = [pool_index[run.arm][k][r.study_id] for d, r in chosen if d == k]
+                        if index:
+                            parts.append(pool_arrays[run.arm][k].subset(sorted(index)))
+                run_config = dataclasses.replace(
+                    config, train=dataclasses.replace(config.train, seed=config.train.seed + run.seed)
                 )
-    results = summarise(out, cohorts, ratios, seeds, settings)
-    write_report(results, out)
-    return results
+                result = fit(
+                    StudyArrays.concat(parts),
+                    val_arrays,
+                    folder,
+                    run_config,
+                    matrix=real.info.matrix,
+                    progress=progress,
+                    description=run.name,
+                )
+                study.log_metrics(run=run.name, event="trained", seconds=round(result.seconds, 2))
+            classifier = None
+            for cohort in cohorts:
+                path = folder / "predictions" / f"{cohort.name}.csv"
+                if not path.is_file():
+                    classifier = classifier or Classifier.load(folder, device=config.train.device)
+                    classifier.predict_arrays(cohort.arrays, cohort.records).write_csv(
+                        path, classifier.thresholds
+                    )
+        missing = [run.name for run in runs if not _complete(out, run, cohorts)]
+        if missing:
+            log.info(
+                "%d of %d runs are complete; the report follows when all are",
+                len(runs) - len(missing),
+                len(runs),
+            )
+            return None
+        settings["draw_overlap"] = {
+            str(size): _mean_overlap([draws[(size, d)] for d in range(design.draws)]) for size in sizes
+        }
+        write_report(summarise(out, cohorts, runs, settings), out)
+        study.log_metrics(event="report", runs=len(runs))
+    return json.loads((out / RESULTS).read_text(encoding="utf-8"))
 
 
-def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    array = np.asarray(values, dtype=np.float64)
-    if array.size == 0:
-        return math.nan, math.nan
-    return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else math.nan
+def _complete(out: Path, run: Run, cohorts: Sequence[Cohort]) -> bool:
+    folder = out / "runs" / run.name
+    return is_model_dir(folder) and all((folder / "predictions" / f"{c.name}.csv").is_file() for c in cohorts)
+
+
+def _mean_overlap(draws: Sequence[Sequence[str]]) -> float | None:
+    """Mean share of patients two draws of one size have in common (0: disjoint, 1: the same set)."""
+    shares = [len(set(a) & set(b)) / len(a) for a, b in combinations(draws, 2)]
+    return float(np.mean(shares)) if shares else None
 
 
 def _run_info(folder: Path) -> dict[str, Any]:
     return json.loads((folder / "config.json").read_text(encoding="utf-8"))
 
 
+def _by_cell(values: dict[Run, float], runs: Sequence[Run], size: int, arm: str, ratio: float) -> np.ndarray:
+    """(draws, seeds) array of one arm's per-run values at one size (NaN where a value is missing)."""
+    cell = [r for r in runs if (r.size, r.arm, r.ratio) == (size, arm, ratio)]
+    n_draws, n_seeds = max(r.draw for r in cell) + 1, max(r.seed for r in cell) + 1
+    array = np.full((n_draws, n_seeds), np.nan)
+    for r in cell:
+        array[r.draw, r.seed] = values.get(r, np.nan)
+    return array
+
+
 def summarise(
-    out: Path, cohorts: Sequence[Cohort], ratios: Sequence[float], seeds: int, settings: dict[str, Any]
+    out: Path, cohorts: Sequence[Cohort], runs: Sequence[Run], settings: dict[str, Any]
 ) -> dict[str, Any]:
     """All numbers of the report from the runs' saved predictions (see the module docstring)."""
-    infos = {(s, r): _run_info(out / "runs" / run_name(s, r)) for s in range(seeds) for r in ratios}
-    probabilities: dict[tuple[str, int, float], np.ndarray] = {}
-    for cohort in cohorts:
-        for s, r in infos:
-            ids, _, p = read_predictions(out / "runs" / run_name(s, r) / "predictions" / f"{cohort.name}.csv")
-            if ids != [rec.study_id for rec in cohort.records]:
-                raise DatasetError(
-                    f"predictions of {run_name(s, r)} for {cohort.name} are stale; delete them"
-                )
-            probabilities[(cohort.name, s, r)] = p
-    runs = {
-        run_name(s, r): {"seed": s, "ratio": r, "thresholds": info["thresholds"], **info["training"]}
-        for (s, r), info in infos.items()
+    infos = {run: _run_info(out / "runs" / run.name) for run in runs}
+    kept = ("best_step", "steps", "validation", "n_train_real", "n_train_synthetic", "n_val")
+    run_table = {
+        run.name: {
+            "size": run.size,
+            "draw": run.draw,
+            "seed": run.seed,
+            "arm": run.arm,
+            "ratio": run.ratio,
+            "thresholds": info["thresholds"],
+            **{k: info["training"][k] for k in kept},
+        }
+        for run, info in infos.items()
     }
-    per_run, per_ratio = [], []
+    per_run = []
+    auc: dict[tuple[str, str], dict[Run, float]] = {}  # (task, cohort) → run → AUC
+    delong: dict[tuple[str, str, Run], dict[str, float]] = {}
     for cohort in cohorts:
         targets = cohort.targets
+        probabilities = {}
+        for run in runs:
+            ids, _, p = read_predictions(out / "runs" / run.name / "predictions" / f"{cohort.name}.csv")
+            if ids != [rec.study_id for rec in cohort.records]:
+                raise DatasetError(f"predictions of {run.name} for {cohort.name} are stale; delete them")
+            probabilities[run] = p
         for task in cohort.tasks:
             k = TASKS.index(task)
             y = targets[:, k].astype(int)
-
-            def scores(s: int, r: float, k: int = k, cohort: Cohort = cohort) -> np.ndarray:
-                return probabilities[(cohort.name, s, r)][:, k]
-
-            ensemble = {r: np.mean([scores(s, r) for s in range(seeds)], axis=0) for r in ratios}
-            real_only = [auc_ci(y, scores(s, 0.0)).auc for s in range(seeds)]
-            for r in ratios:
-                aucs, gains, relative, sens, spec = [], [], [], [], []
-                for s in range(seeds):
-                    auc = auc_ci(y, scores(s, r))
-                    point = operating_point(y, scores(s, r), infos[(s, r)]["thresholds"][task])
-                    entry = {
-                        "task": task,
-                        "cohort": cohort.name,
-                        "seed": s,
-                        "ratio": r,
-                        "auc": auc.to_dict(),
-                        "operating_point": point.to_dict(),
-                    }
-                    if r > 0:
-                        entry["delong_vs_real_only"] = delong_test(y, scores(s, 0.0), scores(s, r)).to_dict()
-                        gains.append(auc.auc - real_only[s])
-                        relative.append(100 * (auc.auc - real_only[s]) / real_only[s])
-                    per_run.append(entry)
-                    aucs.append(auc.auc)
-                    sens.append(point.sensitivity)
-                    spec.append(point.specificity)
-                auc_mean, auc_sd = _mean_sd(aucs)
-                row = {
+            auc[(task, cohort.name)] = {}
+            for run in runs:
+                score = probabilities[run][:, k]
+                result = auc_ci(y, score)
+                auc[(task, cohort.name)][run] = result.auc
+                entry = {
+                    "run": run.name,
                     "task": task,
                     "cohort": cohort.name,
-                    "external": cohort.external,
-                    "ratio": r,
-                    "n": len(y),
-                    "n_positive": int(y.sum()),
-                    "auc_mean": auc_mean,
-                    "auc_sd": auc_sd,
-                    "ensemble_auc": auc_ci(y, ensemble[r]).to_dict(),
-                    "sensitivity_mean": _mean_sd(sens)[0],
-                    "specificity_mean": _mean_sd(spec)[0],
+                    "auc": result.to_dict(),
+                    "operating_point": operating_point(y, score, infos[run]["thresholds"][task]).to_dict(),
                 }
-                if r > 0:
-                    test = delong_test(y, ensemble[0.0], ensemble[r])
-                    gain_abs_mean, gain_abs_sd = _mean_sd(gains)
-                    gain_rel_mean, gain_rel_sd = _mean_sd(relative)
-                    row.update(
-                        gain_abs_mean=gain_abs_mean,
-                        gain_abs_sd=gain_abs_sd,
-                        gain_rel_mean=gain_rel_mean,
-                        gain_rel_sd=gain_rel_sd,
-                        gain_rel_per_seed=relative,
-                        ensemble_delong=test.to_dict(),
-                    )
-                per_ratio.append(row)
-    pooled = _pooled(per_ratio, ratios)
-    headline = _headline(pooled, runs, ratios, seeds)
+                if run.arm != REAL:
+                    test = delong_test(y, probabilities[run.twin][:, k], score).to_dict()
+                    entry["delong_vs_real_only"] = delong[(task, cohort.name, run)] = test
+                per_run.append(entry)
+    curves, gains = _curves_and_gains(auc, delong, cohorts, runs)
+    sizes = sorted({r.size for r in runs})
+    multipliers = _multipliers(auc, cohorts, runs, sizes)
+    headline = _headline(gains, multipliers, run_table, runs)
     return {
         "settings": settings,
         "cohorts": {
@@ -385,62 +653,185 @@ def summarise(
             }
             for c in cohorts
         },
-        "runs": runs,
-        "per_run": per_run,
-        "per_ratio": per_ratio,
-        "pooled": pooled,
+        "runs": run_table,
+        "curves": curves,
+        "gains": gains,
+        "multipliers": multipliers,
         "headline": headline,
+        "per_run": per_run,
     }
 
 
-def _pooled(per_ratio: Sequence[dict[str, Any]], ratios: Sequence[float]) -> list[dict[str, Any]]:
-    """Per task and ratio > 0 over the external cohorts: gains mean ± SD across cohorts, Stouffer p."""
-    pooled = []
+def _cells(runs: Sequence[Run]) -> list[tuple[int, str, float]]:
+    """(size, arm, ratio) of every cell of the design, real only first within a size."""
+    return sorted({(r.size, r.arm, r.ratio) for r in runs}, key=lambda c: (c[0], c[1] != REAL, c[1], c[2]))
+
+
+def _rows(task: str, cohorts: Sequence[Cohort]) -> list[tuple[str, list[str]]]:
+    """Report rows of a task: each cohort that evaluates it, then the external cohorts pooled."""
+    external = [c.name for c in cohorts if c.external and task in c.tasks]
+    rows = [(c.name, [c.name]) for c in cohorts if task in c.tasks]
+    return rows + ([(EXTERNAL, external)] if external else [])
+
+
+def _curves_and_gains(
+    auc: dict[tuple[str, str], dict[Run, float]],
+    delong: dict[tuple[str, str, Run], dict[str, float]],
+    cohorts: Sequence[Cohort],
+    runs: Sequence[Run],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Mean AUC per cell and gains over real only, each with its CI across draws."""
+    curves, gains = [], []
     for task in TASKS:
-        for r in ratios:
-            rows = [x for x in per_ratio if x["task"] == task and x["ratio"] == r and x["external"] and r > 0]
-            if not rows:
+        for row, members in _rows(task, cohorts):
+            values = [auc[(task, name)] for name in members]
+
+            def pooled(fn: Any, values: list[dict[Run, float]] = values) -> dict[Run, float]:
+                return {run: float(np.mean([fn(v, run) for v in values])) for run in runs}
+
+            measures = {
+                "gain_abs": pooled(lambda v, run: v[run] - v[run.twin]),
+                "gain_rel": pooled(lambda v, run: 100 * (v[run] - v[run.twin]) / v[run.twin]),
+                "headroom_closed": pooled(
+                    lambda v, run: (v[run] - v[run.twin]) / (1 - v[run.twin]) if v[run.twin] < 1 else math.nan
+                ),
+            }
+            aucs = pooled(lambda v, run: v[run])
+            for size, arm, ratio in _cells(runs):
+                cell = {"task": task, "cohort": row, "size": size, "arm": arm, "ratio": ratio}
+                mean_auc = across_draws(_by_cell(aucs, runs, size, arm, ratio)).to_dict()
+                for end in ("lower", "upper"):  # an AUC's interval stays within [0, 1]
+                    mean_auc[end] = float(np.clip(mean_auc[end], 0.0, 1.0))
+                curves.append({**cell, "auc": mean_auc})
+                if arm == REAL:
+                    continue
+                tests = [
+                    delong[(task, name, run)]
+                    for name in members
+                    for run in runs
+                    if (run.size, run.arm, run.ratio) == (size, arm, ratio)
+                ]
+                gains.append(
+                    {
+                        **cell,
+                        **{
+                            name: across_draws(_by_cell(measure, runs, size, arm, ratio)).to_dict()
+                            for name, measure in measures.items()
+                        },
+                        "per_model_delong": {
+                            "tests": len(tests),
+                            "better_p05": sum(t["difference"] > 0 and t["p_value"] < 0.05 for t in tests),
+                            "worse_p05": sum(t["difference"] < 0 and t["p_value"] < 0.05 for t in tests),
+                        },
+                    }
+                )
+    return curves, gains
+
+
+def _multipliers(
+    auc: dict[tuple[str, str], dict[Run, float]],
+    cohorts: Sequence[Cohort],
+    runs: Sequence[Run],
+    sizes: Sequence[int],
+) -> list[dict[str, Any]]:
+    """Effective-sample multipliers on the pooled external AUC (needs two sizes or more)."""
+    if len(sizes) < 2:
+        return []
+    rows = []
+    for task in TASKS:
+        members = [c.name for c in cohorts if c.external and task in c.tasks]
+        if not members:
+            continue
+        external = {run: float(np.mean([auc[(task, name)][run] for name in members])) for run in runs}
+        real = np.stack([np.nanmean(_by_cell(external, runs, n, REAL, 0.0), axis=1) for n in sizes])
+
+        def multiplier(draws: np.ndarray, arm_means: np.ndarray, size: int, real: np.ndarray = real) -> float:
+            curve = real[:, draws].mean(axis=1)
+            return effective_size(sizes, curve, float(arm_means[draws].mean()))[0] / size
+
+        for size, arm, ratio in _cells(runs):
+            if arm == REAL:
                 continue
-            z = [x["ensemble_delong"]["z"] for x in rows]
-            combined = float(np.sum(z) / np.sqrt(len(z)))
-            rel_mean, rel_sd = _mean_sd([x["gain_rel_mean"] for x in rows])
-            abs_mean, abs_sd = _mean_sd([x["gain_abs_mean"] for x in rows])
-            pooled.append(
+            arm_means = np.nanmean(_by_cell(external, runs, size, arm, ratio), axis=1)
+            target = float(arm_means.mean())
+            n_eff, bound = effective_size(sizes, real.mean(axis=1), target)
+            lower = upper = math.nan
+            if len(arm_means) >= 3:
+                interval = bootstrap(
+                    (np.arange(len(arm_means)),),
+                    lambda d, arm_means=arm_means, size=size: multiplier(np.asarray(d, int), arm_means, size),
+                    vectorized=False,
+                    n_resamples=BOOTSTRAP_RESAMPLES,
+                    method="percentile",
+                    rng=np.random.default_rng(0),
+                ).confidence_interval
+                lower, upper = float(interval.low), float(interval.high)
+            rows.append(
                 {
                     "task": task,
-                    "ratio": r,
-                    "cohorts": [x["cohort"] for x in rows],
-                    "gain_rel_mean": rel_mean,
-                    "gain_rel_sd_across_cohorts": rel_sd,
-                    "gain_rel_sd_across_runs": _mean_sd([g for x in rows for g in x["gain_rel_per_seed"]])[1],
-                    "gain_abs_mean": abs_mean,
-                    "gain_abs_sd_across_cohorts": abs_sd,
-                    "stouffer_z": combined,
-                    "p_value": float(2 * norm.sf(abs(combined))) if not math.isnan(combined) else math.nan,
+                    "size": size,
+                    "arm": arm,
+                    "ratio": ratio,
+                    "external_auc": target,
+                    "effective_size": n_eff,
+                    "bound": bound,
+                    "multiplier": n_eff / size,
+                    "lower": lower,
+                    "upper": upper,
                 }
             )
-    return pooled
+    return rows
 
 
 def _headline(
-    pooled: Sequence[dict[str, Any]], runs: dict[str, Any], ratios: Sequence[float], seeds: int
-) -> dict[str, Any]:
-    """Per task, the pooled row of the ratio > 0 with the best mean validation AUC over seeds."""
-    headline = {}
+    gains: Sequence[dict[str, Any]],
+    multipliers: Sequence[dict[str, Any]],
+    run_table: dict[str, dict[str, Any]],
+    runs: Sequence[Run],
+) -> list[dict[str, Any]]:
+    """Per task and size: the synthetic ratio chosen on that task's validation, and its pooled numbers."""
+    headline = []
     for task in TASKS:
-        candidates = [row for row in pooled if row["task"] == task]
-        if not candidates:
-            continue
+        for size in sorted({r.size for r in runs}):
+            ratios = sorted({r.ratio for r in runs if r.arm == "synthetic" and r.size == size})
+            pooled = {
+                (g["arm"], g["ratio"]): g
+                for g in gains
+                if (g["task"], g["cohort"], g["size"]) == (task, EXTERNAL, size)
+            }
+            if not ratios or not pooled:
+                continue
 
-        def validation(ratio: float, task: str = task) -> tuple[float, float, float]:
-            vals = [runs[run_name(s, ratio)]["validation"] for s in range(seeds)]
-            aucs = [v[task]["auc"] for v in vals if v[task]["auc"] is not None]
-            scores = [v["score"] for v in vals if v["score"] is not None]
-            auc = float(np.mean(aucs)) if aucs else float(np.mean(scores)) if scores else -math.inf
-            return auc, -float(np.mean([v[task]["loss"] for v in vals])), -ratio
+            def validation(ratio: float, size: int = size, task: str = task) -> tuple[float, float, float]:
+                chosen = [r for r in runs if (r.size, r.arm, r.ratio) == (size, "synthetic", ratio)]
+                metrics = [run_table[r.name]["validation"][task] for r in chosen]
+                aucs = [m["auc"] for m in metrics if m["auc"] is not None]
+                return (
+                    float(np.mean(aucs)) if aucs else -math.inf,
+                    -float(np.mean([m["loss"] for m in metrics])),
+                    -ratio,
+                )
 
-        best = max(candidates, key=lambda row: validation(row["ratio"]))
-        headline[task] = {**best, "validation_auc": validation(best["ratio"])[0]}
+            best = max(ratios, key=validation)
+            entry = {
+                "task": task,
+                "size": size,
+                "ratio": best,
+                "validation_auc": validation(best)[0],
+                "synthetic": pooled[("synthetic", best)],
+                "multiplier": next(
+                    (
+                        m
+                        for m in multipliers
+                        if (m["task"], m["size"], m["arm"], m["ratio"]) == (task, size, "synthetic", best)
+                    ),
+                    None,
+                ),
+            }
+            for arm in ("oracle", "simulator"):
+                if (arm, best) in pooled:
+                    entry[arm] = pooled[(arm, best)]
+            headline.append(entry)
     return headline
 
 
@@ -455,15 +846,20 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _f(value: float | None, digits: int = 3) -> str:
-    return "—" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
-def _pm(mean: float, sd: float, digits: int = 3, sign: bool = False) -> str:
-    if not math.isfinite(mean):
+def _f(value: float | None, digits: int = 3, sign: bool = False) -> str:
+    if value is None or not math.isfinite(value):
         return "—"
-    text = f"{mean:+.{digits}f}" if sign else f"{mean:.{digits}f}"
-    return text + (f" ± {sd:.{digits}f}" if math.isfinite(sd) else "")
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def _ci(inference: dict[str, Any] | None, digits: int = 3, sign: bool = False) -> str:
+    """``mean [lower, upper]`` of an :class:`~synthscan.evaluation.stats.DrawInference` dict."""
+    if not inference:
+        return "—"
+    text = _f(inference["mean"], digits, sign)
+    if inference["lower"] is not None and math.isfinite(inference["lower"]):
+        text += f" [{_f(inference['lower'], digits, sign)}, {_f(inference['upper'], digits, sign)}]"
+    return text
 
 
 def _p(value: float | None) -> str:
@@ -476,171 +872,262 @@ def _row(*cells: object) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
+def _arm(arm: str, ratio: float) -> str:
+    return "real only" if arm == REAL else f"+{ratio:g}x {arm}"
+
+
+def _verdict(inference: dict[str, Any]) -> str:
+    """What the across-draw interval of a gain supports, in words."""
+    if inference["unit"] != "draws":
+        return "one draw: says nothing about other real sets"
+    if inference["lower"] is None:
+        return "no interval"
+    if inference["lower"] > 0:
+        return "gain"
+    if inference["upper"] < 0:
+        return "loss"
+    return "not shown (CI includes 0)"
+
+
+def _multiplier(row: dict[str, Any] | None) -> str:
+    if not row:
+        return "—"
+    bound = "" if row["bound"] == "=" else row["bound"]
+    text = f"{bound}{row['multiplier']:.2f}x"
+    if row["lower"] is not None and math.isfinite(row["lower"]):
+        text += f" [{row['lower']:.2f}, {row['upper']:.2f}]"
+    return text
+
+
 def write_report(results: dict[str, Any], out: str | Path) -> Path:
-    """``results.json``, ROC curves (``roc-<task>.png``) and ``report.md`` in ``out``."""
+    """``results.json``, learning curves (``curves-<task>.png``) and ``report.md`` in ``out``."""
     out = Path(out)
     atomic_write_text(out / RESULTS, json.dumps(_clean(results), indent=1) + "\n")
-    figures = plot_rocs(results, out)
-    settings = results["settings"]
+    results = json.loads((out / RESULTS).read_text(encoding="utf-8"))  # NaN → None everywhere below
+    figures = plot_curves(results, out)
+    settings, design = results["settings"], results["settings"]["design"]
     train = settings["config"]["train"]
-    any_run = next(iter(results["runs"].values()))
+    arms = sorted({run["arm"] for run in results["runs"].values()} - {REAL})
+    sizes = sorted({run["size"] for run in results["runs"].values()})
+    pool = settings["pool"]
+    overlap = ", ".join(
+        f"{size}: {_f(share, 2)}" for size, share in settings["draw_overlap"].items() if share is not None
+    )
     lines = [
         "# Synthetic augmentation study",
         "",
-        f"- real training data: `{settings['real']}` ({any_run['n_train_real']} training and "
-        f"{any_run['n_val']} validation studies, split by patient)",
-        f"- synthetic studies: `{settings['synthetic']}`, {settings['mix']} mix, "
-        f"pool per condition {settings['synthetic_pool']}",
-        f"- ratios (synthetic : real training studies): {', '.join(f'{r:g}' for r in settings['ratios'])}; "
-        f"seeds: {settings['seeds']}; budget per run: {train['max_steps']} steps x {train['batch_size']} "
-        "studies, early stopping on validation",
+        f"- real pool: `{settings['real']}`, split by patient (stratified by label and task targets) "
+        f"into {pool['train_patients']} training patients to draw from, {pool['val_studies']} validation "
+        f"and {pool['test_studies']} internal test studies; validation (fixed for every run) chooses best "
+        "steps, thresholds and each task's headline ratio",
+        f"- real-set sizes (patients): {', '.join(str(n) for n in sizes)}; {design['draws']} independent "
+        f"draw(s) per size, {design['seeds']} training seed(s) per draw; mean share of patients two draws "
+        f"of one size have in common: {overlap or '— (one draw)'}",
+        f"- arms: real only, then {', '.join(arms) or 'none'} at ratios (added : real training studies) "
+        f"{', '.join(f'{r:g}' for r in design['ratios'] if r > 0) or '—'}, declared before the run; "
+        f"{design['mix']} condition mix",
+        f"- synthetic: `{settings['synthetic']}`; oracle (extra real studies from the generator's site): "
+        f"`{settings['oracle']}`; simulator: `{settings['simulator']}`",
+        f"- budget per run: {train['max_steps']} steps x {train['batch_size']} studies, early stopping "
+        "on validation",
         "- cohorts: "
         + ", ".join(
             f"{name} ({c['n']} studies{', external' if c['external'] else ', real test split'})"
             for name, c in results["cohorts"].items()
         ),
         "",
-        "## Headline",
+        "## How to read it",
         "",
-        "Relative AUC gain = 100 x (AUC augmented − AUC real only) / AUC real only, averaged over seeds per "
-        "cohort, then mean ± SD across the external cohorts. Absolute gain in AUC points. The ratio is "
-        "chosen on validation; p combines the cohorts' paired DeLong tests (seed-averaged scores) by "
-        "Stouffer's method.",
+        "Each gain compares a run with the real-only run of the same draw and seed; seeds are averaged "
+        "within a draw and the 95 % intervals and p-values are across draws (t distribution), so they say"
+        " whether *the procedure* helps a hospital that draws another small real set of that size, not "
+        "whether one trained model beats another. `external (pooled)` averages each run's value over the "
+        "external cohorts first. Relative gain = 100 x (AUC − AUC₀) / AUC₀, bounded above by 100 x (1 − "
+        "AUC₀) / AUC₀; headroom closed = (AUC − AUC₀) / (1 − AUC₀) has no such ceiling. The effective-"
+        "sample multiplier is the real-only size that reaches the arm's mean external AUC (isotonic "
+        "learning curve), divided by the real-set size; `>` marks a lower bound (beyond the largest size "
+        "measured); its interval is a percentile bootstrap over draws (3 draws or more). The validation "
+        "and test patients are the same for every draw, so the intervals carry the variation of the "
+        "training set and of training, not that of the test cohorts; draws of a size that is a large "
+        "share of the pool overlap (see above) and understate the spread between hospitals.",
         "",
-        _row("task", "ratio", "relative gain %", "absolute gain", "p", "external cohorts"),
-        _row(*["---"] * 6),
+        "## Headline (external cohorts pooled; ratio chosen on each task's own validation AUC)",
+        "",
+        _row(
+            "task",
+            "real-set size",
+            "ratio",
+            "AUC real only",
+            "relative gain % [95% CI]",
+            "headroom closed [95% CI]",
+            "p (across draws)",
+            "effective-sample multiplier",
+            "what it supports",
+        ),
+        _row(*["---"] * 9),
     ]
-    for task, row in results["headline"].items():
-        lines.append(
-            _row(
-                task,
-                f"{row['ratio']:g}",
-                _pm(row["gain_rel_mean"], row["gain_rel_sd_across_cohorts"], 1, True),
-                _pm(row["gain_abs_mean"], row["gain_abs_sd_across_cohorts"], 3, True),
-                _p(row["p_value"]),
-                len(row["cohorts"]),
-            )
-        )
-    if not results["headline"]:
-        lines.append(_row("—", "—", "no external cohort and ratio > 0 to compare", "—", "—", "—"))
-    lines += ["", "## Pooled over external cohorts, every ratio", ""]
-    lines += [
-        _row("task", "ratio", "relative gain % (SD across cohorts)", "SD across seeds x cohorts", "p"),
-        _row(*["---"] * 5),
-    ]
-    for row in results["pooled"]:
+    curves = {(c["task"], c["cohort"], c["size"], c["arm"], c["ratio"]): c["auc"] for c in results["curves"]}
+    for row in results["headline"]:
+        synthetic = row["synthetic"]
+        baseline = curves[(row["task"], EXTERNAL, row["size"], REAL, 0.0)]
         lines.append(
             _row(
                 row["task"],
+                row["size"],
                 f"{row['ratio']:g}",
-                _pm(row["gain_rel_mean"], row["gain_rel_sd_across_cohorts"], 1, True),
-                _f(row["gain_rel_sd_across_runs"], 1),
-                _p(row["p_value"]),
+                _ci(baseline),
+                _ci(synthetic["gain_rel"], 1, True),
+                _ci(synthetic["headroom_closed"], 2, True),
+                _p(synthetic["gain_rel"]["p_value"]),
+                _multiplier(row["multiplier"]),
+                _verdict(synthetic["gain_rel"]),
             )
         )
+    if not results["headline"]:
+        lines.append(
+            _row("—", "—", "—", "—", "no external cohort and synthetic ratio to compare", *["—"] * 4)
+        )
+    lines += [
+        "",
+        "## Every arm, external cohorts pooled",
+        "",
+        _row(
+            "task",
+            "size",
+            "arm",
+            "AUC [95% CI]",
+            "absolute gain",
+            "relative gain %",
+            "headroom closed",
+            "p",
+            "multiplier",
+            "per-model DeLong p < 0.05 (better / worse of tests)",
+        ),
+        _row(*["---"] * 10),
+    ]
+    multipliers = {(m["task"], m["size"], m["arm"], m["ratio"]): m for m in results["multipliers"]}
+    gains = {(g["task"], g["cohort"], g["size"], g["arm"], g["ratio"]): g for g in results["gains"]}
+    for (task, cohort, size, arm, ratio), auc in curves.items():
+        if cohort != EXTERNAL:
+            continue
+        gain = gains.get((task, cohort, size, arm, ratio))
+        lines.append(_gain_row(task, size, arm, ratio, auc, gain, multipliers.get((task, size, arm, ratio))))
     for task in TASKS:
-        rows = [x for x in results["per_ratio"] if x["task"] == task]
+        rows = [key for key in curves if key[0] == task and key[1] != EXTERNAL]
         if not rows:
             continue
         lines += [
             "",
-            f"## {task}",
-            "",
-            "AUC mean ± SD over seeds; seed-averaged AUC with its 95 % DeLong CI; gains over real only "
-            "(ratio 0) of the same seed; DeLong p on seed-averaged scores; sensitivity and specificity at "
-            "each run's validation-chosen threshold, averaged over seeds.",
+            f"## {task}, per cohort",
             "",
             _row(
                 "cohort",
-                "n (pos)",
-                "ratio",
-                "AUC",
-                "seed-averaged AUC [95% CI]",
-                "gain (AUC points)",
-                "gain %",
+                "size",
+                "arm",
+                "AUC [95% CI]",
+                "absolute gain",
+                "relative gain %",
+                "headroom closed",
                 "p",
-                "sensitivity",
-                "specificity",
             ),
-            _row(*["---"] * 10),
+            _row(*["---"] * 8),
         ]
-        for x in rows:
-            ens = x["ensemble_auc"]
+        for key in rows:
+            gain = gains.get(key)
             lines.append(
                 _row(
-                    x["cohort"],
-                    f"{x['n']} ({x['n_positive']})",
-                    f"{x['ratio']:g}",
-                    _pm(x["auc_mean"], x["auc_sd"]),
-                    f"{_f(ens['auc'])} [{_f(ens['lower'])}, {_f(ens['upper'])}]",
-                    _pm(x.get("gain_abs_mean", math.nan), x.get("gain_abs_sd", math.nan), 3, True),
-                    _pm(x.get("gain_rel_mean", math.nan), x.get("gain_rel_sd", math.nan), 1, True),
-                    _p(x["ensemble_delong"]["p_value"]) if "ensemble_delong" in x else "—",
-                    _f(x["sensitivity_mean"]),
-                    _f(x["specificity_mean"]),
+                    key[1],
+                    key[2],
+                    _arm(key[3], key[4]),
+                    _ci(curves[key]),
+                    _ci(gain and gain["gain_abs"], 3, True),
+                    _ci(gain and gain["gain_rel"], 1, True),
+                    _ci(gain and gain["headroom_closed"], 2, True),
+                    _p(gain["gain_rel"]["p_value"]) if gain else "—",
                 )
             )
         if task in figures:
-            lines += ["", f"![ROC curves, {task}]({figures[task].name})"]
+            lines += ["", f"![Learning curves, {task}]({figures[task].name})"]
     lines += [
         "",
-        "## Runs",
+        f"{len(results['runs'])} classifier runs. Per-run AUCs with DeLong CIs, the per-model DeLong tests "
+        "against the real-only twin (a fixed-model detail), operating points at each run's validation "
+        "threshold and training summaries: `results.json`; timings: each run's `metrics.jsonl`.",
         "",
-        _row("run", "real", "synthetic", "best step", "steps", "validation score", "seconds"),
-        _row(*["---"] * 7),
     ]
-    for name, run in results["runs"].items():
-        lines.append(
-            _row(
-                name,
-                run["n_train_real"],
-                run["n_train_synthetic"],
-                run["best_step"],
-                run["steps"],
-                _f(run["validation"].get("score")),
-                f"{run['seconds']:.0f}",
-            )
-        )
-    lines += ["", "Per-run AUCs, DeLong tests and operating points: `results.json`.", ""]
     atomic_write_text(out / REPORT, "\n".join(lines))
     return out / REPORT
 
 
-def plot_rocs(results: dict[str, Any], out: Path) -> dict[str, Path]:
-    """One PNG per task: a panel per cohort, one seed-averaged ROC curve per ratio."""
+def _gain_row(
+    task: str,
+    size: int,
+    arm: str,
+    ratio: float,
+    auc: dict[str, Any],
+    gain: dict[str, Any] | None,
+    multiplier: dict[str, Any] | None,
+) -> str:
+    delong = gain["per_model_delong"] if gain else None
+    return _row(
+        task,
+        size,
+        _arm(arm, ratio),
+        _ci(auc),
+        _ci(gain and gain["gain_abs"], 3, True),
+        _ci(gain and gain["gain_rel"], 1, True),
+        _ci(gain and gain["headroom_closed"], 2, True),
+        _p(gain["gain_rel"]["p_value"]) if gain else "—",
+        _multiplier(multiplier),
+        f"{delong['better_p05']} / {delong['worse_p05']} of {delong['tests']}" if delong else "—",
+    )
+
+
+def plot_curves(results: dict[str, Any], out: Path) -> dict[str, Path]:
+    """One PNG per task: AUC against real-set size for every arm, a panel per cohort (and pooled)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
 
-    settings = results["settings"]
-    ratios, seeds = settings["ratios"], settings["seeds"]
     figures = {}
     for task in TASKS:
-        cohorts = [name for name, c in results["cohorts"].items() if task in c["tasks"]]
-        if not cohorts:
+        rows = [c for c in results["curves"] if c["task"] == task]
+        panels = list(dict.fromkeys(c["cohort"] for c in rows))
+        panels = [EXTERNAL, *[p for p in panels if p != EXTERNAL]] if EXTERNAL in panels else panels
+        if not panels or len({c["size"] for c in rows}) < 2:
             continue
-        k = TASKS.index(task)
-        fig, axes = plt.subplots(1, len(cohorts), figsize=(3.6 * len(cohorts), 3.8), squeeze=False)
-        for ax, name in zip(axes[0], cohorts, strict=True):
-            for ratio in ratios:
-                curves = [
-                    read_predictions(out / "runs" / run_name(s, ratio) / "predictions" / f"{name}.csv")
-                    for s in range(seeds)
-                ]
-                y = curves[0][1][:, k]
-                score = np.mean([c[2][:, k] for c in curves], axis=0)
-                fpr, tpr, _ = roc_curve(y, score)
-                auc = auc_ci(y, score).auc
-                label = "real only" if ratio == 0 else f"+{ratio:g}x synthetic"
-                ax.plot(fpr, tpr, label=f"{label} (AUC {auc:.3f})")
-            ax.plot([0, 1], [0, 1], color="0.7", linestyle=":", linewidth=1)
-            ax.set(title=name, xlabel="1 − specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01))
-            ax.legend(loc="lower right", fontsize=7)
-        fig.suptitle(f"{task}: seed-averaged ROC curves")
+        fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.8), squeeze=False)
+        for ax, panel in zip(axes[0], panels, strict=True):
+            for arm, ratio in dict.fromkeys((c["arm"], c["ratio"]) for c in rows):
+                cell = sorted(
+                    (c for c in rows if (c["cohort"], c["arm"], c["ratio"]) == (panel, arm, ratio)),
+                    key=lambda c: c["size"],
+                )
+                x = np.array([c["size"] for c in cell], dtype=float)
+                y = np.array([np.nan if c["auc"]["mean"] is None else c["auc"]["mean"] for c in cell])
+                low = np.array([np.nan if c["auc"]["lower"] is None else c["auc"]["lower"] for c in cell])
+                high = np.array([np.nan if c["auc"]["upper"] is None else c["auc"]["upper"] for c in cell])
+                style = (
+                    {"color": "black", "linewidth": 2}
+                    if arm == REAL
+                    else {"linestyle": "--" if arm != "synthetic" else "-"}
+                )
+                line = ax.plot(x, y, marker="o", markersize=3, label=_arm(arm, ratio), **style)[0]
+                ax.fill_between(x, low, high, color=line.get_color(), alpha=0.12, linewidth=0)
+            ax.set_xscale("log")
+            ax.set_xticks(x, [f"{v:g}" for v in x], minor=False)
+            ax.minorticks_off()
+            ax.set(
+                title="external cohorts (mean)" if panel == EXTERNAL else panel,
+                xlabel="real training patients",
+                ylabel="AUC",
+            )
+            ax.grid(alpha=0.3)
+        axes[0][0].legend(loc="lower right", fontsize=7)
+        fig.suptitle(f"{task}: learning curves, mean over draws with 95 % CI across draws")
         fig.tight_layout()
-        path = out / f"roc-{task}.png"
+        path = out / f"curves-{task}.png"
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=110)
         plt.close(fig)

@@ -24,7 +24,7 @@ from synthscan.classifier.data import (
 from synthscan.classifier.features import FeatureExtractor, label_probabilities
 from synthscan.classifier.model import load_model
 from synthscan.classifier.predict import Classifier, read_predictions
-from synthscan.classifier.synthetic import SyntheticPool, allocate, plan_blocks
+from synthscan.classifier.synthetic import StudyPool, allocate, plan_blocks
 from synthscan.classifier.train import real_split_records, train_classifier
 from synthscan.cli import main
 from synthscan.config import builtin_config, load_config, to_dict
@@ -149,7 +149,7 @@ def test_allocation_is_house_monotone_and_balanced():
 
 
 def test_synthetic_pool_selection_is_seeded_and_nested(tmp_path):
-    pool = SyntheticPool([toy_dataset(tmp_path / "syn", 30, source="synthetic", prefix="y")])
+    pool = StudyPool([toy_dataset(tmp_path / "syn", 30, source="synthetic", prefix="y")])
     assert pool.available() == {"normal": 10, "metastasis": 10, "amyloidosis": 10}
     small = pool.select({"normal": 2, "metastasis": 3, "amyloidosis": 1}, seed=4)
     large = pool.select({"normal": 5, "metastasis": 5, "amyloidosis": 5}, seed=4)

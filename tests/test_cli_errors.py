@@ -71,8 +71,10 @@ def inputs(tmp_path_factory, tiny_generator) -> dict[str, Path]:
         (png / view).mkdir(parents=True)
         Image.new("I;16", (16, 64), 10).save(png / view / name)
     external = toy_dataset(root / "external", 16, cycle=CYCLE, source="simulated", prefix="e", site="b").root
+    # a real pool whose validation split holds the 5 positives per task the augmentation study needs
+    pool = toy_dataset(root / "pool", 100, cycle=CYCLE, source="simulated", prefix="q", site="q").root
     return {"real": real, "synthetic": synthetic, "bad": bad, "run": run, "study": study, "sampled": sampled,
-            "png": png.parent, "bad_study": path, "external": external, "real128": real128,
+            "pool": pool, "png": png.parent, "bad_study": path, "external": external, "real128": real128,
             "model": tiny_generator}  # fmt: skip
 
 
@@ -114,10 +116,10 @@ UNWRITABLE: dict[str, Callable[[dict[str, Path], Path], list[str]]] = {
                                         "--config", "tiny"],
     "classifier predict": lambda i, out: ["classifier", "predict", "--model", str(i["run"]), "--data",
                                           str(i["real"]), "--out", str(out)],
-    "evaluate augmentation": lambda i, out: ["evaluate", "augmentation", "--real", str(i["real"]),
+    "evaluate augmentation": lambda i, out: ["evaluate", "augmentation", "--real", str(i["pool"]),
                                              "--synthetic", str(i["synthetic"]), "--test", str(i["external"]),
-                                             "--ratios", "0", "--seeds", "1", "--config", "tiny",
-                                             "--out", str(out)],
+                                             "--ratios", "0", "--real-sizes", "10", "--draws", "2",
+                                             "--config", "tiny", "--out", str(out)],
     "evaluate fidelity": lambda i, out: ["evaluate", "fidelity", "--real", str(i["real"]), "--synthetic",
                                          str(i["synthetic"]), "--k", "2", "--out", str(out)],
     "audit privacy": lambda i, out: ["audit", "privacy", "--train", str(i["real"]), "--synthetic",
