@@ -16,6 +16,9 @@ Samples ``n`` studies per condition (amyloidosis split over the model's grades) 
   with the grade, like HELD_OUT's);
 - realism: Fréchet distance, precision/recall/density/coverage and a classifier two-sample test on the
   classifier's penultimate features, each beside a real-vs-real baseline (`synthscan evaluate fidelity`);
+- ``image_detector_auc``: a small CNN trained from scratch to tell the samples from HELD_OUT's studies
+  on the count images themselves, cross-validated patient-disjointly, AUC with a DeLong 95 % CI
+  (:mod:`synthscan.evaluation.detector`; 0.5 = indistinguishable, what a reader's eye approximates);
 - memorization: nearest-training-study distances of the samples against real-to-real ones, in image
   and feature space (`synthscan audit privacy`).
 
@@ -33,6 +36,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from synthscan.classifier.features import FeatureExtractor
 from synthscan.dataset import Dataset, Record
+from synthscan.evaluation.detector import DetectorConfig
 from synthscan.evaluation.fidelity import classifier_model, evaluate_fidelity, write_fidelity_report
 from synthscan.evaluation.privacy import feature_batches, run_audit
 from synthscan.evaluation.privacy import write_report as write_audit_report
@@ -118,9 +122,12 @@ def main() -> None:
             "held_out_real": assignment(real, real.records, extractor),
         },
     }
-    fidelity = evaluate_fidelity(real, synthetic, model=classifier_model(args.classifier))
+    fidelity = evaluate_fidelity(
+        real, synthetic, model=classifier_model(args.classifier), detector=DetectorConfig(seed=args.seed)
+    )
     write_fidelity_report(fidelity, out / "fidelity", str(real.root), str(synthetic.root))
     results["realism"] = {k: fidelity[k] for k in ("features", "real_vs_real", "real_vs_synthetic")}
+    results["image_detector_auc"] = fidelity["image_detector"]
     audit = run_audit(train, synthetic, features=extractor, holdout=real)
     write_audit_report(audit, train, synthetic, out / "privacy")
     results["memorization"] = [space.summary() for space in audit.spaces]
@@ -177,6 +184,14 @@ def markdown(results: dict, n_synthetic: int) -> str:
             f"| {k} | {rr[k]:.4g} | {rs[k]:.4g} |"
             for k in ("frechet", "precision", "recall", "two_sample_auc")
         ],
+        "",
+        "Image-space detector (CNN on the count images, patient-disjoint {folds}-fold CV): AUC {auc:.3f}"
+        " [DeLong 95 % CI {lo:.3f}, {hi:.3f}] ({n_synthetic} samples vs {n_real} held-out studies;"
+        " 0.5 = indistinguishable).".format(
+            lo=results["image_detector_auc"]["ci95"][0],
+            hi=results["image_detector_auc"]["ci95"][1],
+            **results["image_detector_auc"],
+        ),
         "",
         "Memorization (nearest training study; reference: held-out real studies to the training set):",
         "",

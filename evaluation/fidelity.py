@@ -29,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import Dataset, DatasetError, Record
+from synthscan.evaluation.detector import DetectorConfig, dataset_detector_auc
 from synthscan.evaluation.privacy import embed_studies, feature_batches, fit_shape
 from synthscan.labels import LABELS, PATIENT_SOURCES, VIEWS
 
@@ -251,8 +252,13 @@ def evaluate_fidelity(
     model: FidelityModel | None = None,
     k: int = 5,
     seed: int = 0,
+    detector: DetectorConfig | None = None,
 ) -> dict[str, Any]:
-    """All fidelity numbers: synthetic studies of ``synthetic`` against real studies of ``real``."""
+    """All fidelity numbers: synthetic studies of ``synthetic`` against real studies of ``real``.
+
+    With a ``detector`` config, also the image-space detector's cross-validated AUC
+    (:mod:`synthscan.evaluation.detector`) of all real against all synthetic studies.
+    """
     if real.info.matrix != synthetic.info.matrix:
         raise DatasetError(
             f"real matrix {real.info.matrix} differs from synthetic matrix {synthetic.info.matrix}; "
@@ -290,6 +296,10 @@ def evaluate_fidelity(
             results["grade_ordering"] = grade_ordering(
                 probs[amyloid], [fake_records[i].perugini_grade for i in amyloid]
             )
+    if detector is not None:
+        results["image_detector"] = dataset_detector_auc(
+            real, real_records, synthetic, fake_records, detector
+        )
     real_counts = count_statistics(real, real_records)
     fake_counts = count_statistics(synthetic, fake_records)
     results["count_statistics"] = {
@@ -380,6 +390,15 @@ def write_fidelity_report(
     }
     for key, target in ideal.items():
         lines.append(f"| {key} | {rr[key]:.4g} | {rs[key]:.4g} | {target} |")
+    if "image_detector" in results:
+        d = results["image_detector"]
+        lines += [
+            "",
+            f"Image-space detector (a small CNN on the count images, {d['folds']}-fold patient-disjoint"
+            f" cross-validation, {d['n_real']} real vs {d['n_synthetic']} synthetic studies): AUC "
+            f"{d['auc']:.3f} [DeLong 95 % CI {d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]"
+            " (0.5: indistinguishable).",
+        ]
     if "per_condition" in results:
         lines += [
             "",

@@ -7,6 +7,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from synthscan.dataset import Dataset
+from synthscan.evaluation.detector import DetectorConfig
 from synthscan.evaluation.fidelity import (
     FidelityModel,
     evaluate_fidelity,
@@ -101,7 +102,11 @@ def test_report_end_to_end(tmp_path):
     def probabilities(batch):
         return np.tile([0.2, 0.7, 0.1], (len(batch), 1))
 
-    results = evaluate_fidelity(real, synth, model=FidelityModel(probabilities=probabilities))
+    detector = DetectorConfig(bin_factor=1, channels=(8, 16), epochs=6, folds=3)
+    results = evaluate_fidelity(
+        real, synth, model=FidelityModel(probabilities=probabilities), detector=detector
+    )
+    assert results["image_detector"]["ci95"][0] > 0.5, "blurred studies with a hot spot are told apart"
     nps = results["count_statistics"]["comparison"]["nps_anterior"]["mean_abs_log_ratio"]
     assert nps > 0.5  # blurred synthetic noise is detected
     fake, base = results["real_vs_synthetic"], results["real_vs_real"]
@@ -109,7 +114,7 @@ def test_report_end_to_end(tmp_path):
     assert fake["frechet"] > 1.3 * base["frechet"]
     assert results["per_condition"]["metastasis"]["share_correct"] == 1.0
     report = write_fidelity_report(results, tmp_path / "rep", "real", "synth")
-    assert "| frechet |" in report.read_text()
+    assert "| frechet |" in report.read_text() and "Image-space detector" in report.read_text()
     assert json.loads((tmp_path / "rep" / "results.json").read_text())["n_synthetic"] == 20
     assert (tmp_path / "rep" / "noise_power_spectrum.png").is_file()
 
@@ -125,7 +130,7 @@ def test_cli_fidelity(tmp_path):
     args = ["evaluate", "fidelity", "--real", str(real.root), "--synthetic", str(synth.root)]
     result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "rep")])
     assert result.exit_code == 0, result.output
-    assert "two-sample AUC" in result.output
+    assert "two-sample AUC" in result.output and "Image detector AUC" in result.output
     assert (tmp_path / "rep" / "report.md").is_file()
 
 

@@ -38,10 +38,24 @@ from synthscan.dataset import Dataset
 )
 @click.option("--k", default=5, show_default=True, help="Neighbours for precision/recall/density/coverage.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the real-half split and CV folds.")
+@click.option(
+    "--image-detector/--no-image-detector",
+    default=True,
+    show_default=True,
+    help="Also train a small CNN to tell real from synthetic count images (patient-disjoint CV) and "
+    "report its AUC with a 95 % CI; about a minute per 400 studies on 2 CPU cores.",
+)
 def fidelity(
-    real_path: str, synthetic_path: str, out: str, features_run: str | None, k: int, seed: int
+    real_path: str,
+    synthetic_path: str,
+    out: str,
+    features_run: str | None,
+    k: int,
+    seed: int,
+    image_detector: bool,
 ) -> None:
     """Fréchet distance, PRDC, two-sample AUC and count statistics, each beside a real-vs-real baseline."""
+    from synthscan.evaluation.detector import DetectorConfig
     from synthscan.evaluation.fidelity import (
         FidelityModel,
         classifier_model,
@@ -51,12 +65,16 @@ def fidelity(
 
     real, synthetic = Dataset.open(real_path), Dataset.open(synthetic_path)
     model = classifier_model(features_run) if features_run else FidelityModel()
-    results = evaluate_fidelity(real, synthetic, model=model, k=k, seed=seed)
+    detector = DetectorConfig(seed=seed) if image_detector else None
+    results = evaluate_fidelity(real, synthetic, model=model, k=k, seed=seed, detector=detector)
     report = write_fidelity_report(results, out, real_path, synthetic_path)
     rr, rs = results["real_vs_real"], results["real_vs_synthetic"]
     click.echo(
         f"Fréchet {rs['frechet']:.4g} (real-vs-real {rr['frechet']:.4g}); two-sample AUC "
         f"{rs['two_sample_auc']:.3f} (real-vs-real {rr['two_sample_auc']:.3f}). Report: {report}"
     )
+    if "image_detector" in results:
+        d = results["image_detector"]
+        click.echo(f"Image detector AUC {d['auc']:.3f} (95 % CI {d['ci95'][0]:.3f}-{d['ci95'][1]:.3f}).")
     for caveat in results["caveats"]:
         click.echo(f"Caveat: {caveat}", err=True)
