@@ -37,29 +37,47 @@ class Grid:
 
 @dataclass
 class Sources:
-    """Point sources in field coordinates (mm from the field's top-left corner, anterior view)."""
+    """Point sources in field coordinates (mm from the field's top-left corner, anterior view).
+
+    Every point is shared bilinearly between the four pixels around it, so sub-pixel positions
+    neither alias nor shift; ``smooth`` sources (soft tissue, blurred by 10 mm or more) go to their
+    nearest distance bin, the others (bone, organs, hot spots) are shared between the two bins around
+    their distance."""
 
     row_mm: np.ndarray
     col_mm: np.ndarray
     activity: np.ndarray
     depth_mm: np.ndarray  # (N, 2) water-equivalent depth below the anterior, posterior surface
     distance_mm: np.ndarray  # (N, 2) distance to the anterior, posterior head
+    smooth: bool = False
 
 
 def project(sources: list[Sources], grid: Grid, scanner: ScannerConfig) -> np.ndarray:
     """Noise-free anterior and posterior images (2, rows, cols), posterior as acquired (mirrored)."""
-    row = np.concatenate([s.row_mm for s in sources]) / np.float32(grid.spacing)
-    col = np.concatenate([s.col_mm for s in sources]) / np.float32(grid.spacing)
-    activity = np.concatenate([s.activity for s in sources])
-    depth = np.concatenate([s.depth_mm for s in sources])
-    distance = np.concatenate([s.distance_mm for s in sources])
-    corners = _corners(row, col, grid)
+    shape = (len(DISTANCE_CENTRES_MM), grid.rows, grid.cols)
+    groups = []
+    for smooth in (False, True):
+        members = [s for s in sources if s.smooth == smooth]
+        if members:
+            row = np.concatenate([s.row_mm for s in members]) / np.float32(grid.spacing)
+            col = np.concatenate([s.col_mm for s in members]) / np.float32(grid.spacing)
+            groups.append(
+                (
+                    smooth,
+                    _corners(row, col, grid),
+                    np.concatenate([s.activity for s in members]),
+                    np.concatenate([s.depth_mm for s in members]),
+                    np.concatenate([s.distance_mm for s in members]),
+                )
+            )
     views = np.empty((2, grid.rows, grid.cols), np.float32)
     for view in (0, 1):
-        weight = np.exp(np.float32(-scanner.attenuation_per_mm) * depth[:, view]) * activity
-        if view == 1:
-            weight *= np.float32(scanner.table_transmission)
-        bins = splat(corners, distance[:, view], weight, (len(DISTANCE_CENTRES_MM), grid.rows, grid.cols))
+        bins = np.zeros(shape, np.float32)
+        for smooth, pixels, activity, depth, distance in groups:
+            weight = np.exp(np.float32(-scanner.attenuation_per_mm) * depth[:, view]) * activity
+            if view == 1:
+                weight *= np.float32(scanner.table_transmission)
+            bins += splat(pixels, distance[:, view], weight, shape, nearest_bin=smooth)
         image = blur_bins(bins, grid.spacing, scanner.fwhm_at_collimator_mm, scanner.fwhm_per_mm)
         views[view] = add_scatter(image, grid, scanner.scatter_fraction, scanner.scatter_fwhm_mm)
     views[1] = views[1][:, ::-1]
@@ -84,22 +102,30 @@ def _corners(row: np.ndarray, col: np.ndarray, grid: Grid) -> tuple[np.ndarray, 
 
 
 def splat(
-    corners: tuple[np.ndarray, np.ndarray],
+    pixels: tuple[np.ndarray, np.ndarray],
     distance: np.ndarray,
     weight: np.ndarray,
     shape: tuple[int, int, int],
+    *,
+    nearest_bin: bool = False,
 ) -> np.ndarray:
-    """Point weights accumulated in (distance bin, row, col), linear in all three, so sub-pixel
-    positions neither alias nor flicker."""
+    """Point weights accumulated in (distance bin, row, col): over the given pixels (index, share
+    per corner) and the two distance bins around each point, or its nearest bin."""
     n_bins, rows, cols = shape
-    index, bilinear = corners
+    index, share = pixels
     position = np.interp(distance, DISTANCE_CENTRES_MM, np.arange(n_bins, dtype=np.float64))
-    b0 = np.minimum(position.astype(np.int64), n_bins - 2)
-    fb = (position - b0).astype(np.float32)
-    near = b0 * (rows * cols)
-    flat = np.concatenate([index + near, index + near + rows * cols]).ravel()
-    share = np.concatenate([bilinear * ((1.0 - fb) * weight), bilinear * (fb * weight)]).ravel()
-    return np.bincount(flat, weights=share, minlength=n_bins * rows * cols).reshape(shape).astype(np.float32)
+    if nearest_bin:
+        flat = (index + np.rint(position).astype(np.int64) * (rows * cols)).ravel()
+        weights = (share * weight).ravel()
+    else:
+        b0 = np.minimum(position.astype(np.int64), n_bins - 2)
+        fb = (position - b0).astype(np.float32)
+        near = index + b0 * (rows * cols)
+        flat = np.concatenate([near, near + rows * cols]).ravel()
+        weights = np.concatenate([share * ((1.0 - fb) * weight), share * (fb * weight)]).ravel()
+    return (
+        np.bincount(flat, weights=weights, minlength=n_bins * rows * cols).reshape(shape).astype(np.float32)
+    )
 
 
 def fwhm_mm(distance_mm: float | np.ndarray, fwhm0: float, slope: float) -> float | np.ndarray:

@@ -122,6 +122,7 @@ def simulate_study(config: SimulatorConfig, seed: int, *, noise: bool = True) ->
             soft.depth,
             soft.contour,
             gap,
+            smooth=True,
         ),
     ]
     blobs = [(blob, levels[name]) for name, group in body.items() for blob in group]
@@ -221,10 +222,13 @@ def _sources(
     depth: np.ndarray,
     contour: np.ndarray,
     gap_mm: float,
+    *,
+    smooth: bool = False,
 ) -> Sources:
     """Phantom points as this patient's point sources: posed, depths scaled by the habitus."""
     row, col = pose.field(pose.limbs(xyz, segment))
-    return Sources(row, col, activity.astype(np.float32), depth * pose.sy, contour * pose.sy + gap_mm)
+    depth, distance = depth * pose.sy, contour * pose.sy + gap_mm
+    return Sources(row, col, activity.astype(np.float32), depth, distance, smooth=smooth)
 
 
 def _concentrations(
