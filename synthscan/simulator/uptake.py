@@ -125,7 +125,11 @@ def heterogeneity(xyz: np.ndarray, rng: np.random.Generator, amplitude: float) -
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
     wavenumber = 2 * np.pi / rng.uniform(20.0, 80.0, n)
     phase = rng.uniform(0.0, 2 * np.pi, n)
-    field = np.cos(xyz @ (direction * wavenumber[:, None]).T.astype(np.float32) + phase.astype(np.float32))
+    k = (direction * wavenumber[:, None]).astype(np.float32)
+    # Broadcast products rather than a matrix product: BLAS is slow for an inner dimension of 3.
+    field = np.cos(
+        xyz[:, :1] * k[:, 0] + xyz[:, 1:2] * k[:, 1] + xyz[:, 2:] * k[:, 2] + phase.astype(np.float32)
+    )
     return (1.0 + amplitude * np.sqrt(2.0 / n) * field.sum(axis=1)).clip(0.2, None).astype(np.float32)
 
 
