@@ -1,10 +1,10 @@
 """Normal tracer distribution on the phantom: bone uptake by bone and joint, soft tissue, organs.
 
-Bone uptake follows bone turnover and red marrow: highest in the sacro-iliac joints, sacrum,
-vertebrae and the ends of the long bones, lower in the skull vault and the cortical shafts
-(DOMAIN.md). The levels below are relative to a lumbar vertebra; they are assumptions, set so
-that the landmark ratios of real whole-body scans (hip / lumbar spine, knee / femoral shaft,
-skull centre / rim, rib modulation, ``../shared/realism/targets.json``) come out in range.
+Bone uptake follows bone turnover and red marrow: highest in the sacro-iliac joints, sacrum and
+vertebrae, lower in the cortical shafts of the long bones (DOMAIN.md). The levels below are
+relative to a lumbar vertebra; they are assumptions, set so that the landmark ratios of real
+whole-body scans (hip / lumbar spine, knee / femoral shaft, skull centre / rim, rib modulation;
+``synthscan/evaluation/realism_targets.json``) come out in range (docs/simulator/).
 Organs the mesh phantom lacks (kidneys, bladder, heart, breasts) are ellipsoids placed on its
 anatomy.
 """
@@ -19,8 +19,8 @@ import numpy as np
 from synthscan.simulator.phantom import ReferencePhantom
 
 BONE_UPTAKE: dict[str, float] = {
-    "skull": 1.0,  # vault: thin diploë, lower than the face (assumption)
-    "face": 0.3,  # maxilla, nasal bones, orbits: below the vault's level (assumption)
+    "skull": 1.0,  # vault and base; with the mandible, sets the head's share of counts (assumption)
+    "face": 0.3,  # maxilla, nasal bones, orbits: thin bone seen end-on behind the vault (assumption)
     "mandible": 1.0,  # alveolar ridges and teeth sockets turn over fast (assumption)
     "C": 0.85,
     "T": 0.95,
