@@ -15,7 +15,7 @@ unlike hole filling.
 
 The skeleton is one surface. It is split into labelled bones by anatomical landmarks measured
 on this phantom (each constant below says where it comes from): vertebral levels from the
-intervertebral disc gaps, ribs by their posterior arcs, limbs by their joint centres. Joint
+intervertebral disc gaps, ribs by the vertebra they articulate with, limbs by their joint centres. Joint
 surfaces (voxels of one bone within reach of its articular partner) get joint ids, so the
 simulator can put degenerative or subchondral uptake on real joint geometry. Soft tissue
 voxels get the limb segment of their nearest bone, so the simulator can re-pose arms and feet.
@@ -37,9 +37,9 @@ from skimage.segmentation import watershed
 PITCH_MM = 2.4  # voxel size: the common whole-body pixel (DOMAIN.md)
 OUT = Path(__file__).resolve().parents[1] / "synthscan" / "simulator" / "data"
 
-# Intervertebral disc levels (z, mm) of this phantom, from the minima of the vertebral-body voxel
-# count along z (measured with this script's `--inspect`); upper thoracic levels, hidden by the
-# ribs and sternum, are evenly spaced between T5/T4 and T1/C7 (assumption).
+# Intervertebral disc levels (z, mm) of this phantom: minima of the vertebral-body voxel count along
+# z within 15 mm of the midline (scipy.signal.find_peaks on the voxelized skeleton); upper thoracic
+# levels, hidden by the ribs and sternum, are evenly spaced between T5/T4 and T1/C7 (assumption).
 DISCS_MM = (
     146.3,
     182.3,
