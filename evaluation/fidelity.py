@@ -291,6 +291,16 @@ def evaluate_fidelity(
     if model.probabilities is not None:
         probs = feature_batches(synthetic, fake_records, model.probabilities)
         results["per_condition"] = per_condition_fidelity(probs, [r.label for r in fake_records])
+        for factor, column in (("tracer", "tracer"), ("burden", "burden")):
+            groups: dict[str, list[int]] = {}
+            for i, r in enumerate(fake_records):
+                if r.get(column):
+                    groups.setdefault(r.get(column), []).append(i)
+            if groups:
+                results[f"per_{factor}"] = {
+                    value: per_condition_fidelity(probs[rows], [fake_records[i].label for i in rows])
+                    for value, rows in sorted(groups.items())
+                }
         amyloid = [i for i, r in enumerate(fake_records) if r.label == "amyloidosis"]
         if amyloid:
             results["grade_ordering"] = grade_ordering(
@@ -409,6 +419,18 @@ def write_fidelity_report(
         ]
         for label, row in results["per_condition"].items():
             lines.append(f"| {label} | {row['n']} | {row['share_correct']:.3f} | {row['assigned']} |")
+    for factor in ("tracer", "burden"):
+        if f"per_{factor}" in results:
+            lines += [
+                "",
+                f"## Per-{factor} fidelity (share classified as the requested condition)",
+                "",
+                f"| {factor} | condition | n | share |",
+                "|---|---|---|---|",
+            ]
+            for value, table in results[f"per_{factor}"].items():
+                for label, row in table.items():
+                    lines.append(f"| {value} | {label} | {row['n']} | {row['share_correct']:.3f} |")
     if results.get("grade_ordering"):
         go = results["grade_ordering"]
         lines += [

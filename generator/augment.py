@@ -19,7 +19,7 @@ from typing import Any
 from synthscan.dataset import Dataset, DatasetError
 from synthscan.generator.conditions import condition_key
 from synthscan.generator.sampling import SampleRequest, write_samples
-from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, PATIENT_SOURCES
+from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, PATIENT_SOURCES, TRACERS
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ class AugmentPlan:
         for label in self.target_synthetic:
             real, target = self.real.get(label, 0), self.target_synthetic[label]
             lines.append(f"{label:<12} {real:>6} {target:>10} {added[label]:>7}")
+        tracers = Counter(s.tracer for s in self.studies if s.tracer)
+        if tracers:
+            lines.append("tracers (the dataset's mix): " + ", ".join(f"{t} {n}" for t, n in tracers.items()))
         lines.append(f"{len(self.studies)} studies to add ({self.already_present} already present).")
         return "\n".join(lines)
 
@@ -53,17 +56,37 @@ def study_seed(base_seed: int, label: str, grade: int | None, index: int) -> int
     return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
 
 
+def _split(n: int, weights: Mapping[Any, int]) -> dict[Any, int]:
+    """Split ``n`` studies over keys in proportion to ``weights`` (largest remainders, ties by order)."""
+    order = {key: i for i, key in enumerate(weights)}
+    total = sum(weights.values())
+    share = {key: n * w // total for key, w in weights.items()}
+    remainders = sorted(weights, key=lambda key: (n * weights[key] % total, -order[key]), reverse=True)
+    for key in remainders[: n - sum(share.values())]:
+        share[key] += 1
+    return share
+
+
 def _grade_split(n: int, grade_counts: Mapping[int, int]) -> dict[int, int]:
     """Split ``n`` amyloidosis studies over grades like the real grades (evenly if none are known)."""
     weights = {g: grade_counts.get(g, 0) for g in AMYLOIDOSIS_GRADES}
     if not sum(weights.values()):
         weights = dict.fromkeys(AMYLOIDOSIS_GRADES, 1)
-    total = sum(weights.values())
-    share = {g: n * w // total for g, w in weights.items()}
-    remainders = sorted(weights, key=lambda g: (n * weights[g] % total, -g), reverse=True)
-    for g in remainders[: n - sum(share.values())]:
-        share[g] += 1
-    return share
+    return _split(n, weights)
+
+
+def _tracer_sequence(n: int, tracer_counts: Mapping[str, int]) -> list[str | None]:
+    """Tracers of ``n`` planned studies in the dataset's tracer mix (``None``: the model draws them).
+
+    Interleaved (MDP, HDP, MDP, …) so that any prefix of the plan, as an interrupted run leaves it,
+    keeps the mix too.
+    """
+    if not sum(tracer_counts.values()):
+        return [None] * n
+    share = _split(n, dict(tracer_counts))
+    # the i-th study of tracer t sits at (i + 0.5) / share[t]: an even spread of each tracer
+    slots = sorted(((i + 0.5) / k, t) for t, k in share.items() for i in range(k))
+    return [t for _, t in slots]
 
 
 def plan_augmentation(
@@ -75,12 +98,15 @@ def plan_augmentation(
     seed: int = 0,
     supported: tuple[str, ...] = tuple(LABELS),
     existing: Dataset | None = None,
+    tracers: tuple[str, ...] = (),
 ) -> AugmentPlan:
     """Plan synthetic studies per condition from the dataset's real label and grade counts.
 
     ``balance`` brings every condition up to the largest real class; ``ratio`` adds ``ratio`` x
     the real count; ``per-class`` adds a fixed number.  Studies already in ``existing``
-    (default: the dataset itself) are not planned again.
+    (default: the dataset itself) are not planned again. With ``tracers`` (those a model with
+    tracer conditions knows), each condition's studies follow the dataset's tracer mix for that
+    condition (all its real studies' mix where the condition has none of its own).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -105,16 +131,20 @@ def plan_augmentation(
         )
     present = existing if existing is not None else dataset
     plan = AugmentPlan(mode=mode, real=dict(real), target_synthetic=target)
+    overall = Counter(r.tracer for r in real_records if r.tracer in tracers)
     for label in conditions:
         split = _grade_split(target[label], grades) if label == "amyloidosis" else {None: target[label]}
+        mix = Counter(r.tracer for r in real_records if r.label == label and r.tracer in tracers) or overall
+        sequence = iter(_tracer_sequence(target[label], {t: mix[t] for t in tracers if mix[t]}))
         for grade, n in split.items():
             for index in range(n):
                 study_id = f"syn-{condition_key(label, grade)}-{index:05d}"
+                tracer = next(sequence)  # drawn for present studies too: a rerun plans the same tracers
                 if study_id in present:
                     plan.already_present += 1
                     continue
                 plan.studies.append(
-                    SampleRequest(study_id, label, grade, study_seed(seed, label, grade, index))
+                    SampleRequest(study_id, label, grade, study_seed(seed, label, grade, index), tracer)
                 )
     return plan
 
@@ -172,6 +202,11 @@ def check_target(dataset: Dataset, target: Dataset | None, model_sha256: str | N
             f"{', '.join(sorted(str(h)[:12] for h in others))}); adding this model's would mix them. "
             "Use --out NEW_FOLDER, or the model that wrote them"
         )
+
+
+def model_tracers(pipeline: Any) -> tuple[str, ...]:
+    """Tracers a model with tracer conditions generates (none for a model without them)."""
+    return tuple(t for t in getattr(pipeline, "factors", {}).get("tracer", []) if t in TRACERS)
 
 
 def check_model_fits(dataset: Dataset, pipeline: Any) -> tuple[str, ...]:

@@ -4,6 +4,11 @@ A condition key is a label, refined by the Perugini grade for amyloidosis when t
 (``normal``, ``metastasis``, ``amyloidosis-g1`` … ``amyloidosis-g3``, or plain ``amyloidosis``).
 Class id ``i`` of the UNet is ``conditions[i]``; id ``len(conditions)`` is the null class of
 classifier-free guidance.
+
+Models trained with finer conditions also know two *factors* beside the condition key, each with
+its own values, an ``unknown`` value for training studies that do not record it, and its own null
+class: the tracer (MDP, HDP, DPD) and the metastatic burden (no lesion, 1-3, 4-10, more than 10
+lesions, superscan), read from the manifest's ``tracer``, ``lesion_count`` and ``superscan`` columns.
 """
 
 from __future__ import annotations
@@ -12,7 +17,73 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, check_grade, check_label
+from synthscan.dataset import Record
+from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, TRACERS, check_grade, check_label
+
+UNKNOWN = "unknown"
+"""Factor value of a training study that does not record it (a real class, unlike the null class)."""
+
+BURDENS: tuple[str, ...] = ("none", "1-3", "4-10", ">10", "superscan")
+"""Metastatic burden: number of lesions in classes, or a superscan (diffuse skeletal uptake)."""
+
+FACTORS: dict[str, tuple[str, ...]] = {"tracer": TRACERS, "burden": BURDENS}
+"""Condition factors beside the condition key, each with its values (``unknown`` is added per model)."""
+
+
+def burden_class(lesion_count: str | int | None, superscan: str | bool | None) -> str:
+    """Burden class of one study from its manifest columns; ``unknown`` when the count is not recorded."""
+    if str(superscan).strip().lower() in ("1", "true", "yes"):
+        return "superscan"
+    if lesion_count is None or str(lesion_count).strip() == "":
+        return UNKNOWN
+    n = int(float(lesion_count))
+    return "none" if n == 0 else "1-3" if n <= 3 else "4-10" if n <= 10 else ">10"
+
+
+def study_factors(record: Record) -> dict[str, str]:
+    """Tracer and burden of one training study (``unknown`` where its manifest does not say)."""
+    return {
+        "tracer": record.tracer if record.tracer in TRACERS else UNKNOWN,
+        "burden": burden_class(record.get("lesion_count", None) or None, record.get("superscan", None)),
+    }
+
+
+def factor_tables(factors: Sequence[Mapping[str, str]]) -> dict[str, list[str]] | None:
+    """Each factor's class table (its known values in canonical order, then ``unknown`` if present).
+
+    ``None`` when no training study records any factor: the model then has no factor conditions.
+    """
+    tables = {}
+    for name, values in FACTORS.items():
+        seen = {f[name] for f in factors}
+        tables[name] = [v for v in values if v in seen] + ([UNKNOWN] if UNKNOWN in seen else [])
+    if all(table in ([], [UNKNOWN]) for table in tables.values()):
+        return None
+    return tables
+
+
+def resolve_factor(
+    name: str,
+    value: str | None,
+    table: Sequence[str],
+    weights: Mapping[str, float],
+    generator: torch.Generator,
+) -> str:
+    """Value of factor ``name`` to generate: ``value``, or one drawn in the training proportions.
+
+    Drawn with the sample's own generator, so an unspecified tracer or burden is reproducible from the
+    seed and is recorded with the study like a requested one.
+    """
+    if value is not None:
+        if value not in table:
+            known = [v for v in table if v != UNKNOWN]
+            raise ValueError(f"this model has no {name} {value!r}; {name}s it knows: {', '.join(known)}")
+        return value
+    options = [v for v in table if v != UNKNOWN] or list(table)
+    probabilities = torch.tensor([float(weights.get(v, 0.0)) for v in options], dtype=torch.float64)
+    if probabilities.sum() <= 0:
+        probabilities = torch.ones(len(options), dtype=torch.float64)
+    return options[int(torch.multinomial(probabilities, 1, generator=generator))]
 
 
 def condition_key(label: str, grade: int | None) -> str:

@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel, UniPCMultistepScheduler
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, ModelMixin, UNet2DModel, UniPCMultistepScheduler
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from torch import nn
 
 from synthscan.generator.config import AutoencoderConfig, DiffusionConfig, UNetConfig
+
+
+class ConditionEncoder(ModelMixin, ConfigMixin):
+    """The class embedding of a model with factor conditions: one table per factor, summed.
+
+    ``tables`` pairs each factor (``condition``, ``tracer``, ``burden``) with its number of classes;
+    each table has one more row, the factor's null class of classifier-free guidance. The UNet takes
+    the summed vector as its class embedding (``class_embed_type="identity"``), so each factor can
+    be dropped to its null class on its own in training.
+    """
+
+    @register_to_config
+    def __init__(self, tables: list[tuple[str, int]], embedding_dim: int):
+        super().__init__()
+        # a list of (factor, classes) pairs, not a dict: the saved config sorts dict keys, and the order
+        # of the tables is the order of the ids
+        self.embeddings = nn.ModuleDict({name: nn.Embedding(n + 1, embedding_dim) for name, n in tables})
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, factors) class ids, in the order of ``tables``, → (B, embedding_dim)."""
+        return sum(table(ids[:, i]) for i, table in enumerate(self.embeddings.values()))
+
+    def null_ids(self, batch: int, device: torch.device | None = None) -> torch.Tensor:
+        """Every factor at its null class."""
+        return torch.tensor([[n for _, n in self.config.tables]] * batch, device=device)
 
 
 def build_autoencoder(config: AutoencoderConfig) -> AutoencoderKL:
@@ -23,8 +51,13 @@ def build_autoencoder(config: AutoencoderConfig) -> AutoencoderKL:
     )
 
 
-def build_unet(config: UNetConfig, latent_shape: tuple[int, int, int], num_conditions: int) -> UNet2DModel:
-    """A ``UNet2DModel`` on latents of ``latent_shape`` with one class per condition plus the null class."""
+def build_unet(
+    config: UNetConfig, latent_shape: tuple[int, int, int], num_conditions: int | None
+) -> UNet2DModel:
+    """A ``UNet2DModel`` on latents of ``latent_shape`` with one class per condition plus the null class.
+
+    ``num_conditions=None``: the class embedding comes from a :class:`ConditionEncoder` instead.
+    """
     channels, rows, cols = latent_shape
     return UNet2DModel(
         sample_size=(rows, cols),
@@ -38,7 +71,8 @@ def build_unet(config: UNetConfig, latent_shape: tuple[int, int, int], num_condi
         ),
         norm_num_groups=config.norm_num_groups,
         dropout=config.dropout,
-        num_class_embeds=num_conditions + 1,
+        num_class_embeds=None if num_conditions is None else num_conditions + 1,
+        class_embed_type=None if num_conditions is not None else "identity",
     )
 
 
@@ -61,3 +95,14 @@ def build_sampler(noise_scheduler: DDPMScheduler) -> UniPCMultistepScheduler:
     (``benchmarks/solver_accuracy.py``), so it needs a sixth fewer network evaluations.
     """
     return UniPCMultistepScheduler.from_config(noise_scheduler.config, solver_order=2, use_karras_sigmas=True)
+
+
+class ConditionedUNet(nn.Module):
+    """A UNet with its :class:`ConditionEncoder`, trained together (``class_labels`` are factor ids)."""
+
+    def __init__(self, unet: UNet2DModel, encoder: ConditionEncoder):
+        super().__init__()
+        self.unet, self.encoder = unet, encoder
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, class_labels: torch.Tensor):
+        return self.unet(sample, timestep, class_labels=self.encoder(class_labels))

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, SchedulerMixin, UNet2DModel
 from diffusers.utils import BaseOutput
 
-from synthscan.generator.conditions import resolve_condition, split_key
+from synthscan.generator.conditions import FACTORS, UNKNOWN, resolve_condition, resolve_factor, split_key
+from synthscan.generator.models import ConditionEncoder
 from synthscan.generator.transform import AcquisitionWindow, TotalCounts, expected_counts, poisson_counts
 from synthscan.labels import DEFAULT_MATRIX, DEFAULT_PIXEL_SPACING_MM, LABELS, VIEWS
 
@@ -38,6 +40,7 @@ class SynthScanPipelineOutput(BaseOutput):
     conditions: list[str]
     total_counts: list[float]
     expected: np.ndarray | None = None
+    factors: list[dict[str, str]] | None = None  # tracer and burden of each study (factor models only)
 
 
 def run_chunked(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], chunk: int) -> torch.Tensor:
@@ -60,12 +63,14 @@ class SynthScanPipeline(DiffusionPipeline):
     """Generate labelled whole-body bone scans (anterior and posterior photon counts)."""
 
     model_cpu_offload_seq = "unet->vae"
+    _optional_components: ClassVar[list[str]] = ["condition_encoder"]
 
     def __init__(
         self,
         vae: AutoencoderKL,
         unet: UNet2DModel,
         scheduler: SchedulerMixin,
+        condition_encoder: ConditionEncoder | None = None,
         conditions: list[str] | None = None,
         grade_weights: dict[str, float] | None = None,
         total_counts: dict[str, dict[str, float]] | None = None,
@@ -79,9 +84,11 @@ class SynthScanPipeline(DiffusionPipeline):
         tracer: str = "",
         training_sources: list[str] | None = None,
         acquisition_window: dict | None = None,
+        factors: dict[str, list[str]] | None = None,
+        factor_weights: dict[str, dict[str, dict[str, float]]] | None = None,
     ):
         super().__init__()
-        self.register_modules(vae=vae, unet=unet, scheduler=scheduler)
+        self.register_modules(vae=vae, unet=unet, scheduler=scheduler, condition_encoder=condition_encoder)
         self.register_to_config(
             conditions=list(conditions or LABELS),
             grade_weights=dict(grade_weights or {}),
@@ -96,6 +103,8 @@ class SynthScanPipeline(DiffusionPipeline):
             tracer=str(tracer),
             training_sources=list(training_sources or []),
             acquisition_window=acquisition_window,
+            factors=factors,
+            factor_weights=factor_weights or {},
         )
 
     @property
@@ -110,6 +119,33 @@ class SynthScanPipeline(DiffusionPipeline):
     def labels(self) -> tuple[str, ...]:
         """Labels this model generates (each with at least one condition key)."""
         return tuple(dict.fromkeys(split_key(k)[0] for k in self.config.conditions))
+
+    @property
+    def factors(self) -> dict[str, list[str]]:
+        """Factor conditions (tracer, burden) and their class tables; empty for models without them."""
+        return dict(self.config.get("factors") or {}) if self.condition_encoder is not None else {}
+
+    def check_factors(self, label: str, requested: dict[str, str | None]) -> None:
+        """Refuse a tracer or burden this model cannot generate, in one line naming what it can."""
+        asked = {name: value for name, value in requested.items() if value is not None}
+        if asked and not self.factors:
+            raise ValueError(
+                f"this model was trained without {' or '.join(asked)} conditions; leave out "
+                + " and ".join(f"--{name}" for name in asked)
+                + " (or train a model on data with tracer, lesion_count and superscan columns)"
+            )
+        burden = asked.get("burden")
+        if burden is not None and (label == "metastasis") == (burden == "none"):
+            raise ValueError(
+                f"--burden {burden} does not fit --condition {label}: metastasis has a burden of 1-3 or "
+                "more lesions or a superscan, the other conditions 'none'"
+            )
+        for name, value in asked.items():
+            known = [v for v in self.factors.get(name, []) if v != UNKNOWN]
+            if value not in known:
+                raise ValueError(
+                    f"this model has no {name} {value!r}; {name}s it knows: {', '.join(known) or 'none'}"
+                )
 
     @property
     def sampler(self) -> str:
@@ -135,13 +171,18 @@ class SynthScanPipeline(DiffusionPipeline):
         rows, cols = self.matrix
         return self.vae.config.latent_channels, rows // factor, cols // factor
 
+    def _class_input(self, ids: torch.Tensor) -> torch.Tensor:
+        """The UNet's class input: the ids themselves, or the factor models' summed embedding of them."""
+        return ids if self.condition_encoder is None else self.condition_encoder(ids).to(self.unet.dtype)
+
     def _guided_output(
         self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, nulls: torch.Tensor, guidance: float
     ) -> torch.Tensor:
         """UNet output with classifier-free guidance; conditional and null rows share one call."""
         if guidance == 1.0:
-            return self.unet(x, t.expand(len(x)), class_labels=labels).sample
-        both = self.unet(torch.cat([x, x]), t.expand(2 * len(x)), class_labels=torch.cat([labels, nulls]))
+            return self.unet(x, t.expand(len(x)), class_labels=self._class_input(labels)).sample
+        ids = self._class_input(torch.cat([labels, nulls]))
+        both = self.unet(torch.cat([x, x]), t.expand(2 * len(x)), class_labels=ids)
         conditional, unconditional = both.sample.chunk(2)
         return unconditional + guidance * (conditional - unconditional)
 
@@ -155,6 +196,8 @@ class SynthScanPipeline(DiffusionPipeline):
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
         total_counts: Sequence[float] | None = None,
+        tracers: Sequence[str | None] | None = None,
+        burdens: Sequence[str | None] | None = None,
         return_expected: bool = False,
         return_dict: bool = True,
     ) -> SynthScanPipelineOutput | tuple:
@@ -164,6 +207,8 @@ class SynthScanPipeline(DiffusionPipeline):
             conditions: label of each study.
             grades: Perugini grade (1-3) of each amyloidosis study; ``None`` draws it in the
                 training proportions.
+            tracers, burdens: tracer (MDP, HDP, DPD) and metastatic burden of each study, for models
+                with factor conditions; ``None`` draws it in the training proportions of its label.
             generator: one ``torch.Generator`` per study; its seed determines the study.
             num_inference_steps: solver steps [default: the model's].
             guidance_scale: classifier-free guidance weight for every study; 1 is the conditional
@@ -182,6 +227,11 @@ class SynthScanPipeline(DiffusionPipeline):
             )
         if total_counts is not None and len(total_counts) != batch:
             raise ValueError(f"{len(total_counts)} total counts for {batch} studies")
+        requested = {"tracer": list(tracers or [None] * batch), "burden": list(burdens or [None] * batch)}
+        if any(len(v) != batch for v in requested.values()):
+            raise ValueError(f"need one tracer and one burden entry per study ({batch})")
+        for i, label in enumerate(conditions):
+            self.check_factors(label, {name: values[i] for name, values in requested.items()})
         steps = int(num_inference_steps or self.config.default_steps)
         if steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {steps}")
@@ -189,14 +239,27 @@ class SynthScanPipeline(DiffusionPipeline):
         totals_model = TotalCounts(self.config.total_counts["log_mean"], self.config.total_counts["log_std"])
         device, dtype = self.unet.device, self.unet.dtype
 
-        keys, totals, latents = [], [], []
+        tables = self.factors
+        keys, totals, latents, factors = [], [], [], []
         for i, g in enumerate(generators):
             key = resolve_condition(conditions[i], grades[i], table, self.config.grade_weights, g)
             keys.append(key)
+            weights = self.config.factor_weights.get(conditions[i], {})
+            factors.append(
+                {
+                    name: resolve_factor(name, requested[name][i], tables[name], weights.get(name, {}), g)
+                    for name in FACTORS
+                    if name in tables
+                }
+            )
             totals.append(float(total_counts[i]) if total_counts is not None else totals_model.draw(key, g))
             latents.append(torch.randn(self.latent_shape, generator=g))
         class_ids = torch.tensor([table.index(k) for k in keys], device=device)
         null_ids = torch.full_like(class_ids, len(table))
+        if tables:
+            factor_ids = [[tables[n].index(f[n]) for n in FACTORS] for f in factors]  # the encoder's order
+            class_ids = torch.cat([class_ids[:, None], torch.tensor(factor_ids, device=device)], dim=1)
+            null_ids = self.condition_encoder.null_ids(batch, device)
         latents = torch.stack(latents).to(device=device, dtype=dtype)
 
         self.scheduler.set_timesteps(steps, device=device)
@@ -222,6 +285,9 @@ class SynthScanPipeline(DiffusionPipeline):
         rate = expected_counts(decoded.cpu(), torch.tensor(totals), self.config.bin_factor, window)
         counts = poisson_counts(rate, generators)
         expected = rate.numpy() if return_expected else None
+        factors = factors if tables else None
         if not return_dict:
-            return counts, keys, totals, expected
-        return SynthScanPipelineOutput(counts=counts, conditions=keys, total_counts=totals, expected=expected)
+            return counts, keys, totals, expected, factors
+        return SynthScanPipelineOutput(
+            counts=counts, conditions=keys, total_counts=totals, expected=expected, factors=factors
+        )

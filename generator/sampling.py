@@ -36,10 +36,14 @@ class SampleRequest:
     label: str
     grade: int | None
     seed: int
+    tracer: str | None = None  # None: drawn in the training proportions (factor models)
+    burden: str | None = None
 
 
-def request_id(label: str, grade: int | None, seed: int) -> str:
-    return f"syn-{condition_key(label, grade)}-s{seed:010d}"
+def request_id(label: str, grade: int | None, seed: int, **factors: str | None) -> str:
+    """Study id of a request: condition, any requested factors (``>10`` spelt ``gt10``) and seed."""
+    named = "".join(f"-{v.replace('>', 'gt')}" for v in factors.values() if v is not None)
+    return f"syn-{condition_key(label, grade)}{named}-s{seed:010d}"
 
 
 def sampler_settings(pipeline, steps: int | None, guidance: float | None) -> dict[str, Any]:
@@ -67,10 +71,13 @@ def generate_studies(
         generator=[torch.Generator().manual_seed(r.seed) for r in requests],
         num_inference_steps=steps,
         guidance_scale=guidance,
+        tracers=[r.tracer for r in requests],
+        burdens=[r.burden for r in requests],
     )
+    factors = output.factors or [{} for _ in requests]
     results = []
-    for request, counts, key, total in zip(
-        requests, output.counts, output.conditions, output.total_counts, strict=True
+    for request, counts, key, total, study_factors in zip(
+        requests, output.counts, output.conditions, output.total_counts, factors, strict=True
     ):
         label, grade = split_key(key)
         meta = {
@@ -78,6 +85,7 @@ def generate_studies(
             "condition": key,
             "label": label,
             "perugini_grade": grade,
+            **study_factors,
             "total_counts_target": total,
             "counts_per_view": [int(v) for v in counts.reshape(2, -1).sum(axis=1)],
             **settings,
@@ -147,10 +155,14 @@ def write_samples(
                     perugini_grade=meta["perugini_grade"],
                     source="synthetic",
                     site="synthetic",
-                    tracer="",  # unknown: the model is not conditioned on a tracer
+                    tracer=meta.get("tracer", ""),  # empty: the model is not conditioned on a tracer
                     seed=request.seed,
                     meta=meta,
-                    extra={k: meta[k] for k in ("model_sha256", "model_name", "steps", "guidance")},
+                    extra={
+                        k: meta[k]
+                        for k in ("model_sha256", "model_name", "steps", "guidance", "burden")
+                        if k in meta
+                    },
                     replace=request.study_id in damaged,
                 )
                 if on_written is not None:
@@ -210,6 +222,8 @@ def sample_to_dataset(
     progress: bool = True,
     on_written: Callable[[Record, np.ndarray], None] | None = None,
     add_condition: bool = False,
+    tracer: str | None = None,
+    burden: str | None = None,
 ) -> Dataset:
     """Generate ``n`` studies of one condition into the dataset ``out`` (created or resumed).
 
@@ -219,6 +233,7 @@ def sample_to_dataset(
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
+    pipeline.check_factors(condition, {"tracer": tracer, "burden": burden})
     settings = sampler_settings(pipeline, steps, guidance)
     target = Dataset.create(
         out,
@@ -238,7 +253,15 @@ def sample_to_dataset(
     if recorded is None:
         target.update_provenance(generator=settings)
     requests = [
-        SampleRequest(request_id(condition, grade, seed + i), condition, grade, seed + i) for i in range(n)
+        SampleRequest(
+            request_id(condition, grade, seed + i, tracer=tracer, burden=burden),
+            condition,
+            grade,
+            seed + i,
+            tracer,
+            burden,
+        )
+        for i in range(n)
     ]
     write_samples(
         pipeline,

@@ -41,10 +41,24 @@ import synthscan
 from synthscan.atomic import atomic_open, atomic_write_text
 from synthscan.config import dump_config
 from synthscan.dataset import Dataset, DatasetError, Record
-from synthscan.generator.conditions import condition_table, split_key
+from synthscan.generator.conditions import (
+    FACTORS,
+    UNKNOWN,
+    condition_table,
+    factor_tables,
+    split_key,
+    study_factors,
+)
 from synthscan.generator.config import DiffusionConfig, GeneratorConfig
 from synthscan.generator.data import TrainingImages, prepare_images, random_crops, training_records
-from synthscan.generator.models import build_autoencoder, build_noise_scheduler, build_sampler, build_unet
+from synthscan.generator.models import (
+    ConditionedUNet,
+    ConditionEncoder,
+    build_autoencoder,
+    build_noise_scheduler,
+    build_sampler,
+    build_unet,
+)
 from synthscan.generator.pipeline import SynthScanPipeline
 from synthscan.generator.storage import save_model
 from synthscan.generator.transform import TotalCounts
@@ -278,10 +292,10 @@ def encode_latents(
 
 
 def train_diffusion(
-    unet: UNet2DModel,
+    unet: UNet2DModel | ConditionedUNet,
     latents: tuple[np.ndarray, np.ndarray],
     class_ids: np.ndarray,
-    num_conditions: int,
+    null_ids: np.ndarray | int,
     scaling_factor: float,
     diffusion: DiffusionConfig,
     noise_scheduler: DDPMScheduler,
@@ -292,12 +306,14 @@ def train_diffusion(
     on_sample: Callable[[UNet2DModel, int], None] | None = None,
     progress: bool = True,
 ) -> UNet2DModel:
-    """Stage 2: denoising score matching on latents drawn from the cached posteriors; returns EMA weights."""
+    """Stage 2: denoising score matching on latents drawn from the cached posteriors; returns EMA weights.
+
+    ``class_ids`` are (N,) condition ids, or (N, factors) ids of a :class:`ConditionedUNet`;
+    ``null_ids`` is what a dropped example gets (all its factors at their null class together).
+    """
     mean, std = latents
     device = PartialState().device
-    ema = EMAModel(
-        unet.parameters(), decay=diffusion.ema_decay, model_cls=UNet2DModel, model_config=unet.config
-    )
+    ema = EMAModel(unet.parameters(), decay=diffusion.ema_decay)
     timesteps = noise_scheduler.config.num_train_timesteps
 
     def objective(model, rng, generator):
@@ -308,7 +324,8 @@ def train_diffusion(
         t = torch.randint(0, timesteps, (len(index),), generator=generator).to(device)
         labels = torch.from_numpy(class_ids[index]).to(device)
         dropped = torch.rand(len(index), generator=generator).to(device) < diffusion.cond_drop_prob
-        labels = torch.where(dropped, torch.full_like(labels, num_conditions), labels)
+        nulls = torch.as_tensor(null_ids, device=device).expand_as(labels)
+        labels = torch.where(dropped.view(-1, *[1] * (labels.ndim - 1)), nulls, labels)
         zt = noise_scheduler.add_noise(z0, noise, t)
         target = (
             noise if diffusion.prediction_type == "epsilon" else noise_scheduler.get_velocity(z0, noise, t)
@@ -358,9 +375,23 @@ def _sample_grid(pipeline: SynthScanPipeline, path: Path) -> None:
     grid.save(path)
 
 
+def factor_weights(
+    records: list[Record], tables: dict[str, list[str]]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per label, each factor's value proportions in the training data (unspecified factors are drawn so)."""
+    weights: dict[str, dict[str, dict[str, float]]] = {}
+    for label in dict.fromkeys(r.label for r in records):
+        factors = [study_factors(r) for r in records if r.label == label]
+        weights[label] = {
+            name: {v: sum(f[name] == v for f in factors) / len(factors) for v in table}
+            for name, table in tables.items()
+        }
+    return weights
+
+
 def assemble_pipeline(
     vae: AutoencoderKL,
-    unet: UNet2DModel,
+    unet: UNet2DModel | ConditionedUNet,
     noise_scheduler: DDPMScheduler,
     images: TrainingImages,
     conditions: list[str],
@@ -371,10 +402,13 @@ def assemble_pipeline(
     """The inference pipeline with what it learned from the training set stored in its config."""
     amyloid = Counter(k for k in images.keys if split_key(k)[0] == "amyloidosis")
     grade_weights = {k: n / sum(amyloid.values()) for k, n in sorted(amyloid.items())}
+    encoder = unet.encoder.eval() if isinstance(unet, ConditionedUNet) else None
+    tables = factor_tables([study_factors(r) for r in records]) if encoder is not None else None
     pipeline = SynthScanPipeline(
         vae=vae.eval(),
-        unet=unet.eval(),
+        unet=(unet.unet if encoder is not None else unet).eval(),
         scheduler=build_sampler(noise_scheduler),
+        condition_encoder=encoder,
         conditions=conditions,
         grade_weights=grade_weights,
         total_counts=TotalCounts.fit(images.keys, images.totals).to_dict(),
@@ -388,6 +422,8 @@ def assemble_pipeline(
         tracer=Counter(r.tracer for r in records).most_common(1)[0][0],
         training_sources=sorted({r.source for r in records}),
         acquisition_window=images.window.to_dict(),
+        factors=tables,
+        factor_weights=factor_weights(records, tables) if tables else None,
     )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
@@ -455,22 +491,35 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
         state.wait_for_everyone()
         latents = latents or cached_latents(vae, images, out / "data", progress=False)
         torch.manual_seed(config.seed)
-        unet = build_unet(config.unet, latents[0].shape[1:], len(conditions))
+        tables = factor_tables([study_factors(r) for r in records])
+        class_ids = np.array([conditions.index(k) for k in images.keys])
+        null_ids: np.ndarray | int = len(conditions)
+        if tables is None:
+            unet = build_unet(config.unet, latents[0].shape[1:], len(conditions))
+        else:  # tracer and burden beside the condition: a class embedding summed over factors
+            sizes = [("condition", len(conditions))] + [(n, len(tables[n])) for n in FACTORS]
+            network = build_unet(config.unet, latents[0].shape[1:], None)
+            unet = ConditionedUNet(
+                network, ConditionEncoder(sizes, network.time_embedding.linear_1.out_features)
+            )
+            factors = [study_factors(r) for r in records]
+            ids = [[tables[n].index(f[n]) for n in FACTORS] for f in factors]
+            class_ids = np.concatenate([class_ids[:, None], np.array(ids)], axis=1)
+            null_ids = np.array([n for _, n in sizes])
         noise_scheduler = build_noise_scheduler(config.diffusion)
 
-        def on_sample(model: UNet2DModel, step: int) -> None:
+        def on_sample(model: UNet2DModel | ConditionedUNet, step: int) -> None:
             pipeline = assemble_pipeline(
                 vae, model, noise_scheduler, images, conditions, config, dataset, records
             )
             _sample_grid(pipeline, out / "samples" / f"diffusion-{step:06d}.png")
             model.train()
 
-        class_ids = np.array([conditions.index(k) for k in images.keys])
         unet = train_diffusion(
             unet,
             latents,
             class_ids,
-            len(conditions),
+            null_ids,
             vae.config.scaling_factor,
             config.diffusion,
             noise_scheduler,
@@ -493,6 +542,13 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
         if run is not None:
             run.close()
     return out / "model"
+
+
+def _factor_id(table: list[str], value: str) -> int:
+    """Class id of a factor value; the null class (``len(table)``) for one the model does not know."""
+    if value in table:
+        return table.index(value)
+    return table.index(UNKNOWN) if UNKNOWN in table else len(table)
 
 
 def finetune(
@@ -538,11 +594,20 @@ def finetune(
         mean, std = encode_latents(pipeline.vae, images, progress=progress)
         noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
         class_ids = np.array([conditions.index(images.keys[i]) for i in known])
-        unet = train_diffusion(
-            pipeline.unet.train(),
+        network: UNet2DModel | ConditionedUNet = pipeline.unet.train()
+        null_ids: np.ndarray | int = len(conditions)
+        if pipeline.factors:  # a factor the model does not know for a study: that factor's null class
+            tables = pipeline.factors
+            factors = [study_factors(records[i]) for i in known]
+            ids = [[_factor_id(tables[n], f[n]) for n in FACTORS] for f in factors]
+            class_ids = np.concatenate([class_ids[:, None], np.array(ids)], axis=1)
+            null_ids = pipeline.condition_encoder.null_ids(1)[0].numpy()
+            network = ConditionedUNet(network, pipeline.condition_encoder.train())
+        trained = train_diffusion(
+            network,
             (mean[known], std[known]),
             class_ids,
-            len(conditions),
+            null_ids,
             pipeline.vae.config.scaling_factor,
             config.diffusion,
             noise_scheduler,
@@ -552,7 +617,10 @@ def finetune(
             progress=progress,
         )
         totals = TotalCounts.fit([images.keys[i] for i in known], images.totals[known])
-        pipeline.register_modules(unet=unet)
+        if isinstance(trained, ConditionedUNet):
+            pipeline.register_modules(unet=trained.unet, condition_encoder=trained.encoder.eval())
+        else:
+            pipeline.register_modules(unet=trained)
         sources = sorted({*pipeline.config.training_sources, "real"})  # it has now seen patients
         pipeline.register_to_config(total_counts=totals.to_dict(), training_sources=sources)
         card = (

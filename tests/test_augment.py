@@ -48,6 +48,27 @@ def test_balance_plan(tmp_path, source):
     assert plan_augmentation(dataset, mode="ratio", ratio=0.5).target_synthetic["normal"] == 5
 
 
+def test_plan_follows_the_datasets_tracer_mix_for_a_model_with_tracer_conditions(tmp_path):
+    dataset = Dataset.create(tmp_path / "d", matrix=MATRIX)
+    rng = np.random.default_rng(0)
+    rows = [("normal", "MDP")] * 12 + [("metastasis", "HDP")] * 3 + [("metastasis", "DPD")] * 1
+    with dataset.writer() as w:
+        for i, (label, tracer) in enumerate(rows):
+            w.add(rng.poisson(20, size=(2, *MATRIX)), study_id=f"r{i}", patient_id=f"p{i}", label=label,
+                  perugini_grade=None, source="real", tracer=tracer)  # fmt: skip
+    plan = plan_augmentation(dataset, mode="per-class", per_class=8, tracers=("MDP", "HDP", "DPD"))
+    metastasis = [s.tracer for s in plan.studies if s.label == "metastasis"]
+    assert metastasis.count("HDP") == 6 and metastasis.count("DPD") == 2, "the metastases' own 3:1 mix"
+    assert set(metastasis[:4]) == {"HDP", "DPD"}, "interleaved: an interrupted run keeps the mix"
+    amyloid = [s.tracer for s in plan.studies if s.label == "amyloidosis"]
+    assert amyloid.count("MDP") == 6 and amyloid.count("HDP") + amyloid.count("DPD") == 2, (
+        "no amyloidosis of its own: the dataset's overall 12:3:1 mix"
+    )
+    assert "tracers (the dataset's mix)" in plan.table()
+    untraced = plan_augmentation(dataset, mode="per-class", per_class=8)
+    assert {s.tracer for s in untraced.studies} == {None}, "a model without tracer conditions draws none"
+
+
 def test_execute_is_idempotent_and_resumes_identically(tmp_path, tiny_generator, monkeypatch):
     pipeline = load_pipeline(tiny_generator)
     dataset = imbalanced(tmp_path / "d")

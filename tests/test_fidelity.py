@@ -88,6 +88,8 @@ def make(root, rng, n, source, blur, hot=0.0):
                 label=label,
                 perugini_grade=1 + i % 3 if label == "amyloidosis" else None,
                 source=source,
+                tracer=("MDP", "DPD")[i % 2] if source == "synthetic" else "",
+                extra={"burden": "1-3" if label == "metastasis" else "none"} if source == "synthetic" else {},
             )
     return dataset
 
@@ -113,8 +115,11 @@ def test_report_end_to_end(tmp_path):
     assert fake["two_sample_auc"] > 0.8 > base["two_sample_auc"]
     assert fake["frechet"] > 1.3 * base["frechet"]
     assert results["per_condition"]["metastasis"]["share_correct"] == 1.0
+    assert set(results["per_tracer"]) == {"MDP", "DPD"} and set(results["per_burden"]) == {"none", "1-3"}
+    assert results["per_burden"]["1-3"] == {"metastasis": results["per_condition"]["metastasis"]}
     report = write_fidelity_report(results, tmp_path / "rep", "real", "synth")
-    assert "| frechet |" in report.read_text() and "Image-space detector" in report.read_text()
+    text = report.read_text()
+    assert "| frechet |" in text and "Image-space detector" in text and "Per-tracer fidelity" in text
     assert json.loads((tmp_path / "rep" / "results.json").read_text())["n_synthetic"] == 20
     assert (tmp_path / "rep" / "noise_power_spectrum.png").is_file()
 

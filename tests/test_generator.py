@@ -16,7 +16,15 @@ from synthscan.cli import main
 from synthscan.config import ConfigError, builtin_config, load_config
 from synthscan.dataset import Dataset, DatasetError
 from synthscan.generator import train as train_module
-from synthscan.generator.conditions import condition_key, condition_table, resolve_condition, split_key
+from synthscan.generator.conditions import (
+    burden_class,
+    condition_key,
+    condition_table,
+    factor_tables,
+    resolve_condition,
+    resolve_factor,
+    split_key,
+)
 from synthscan.generator.config import GeneratorConfig
 from synthscan.generator.sampling import SampleRequest, generate_studies, sample_to_dataset
 from synthscan.generator.storage import CHECKSUMS, ModelError, load_pipeline, save_model, verify_model
@@ -131,6 +139,25 @@ def test_resolve_condition_rejects_bad_requests_and_draws_grades_in_proportion()
     assert draws.count("amyloidosis-g1") / len(draws) == pytest.approx(0.8, abs=0.03)
 
 
+def test_burden_classes_factor_tables_and_drawn_factors():
+    assert [burden_class(n, "0") for n in (0, 1, 3, 4, 10, 11, 40)] == [
+        "none", "1-3", "1-3", "4-10", "4-10", ">10", ">10"
+    ]  # fmt: skip
+    assert burden_class("12", "1") == "superscan" and burden_class("", "") == "unknown"
+    tables = factor_tables([{"tracer": "HDP", "burden": "none"}, {"tracer": "MDP", "burden": "unknown"}])
+    assert tables == {"tracer": ["MDP", "HDP"], "burden": ["none", "unknown"]}, (
+        "canonical order, unknown last"
+    )
+    assert factor_tables([{"tracer": "unknown", "burden": "unknown"}]) is None, "nothing recorded: no factors"
+    gen = torch.Generator().manual_seed(0)
+    draws = [resolve_factor("tracer", None, ["MDP", "HDP", "unknown"], {"MDP": 0.75, "HDP": 0.25}, gen)]
+    draws += [resolve_factor("tracer", None, ["MDP", "HDP", "unknown"], {"MDP": 0.75, "HDP": 0.25}, gen)
+              for _ in range(1999)]  # fmt: skip
+    assert draws.count("MDP") / 2000 == pytest.approx(0.75, abs=0.03) and "unknown" not in draws
+    with pytest.raises(ValueError, match="tracers it knows: MDP, HDP"):
+        resolve_factor("tracer", "DPD", ["MDP", "HDP", "unknown"], {}, gen)
+
+
 # --- training, saving, loading ---------------------------------------------------------------------
 
 
@@ -218,11 +245,15 @@ def test_guided_output_combines_conditional_and_null_rows(trained):
     pipeline = load_pipeline(trained)
     x = torch.randn(3, *pipeline.latent_shape, generator=torch.Generator().manual_seed(0))
     t = torch.tensor(400)
-    labels = torch.tensor([0, 1, 2])
-    nulls = torch.full_like(labels, len(pipeline.config.conditions))
+    assert pipeline.factors == {"tracer": ["DPD"], "burden": ["unknown"]}, (
+        "a factor model: tracer DPD recorded"
+    )
+    labels = torch.tensor([[0, 0, 0], [1, 0, 0], [2, 0, 0]])
+    nulls = pipeline.condition_encoder.null_ids(3)
+    assert nulls.tolist() == [[len(pipeline.config.conditions), 1, 1]] * 3
     with torch.no_grad():
-        conditional = pipeline.unet(x, t, class_labels=labels).sample
-        unconditional = pipeline.unet(x, t, class_labels=nulls).sample
+        conditional = pipeline.unet(x, t, class_labels=pipeline._class_input(labels)).sample
+        unconditional = pipeline.unet(x, t, class_labels=pipeline._class_input(nulls)).sample
         guided = {g: pipeline._guided_output(x, t, labels, nulls, g) for g in (0.0, 1.0, 3.0)}
     torch.testing.assert_close(guided[0.0], unconditional, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(
@@ -331,6 +362,68 @@ def test_samples_carry_no_more_border_counts_than_the_training_data(tmp_path):
     samples = border_bands(output.counts)[:, :2]
     assert (samples <= training[:, :2].max(axis=0)).all(), f"top/bottom bands {samples} exceed 0"
     assert output.counts.sum() > 0
+
+
+@pytest.fixture(scope="module")
+def factor_model(tmp_path_factory) -> Path:
+    """A tiny model trained on studies with tracer, lesion_count and superscan columns."""
+    root = tmp_path_factory.mktemp("factor-model")
+    dataset = Dataset.create(root / "data", matrix=MATRIX)
+    rng = np.random.default_rng(0)
+    rows = [("normal", 0, "MDP", 0), ("metastasis", 0, "HDP", 2), ("metastasis", 0, "MDP", 14)]
+    rows += [("amyloidosis", 3, "DPD", 0)]
+    with dataset.writer() as writer:
+        for i, (label, grade, tracer, lesions) in enumerate(rows * 3):
+            rate = np.full((2, *MATRIX), 4.0)
+            rate[:, 20:30, 8:24] += 5 * lesions
+            writer.add(rng.poisson(rate), study_id=f"f{i:02d}", patient_id=f"p{i:02d}", label=label,
+                       perugini_grade=grade, source="simulated", tracer=tracer,
+                       extra={"lesion_count": lesions, "superscan": int(i == 2)})  # fmt: skip
+    return train_module.train(dataset.root, tiny_config(), root / "run", progress=False)
+
+
+def test_a_model_with_factor_conditions_samples_the_requested_tracer_and_burden(factor_model, tmp_path):
+    pipeline = load_pipeline(factor_model)
+    assert pipeline.factors == {
+        "tracer": ["MDP", "HDP", "DPD"],
+        "burden": ["none", "1-3", ">10", "superscan"],
+    }
+    assert pipeline.config.factor_weights["metastasis"]["tracer"] == {"MDP": 0.5, "HDP": 0.5, "DPD": 0.0}
+    requests = [
+        SampleRequest("a", "metastasis", None, 5, "HDP", "1-3"),
+        SampleRequest("b", "normal", None, 6),
+    ]
+    (a, meta_a), (_, meta_b) = generate_studies(pipeline, requests)
+    assert (meta_a["tracer"], meta_a["burden"]) == ("HDP", "1-3")
+    assert meta_b["burden"] == "none" and meta_b["tracer"] == "MDP", "drawn in the normal studies' mix"
+    other = generate_studies(pipeline, [SampleRequest("a", "metastasis", None, 5, "MDP", "1-3")])
+    assert not np.array_equal(other[0][0], a), "the tracer changes the study"
+    again = generate_studies(pipeline, [SampleRequest("a", "metastasis", None, 5, "HDP", "1-3")])
+    assert np.array_equal(again[0][0], a)
+    args = ["sample", "--model", str(factor_model), "--condition", "metastasis", "-n", "2", "--no-progress"]
+    result = CliRunner().invoke(
+        main, [*args, "--tracer", "HDP", "--burden", ">10", "--out", str(tmp_path / "s")]
+    )
+    assert result.exit_code == 0, result.output
+    records = Dataset.open(tmp_path / "s").records
+    assert [(r.tracer, r.get("burden")) for r in records] == [("HDP", ">10")] * 2
+    assert records[0].study_id == "syn-metastasis-HDP-gt10-s0000000000"
+    for bad, message in ((["--burden", "none"], "does not fit --condition metastasis"),
+                         (["--burden", "4-10"], "burdens it knows: none, 1-3, >10, superscan")):  # fmt: skip
+        result = CliRunner().invoke(main, [*args, *bad, "--out", str(tmp_path / "bad")])
+        assert result.exit_code != 0 and message in result.output and len(result.output.splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
+
+
+def test_the_shipped_model_without_factor_conditions_refuses_tracer_in_one_line(tmp_path):
+    args = ["sample", "--condition", "normal", "--tracer", "DPD", "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert result.output.strip() == (
+        "Error: this model was trained without tracer conditions; leave out --tracer "
+        "(or train a model on data with tracer, lesion_count and superscan columns)"
+    )
+    assert not (tmp_path / "o").exists()
 
 
 # --- command line ----------------------------------------------------------------------------------

@@ -69,7 +69,13 @@ def augment(
     --dry-run runs every check the real run does (model, matrix, conditions, target folder) and
     prints the plan without writing anything. --finetune is checked against the base model.
     """
-    from synthscan.generator.augment import check_model_fits, check_target, execute_plan, plan_augmentation
+    from synthscan.generator.augment import (
+        check_model_fits,
+        check_target,
+        execute_plan,
+        model_tracers,
+        plan_augmentation,
+    )
     from synthscan.generator.storage import load_pipeline, model_sha256
 
     given = [name for name, value in (("--ratio", ratio), ("--per-class", per_class)) if value is not None]
@@ -93,6 +99,7 @@ def augment(
         seed=seed,
         existing=existing if out else dataset,
         supported=supported,
+        tracers=model_tracers(pipeline),
     )
     click.echo(plan.table())
     if dry_run or not plan.studies:

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from synthscan.cli.options import ConfigParam, config_path, guidance_option, parse_overrides, steps_option
-from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS
+from synthscan.generator.conditions import BURDENS
+from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, TRACERS
 
 FORMATS = ("npz", "png", "dicom")
 
@@ -66,6 +67,20 @@ def _new_folder(name: str) -> Path:
     default=None,
     help="Perugini grade of amyloidosis studies [default: drawn in the training proportions].",
 )
+@click.option(
+    "--tracer",
+    type=click.Choice(TRACERS),
+    default=None,
+    help="Tracer of the studies, for models trained with tracer conditions "
+    "[default: drawn in the training proportions].",
+)
+@click.option(
+    "--burden",
+    type=click.Choice(BURDENS),
+    default=None,
+    help="Metastatic burden (lesions; 'none' for the other conditions), for models trained with burden "
+    "conditions [default: drawn in the condition's training proportions].",
+)
 @click.option("-n", "n", default=16, type=click.IntRange(min=1), help="Number of studies.")
 @click.option(
     "--out",
@@ -107,6 +122,8 @@ def _new_folder(name: str) -> Path:
 def sample(
     condition: str,
     grade: str | None,
+    tracer: str | None,
+    burden: str | None,
     n: int,
     out: str | None,
     model: str | None,
@@ -136,6 +153,10 @@ def sample(
     perugini = int(grade) if grade is not None else None
     target = Path(out) if out else _new_folder(condition_key(condition, perugini))
     pipeline = load_pipeline(model)
+    try:
+        pipeline.check_factors(condition, {"tracer": tracer, "burden": burden})
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
     on_written = writer_for(fmt, target, pipeline, raw_counts=raw_counts)
     dataset = sample_to_dataset(
         pipeline,
@@ -150,5 +171,7 @@ def sample(
         progress=progress,
         on_written=on_written,
         add_condition=add_condition,
+        tracer=tracer,
+        burden=burden,
     )
     click.echo(f"{len(dataset)} synthetic studies in {dataset.root} (format {fmt}).")
