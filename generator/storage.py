@@ -167,7 +167,11 @@ def describe_model(model: str | Path | None = None) -> dict[str, str]:
     return {
         "path": str(folder.resolve()),
         "sha256": model_sha256(folder),
-        "conditions": ", ".join(index.get("conditions", [])),
+        "conditions": ", ".join(index.get("conditions", []))
+        + "".join(
+            f"; {name}: {', '.join(v for v in values if v != 'unknown') or 'unknown'}"
+            for name, values in sorted((index.get("factors") or {}).items(), reverse=True)
+        ),
         "matrix": f"{rows}x{cols} at {index.get('pixel_spacing_mm')} mm",
         "sampler": f"{scheduler}, {index.get('default_steps')} steps, guidance "
         + ", ".join(f"{k} {v:g}" for k, v in guidance.items() if v is not None),

@@ -27,7 +27,14 @@ from synthscan.generator.conditions import (
 )
 from synthscan.generator.config import GeneratorConfig
 from synthscan.generator.sampling import SampleRequest, generate_studies, sample_to_dataset
-from synthscan.generator.storage import CHECKSUMS, ModelError, load_pipeline, save_model, verify_model
+from synthscan.generator.storage import (
+    CHECKSUMS,
+    ModelError,
+    describe_model,
+    load_pipeline,
+    save_model,
+    verify_model,
+)
 from synthscan.generator.transform import (
     AcquisitionWindow,
     TotalCounts,
@@ -389,6 +396,9 @@ def test_a_model_with_factor_conditions_samples_the_requested_tracer_and_burden(
         "burden": ["none", "1-3", ">10", "superscan"],
     }
     assert pipeline.config.factor_weights["metastasis"]["tracer"] == {"MDP": 0.5, "HDP": 0.5, "DPD": 0.0}
+    assert describe_model(factor_model)["conditions"].endswith(
+        "; tracer: MDP, HDP, DPD; burden: none, 1-3, >10, superscan"
+    ), "synthscan info lists them"
     requests = [
         SampleRequest("a", "metastasis", None, 5, "HDP", "1-3"),
         SampleRequest("b", "normal", None, 6),
