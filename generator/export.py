@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from synthscan.atomic import atomic_open
-from synthscan.dataset import Record
+from synthscan.dataset import Dataset, Record
 from synthscan.labels import VIEWS
 from synthscan.render import display_image
 
@@ -35,12 +35,24 @@ def write_png_views(record: Record, counts: np.ndarray, folder: Path, *, raw_cou
             pixels.save(handle, format="PNG")
 
 
-def write_dicom_study(record: Record, counts: np.ndarray, folder: Path, pipeline) -> None:
-    """One anonymized, synthetic-marked NM Image object per study (see :mod:`synthscan.dicom.write`)."""
-    from synthscan.dicom.write import study_to_dicom, write_dicom
+class DicomWriter:
+    """One anonymized, synthetic-marked NM Image object per study (see :mod:`synthscan.dicom.write`),
+    with the dataset's export identity: its UIDs and patient ids are the ones a later
+    ``export-dicom`` of the same dataset gives, so sending both to a PACS creates no duplicates."""
 
-    spacing = pipeline.config.pixel_spacing_mm
-    write_dicom(study_to_dicom(counts, record, pixel_spacing_mm=spacing), folder / f"{record.study_id}.dcm")
+    def __init__(self, target: Path, pipeline):
+        self.target, self.pipeline = target, pipeline
+        self.identity = None  # drawn once the dataset exists (at its first study)
+
+    def __call__(self, record: Record, counts: np.ndarray) -> None:
+        from synthscan.dicom.write import ExportIdentity, study_to_dicom, write_dicom
+
+        if self.identity is None:
+            self.identity = ExportIdentity.of(Dataset.open(self.target))
+        ds = study_to_dicom(
+            counts, record, pixel_spacing_mm=self.pipeline.config.pixel_spacing_mm, identity=self.identity
+        )
+        write_dicom(ds, self.target / "dicom" / f"{record.study_id}.dcm")
 
 
 def writer_for(fmt: str, target: Path, pipeline, *, raw_counts: bool = False) -> Writer | None:
@@ -57,5 +69,5 @@ def writer_for(fmt: str, target: Path, pipeline, *, raw_counts: bool = False) ->
                 "with --format npz, then run `synthscan audit privacy --train TRAINING_DATA --synthetic OUT` "
                 "and `synthscan export-dicom OUT --out DICOM_DIR`"
             )
-        return lambda record, counts: write_dicom_study(record, counts, target / "dicom", pipeline)
+        return DicomWriter(target, pipeline)
     raise ValueError(f"unknown format {fmt!r}; valid formats: npz, png, dicom")

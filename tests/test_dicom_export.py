@@ -356,3 +356,22 @@ def test_round_trip_keeps_pixels_labels_source_and_seed(tmp_path, train):
     # Imported, even trusted, they are not this dataset's own generator runs: never exported again.
     with pytest.raises(ExportError, match="never exported"):
         export_dataset(returned, tmp_path / "again", progress=False)
+
+
+def test_sampled_dicom_has_the_uids_export_dicom_gives(tmp_path, tiny_generator):
+    """`sample --format dicom` and a later `export-dicom` of the same dataset name each study alike."""
+    out = tmp_path / "sampled"
+    runner = CliRunner()
+    args = ["sample", "--condition", "normal", "-n", "2", "--model", str(tiny_generator), "--format", "dicom"]
+    result = runner.invoke(main, [*args, "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        main, ["export-dicom", str(out), "--out", str(tmp_path / "exported"), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    sampled = sorted((out / "dicom").glob("*.dcm"))
+    assert len(sampled) == 2
+    for path in sampled:
+        first, again = pydicom.dcmread(path), pydicom.dcmread(tmp_path / "exported" / path.name)
+        for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID", "StudyDate"):
+            assert first.get(keyword) == again.get(keyword), keyword
