@@ -3,7 +3,8 @@
     python benchmarks/generator_artefacts.py --data TRAINING_DATASET [--model DIR] [-n 12] [--out FILE.json]
 
 For each band (top and bottom 8 rows, outer 4 columns, bottom 200 rows) it reports the counts per
-study (median and max over studies) of:
+study (median and max over studies), and the share of each view the realism instrument's plain body
+mask covers (``body_fraction``: haze around the body raises it), of:
 
 - ``data``: the training (or same-site) studies, the reference: a sample may not exceed its max;
 - ``reconstruction``: the autoencoder's expected counts of those studies (encode → decode, no
@@ -31,11 +32,12 @@ import torch
 import torch.nn.functional as F
 
 from synthscan.dataset import Dataset
+from synthscan.evaluation.realism import simple_body
 from synthscan.generator.sampling import SampleRequest
 from synthscan.generator.storage import load_pipeline
 from synthscan.generator.transform import AcquisitionWindow, expected_counts, mirror_posterior, to_model
 
-BANDS = ("top8", "bottom8", "sides4", "bottom200")
+BANDS = ("top8", "bottom8", "sides4", "bottom200", "body_fraction")
 
 
 def band_counts(counts: np.ndarray) -> dict[str, np.ndarray]:
@@ -50,7 +52,10 @@ def band_counts(counts: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def summary(counts: np.ndarray) -> dict[str, dict[str, float]]:
-    return {k: {"median": float(np.median(v)), "max": float(v.max())} for k, v in band_counts(counts).items()}
+    """Median and max over studies of each band's counts, and of the body fraction (haze)."""
+    bands = band_counts(counts)
+    bands["body_fraction"] = np.array([simple_body(view).mean() for study in counts for view in study])
+    return {k: {"median": float(np.median(v)), "max": float(v.max())} for k, v in bands.items()}
 
 
 @torch.no_grad()
@@ -99,7 +104,7 @@ def main() -> None:
     results = measure(pipeline, Dataset.open(args.data), args.n, args.n)
     print(f"{'stage':<24}" + "".join(f"{band + ' med/max':>22}" for band in BANDS))
     for stage, bands in results.items():
-        cells = "".join(f"{bands[b]['median']:>12.1f}/{bands[b]['max']:<9.1f}" for b in BANDS)
+        cells = "".join(f"{bands[b]['median']:>12.4g}/{bands[b]['max']:<9.4g}" for b in BANDS)
         print(f"{stage:<24}{cells}")
     if args.out:
         with open(args.out, "w", encoding="utf-8") as handle:

@@ -107,6 +107,9 @@ def test_acquisition_window_is_fitted_on_the_training_studies_and_zeroes_the_rat
     assert body_rows(rate[0], 0.05) == (3, 37), "the body [5, 35] widened by the 5-row smoothing"
     assert (window.top_margin, window.bottom_margin) == (2 * (3 - 2), 2 * (40 - 37))
     assert AcquisitionWindow.from_dict(window.to_dict()) == window
+    hazy_legs = np.zeros((2, 64, 16), np.float32)
+    hazy_legs[:, :20, 4:12], hazy_legs[:, 20:] = 1.0, 0.015  # haze fills more rows than the body
+    assert body_rows(hazy_legs, 0.05) == (0, 21), "the haze is not taken for the body"
     assert AcquisitionWindow.from_dict(None) == AcquisitionWindow(), "models saved without one: defaults"
     hazy = np.sqrt(rate[:1] + 0.002)  # a decoder floor everywhere
     expected = expected_counts(torch.from_numpy(hazy), torch.tensor([1e4]), 2, window)[0]
