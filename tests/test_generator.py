@@ -26,6 +26,7 @@ from synthscan.generator.conditions import (
     split_key,
 )
 from synthscan.generator.config import GeneratorConfig
+from synthscan.generator.data import random_crops
 from synthscan.generator.sampling import SampleRequest, generate_studies, sample_to_dataset
 from synthscan.generator.storage import (
     CHECKSUMS,
@@ -86,6 +87,23 @@ def test_expected_counts_hold_the_requested_total_and_poisson_statistics():
     assert flat.var() / flat.mean() == pytest.approx(1.0, abs=0.1)
     again = poisson_counts(rate, [torch.Generator().manual_seed(s) for s in (0, 1)])
     assert np.array_equal(counts, again)
+
+
+def test_autoencoder_crops_reach_the_image_border_as_configured():
+    """Uniform 128-row crops of a 512-row image reach its border 2 times in 385; the default config's
+    quarter of border-flush crops teaches the decoder the empty border (issue 14)."""
+    assert (
+        load_config(GeneratorConfig, builtin_config("generator", "cpu_default")).autoencoder.edge_crop_prob
+        == 0.25
+    )
+    images = np.arange(64, dtype=np.float16)[None, None, :, None].repeat(2, axis=1).repeat(3, axis=0)
+    rng = np.random.default_rng(0)
+    crops = random_crops(images, np.zeros(4000, int), 16, rng, edge_prob=0.25)
+    first = crops[:, 0, 0, 0]
+    assert np.mean((first == 0) | (first == 64 - 16)) == pytest.approx(0.25 + 0.75 * 2 / 49, abs=0.02)
+    assert np.mean(first == 0) == pytest.approx(np.mean(first == 48), abs=0.03), "top and bottom alike"
+    uniform = random_crops(images, np.zeros(4000, int), 16, np.random.default_rng(0))
+    assert np.mean((uniform[:, 0, 0, 0] == 0) | (uniform[:, 0, 0, 0] == 48)) < 0.08
 
 
 def test_total_counts_fit_and_draw():
