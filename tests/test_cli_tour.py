@@ -148,7 +148,7 @@ def test_the_bad_inputs_of_issue_19(here, tiny_generator, shipped):
     (view,) = sorted(Path("p/png").glob("*_anterior.png"))
     assert np.asarray(Image.open(view)).max() == 255
     assert stat.S_IMODE(Path("p/manifest.csv").stat().st_mode) & 0o044  # readable by group and others
-    assert {r.tracer for r in Dataset.open("p")} == {""}
+    assert {r.tracer for r in Dataset.open("p")} == {"DPD"}  # conditioned on its DPD-only training data
     # 7. bad --set values and guidance
     run("classifier", "train", "--data", str(real), "--out", "c2", "--set", "train.max_steps=abc",
         fails="train.max_steps must be an integer", out="c2")  # fmt: skip
