@@ -6,8 +6,9 @@ writes ``realism.md`` / ``realism.json``. It also renders one normal, metastasis
 amyloidosis and superscan study (anterior and posterior) beside the same kinds of study from
 another simulator version, saved earlier with ``--save-figure-studies`` by that version:
 
-    git worktree add /tmp/previous <commit> && cd /tmp/previous && \\
-        python /path/to/benchmarks/simulator_realism.py --save-figure-studies /tmp/previous.npz
+    git worktree add /tmp/previous <commit> && cd /tmp/previous && PYTHONPATH=. python \\
+        /path/to/benchmarks/simulator_realism.py --site configs/simulator/centre_a.yaml \\
+        --save-figure-studies /tmp/previous.npz
     python benchmarks/simulator_realism.py --previous /tmp/previous.npz --out docs/simulator
 """
 
