@@ -44,11 +44,17 @@ class DicomWriter:
         self.target, self.pipeline = target, pipeline
         self.identity = None  # drawn once the dataset exists (at its first study)
 
+    def prepare(self) -> None:
+        """Draw (or read back) the dataset's identity: once, before several processes write studies."""
+        from synthscan.dicom.write import ExportIdentity
+
+        self.identity = ExportIdentity.of(Dataset.open(self.target))
+
     def __call__(self, record: Record, counts: np.ndarray) -> None:
-        from synthscan.dicom.write import ExportIdentity, study_to_dicom, write_dicom
+        from synthscan.dicom.write import study_to_dicom, write_dicom
 
         if self.identity is None:
-            self.identity = ExportIdentity.of(Dataset.open(self.target))
+            self.prepare()
         ds = study_to_dicom(
             counts, record, pixel_spacing_mm=self.pipeline.config.pixel_spacing_mm, identity=self.identity
         )

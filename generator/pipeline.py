@@ -59,11 +59,21 @@ def run_chunked(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor],
     return torch.cat(outputs)
 
 
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""Arithmetic of the UNet and decoder: fp32, or autocast to a 16-bit type (weights stay fp32)."""
+
+
 class SynthScanPipeline(DiffusionPipeline):
-    """Generate labelled whole-body bone scans (anterior and posterior photon counts)."""
+    """Generate labelled whole-body bone scans (anterior and posterior photon counts).
+
+    ``precision`` (``fp32``, ``bf16``, ``fp16``; an attribute, not saved) runs the networks under
+    ``torch.autocast``: the solver state, the count transform and Poisson sampling stay fp32, and
+    autocast keeps normalizations and softmax in fp32, where half precision overflows.
+    """
 
     model_cpu_offload_seq = "unet->vae"
     _optional_components: ClassVar[list[str]] = ["condition_encoder"]
+    precision: str = "fp32"
 
     def __init__(
         self,
@@ -267,20 +277,24 @@ class SynthScanPipeline(DiffusionPipeline):
         chunk = self.config.eval_chunk
         scales = [self.guidance_for(label, guidance_scale) for label in conditions]
         groups = {g: torch.tensor([i for i, s in enumerate(scales) if s == g]) for g in dict.fromkeys(scales)}
+        half = PRECISIONS[self.precision]
+        autocast = torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None)
         for t in self.progress_bar(self.scheduler.timesteps):
             model_input = self.scheduler.scale_model_input(latents, t)
             output = torch.empty_like(model_input)
             for guidance, rows in groups.items():  # studies of one guidance scale share network calls
-                output[rows] = run_chunked(
-                    lambda x, labels, nulls, t=t, g=guidance: self._guided_output(x, t, labels, nulls, g),
-                    (model_input[rows], class_ids[rows], null_ids[rows]),
-                    chunk,
-                )
+                with autocast:
+                    output[rows] = run_chunked(
+                        lambda x, labels, nulls, t=t, g=guidance: self._guided_output(x, t, labels, nulls, g),
+                        (model_input[rows], class_ids[rows], null_ids[rows]),
+                        chunk,
+                    ).to(output.dtype)
             latents = self.scheduler.step(output, t, latents).prev_sample
 
-        decoded = run_chunked(
-            lambda z: self.vae.decode(z / self.vae.config.scaling_factor).sample, (latents,), chunk
-        ).float()
+        with autocast:
+            decoded = run_chunked(
+                lambda z: self.vae.decode(z / self.vae.config.scaling_factor).sample, (latents,), chunk
+            ).float()
         window = AcquisitionWindow.from_dict(self.config.get("acquisition_window"))
         rate = expected_counts(decoded.cpu(), torch.tensor(totals), self.config.bin_factor, window)
         counts = poisson_counts(rate, generators)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from synthscan.dataset import Dataset, DatasetError, Record
@@ -51,13 +52,16 @@ def sampler_settings(pipeline, steps: int | None, guidance: float | None) -> dic
 
     ``guidance`` maps each label to its scale; a study's own row records its label's scale.
     """
-    return {
+    settings = {
         "model_sha256": getattr(pipeline, "sha256", ""),
         "model_name": Path(str(getattr(pipeline, "path", "model"))).name,
         "steps": int(steps or pipeline.config.default_steps),
         "guidance": {label: pipeline.guidance_for(label, guidance) for label in pipeline.labels},
         "sampler": pipeline.sampler,
     }
+    if getattr(pipeline, "precision", "fp32") != "fp32":  # fp32 datasets keep the settings they had
+        settings["precision"] = pipeline.precision
+    return settings
 
 
 def generate_studies(
@@ -112,17 +116,29 @@ def write_samples(
     written atomically, so an interrupted run leaves a consistent dataset that a rerun completes.
     Requests already in ``target`` are verified, not trusted: one whose file is missing or does not
     match its recorded size and checksum is generated again.
+
+    Under ``accelerate launch`` the pending requests are split between the processes in contiguous
+    blocks; each process writes its studies' files and a journal of their rows, and the main process
+    merges the journals into the manifest in request order. A study depends only on its seed, so the
+    dataset is the one a single process writes; a journal left by a killed process is merged (its
+    verified rows kept) when the run is resumed. Returns the studies written by all processes.
     """
     if tuple(target.info.matrix) != tuple(pipeline.matrix):
         raise DatasetError(
             f"the model generates {tuple(pipeline.matrix)} studies but {target.root} is {target.info.matrix}"
         )
     requests = list(requests)
+    state = PartialState()
+    order = [r.study_id for r in requests]
+    with state.main_process_first():
+        if state.is_main_process:
+            target.merge_journals(order)  # rows of processes of an interrupted run
+        target.reload()
     refuse_other_models(target, pipeline)
     present = [target.record(r.study_id) for r in requests if r.study_id in target]
     damaged = target.broken(present)
     pending = [r for r in requests if r.study_id not in target or r.study_id in damaged]
-    if present:
+    if present and state.is_main_process:
         log.info(
             "resuming %s: %d of %d studies already there%s",
             target.root,
@@ -130,20 +146,31 @@ def write_samples(
             len(requests),
             f"; regenerating {len(damaged)} whose files are damaged" if damaged else "",
         )
-    for study_id, problem in damaged.items():
-        log.warning("regenerating %s: %s", study_id, problem)
-    if getattr(pipeline, "privacy", None):
-        statements = target.info.provenance.get("privacy_statements", {})
-        if pipeline.sha256 not in statements:
-            target.update_provenance(privacy_statements={**statements, pipeline.sha256: pipeline.privacy})
-    added = 0
+        for study_id, problem in damaged.items():
+            log.warning("regenerating %s: %s", study_id, problem)
+    with state.main_process_first():
+        if state.is_main_process and getattr(pipeline, "privacy", None):
+            statements = target.info.provenance.get("privacy_statements", {})
+            if pipeline.sha256 not in statements:
+                statements = {**statements, pipeline.sha256: pipeline.privacy}
+                target.update_provenance(privacy_statements=statements)
+        if hasattr(on_written, "prepare"):
+            on_written.prepare()  # shared state (e.g. DICOM identity) drawn once, by the main process
+    journal = f"process-{state.process_index}" if state.num_processes > 1 else None
     with (
-        target.writer() as writer,
+        state.split_between_processes(pending) as mine,
+        target.writer(journal=journal) as writer,
         # smoothing=0: the ETA uses the mean rate of the whole run, not the last batch's jump
-        tqdm(total=len(pending), desc="sample", unit="study", disable=not progress, smoothing=0) as bar,
+        tqdm(
+            total=len(mine),
+            desc="sample",
+            unit="study",
+            disable=not (progress and state.is_main_process),
+            smoothing=0,
+        ) as bar,
     ):
-        for start in range(0, len(pending), batch_size):
-            batch = pending[start : start + batch_size]
+        for start in range(0, len(mine), batch_size):
+            batch = mine[start : start + batch_size]
             for request, (counts, meta) in zip(
                 batch, generate_studies(pipeline, batch, steps=steps, guidance=guidance), strict=True
             ):
@@ -167,9 +194,13 @@ def write_samples(
                 )
                 if on_written is not None:
                     on_written(record, counts)
-                added += 1
             bar.update(len(batch))
-    return added
+    state.wait_for_everyone()
+    if state.is_main_process:
+        target.merge_journals(order)
+    state.wait_for_everyone()
+    target.reload()
+    return len(pending)
 
 
 def refuse_other_models(target: Dataset, pipeline) -> None:
@@ -235,23 +266,24 @@ def sample_to_dataset(
         raise ValueError(f"n must be at least 1, got {n}")
     pipeline.check_factors(condition, {"tracer": tracer, "burden": burden})
     settings = sampler_settings(pipeline, steps, guidance)
-    target = Dataset.create(
-        out,
-        matrix=pipeline.matrix,
-        pixel_spacing_mm=pipeline.config.pixel_spacing_mm,
-        provenance={"generator": settings},
-        exist_ok=True,
-    )
-    if not add_condition:
-        refuse_mixing(target, condition, grade)
-    recorded = target.info.provenance.get("generator")
-    if recorded is not None and recorded != settings:
-        raise DatasetError(
-            f"{target.root} was sampled with {recorded}; now asked for {settings}. "
-            "Use the same model, --steps and --guidance to resume, or a new --out folder"
+    with PartialState().main_process_first():  # one process creates the folder, the others open it
+        target = Dataset.create(
+            out,
+            matrix=pipeline.matrix,
+            pixel_spacing_mm=pipeline.config.pixel_spacing_mm,
+            provenance={"generator": settings},
+            exist_ok=True,
         )
-    if recorded is None:
-        target.update_provenance(generator=settings)
+        if not add_condition:
+            refuse_mixing(target, condition, grade)
+        recorded = target.info.provenance.get("generator")
+        if recorded is not None and recorded != settings:
+            raise DatasetError(
+                f"{target.root} was sampled with {recorded}; now asked for {settings}. "
+                "Use the same model, --steps and --guidance to resume, or a new --out folder"
+            )
+        if recorded is None:
+            target.update_provenance(generator=settings)
     requests = [
         SampleRequest(
             request_id(condition, grade, seed + i, tracer=tracer, burden=burden),

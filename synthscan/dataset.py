@@ -22,11 +22,12 @@ import io
 import json
 import logging
 import math
+import os
 import re
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ INFO = "dataset.json"
 SPLITS = "splits.json"
 STUDY_DIR = "studies"
 SYNTHETIC_DIR = "synthetic"
+JOURNAL_DIR = ".journal"  # rows written by one of several processes, not yet merged into the manifest
 CORE_COLUMNS: tuple[str, ...] = (
     "study_id",
     "patient_id",
@@ -328,6 +330,11 @@ class Dataset:
             seen.add(record.study_id)
         return cls(root, info, records)
 
+    def reload(self) -> None:
+        """Read info and manifest again (another process has written them)."""
+        fresh = Dataset.open(self.root)
+        self.info, self._records, self._index = fresh.info, fresh._records, fresh._index
+
     def __len__(self) -> int:
         return len(self._records)
 
@@ -513,31 +520,77 @@ class Dataset:
         self.info.provenance.update(entries)
         atomic_write_text(self.root / INFO, self.info.to_json())
 
-    def writer(self, flush_every_s: float = 2.0) -> DatasetWriter:
-        return DatasetWriter(self, flush_every_s)
+    def writer(self, flush_every_s: float = 2.0, *, journal: str | None = None) -> DatasetWriter:
+        """A streaming writer; with ``journal`` (a name unique per process) rows go to a journal that
+        :meth:`merge_journals` moves into the manifest, so several processes can write one dataset."""
+        return DatasetWriter(self, flush_every_s, journal=journal)
+
+    def merge_journals(self, order: Sequence[str] = ()) -> int:
+        """Move the rows of every process journal into the manifest; returns how many were merged.
+
+        Rows whose study file is missing or does not match its recorded size are dropped (their
+        studies are simply generated again); a journal's last line may be cut by a killed process.
+        A row of a study already listed replaces it. Then the rows named in ``order`` (study ids) are
+        put in that order after all others, so the manifest does not depend on which process wrote
+        which study, nor on where a run was interrupted.
+        """
+        folder = self.root / JOURNAL_DIR
+        journals = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+        rows: dict[str, Record] = {}
+        for journal in journals:
+            for line in journal.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = Record.from_row(json.loads(line))
+                except (json.JSONDecodeError, DatasetError):
+                    continue
+                if self.verify(record, quick=True) is None:
+                    rows[record.study_id] = record
+        count = len(rows)
+        merged = [rows.pop(r.study_id, r) for r in self._records] + list(rows.values())
+        rank = {study_id: i for i, study_id in enumerate(order)}
+        merged.sort(key=lambda r: rank.get(r.study_id, -1))  # stable: unordered rows keep their place first
+        if merged != self._records:
+            self._records = merged
+            self._index = {r.study_id: i for i, r in enumerate(merged)}
+            self.save_manifest()
+        for journal in journals:
+            journal.unlink()
+        return count
 
 
 class DatasetWriter:
     """Stream studies into a dataset; the manifest is persisted atomically every few seconds and on exit.
 
     A study whose file was written but whose row was not yet persisted is simply written again
-    by a resumed run (writers regenerate deterministically from recorded seeds).
+    by a resumed run (writers regenerate deterministically from recorded seeds). With a ``journal``
+    name, each row is appended (and synced) to ``JOURNAL_DIR/<journal>.jsonl`` as its file is
+    written, and the manifest is left to :meth:`Dataset.merge_journals`.
     """
 
-    def __init__(self, dataset: Dataset, flush_every_s: float = 2.0):
+    def __init__(self, dataset: Dataset, flush_every_s: float = 2.0, *, journal: str | None = None):
         self.dataset = dataset
         self.flush_every_s = flush_every_s
         self._last_flush = time.monotonic()
         self._dirty = False
+        self._journal = None if journal is None else dataset.root / JOURNAL_DIR / f"{journal}.jsonl"
+        if self._journal is not None:
+            self._journal.parent.mkdir(exist_ok=True)
 
     def __enter__(self) -> DatasetWriter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.flush()
+        if self._journal is None:
+            self.flush()
 
     def add(self, counts: np.ndarray, **fields: Any) -> Record:
         record = self.dataset.add(counts, **fields)
+        if self._journal is not None:
+            with open(self._journal, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record.to_row()) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            return record
         self._dirty = True
         if time.monotonic() - self._last_flush >= self.flush_every_s:
             self.flush()

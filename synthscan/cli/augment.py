@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from synthscan.cli.options import guidance_option, steps_option
+from synthscan.cli.options import device_option, guidance_option, precision_option, steps_option
 from synthscan.dataset import INFO, Dataset
 
 
@@ -49,6 +49,8 @@ from synthscan.dataset import INFO, Dataset
 @click.option("--seed", default=0, show_default=True, help="Base seed; each study's seed derives from it.")
 @steps_option
 @guidance_option
+@device_option
+@precision_option
 @click.pass_context
 def augment(
     ctx: click.Context,
@@ -63,12 +65,17 @@ def augment(
     seed: int,
     steps: int | None,
     guidance: float | None,
+    device: str | None,
+    precision: str,
 ) -> None:
     """Plan per condition, then sample the missing studies; reruns add nothing already there.
 
     --dry-run runs every check the real run does (model, matrix, conditions, target folder) and
     prints the plan without writing anything. --finetune is checked against the base model.
+    Under `accelerate launch -m synthscan augment ...` the studies are split between the processes.
     """
+    from accelerate import PartialState
+
     from synthscan.generator.augment import (
         check_model_fits,
         check_target,
@@ -84,8 +91,14 @@ def augment(
     if len(given) > 1:
         raise click.UsageError(f"give one of --balance, --ratio, --per-class, not {' and '.join(given)}")
     mode = "ratio" if ratio is not None else "per-class" if per_class is not None else "balance"
+    state = PartialState()
+    if finetune and state.num_processes > 1:
+        raise click.UsageError(
+            "--finetune runs in one process: fine-tune once without accelerate launch (the model is "
+            "cached in DATASET/models), then launch the same command on several processes"
+        )
     dataset = Dataset.open(dataset_path)
-    pipeline = load_pipeline(model_dir)
+    pipeline = load_pipeline(model_dir, device=device, precision=precision)
     supported = check_model_fits(dataset, pipeline)
     existing = Dataset.open(out) if out and Path(out, INFO).is_file() else None
     tuned = _finetuned_dir(dataset, finetune, seed) if finetune else None
@@ -101,16 +114,22 @@ def augment(
         supported=supported,
         tracers=model_tracers(pipeline),
     )
-    click.echo(plan.table())
+    if state.is_main_process:
+        click.echo(plan.table())
     if dry_run or not plan.studies:
         return
     if finetune:
-        pipeline = load_pipeline(_finetune(model_dir, dataset, finetune, seed))
+        tuned = _finetune(model_dir, dataset, finetune, seed)
+        pipeline = load_pipeline(tuned, device=device, precision=precision)
     target = dataset
+    state.wait_for_everyone()  # every process planned against the folder as it was
     if out:
         grid = {"matrix": dataset.info.matrix, "pixel_spacing_mm": dataset.info.pixel_spacing_mm}
-        target = Dataset.create(out, **grid, exist_ok=True)
+        with state.main_process_first():
+            target = Dataset.create(out, **grid, exist_ok=True)
     added = execute_plan(plan, target, pipeline, steps=steps, guidance=guidance)
+    if not state.is_main_process:
+        return
     target.update_provenance(
         augment={
             "mode": mode,

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from synthscan.cli.options import ConfigParam, config_path, guidance_option, parse_overrides, steps_option
+from synthscan.cli.options import (
+    ConfigParam,
+    config_path,
+    device_option,
+    guidance_option,
+    parse_overrides,
+    precision_option,
+    steps_option,
+)
 from synthscan.generator.conditions import BURDENS
 from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, TRACERS
 
@@ -118,6 +126,8 @@ def _new_folder(name: str) -> Path:
     is_flag=True,
     help="Allow OUT to already hold synthetic studies of another condition (one folder, several conditions).",
 )
+@device_option
+@precision_option
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def sample(
     condition: str,
@@ -134,13 +144,19 @@ def sample(
     fmt: str,
     raw_counts: bool,
     add_condition: bool,
+    device: str | None,
+    precision: str,
     progress: bool,
 ) -> None:
     """Generate N labelled synthetic studies into a dataset (one seed per study, recorded).
 
     Without --model the shipped generator is used; `synthscan info` shows its path, hash,
-    conditions and model card.
+    conditions and model card. Under `accelerate launch -m synthscan sample ...` the studies are
+    split between the processes (GPUs, machines) and the dataset is the one a single process writes.
     """
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
     from synthscan.generator.conditions import condition_key
     from synthscan.generator.export import writer_for
     from synthscan.generator.sampling import sample_to_dataset
@@ -151,8 +167,12 @@ def sample(
     if raw_counts and fmt != "png":
         raise click.BadParameter("applies to --format png only", param_hint="--raw-counts")
     perugini = int(grade) if grade is not None else None
-    target = Path(out) if out else _new_folder(condition_key(condition, perugini))
-    pipeline = load_pipeline(model)
+    state = PartialState()
+    target = [Path(out) if out else _new_folder(condition_key(condition, perugini))]
+    if state.num_processes > 1:
+        broadcast_object_list(target)  # the main process's choice: one folder for all processes
+    target = target[0]
+    pipeline = load_pipeline(model, device=device, precision=precision)
     try:
         pipeline.check_factors(condition, {"tracer": tracer, "burden": burden})
     except ValueError as error:
@@ -174,4 +194,5 @@ def sample(
         tracer=tracer,
         burden=burden,
     )
-    click.echo(f"{len(dataset)} synthetic studies in {dataset.root} (format {fmt}).")
+    if state.is_main_process:
+        click.echo(f"{len(dataset)} synthetic studies in {dataset.root} (format {fmt}).")

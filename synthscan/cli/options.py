@@ -72,3 +72,17 @@ guidance_option = click.option(
 steps_option = click.option(
     "--steps", type=click.IntRange(min=1), default=None, help="Sampler steps [default: the model's]."
 )
+device_option = click.option(
+    "--device",
+    default=None,
+    help="Torch device of the networks, e.g. cpu, cuda, cuda:1 [default: this process's device: its own "
+    "GPU under `accelerate launch`, else the GPU if there is one, else the CPU].",
+)
+precision_option = click.option(
+    "--precision",
+    type=click.Choice(("fp32", "bf16", "fp16")),
+    default="fp32",
+    show_default=True,
+    help="Arithmetic of the UNet and decoder: fp32, or autocast to bf16/fp16 (for GPUs; the counts' "
+    "statistics match fp32, the exact counts do not). Recorded with every study.",
+)
