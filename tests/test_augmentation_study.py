@@ -1,7 +1,10 @@
 """`synthscan evaluate augmentation` end to end on tiny data: draws, arms, inference, shards, bad input."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -224,6 +227,20 @@ def test_shards_and_a_resumed_run_give_the_same_results(study, tmp_path):
     assert results_of(out) == expected
     changed = runner.invoke(main, [*study["args"], "--out", str(out), "--ratios", "0,2"])
     assert changed.exit_code != 0 and "other ratios" in changed.output
+
+
+def test_the_grid_shards_itself_over_accelerate_processes(study, tmp_path):
+    """`accelerate launch -m synthscan evaluate augmentation` (2 CPU processes): one process's results."""
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "synthscan", *study["args"], "--out", str(tmp_path / "launched"),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("Report:") == 1, "the main process alone reports"
+    assert results_of(tmp_path / "launched") == results_of(study["out"])
 
 
 def test_headline_ratio_is_chosen_per_task_on_that_tasks_validation():

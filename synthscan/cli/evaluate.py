@@ -82,7 +82,8 @@ EXISTING_DATASET = click.Path(exists=True, file_okay=False)
     default=None,
     metavar="I/N",
     help="Train only every N-th run, starting at run I (processes or machines sharing OUT); the report is "
-    "written by whichever finishes the last run [default: every run].",
+    "written by whichever finishes the last run. Under `accelerate launch` each process takes its own "
+    "shard by itself [default: every run].",
 )
 @click.option(
     "--prepare-only",
@@ -139,13 +140,7 @@ def augmentation(
     """
     from synthscan.classifier.synthetic import is_generator_dir, load_generator, open_synthetic_datasets
     from synthscan.dataset import Dataset
-    from synthscan.evaluation.augmentation import (
-        StudyDesign,
-        parse_ratios,
-        parse_shard,
-        parse_sizes,
-        run_augmentation_study,
-    )
+    from synthscan.evaluation.augmentation import StudyDesign, parse_ratios, parse_shard, parse_sizes
 
     config = load_classifier_config(config_name, sets)
     design = StudyDesign(
@@ -169,9 +164,9 @@ def augmentation(
         )
     elif design.added_ratios:
         options["synthetic"] = open_synthetic_datasets([synthetic_path], real.info.matrix)
-    results = run_augmentation_study(
-        real, cohorts, out, config, design, shard=parse_shard(shard), prepare_only=prepare_only, **options
-    )
+    results = _run_study(real, cohorts, out, config, design, parse_shard(shard), prepare_only, options)
+    if results is False:
+        return  # a launched process whose share is done; the main process reports
     if results is None:
         click.echo(f"Prepared or partly done: rerun (or let the other shards finish) to write {Path(out)}")
         return
@@ -183,3 +178,34 @@ def augmentation(
             f"relative external AUC gain {gain['mean']:+.1f} %{interval} across {gain['n_draws']} draw(s)"
         )
     click.echo(f"Report: {Path(out) / 'report.md'}")
+
+
+def _run_study(real, cohorts, out, config, design, shard, prepare_only, options):
+    """The study in this process, or this process's share under ``accelerate launch`` (its shard).
+
+    Launched processes take shards ``rank + 1`` of ``N`` and the main process writes the report once
+    every process is done (the others return ``False``); a study that samples from a generator is
+    prepared first by one process (``--prepare-only``), so that no two processes sample into its folder.
+    """
+    from accelerate import PartialState
+
+    from synthscan.evaluation.augmentation import run_augmentation_study
+
+    state = PartialState()
+    if state.num_processes == 1:
+        return run_augmentation_study(
+            real, cohorts, out, config, design, shard=shard, prepare_only=prepare_only, **options
+        )
+    if shard is not None or prepare_only:
+        raise click.UsageError(
+            "under accelerate launch every process takes its own shard: leave out --shard, and run "
+            "--prepare-only in one process (without accelerate launch)"
+        )
+    shard = (state.process_index + 1, state.num_processes)
+    results = run_augmentation_study(real, cohorts, out, config, design, shard=shard, **options)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return False
+    if results is None:  # another process finished the last run: every run is there now
+        results = run_augmentation_study(real, cohorts, out, config, design, shard=shard, **options)
+    return results
