@@ -42,7 +42,7 @@ class DicomWriter:
 
     def __init__(self, target: Path, pipeline):
         self.target, self.pipeline = target, pipeline
-        self.identity = None  # drawn once the dataset exists (at its first study)
+        self.identity = None  # drawn once the dataset exists: by prepare() or at the first study
 
     def prepare(self) -> None:
         """Draw (or read back) the dataset's identity: once, before several processes write studies."""

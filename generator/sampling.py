@@ -133,7 +133,8 @@ def write_samples(
     with state.main_process_first():
         if state.is_main_process:
             target.merge_journals(order)  # rows of processes of an interrupted run
-        target.reload()
+        else:
+            target.reload()  # the manifest as the main process left it
     refuse_other_models(target, pipeline)
     present = [target.record(r.study_id) for r in requests if r.study_id in target]
     damaged = target.broken(present)
