@@ -237,7 +237,8 @@ def test_the_grid_shards_itself_over_accelerate_processes(study, tmp_path):
         "-m", "synthscan", *study["args"], "--out", str(tmp_path / "launched"),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    # cwd away from a source checkout, whose synthscan/ folder would shadow the installed package
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Report:") == 1, "the main process alone reports"
     assert results_of(tmp_path / "launched") == results_of(study["out"])
