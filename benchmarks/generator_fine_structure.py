@@ -10,7 +10,8 @@
    expected counts are compared with the simulator's *noise-free* expectation of the same study:
 
    - ``midband_power_ratio``: power at 0.1-0.2 cycles/pixel over power at 0.02-0.05 (ribs, vertebral
-     end plates, joint margins live in the first band), reconstruction over truth (1 = kept);
+     end plates, joint margins live in the first band), reconstruction over truth (1 = kept; above 1
+     the autoencoder copies counting noise, as one scored against its own input does);
    - ``edge_sharpness_ratio``: mean gradient magnitude inside the body, reconstruction over truth;
    - ``rib_modulation_post`` and ``vertebral_modulation_post``: the realism instrument's
      noise-corrected measures (:mod:`synthscan.evaluation.realism`) on Poisson counts drawn from the

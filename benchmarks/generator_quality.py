@@ -13,7 +13,8 @@ Samples ``n`` studies per condition (amyloidosis split over the model's grades) 
   (normal, metastasis, amyloidosis with Perugini grade >= 2 — the classifier's amyloidosis output), next
   to the same share on HELD_OUT, which bounds what a perfect generator could reach; and, per Perugini
   grade, the mean amyloidosis probability and the share classified amyloidosis (both should rise
-  with the grade, like HELD_OUT's);
+  with the grade, like HELD_OUT's); for models with tracer conditions, the share of samples a tracer
+  classifier learnt from HELD_OUT reads as their tracer, beside its accuracy on HELD_OUT;
 - realism: Fréchet distance, precision/recall/density/coverage and a classifier two-sample test on the
   classifier's penultimate features, each beside a real-vs-real baseline (`synthscan evaluate fidelity`);
 - ``image_detector_auc``: a small CNN trained from scratch to tell the samples from HELD_OUT's studies
@@ -128,6 +129,8 @@ def main() -> None:
     write_fidelity_report(fidelity, out / "fidelity", str(real.root), str(synthetic.root))
     results["realism"] = {k: fidelity[k] for k in ("features", "real_vs_real", "real_vs_synthetic")}
     results["image_detector_auc"] = fidelity["image_detector"]
+    if fidelity.get("tracer_fidelity"):
+        results["tracer_fidelity"] = fidelity["tracer_fidelity"]
     audit = run_audit(train, synthetic, features=extractor, holdout=real)
     write_audit_report(audit, train, synthetic, out / "privacy")
     results["memorization"] = [space.summary() for space in audit.spaces]
@@ -173,6 +176,24 @@ def markdown(results: dict, n_synthetic: int) -> str:
             f"| {grade} | {row['mean_probability']:.3f} | {row['share']:.3f} (n={row['n']}) | "
             f"{ref['mean_probability']:.3f} | {ref['share']:.3f} (n={ref['n']}) |"
         )
+    if "tracer_fidelity" in results:
+        t = results["tracer_fidelity"]
+        lines += [
+            "",
+            "Tracer fidelity: share of samples a tracer classifier (logistic regression on the same"
+            " features, learnt from the held-out studies) reads as the tracer they were drawn with:"
+            f" {t['synthetic_share_correct']:.3f}; its patient-disjoint cross-validated accuracy on the"
+            f" held-out studies (the ceiling) {t['real_accuracy']:.3f}, chance {t['chance']:.3f}.",
+            "",
+            "| tracer | synthetic share (n) | held-out real share (n) |",
+            "|---|---|---|",
+        ]
+        for name, row in t["per_tracer"].items():
+            share = row["synthetic_share_correct"]
+            lines.append(
+                f"| {name} | {'' if share is None else f'{share:.3f}'} (n={row['n_synthetic']}) | "
+                f"{row['real_share_correct']:.3f} (n={row['n_real']}) |"
+            )
     lines.append("")
     rr, rs = results["realism"]["real_vs_real"], results["realism"]["real_vs_synthetic"]
     lines += [

@@ -52,6 +52,9 @@ class AutoencoderConfig:
     edge_crop_prob: Fraction = 0.0
     learning_rate: PositiveFloat = 1.0e-3  # AdamW peak learning rate, cosine decay after warm-up
     warmup_steps: NonNegativeInt = 200  # linear learning-rate warm-up
+    # [low, high]: split each study's counts by binomial thinning, a share drawn from this range feeds
+    # the encoder and the rest scores the decoder (Noise2Noise); null: score against the input itself
+    split_range: tuple[Fraction, Fraction] | None = None
 
 
 @dataclass
@@ -133,6 +136,11 @@ class GeneratorConfig:
         if unknown:
             raise ConfigError(
                 f"sampling.label_guidance has unknown labels {unknown}; valid labels: {list(LABELS)}"
+            )
+        split = self.autoencoder.split_range
+        if split is not None and not 0 < split[0] <= split[1] < 1:
+            raise ConfigError(
+                f"autoencoder.split_range must be [low, high] with 0 < low <= high < 1, got {list(split)}"
             )
         if not 0 <= self.diffusion.cond_drop_prob < 1:
             raise ConfigError(

@@ -69,32 +69,68 @@ log = logging.getLogger(__name__)
 STAGES = ("autoencoder", "diffusion")
 
 
-class AutoencoderObjective(torch.nn.Module):
-    """Poisson deviance of the decoded rate against the observed counts, plus a KL and a positivity term.
+def split_counts(
+    x: torch.Tensor, scale: torch.Tensor, share_range: tuple[float, float], generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two independent model images of each study's counts, by binomial thinning.
 
-    With ``x = sqrt(counts / scale)`` the decoder's ``x_hat**2`` is the expected normalised count; the
-    deviance is minimised by the true expectation, so the decoder learns noise-free activity rather
-    than a blurred copy of one noise realisation. A small square-root-domain MSE gives well-conditioned
-    gradients early in training, when the deviance's are not. Only ``x_hat**2`` is ever used, so a sign
-    flip of a whole output channel, which the deviance cannot see, is harmless (it happens, and then
-    shows as a large ``mse`` in the metrics).
+    Each count is kept in the first image with probability ``share`` (one draw per study from
+    ``share_range``), the rest forms the second; both are Poisson if the counts are, independent, and
+    normalised by their share, so either is an unbiased image of the same expectation as ``x``.
+    """
+    scale = scale.to(x)[:, None, None, None]
+    counts = torch.round(x.square() * scale).cpu()
+    low, high = share_range
+    share = low + (high - low) * torch.rand(len(x), 1, 1, 1, generator=generator)
+    kept = torch.binomial(counts, share.expand_as(counts), generator=generator)
+    first = torch.sqrt(kept / (share * scale.cpu()))
+    second = torch.sqrt((counts - kept) / ((1 - share) * scale.cpu()))
+    return first.to(x), second.to(x)
+
+
+class AutoencoderObjective(torch.nn.Module):
+    """Poisson deviance of the decoded rate against held-out counts, plus a KL and an MSE anchor.
+
+    With ``x = sqrt(counts / scale)`` the decoder's ``x_hat**2`` is the expected normalised count.
+    Each study's counts are split by binomial thinning into two independent Poisson images
+    (``split_range`` draws the input's share per study): the encoder sees one, the deviance scores the
+    decoded rate against the other. Copying the input's noise then cannot lower the loss, so the
+    deviance is minimised by the noise-free expectation and the code spends its capacity on anatomy
+    (Noise2Noise, Lehtinen et al. 2018; binomial splitting of counts). Scored against its own input,
+    an autoencoder this small trades ribs for noise. ``split_range=None`` scores against the input.
+    A small square-root-domain MSE gives well-conditioned gradients early in training. Only
+    ``x_hat**2`` is ever used, so a sign flip of a whole output channel, which the deviance cannot
+    see, is harmless (it then shows as a large ``mse`` in the metrics).
     """
 
-    def __init__(self, vae: AutoencoderKL, kl_weight: float, mse_weight: float):
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        kl_weight: float,
+        mse_weight: float,
+        split_range: tuple[float, float] | None = None,
+    ):
         super().__init__()
         self.vae = vae
         self.kl_weight = kl_weight
         self.mse_weight = mse_weight
+        self.split_range = split_range
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self, x: torch.Tensor, scale: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``x`` (B, 2, H, W) model images of studies with count ``scale`` (B,)."""
+        target = x
+        if self.split_range is not None:
+            x, target = split_counts(x, scale, self.split_range, generator)
         posterior = self.vae.encode(x).latent_dist
         x_hat = self.vae.decode(posterior.sample(generator=generator)).sample
-        observed = x.square()
+        observed = target.square()
         rate = x_hat.square() + 1e-4
         deviance = 2 * (torch.xlogy(observed, observed) - torch.xlogy(observed, rate) - observed + rate)
         deviance = deviance.mean()
         kl = posterior.kl().mean() / x[0].numel()
-        mse = F.mse_loss(x_hat, x)
+        mse = F.mse_loss(x_hat, target)
         loss = deviance + self.mse_weight * mse + self.kl_weight * kl
         parts = {"deviance": deviance.item(), "mse": mse.item(), "kl": kl.item()}
         return loss, parts
@@ -224,7 +260,9 @@ def train_autoencoder(
         return AutoencoderKL.from_pretrained(final)
     ae = config.autoencoder
     torch.manual_seed(config.seed)
-    objective_module = AutoencoderObjective(build_autoencoder(ae), ae.kl_weight, ae.mse_weight)
+    split = tuple(ae.split_range) if ae.split_range else None
+    objective_module = AutoencoderObjective(build_autoencoder(ae), ae.kl_weight, ae.mse_weight, split)
+    scales = torch.from_numpy(np.asarray(images.scales, dtype=np.float32))
     state = PartialState()
 
     def objective(model, rng, generator):
@@ -232,7 +270,7 @@ def train_autoencoder(
         x = torch.from_numpy(random_crops(images.images, index, ae.crop_rows, rng, ae.edge_crop_prob)).to(
             state.device
         )
-        return model(x, generator)
+        return model(x, scales[index], generator)
 
     trained = run_stage(
         "autoencoder",

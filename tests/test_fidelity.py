@@ -17,6 +17,7 @@ from synthscan.evaluation.fidelity import (
     patient_halves,
     per_condition_fidelity,
     prdc,
+    tracer_fidelity,
     two_sample_auc,
     write_fidelity_report,
 )
@@ -71,6 +72,31 @@ def test_per_condition_and_grade_ordering():
     assert grade_ordering(amy, grades)["spearman_rho"] > 0.8
 
 
+def test_tracer_fidelity_reads_the_requested_tracer_against_the_real_ceiling():
+    """Tracers shift one feature (soft-tissue retention): samples that carry the shift of their
+    requested tracer score near the real ceiling, samples that ignore the request score near chance."""
+    rng = np.random.default_rng(0)
+    shift = {"MDP": 0.0, "HDP": 1.5, "DPD": 3.0}
+    tracers = list(rng.choice(list(shift), 300, p=[0.5, 0.25, 0.25]))
+
+    def features(names):
+        x = rng.normal(size=(len(names), 6))
+        x[:, 0] += [shift[t] for t in names]
+        return x
+
+    real_x, groups = features(tracers), [f"p{i // 2}" for i in range(300)]
+    asked = list(rng.choice(list(shift), 90))
+    faithful = tracer_fidelity(real_x, tracers, groups, features(asked), asked)
+    ignoring = tracer_fidelity(real_x, tracers, groups, features(["MDP"] * 90), asked)
+    assert faithful["chance"] == pytest.approx(tracers.count("MDP") / 300)
+    assert 0.6 < faithful["real_accuracy"] < 0.95, "overlapping tracers: a ceiling below 1"
+    assert abs(faithful["synthetic_share_correct"] - faithful["real_accuracy"]) < 0.15
+    assert ignoring["synthetic_share_correct"] < 0.5
+    assert ignoring["per_tracer"]["DPD"]["synthetic_share_correct"] < 0.1
+    assert sum(row["n_synthetic"] for row in faithful["per_tracer"].values()) == 90
+    assert tracer_fidelity(real_x, ["MDP"] * 300, groups, real_x[:5], ["MDP"] * 5) == {}
+
+
 def make(root, rng, n, source, blur, hot=0.0):
     dataset = Dataset.create(root, matrix=MATRIX)
     with dataset.writer() as w:
@@ -88,7 +114,7 @@ def make(root, rng, n, source, blur, hot=0.0):
                 label=label,
                 perugini_grade=1 + i % 3 if label == "amyloidosis" else None,
                 source=source,
-                tracer=("MDP", "DPD")[i % 2] if source == "synthetic" else "",
+                tracer=("MDP", "DPD")[i % 2],
                 extra={"burden": "1-3" if label == "metastasis" else "none"} if source == "synthetic" else {},
             )
     return dataset
@@ -120,6 +146,8 @@ def test_report_end_to_end(tmp_path):
     report = write_fidelity_report(results, tmp_path / "rep", "real", "synth")
     text = report.read_text()
     assert "| frechet |" in text and "Image-space detector" in text and "Per-tracer fidelity" in text
+    # the tracers of these toy studies leave no trace in the images: the tracer classifier is at chance
+    assert results["tracer_fidelity"]["chance"] == 0.5 and "Tracer fidelity" in text
     assert json.loads((tmp_path / "rep" / "results.json").read_text())["n_synthetic"] == 20
     assert (tmp_path / "rep" / "noise_power_spectrum.png").is_file()
 

@@ -106,6 +106,30 @@ def test_autoencoder_crops_reach_the_image_border_as_configured():
     assert np.mean((uniform[:, 0, 0, 0] == 0) | (uniform[:, 0, 0, 0] == 48)) < 0.08
 
 
+def test_count_split_gives_two_independent_unbiased_images_of_the_same_counts():
+    """The autoencoder's Noise2Noise input and target: they add back to the counts, each is an
+    unbiased image of the expectation, and their noise is uncorrelated."""
+    generator = torch.Generator().manual_seed(0)
+    rate = torch.full((400, 2, 4, 4), 30.0)
+    counts = torch.poisson(rate, generator=generator)
+    scale = torch.full((400,), 10.0)
+    x = torch.sqrt(counts / scale[:, None, None, None])
+    first, second = train_module.split_counts(x, scale, (0.5, 0.8), generator)
+    # the first image holds 50-80 % of the counts, so it is the less noisy one (variance rate / share)
+    ratio = second.square().var() / first.square().var()
+    assert 1.4 < float(ratio) < 3.0
+    for image in (first, second):
+        assert torch.all(image >= 0)
+        assert abs(float(image.square().mean()) - 3.0) < 0.03  # E[x**2] = rate / scale
+    for bad in ([0.0, 0.5], [0.8, 0.5], [0.5, 1.0]):
+        with pytest.raises(ConfigError, match="split_range"):
+            tiny_config(**{"autoencoder.split_range": bad})
+    noise = [(image.square() - 3.0).flatten() for image in (first, second)]
+    assert abs(float(torch.corrcoef(torch.stack(noise))[0, 1])) < 0.03
+    same = (x - x.mean()).flatten()
+    assert float(torch.corrcoef(torch.stack([same, (first.square() - 3.0).flatten()]))[0, 1]) > 0.5
+
+
 def test_total_counts_fit_and_draw():
     totals = TotalCounts.fit(["normal"] * 50 + ["metastasis"], np.exp(np.linspace(13, 14, 51)))
     assert totals.log_mean["normal"] == pytest.approx(np.linspace(13, 14, 51)[:50].mean())

@@ -76,5 +76,11 @@ def fidelity(
     if "image_detector" in results:
         d = results["image_detector"]
         click.echo(f"Image detector AUC {d['auc']:.3f} (95 % CI {d['ci95'][0]:.3f}-{d['ci95'][1]:.3f}).")
+    if results.get("tracer_fidelity"):
+        t = results["tracer_fidelity"]
+        click.echo(
+            f"Tracer fidelity {t['synthetic_share_correct']:.3f} (tracer classifier's accuracy on the real "
+            f"studies {t['real_accuracy']:.3f}, chance {t['chance']:.3f})."
+        )
     for caveat in results["caveats"]:
         click.echo(f"Caveat: {caveat}", err=True)
