@@ -1,7 +1,7 @@
 """Does the generator keep fine bone structure? Its autoencoder against the truth, its samples against data.
 
     python benchmarks/generator_fine_structure.py [--model DIR] [--site centre_a] [-n 8] [--samples 8] \
-        [--reference DATASET] [--out FILE.json]
+        [--reference DATASET] [--out FILE.json] [--png FILE.png]
 
 1. **Reconstruction** of ``n`` held-out studies simulated afresh (seeds 900000…, never trained on);
    first the transform alone (``round_trip_*``: the noise-free expectation binned, then upsampled as
@@ -38,6 +38,7 @@ from synthscan.dataset import Dataset
 from synthscan.evaluation.realism import Study, bone_texture
 from synthscan.generator.storage import load_pipeline
 from synthscan.generator.transform import expected_counts, to_model
+from synthscan.render import render_grid
 from synthscan.simulator import load_site, simulate_study
 
 MID, LOW = (0.1, 0.2), (0.02, 0.05)
@@ -103,6 +104,17 @@ def reconstruction(pipeline, site: str, n: int) -> dict[str, list[float]]:
     return out
 
 
+@torch.no_grad()
+def reconstruction_panels(pipeline, site: str) -> list[tuple[np.ndarray, str]]:
+    """The first held-out study: noise-free truth, its counts, and the autoencoder's expected counts."""
+    vae, f = pipeline.vae, pipeline.config.bin_factor
+    study = simulate_study(load_site(site), HELD_OUT_SEED)
+    x, _ = to_model(study.counts[None], f)
+    decoded = vae.decode(vae.encode(x).latent_dist.mean).sample
+    recon = expected_counts(decoded, torch.tensor([float(study.expected.sum())]), f)[0].numpy()
+    return [(study.expected, "noise-free truth"), (study.counts, "counts"), (recon, "autoencoder")]
+
+
 def sample_statistics(counts: np.ndarray) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for study in counts:
@@ -126,8 +138,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=0, help="normal samples measured (0: none)")
     parser.add_argument("--reference", default=None, help="dataset the samples are compared with")
     parser.add_argument("--out", default=None, help="also write the numbers to this JSON file")
+    parser.add_argument("--png", default=None, help="also draw truth, counts and reconstruction here")
     args = parser.parse_args()
     pipeline = load_pipeline(args.model, device="cpu")
+    if args.png:
+        render_grid(reconstruction_panels(pipeline, args.site), columns=3).save(args.png)
     results = {"reconstruction_over_truth": medians(reconstruction(pipeline, args.site, args.n))}
     if args.samples:
         generators = [torch.Generator().manual_seed(s) for s in range(args.samples)]
