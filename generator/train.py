@@ -99,8 +99,9 @@ class AutoencoderObjective(torch.nn.Module):
     (Noise2Noise, Lehtinen et al. 2018; binomial splitting of counts). Scored against its own input,
     an autoencoder this small trades ribs for noise. ``split_range=None`` scores against the input.
     A small square-root-domain MSE gives well-conditioned gradients early in training. Only
-    ``x_hat**2`` is ever used, so a sign flip of a whole output channel, which the deviance cannot
-    see, is harmless (it then shows as a large ``mse`` in the metrics).
+    ``x_hat**2`` is ever used, and a whole output channel often flips sign early on, which the
+    deviance cannot see; the MSE therefore compares ``|x_hat|``: against ``x_hat`` it pulled a
+    flipped channel towards 0 and decoded that view a sixth too faint (issue 14).
     """
 
     def __init__(
@@ -130,7 +131,7 @@ class AutoencoderObjective(torch.nn.Module):
         deviance = 2 * (torch.xlogy(observed, observed) - torch.xlogy(observed, rate) - observed + rate)
         deviance = deviance.mean()
         kl = posterior.kl().mean() / x[0].numel()
-        mse = F.mse_loss(x_hat, target)
+        mse = F.mse_loss(x_hat.abs(), target)
         loss = deviance + self.mse_weight * mse + self.kl_weight * kl
         parts = {"deviance": deviance.item(), "mse": mse.item(), "kl": kl.item()}
         return loss, parts

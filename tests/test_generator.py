@@ -130,6 +130,27 @@ def test_count_split_gives_two_independent_unbiased_images_of_the_same_counts():
     assert float(torch.corrcoef(torch.stack([same, (first.square() - 3.0).flatten()]))[0, 1]) > 0.5
 
 
+def test_the_autoencoder_loss_cannot_see_a_flipped_output_channel():
+    """Only x_hat**2 is decoded, so a decoder whose anterior channel has the opposite sign is the
+    same model and must get the same loss (an MSE on x_hat itself shrank such a channel's counts)."""
+    config = tiny_config()
+    vae = train_module.build_autoencoder(config.autoencoder)
+    flipped = train_module.build_autoencoder(config.autoencoder)
+    flipped.load_state_dict(vae.state_dict())
+    with torch.no_grad():
+        flipped.decoder.conv_out.weight[0] *= -1
+        flipped.decoder.conv_out.bias[0] *= -1
+    x = torch.rand(2, 2, 32, 16) * 2
+    scale = torch.tensor([20.0, 50.0])
+    losses = [
+        train_module.AutoencoderObjective(model, 1e-6, 0.1, (0.5, 0.8))(
+            x, scale, torch.Generator().manual_seed(0)
+        )[0]
+        for model in (vae, flipped)
+    ]
+    assert torch.allclose(*losses)
+
+
 def test_total_counts_fit_and_draw():
     totals = TotalCounts.fit(["normal"] * 50 + ["metastasis"], np.exp(np.linspace(13, 14, 51)))
     assert totals.log_mean["normal"] == pytest.approx(np.linspace(13, 14, 51)[:50].mean())
