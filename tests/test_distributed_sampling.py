@@ -112,8 +112,15 @@ def test_half_precision_keeps_the_count_statistics_and_is_recorded(tiny_generato
     b = bf16(generator=[torch.Generator().manual_seed(s) for s in range(8)], **args)
     assert a.conditions == b.conditions and a.total_counts == b.total_counts
     assert not np.array_equal(a.expected, b.expected), "autocast ran the networks in bf16"
-    relative = np.abs(a.expected - b.expected).sum(axis=(1, 2, 3)) / a.expected.sum(axis=(1, 2, 3))
-    assert relative.max() < 0.05, relative
+    other = fp32(generator=[torch.Generator().manual_seed(s) for s in range(100, 108)], **args)
+
+    def distance(x, y):
+        return np.abs(x.expected - y.expected).sum(axis=(1, 2, 3)) / x.expected.sum(axis=(1, 2, 3))
+
+    # Rounding error is a property of the network, not a fixed number: it must stay far below
+    # the difference between two studies of the same condition.
+    rounding, between = distance(a, b), distance(a, other)
+    assert np.all(rounding < between / 10), (rounding, between)
     totals_a, totals_b = (x.counts.astype(np.int64).sum(axis=(1, 2, 3)) for x in (a, b))
     assert np.all(np.abs(totals_a - totals_b) < 5 * np.sqrt(totals_a) + 1)
 

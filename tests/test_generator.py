@@ -491,9 +491,16 @@ def test_a_model_with_factor_conditions_samples_the_requested_tracer_and_burden(
     assert not (tmp_path / "bad").exists()
 
 
-def test_the_shipped_model_without_factor_conditions_refuses_tracer_in_one_line(tmp_path):
-    args = ["sample", "--condition", "normal", "--tracer", "DPD", "--out", str(tmp_path / "o")]
-    result = CliRunner().invoke(main, args)
+def test_a_model_without_factor_conditions_refuses_tracer_in_one_line(tmp_path):
+    dataset = Dataset.create(tmp_path / "data", matrix=MATRIX)
+    rng = np.random.default_rng(0)
+    with dataset.writer() as writer:
+        for i, label in enumerate(["normal", "metastasis"] * 3):
+            writer.add(rng.poisson(np.full((2, *MATRIX), 4.0)), study_id=f"s{i}", patient_id=f"p{i}",
+                       label=label, source="simulated")  # fmt: skip
+    model = train_module.train(dataset.root, tiny_config(), tmp_path / "run", progress=False)
+    args = ["sample", "--model", str(model), "--condition", "normal", "--tracer", "DPD"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "o")])
     assert result.exit_code != 0
     assert result.output.strip() == (
         "Error: this model was trained without tracer conditions; leave out --tracer "
