@@ -10,9 +10,9 @@ the acquisition window outside which a study holds no counts (models saved witho
 :class:`~synthscan.generator.transform.AcquisitionWindow`'s defaults).
 
 Every study draws all of its randomness from its own ``torch.Generator`` in a fixed order (grade if
-not given, total counts, initial latent, Poisson counts), and the networks always run on chunks of
-``eval_chunk`` samples, so a study depends only on its seed and settings, never on the batch it
-was generated in.
+not given, total counts, initial latent, acquisition margins, Poisson counts), and the networks always
+run on chunks of ``eval_chunk`` samples, so a study depends only on its seed and settings, never on
+the batch it was generated in.
 """
 
 from __future__ import annotations
@@ -250,7 +250,7 @@ class SynthScanPipeline(DiffusionPipeline):
         device, dtype = self.unet.device, self.unet.dtype
 
         tables = self.factors
-        keys, totals, latents, factors = [], [], [], []
+        keys, totals, latents, factors, margin_draws = [], [], [], [], []
         for i, g in enumerate(generators):
             key = resolve_condition(conditions[i], grades[i], table, self.config.grade_weights, g)
             keys.append(key)
@@ -264,6 +264,7 @@ class SynthScanPipeline(DiffusionPipeline):
             )
             totals.append(float(total_counts[i]) if total_counts is not None else totals_model.draw(key, g))
             latents.append(torch.randn(self.latent_shape, generator=g))
+            margin_draws.append(torch.rand(2, generator=g))  # where the camera starts and stops
         class_ids = torch.tensor([table.index(k) for k in keys], device=device)
         null_ids = torch.full_like(class_ids, len(table))
         if tables:
@@ -296,7 +297,9 @@ class SynthScanPipeline(DiffusionPipeline):
                 lambda z: self.vae.decode(z / self.vae.config.scaling_factor).sample, (latents,), chunk
             ).float()
         window = AcquisitionWindow.from_dict(self.config.get("acquisition_window"))
-        rate = expected_counts(decoded.cpu(), torch.tensor(totals), self.config.bin_factor, window)
+        rate = expected_counts(
+            decoded.cpu(), torch.tensor(totals), self.config.bin_factor, window, torch.stack(margin_draws)
+        )
         counts = poisson_counts(rate, generators)
         expected = rate.numpy() if return_expected else None
         factors = factors if tables else None

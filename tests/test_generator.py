@@ -184,6 +184,30 @@ def test_acquisition_window_is_fitted_on_the_training_studies_and_zeroes_the_rat
     assert float(expected.sum()) == pytest.approx(1e4, rel=1e-5), "the total goes to the window"
 
 
+def test_each_synthetic_study_draws_its_acquisition_margins_from_the_training_studies():
+    """A real scan starts a typical distance above the vertex, not always the largest one."""
+    gaps = np.arange(3, 13)  # binned rows between the first acquired row and the body
+    rate = np.zeros((len(gaps), 2, 96, 16), np.float32)
+    for i, gap in enumerate(gaps):
+        rate[i, :, 20 - gap : 80] = 0.01
+        rate[i, :, 20:75, 4:12] = 1.0
+    window = AcquisitionWindow.fit(np.sqrt(rate), bin_factor=2)
+    tops = [2 * (body_rows(r, 0.05)[0] - (20 - gap)) for r, gap in zip(rate, gaps, strict=True)]
+    assert window.top_margin == max(tops) and window.top_quantiles[0] == min(tops)
+    assert window.top_quantiles[10] == np.median(tops)
+    assert AcquisitionWindow.from_dict(window.to_dict()) == window
+    draws = torch.tensor([[0.0, 0.0], [0.5, 0.5], [0.999, 0.999]])
+    assert [top for top, _ in window.margins(draws)] == [min(tops), np.median(tops), max(tops)]
+
+    decoded = torch.from_numpy(np.sqrt(rate[:1] + 0.002)).expand(3, -1, -1, -1)  # one study, three draws
+    expected = expected_counts(decoded, torch.full((3,), 1e4), 2, window, draws)
+    first_rows = [int(np.flatnonzero(e.sum(dim=(0, 2)))[0]) for e in expected]
+    body_first = 2 * body_rows(decoded[0].square(), 0.05)[0]
+    assert first_rows == [body_first - top for top, _ in window.margins(draws)]
+    legacy = AcquisitionWindow(window.top_margin, window.bottom_margin)  # saved without quantiles
+    assert legacy.margins(draws) == [(window.top_margin, window.bottom_margin)] * 3
+
+
 # --- conditions ------------------------------------------------------------------------------------
 
 
