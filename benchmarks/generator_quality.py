@@ -107,7 +107,9 @@ def main() -> None:
         for g, grade in enumerate(grades if label == "amyloidosis" else [None]):
             n = args.n // len(grades) if label == "amyloidosis" else args.n
             seed = args.seed + 1_000_000 * offset + 100_000 * g
-            sample_to_dataset(pipeline, synthetic_root, condition=label, grade=grade, n=n, seed=seed)
+            sample_to_dataset(
+                pipeline, synthetic_root, condition=label, grade=grade, n=n, seed=seed, add_condition=True
+            )
     synthetic = Dataset.open(synthetic_root)
     real, train = Dataset.open(args.real), Dataset.open(args.train)
     extractor = FeatureExtractor(args.classifier)
