@@ -85,20 +85,26 @@ def textures(counts: np.ndarray) -> dict[str, float]:
 
 
 @torch.no_grad()
+def reconstruct(pipeline, counts: np.ndarray, total: float) -> np.ndarray:
+    """The autoencoder's expected counts (2, H, W) of one study's ``counts``, scaled to ``total``."""
+    f = pipeline.config.bin_factor
+    x, _ = to_model(counts[None], f)
+    decoded = pipeline.vae.decode(pipeline.vae.encode(x).latent_dist.mean).sample
+    return expected_counts(decoded, torch.tensor([total]), f)[0].numpy()
+
+
 def reconstruction(pipeline, site: str, n: int) -> dict[str, list[float]]:
     config = load_site(site)
-    vae, f = pipeline.vae, pipeline.config.bin_factor
+    f = pipeline.config.bin_factor
     rng = np.random.default_rng(0)
     out: dict[str, list[float]] = {}
     for i in range(n):
         study = simulate_study(config, HELD_OUT_SEED + i)
-        x, _ = to_model(study.counts[None], f)
-        decoded = vae.decode(vae.encode(x).latent_dist.mean).sample
-        total = torch.tensor([float(study.expected.sum())])
-        recon = expected_counts(decoded, total, f)[0].numpy().astype(np.float64)
+        total = float(study.expected.sum())
+        recon = reconstruct(pipeline, study.counts, total).astype(np.float64)
         truth = study.expected.astype(np.float64)
         exact, _ = to_model(study.expected[None], f)  # the noise-free image: no network, only the transform
-        round_trip = expected_counts(exact, total, f)[0].numpy().astype(np.float64)
+        round_trip = expected_counts(exact, torch.tensor([total]), f)[0].numpy().astype(np.float64)
         row = {
             "round_trip_midband_power_ratio": midband_ratio(round_trip) / midband_ratio(truth),
             "midband_power_ratio": midband_ratio(recon) / midband_ratio(truth),
@@ -111,14 +117,10 @@ def reconstruction(pipeline, site: str, n: int) -> dict[str, list[float]]:
     return out
 
 
-@torch.no_grad()
 def reconstruction_panels(pipeline, site: str) -> list[tuple[np.ndarray, str]]:
     """The first held-out study: noise-free truth, its counts, and the autoencoder's expected counts."""
-    vae, f = pipeline.vae, pipeline.config.bin_factor
     study = simulate_study(load_site(site), HELD_OUT_SEED)
-    x, _ = to_model(study.counts[None], f)
-    decoded = vae.decode(vae.encode(x).latent_dist.mean).sample
-    recon = expected_counts(decoded, torch.tensor([float(study.expected.sum())]), f)[0].numpy()
+    recon = reconstruct(pipeline, study.counts, float(study.expected.sum()))
     return [(study.expected, "noise-free truth"), (study.counts, "counts"), (recon, "autoencoder")]
 
 
@@ -131,12 +133,9 @@ def lesion_contrast(view: np.ndarray, centre: tuple[float, float], diameter_px: 
     return float(view[disk].mean() / max(view[ring].mean(), 1e-9) - 1)
 
 
-@torch.no_grad()
 def lesion_contrast_ratios(pipeline, site: str, n: int) -> list[float]:
     """Reconstruction over truth contrast of every hot lesion of ``n`` held-out metastasis studies."""
     config = load_site(site)
-    vae, f = pipeline.vae, pipeline.config.bin_factor
-    spacing = config.pixel_spacing_mm
     ratios, found, seed = [], 0, HELD_OUT_SEED
     while found < n:
         study, seed = simulate_study(config, seed), seed + 1
@@ -144,12 +143,10 @@ def lesion_contrast_ratios(pipeline, site: str, n: int) -> list[float]:
         if study.label != "metastasis" or not lesions:
             continue
         found += 1
-        x, _ = to_model(study.counts[None], f)
-        decoded = vae.decode(vae.encode(x).latent_dist.mean).sample
-        recon = expected_counts(decoded, torch.tensor([float(study.expected.sum())]), f)[0].numpy()
+        recon = reconstruct(pipeline, study.counts, float(study.expected.sum()))
         for lesion in lesions:
             for v, key in enumerate(("pixel_anterior", "pixel_posterior")):
-                centre, size = lesion[key], lesion["diameter_mm"] / spacing
+                centre, size = lesion[key], lesion["diameter_mm"] / config.pixel_spacing_mm
                 truth = lesion_contrast(study.expected[v], centre, size)
                 if truth > 0.1:  # visible in this view
                     ratios.append(lesion_contrast(recon[v], centre, size) / truth)

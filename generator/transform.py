@@ -75,10 +75,9 @@ def expected_counts(
     The rate is the square of the decoder output, exactly as in the autoencoder's training loss, set to
     exactly 0 outside each study's acquisition ``window`` (margins picked by ``margin_draws``). Each
     study is scaled so both views together hold ``total_counts``; the split between the views is the
-    decoder's. Upsampling is bicubic: on the
-    simulator's noise-free studies a 2x2 binning round trip keeps 87 % of the power at 0.1-0.2
-    cycles/pixel (ribs, vertebral end plates) with it, 59 % with bilinear interpolation
-    (``benchmarks/generator_fine_structure.py``).
+    decoder's. Upsampling is bicubic: on the simulator's noise-free studies a 2x2 binning round trip
+    keeps 87 % of the power at 0.1-0.2 cycles/pixel (ribs, vertebral end plates) with it, 59 % with
+    bilinear interpolation (``benchmarks/generator_fine_structure.py``).
     """
     rate = x.square()
     mask = window.mask(rate, bin_factor, margin_draws) if window is not None else None
@@ -256,15 +255,15 @@ class AcquisitionWindow:
     def mask(self, rate: torch.Tensor, bin_factor: int, draws: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 1, H·f, W·f) 0/1 native-grid mask of each study's window, from its binned ``rate``.
 
-        ``draws`` (B, 2), uniform in [0, 1), pick each study's margins (:meth:`margins`).
+        ``draws`` (B, 2), uniform in [0, 1), pick each study's margins (:meth:`margins`); without
+        them every study gets the largest margins (the quantile at 1).
         """
         f = bin_factor
         batch, _, height, width = rate.shape
         mask = torch.zeros(batch, 1, height * f, width * f, dtype=rate.dtype)
         low, high = self.rows or (0, height * f - 1)
         left, right = self.cols or (0, width * f - 1)
-        largest = [(self.top_margin, self.bottom_margin)] * batch
-        margins = self.margins(draws) if draws is not None else largest
+        margins = self.margins(torch.ones(batch, 2) if draws is None else draws)
         for i, (study, (top_margin, bottom_margin)) in enumerate(zip(rate, margins, strict=True)):
             first, last = body_rows(study, self.body_fraction)
             top = max(first * f - top_margin, low)
