@@ -1,7 +1,8 @@
 """Configuration of the conditional latent diffusion generator (YAML in ``configs/generator/``).
 
 One dataclass per stage: the count transform, the autoencoder, the diffusion network and its
-training, and the sampler defaults written into the saved pipeline.
+training, and the sampler defaults written into the saved pipeline; the few-step distillation of a
+trained model has its own (YAML in ``configs/distill/``).
 """
 
 from __future__ import annotations
@@ -151,3 +152,29 @@ class GeneratorConfig:
     def downsampling(self) -> int:
         """Native pixels per latent pixel along each axis."""
         return self.transform.bin_factor * 2 ** (len(self.autoencoder.block_out_channels) - 1)
+
+
+@dataclass
+class DistillConfig:
+    """Latent consistency distillation of a trained generator (``synthscan distill``)."""
+
+    steps: PositiveInt = 4000  # optimizer steps
+    batch_size: PositiveInt = 16  # latents per step
+    learning_rate: PositiveFloat = 1.0e-4  # AdamW peak learning rate, cosine decay after warm-up
+    warmup_steps: NonNegativeInt = 100  # linear learning-rate warm-up
+    # teacher steps of the distillation grid (LCM's N = 50: one teacher DDIM step spans 1000/N timesteps);
+    # the student's LCMScheduler samples on the same grid
+    ddim_timesteps: PositiveInt = 50
+    target_ema_decay: Fraction = 0.95  # EMA of the target network (Luo et al. 2023)
+    huber_c: PositiveFloat = 0.001  # pseudo-Huber loss constant (Luo et al. 2023)
+    sampling_steps: PositiveInt = 4  # the distilled model's default steps, one UNet call each
+    seed: NonNegativeInt = 0  # seeds the data order, noise and timesteps of every step
+    checkpoint_every: PositiveInt = 500  # steps between resumable checkpoints
+    sample_every: NonNegativeInt = 1000  # steps between the student's sample grids (0: only at the end)
+    log_every: PositiveInt = 50  # steps between metrics.jsonl lines
+
+    def __post_init__(self) -> None:
+        if self.sampling_steps > self.ddim_timesteps:
+            raise ConfigError(
+                f"sampling_steps ({self.sampling_steps}) cannot exceed ddim_timesteps ({self.ddim_timesteps})"
+            )

@@ -3,20 +3,22 @@
 Inference only, one way to run it (``__call__``), like every diffusers pipeline. Components:
 ``vae`` (:class:`~diffusers.AutoencoderKL` on the count transform of
 :mod:`synthscan.generator.transform`), ``unet`` (:class:`~diffusers.UNet2DModel` with a class
-embedding), ``scheduler`` (a diffusers multistep ODE solver, UniPC). Settings learned from the
-training data (condition table, grade proportions, total-count distribution, matrix) and the
-sampler defaults (steps, guidance scale, optionally per label) live in ``model_index.json``, as does
-the acquisition window outside which a study holds no counts (models saved without one get
+embedding), ``scheduler`` (a diffusers multistep ODE solver, UniPC; ``LCMScheduler`` for a distilled
+model, :mod:`synthscan.generator.distill`). Settings learned from the training data (condition
+table, grade proportions, total-count distribution, matrix) and the sampler defaults (steps, guidance
+scale, optionally per label) live in ``model_index.json``, as does the acquisition window outside
+which a study holds no counts (models saved without one get
 :class:`~synthscan.generator.transform.AcquisitionWindow`'s defaults).
 
 Every study draws all of its randomness from its own ``torch.Generator`` in a fixed order (grade if
-not given, total counts, initial latent, acquisition margins, Poisson counts), and the networks always
-run on chunks of ``eval_chunk`` samples, so a study depends only on its seed and settings, never on
-the batch it was generated in.
+not given, total counts, initial latent, acquisition margins, a stochastic sampler's noise, Poisson
+counts), and the networks always run on chunks of ``eval_chunk`` samples, so a study depends only on
+its seed and settings, never on the batch it was generated in.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -96,6 +98,7 @@ class SynthScanPipeline(DiffusionPipeline):
         acquisition_window: dict | None = None,
         factors: dict[str, list[str]] | None = None,
         factor_weights: dict[str, dict[str, dict[str, float]]] | None = None,
+        guidance_distilled: bool = False,
     ):
         super().__init__()
         self.register_modules(vae=vae, unet=unet, scheduler=scheduler, condition_encoder=condition_encoder)
@@ -115,6 +118,7 @@ class SynthScanPipeline(DiffusionPipeline):
             acquisition_window=acquisition_window,
             factors=factors,
             factor_weights=factor_weights or {},
+            guidance_distilled=bool(guidance_distilled),
         )
 
     @property
@@ -167,8 +171,14 @@ class SynthScanPipeline(DiffusionPipeline):
         """Guidance scale of a ``label`` study: ``override``, else the label's default, else the model's.
 
         1 is the conditional model alone; 0 would be the unconditional model, whose samples ignore the
-        condition they would be labelled with, so scales must be > 0.
+        condition they would be labelled with, so scales must be > 0. A distilled model's scales are
+        in its weights (:mod:`synthscan.generator.distill`): it refuses another.
         """
+        if override is not None and self.config.get("guidance_distilled"):
+            raise ValueError(
+                "this distilled model has each condition's guidance built into its weights; leave out "
+                "--guidance (or sample its teacher)"
+            )
         if override is not None:
             if not override > 0:
                 raise ValueError(f"guidance must be > 0 (1 = conditional model alone), got {override}")
@@ -188,8 +198,10 @@ class SynthScanPipeline(DiffusionPipeline):
     def _guided_output(
         self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, nulls: torch.Tensor, guidance: float
     ) -> torch.Tensor:
-        """UNet output with classifier-free guidance; conditional and null rows share one call."""
-        if guidance == 1.0:
+        """UNet output with classifier-free guidance; conditional and null rows share one call.
+
+        A distilled model's conditional row is already guided: one row per study."""
+        if guidance == 1.0 or self.config.get("guidance_distilled"):
             return self.unet(x, t.expand(len(x)), class_labels=self._class_input(labels)).sample
         ids = self._class_input(torch.cat([labels, nulls]))
         both = self.unet(torch.cat([x, x]), t.expand(2 * len(x)), class_labels=ids)
@@ -274,9 +286,14 @@ class SynthScanPipeline(DiffusionPipeline):
         latents = torch.stack(latents).to(device=device, dtype=dtype)
 
         self.scheduler.set_timesteps(steps, device=device)
+        # a stochastic sampler (LCM's multistep sampling) draws each study's noise from its own generator
+        stochastic = "generator" in inspect.signature(self.scheduler.step).parameters
+        noise = {"generator": generators} if stochastic else {}
         latents = latents * self.scheduler.init_noise_sigma
         chunk = self.config.eval_chunk
         scales = [self.guidance_for(label, guidance_scale) for label in conditions]
+        if self.config.get("guidance_distilled"):
+            scales = [1.0] * batch  # guidance is in the weights: every study shares the network calls
         groups = {g: torch.tensor([i for i, s in enumerate(scales) if s == g]) for g in dict.fromkeys(scales)}
         half = PRECISIONS[self.precision]
         autocast = torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None)
@@ -290,7 +307,7 @@ class SynthScanPipeline(DiffusionPipeline):
                         (model_input[rows], class_ids[rows], null_ids[rows]),
                         chunk,
                     ).to(output.dtype)
-            latents = self.scheduler.step(output, t, latents).prev_sample
+            latents = self.scheduler.step(output, t, latents, **noise).prev_sample
 
         with autocast:
             decoded = run_chunked(

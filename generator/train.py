@@ -49,7 +49,7 @@ from synthscan.generator.conditions import (
     split_key,
     study_factors,
 )
-from synthscan.generator.config import DiffusionConfig, GeneratorConfig
+from synthscan.generator.config import DiffusionConfig, DistillConfig, GeneratorConfig
 from synthscan.generator.data import TrainingImages, prepare_images, random_crops, training_records
 from synthscan.generator.models import (
     ConditionedUNet,
@@ -66,7 +66,7 @@ from synthscan.runs import RunDir
 
 log = logging.getLogger(__name__)
 
-STAGES = ("autoencoder", "diffusion")
+STAGES = ("autoencoder", "diffusion", "distillation")
 
 
 def split_counts(
@@ -187,7 +187,7 @@ def run_stage(
     warmup_steps: int,
     batch_size: int,
     folder: Path,
-    config: GeneratorConfig,
+    config: GeneratorConfig | DistillConfig,
     run: RunDir | None,
     ema: EMAModel | None = None,
     on_sample: Callable[[int], None] | None = None,
@@ -206,6 +206,8 @@ def run_stage(
         accelerator.register_for_checkpointing(ema)
     checkpoint = folder / "checkpoint"
     start = _resume(accelerator, checkpoint)
+    if ema is not None:
+        ema.to(accelerator.device)  # a checkpoint's EMA weights are loaded onto the CPU
     main = accelerator.is_main_process
     stage_index = STAGES.index(stage)
     bar = tqdm(total=steps, initial=start, desc=stage, disable=not (progress and main), unit="step")

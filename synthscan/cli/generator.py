@@ -1,4 +1,4 @@
-"""``synthscan train`` and ``synthscan sample``: the conditional latent diffusion generator."""
+"""``synthscan train``, ``distill`` and ``sample``: the conditional latent diffusion generator."""
 
 from __future__ import annotations
 
@@ -55,6 +55,56 @@ def train(data: str, config_name: str, out: str, overrides: tuple[str, ...], pro
     model = train_generator(data, config, out, progress=progress)
     click.echo(
         f"Model saved to {model}. Sample with: synthscan sample --model {model} --condition metastasis"
+    )
+
+
+@click.command()
+@click.option(
+    "--model",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Teacher generator folder [default: the shipped model].",
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Dataset whose studies the teacher's ODE is followed from: its training data, or studies like it.",
+)
+@click.option(
+    "--config", "config_name", type=ConfigParam("distill"), default="default", help="Distillation config."
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Run folder (rerun with the same folder to resume); the model is written to OUT/model.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config field, e.g. steps=2000 or sampling_steps=2; repeatable.",
+)
+@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
+def distill(
+    model: str | None, data: str, config_name: str, out: str, overrides: tuple[str, ...], progress: bool
+) -> None:
+    """Distil a generator into a few-step sampler with its guidance built in (latent consistency).
+
+    The distilled model samples in 4 steps of one UNet call instead of 10 steps of two: compare it
+    with its teacher (benchmarks/sample_speed.py, benchmarks/generator_quality.py) before using it.
+    """
+    from synthscan.config import load_config
+    from synthscan.generator.config import DistillConfig
+    from synthscan.generator.distill import distill as distill_generator
+
+    config = load_config(DistillConfig, config_path("distill", config_name), parse_overrides(overrides))
+    student = distill_generator(model, data, config, out, progress=progress)
+    click.echo(
+        f"Distilled model saved to {student}. Sample with: synthscan sample --model {student} "
+        "--condition metastasis"
     )
 
 

@@ -1,0 +1,309 @@
+"""Latent consistency distillation: a few-step student of a trained generator, guidance built in.
+
+A trained model samples with ``default_steps`` solver steps of two UNet rows each (the conditional
+and the null row of classifier-free guidance): the UNet is two thirds of ``synthscan sample``'s time
+on a CPU (``benchmarks/sample_speed.py``). Latent consistency distillation (Luo et al. 2023, "Latent
+Consistency Models"; consistency distillation of Song et al. 2023) trains a student UNet, started
+from the teacher's weights, to map any point of the teacher's *guided* probability-flow ODE to the
+ODE's end. One step: a training study's latent is noised to ``t_{n+k}`` on a grid of
+``ddim_timesteps`` steps, one DDIM step of the guided teacher (each label at the model's own guidance
+scale) moves it to ``t_n``, and the student's consistency function at ``t_{n+k}`` is pulled towards
+that of a slowly moving (EMA) copy of itself at ``t_n`` (pseudo-Huber loss).
+
+The student samples with diffusers' ``LCMScheduler`` in ``sampling_steps`` steps of one UNet row
+each; its guidance is part of its weights, so the pipeline skips the null rows and refuses another
+scale. Everything else (autoencoder, condition tables, count model, acquisition window) is the
+teacher's. The run folder resumes like ``synthscan train``'s.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import PartialState
+from diffusers import LCMScheduler
+from diffusers.training_utils import EMAModel
+
+from synthscan.atomic import atomic_write_text
+from synthscan.dataset import Dataset, DatasetError
+from synthscan.generator.conditions import FACTORS, split_key, study_factors
+from synthscan.generator.config import DistillConfig
+from synthscan.generator.data import prepare_images, training_records
+from synthscan.generator.models import ConditionedUNet
+from synthscan.generator.pipeline import SynthScanPipeline
+from synthscan.generator.storage import load_pipeline, save_model
+from synthscan.generator.train import _factor_id, _sample_grid, cached_latents, run_stage
+from synthscan.labels import PATIENT_SOURCES
+from synthscan.runs import RunDir
+
+log = logging.getLogger(__name__)
+
+COMPONENTS = ("vae", "unet", "scheduler", "condition_encoder")
+
+
+def consistency_scheduler(teacher: SynthScanPipeline, ddim_timesteps: int) -> LCMScheduler:
+    """The student's sampler: LCM multistep sampling on the teacher's noise schedule and grid."""
+    config = teacher.scheduler.config
+    if not 1 <= ddim_timesteps <= config.num_train_timesteps:
+        raise ValueError(
+            f"ddim_timesteps must lie in 1..{config.num_train_timesteps} (the teacher's timesteps), "
+            f"got {ddim_timesteps}"
+        )
+    return LCMScheduler(
+        num_train_timesteps=config.num_train_timesteps,
+        beta_start=config.beta_start,
+        beta_end=config.beta_end,
+        beta_schedule=config.beta_schedule,
+        trained_betas=config.get("trained_betas"),
+        prediction_type=config.prediction_type,
+        rescale_betas_zero_snr=config.get("rescale_betas_zero_snr", False),
+        original_inference_steps=ddim_timesteps,
+        clip_sample=False,  # latents are not bounded like pixels
+    )
+
+
+class ConsistencyObjective:
+    """One distillation step's loss for a batch of training latents (see the module docstring)."""
+
+    def __init__(
+        self,
+        teacher: torch.nn.Module,
+        target: torch.nn.Module,
+        target_ema: EMAModel,
+        scheduler: LCMScheduler,
+        guidance: torch.Tensor,
+        huber_c: float,
+    ):
+        self.teacher, self.target, self.target_ema = teacher, target, target_ema
+        self.scheduler = scheduler
+        self.guidance = guidance  # (conditions,) guidance scale of each condition id
+        self.huber_c = huber_c
+        alphas = scheduler.alphas_cumprod
+        self.alpha, self.sigma = alphas.sqrt(), (1 - alphas).sqrt()
+        steps = scheduler.config.num_train_timesteps
+        self.skip = steps // scheduler.config.original_inference_steps
+        self.grid = torch.arange(1, scheduler.config.original_inference_steps + 1) * self.skip - 1
+
+    def _x0_and_noise(self, output: torch.Tensor, x: torch.Tensor, t: torch.Tensor):
+        """The network output at ``t`` as (clean latent, noise) estimates."""
+        a, s = (v.to(x.device)[t].view(-1, 1, 1, 1) for v in (self.alpha, self.sigma))
+        if self.scheduler.config.prediction_type == "v_prediction":
+            return a * x - s * output, s * x + a * output
+        return (x - s * output) / a, output
+
+    def consistency(self, network: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor):
+        """f(x, t) = c_skip(t) x + c_out(t) x0(x, t): exactly x at t = 0 (the boundary condition)."""
+        x0, _ = self._x0_and_noise(network(x, t, class_labels=labels).sample, x, t)
+        c_skip, c_out = self.scheduler.get_scalings_for_boundary_condition_discrete(t)
+        return c_skip.view(-1, 1, 1, 1) * x + c_out.view(-1, 1, 1, 1) * x0
+
+    @torch.no_grad()
+    def teacher_step(
+        self,
+        x: torch.Tensor,
+        start: torch.Tensor,
+        end: torch.Tensor,
+        labels: torch.Tensor,
+        nulls: torch.Tensor,
+    ) -> torch.Tensor:
+        """One DDIM step of the guided teacher, ``start`` → ``end`` (conditional and null rows together)."""
+        condition = labels if labels.ndim == 1 else labels[:, 0]
+        w = self.guidance.to(x.device)[condition].view(-1, 1, 1, 1)
+        pair = torch.cat([labels, nulls])
+        both = self.teacher(torch.cat([x, x]), torch.cat([start, start]), class_labels=pair).sample
+        (x0_c, eps_c), (x0_u, eps_u) = (self._x0_and_noise(o, x, start) for o in both.chunk(2))
+        x0 = x0_u + w * (x0_c - x0_u)  # the pipeline's guidance, on both estimates (linear in the output)
+        eps = eps_u + w * (eps_c - eps_u)
+        a, s = (v.to(x.device)[end].view(-1, 1, 1, 1) for v in (self.alpha, self.sigma))
+        return a * x0 + s * eps
+
+    def __call__(
+        self,
+        student: torch.nn.Module,
+        z0: torch.Tensor,
+        labels: torch.Tensor,
+        nulls: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        device = z0.device
+        noise = torch.randn(z0.shape, generator=generator).to(device)
+        start = self.grid[torch.randint(0, len(self.grid), (len(z0),), generator=generator)].to(device)
+        end = (start - self.skip).clamp(min=0)
+        x = self.scheduler.add_noise(z0, noise, start)
+        x_end = self.teacher_step(x, start, end, labels, nulls)
+        with torch.no_grad():
+            self.target_ema.copy_to(self.target.parameters())
+            target = self.consistency(self.target, x_end, end, labels)
+        prediction = self.consistency(student, x, start, labels)
+        return (torch.sqrt((prediction - target) ** 2 + self.huber_c**2) - self.huber_c).mean()
+
+
+def student_pipeline(
+    teacher: SynthScanPipeline, student: torch.nn.Module, config: DistillConfig, sources: list[str]
+) -> SynthScanPipeline:
+    """The teacher's pipeline with the student UNet, the LCM sampler and guidance marked as built in."""
+    settings = inspect.signature(SynthScanPipeline.__init__).parameters
+    kept = {k: v for k, v in teacher.config.items() if k in settings and k not in COMPONENTS}
+    kept.update(default_steps=config.sampling_steps, guidance_distilled=True, training_sources=sources)
+    encoder = student.encoder.eval() if isinstance(student, ConditionedUNet) else None
+    pipeline = SynthScanPipeline(
+        vae=teacher.vae,
+        unet=(student.unet if encoder is not None else student).eval(),
+        scheduler=consistency_scheduler(teacher, config.ddim_timesteps),
+        condition_encoder=encoder,
+        **kept,
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def _check_teacher(out: Path, teacher: SynthScanPipeline) -> None:
+    """Record the teacher in ``out/teacher.json``; refuse to resume a run that distilled another model."""
+    path = out / "teacher.json"
+    if path.is_file():
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        if recorded["sha256"] != teacher.sha256:
+            raise ValueError(
+                f"{out} distils {recorded['model']} (sha256 {recorded['sha256'][:12]}), not {teacher.path}; "
+                "rerun with that --model or choose a new --out"
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"model": str(teacher.path), "sha256": teacher.sha256}
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+
+
+def distill(
+    model: str | Path | None,
+    data: str | Path,
+    config: DistillConfig,
+    out: str | Path,
+    *,
+    progress: bool = True,
+) -> Path:
+    """Distil ``model`` (``None``: the shipped one) on ``data``'s studies into ``out``; returns ``out/model``.
+
+    ``data`` should be the teacher's training data (or studies like it): its latents are the points
+    whose noised versions the teacher's ODE is followed from. Rerunning with the same ``out`` resumes.
+    """
+    state = PartialState()
+    main = state.is_main_process
+    out = Path(out)
+    started = time.perf_counter()
+    teacher = load_pipeline(model, device=str(state.device))
+    if teacher.config.get("guidance_distilled"):
+        raise ValueError(f"{teacher.path} is already a distilled model; distil its teacher instead")
+    dataset = Dataset.open(data)
+    if tuple(dataset.info.matrix) != teacher.matrix:
+        raise DatasetError(
+            f"{dataset.root} holds {dataset.info.matrix[0]}x{dataset.info.matrix[1]} studies but the model "
+            f"makes {teacher.matrix[0]}x{teacher.matrix[1]}; distil on studies of the model's matrix"
+        )
+    conditions = list(teacher.config.conditions)
+    # the teacher's own kinds of source only, so the student has seen no more patients than it had
+    sources = list(teacher.config.training_sources)
+    records = training_records(dataset, tuple(sources) or PATIENT_SOURCES)
+    if main:
+        _check_teacher(out, teacher)
+    run = RunDir(out, config, kind="generator-distillation") if main else None
+    try:
+        if main:
+            prepare_images(dataset, records, teacher.config.bin_factor, out / "data", progress=progress)
+        state.wait_for_everyone()
+        images = prepare_images(dataset, records, teacher.config.bin_factor, out / "data", progress=False)
+        known = [i for i, key in enumerate(images.keys) if key in conditions]
+        if not known:
+            raise DatasetError(f"{dataset.root} holds no studies of the model's conditions {conditions}")
+        if len(known) < len(images):
+            skipped = len(images) - len(known)
+            log.warning("leaving out %d studies whose condition the model does not know", skipped)
+        if main:
+            cached_latents(teacher.vae, images, out / "data", progress=progress)
+        state.wait_for_everyone()
+        mean, std = cached_latents(teacher.vae, images, out / "data", progress=False)
+        mean, std = mean[known], std[known]
+        class_ids = np.array([conditions.index(images.keys[i]) for i in known])
+        teacher_net: torch.nn.Module = teacher.unet.eval()
+        null_ids = np.array(len(conditions))
+        if teacher.factors:
+            factors = [study_factors(records[i]) for i in known]
+            ids = [[_factor_id(teacher.factors[n], f[n]) for n in FACTORS] for f in factors]
+            class_ids = np.concatenate([class_ids[:, None], np.array(ids)], axis=1)
+            null_ids = teacher.condition_encoder.null_ids(1)[0].cpu().numpy()
+            teacher_net = ConditionedUNet(teacher.unet, teacher.condition_encoder).eval()
+        teacher_net.requires_grad_(False)
+        torch.manual_seed(config.seed)
+        # trained in the default memory format (load_pipeline's channels-last weights are for inference)
+        student = copy.deepcopy(teacher_net).to(memory_format=torch.contiguous_format).requires_grad_(True)
+        for module in student.modules():  # the teacher and the target run without dropout: so does it
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        target = copy.deepcopy(teacher_net).eval()
+        decay = config.target_ema_decay  # constant from the first step, as in Luo et al.
+        target_ema = EMAModel(student.parameters(), decay=decay, min_decay=decay, update_after_step=-1)
+        guidance = torch.tensor([teacher.guidance_for(split_key(key)[0]) for key in conditions])
+        objective = ConsistencyObjective(
+            teacher_net,
+            target,
+            target_ema,
+            consistency_scheduler(teacher, config.ddim_timesteps),
+            guidance,
+            config.huber_c,
+        )
+        scaling = teacher.vae.config.scaling_factor
+
+        def step(network, rng, generator):
+            index = rng.integers(0, len(mean), config.batch_size)
+            mu, sigma = torch.from_numpy(mean[index]), torch.from_numpy(std[index])
+            z0 = ((mu + sigma * torch.randn(mu.shape, generator=generator)) * scaling).to(state.device)
+            labels = torch.from_numpy(class_ids[index]).to(state.device)
+            nulls = torch.as_tensor(null_ids, device=state.device).expand_as(labels)
+            return objective(network, z0, labels, nulls, generator), {}
+
+        def on_sample(done: int) -> None:
+            grid = out / "samples" / f"student-{done:06d}.png"
+            _sample_grid(student_pipeline(teacher, student, config, sources), grid)
+            student.train()
+
+        trained = run_stage(
+            "distillation",
+            student,
+            step,
+            steps=config.steps,
+            learning_rate=config.learning_rate,
+            warmup_steps=config.warmup_steps,
+            batch_size=config.batch_size,
+            folder=out / "distillation",
+            config=config,
+            run=run,
+            ema=target_ema,
+            on_sample=on_sample,
+            progress=progress,
+        )
+        if main:
+            pipeline = student_pipeline(teacher, trained, config, sources)
+            _sample_grid(pipeline, out / "samples" / "final.png")
+            seconds = time.perf_counter() - started
+            scales = ", ".join(f"{label} {teacher.guidance_for(label)}" for label in teacher.labels)
+            card = (
+                "# Distilled synthscan generator\n\n"
+                f"Latent consistency distillation of `{teacher.path.name}` (sha256 {teacher.sha256}) on "
+                f"{len(known)} studies of `{dataset.root.name}`: {config.steps} steps in "
+                f"{seconds / 3600:.2f} h ({state.num_processes} process(es) on {state.device.type}). "
+                f"Samples in {config.sampling_steps} LCM steps of one UNet call, guidance built in "
+                f"({scales}).\n"
+            )
+            save_model(pipeline, out / "model", card=card)
+            run.log_metrics(stage="done", seconds=seconds)
+        state.wait_for_everyone()
+    finally:
+        if run is not None:
+            run.close()
+    return out / "model"

@@ -1,0 +1,164 @@
+"""Latent consistency distillation: a few-step student of a tiny generator, with guidance built in."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import write_generator_dataset
+from diffusers import LCMScheduler
+
+from synthscan.cli import main
+from synthscan.config import builtin_config, load_config
+from synthscan.generator import train as train_module
+from synthscan.generator.config import DistillConfig
+from synthscan.generator.distill import ConsistencyObjective, consistency_scheduler, distill
+from synthscan.generator.models import ConditionedUNet
+from synthscan.generator.sampling import SampleRequest, generate_studies, sample_to_dataset
+from synthscan.generator.storage import load_pipeline
+from synthscan.labels import LABELS
+
+
+def tiny(**overrides) -> DistillConfig:
+    return load_config(DistillConfig, builtin_config("distill", "tiny"), overrides)
+
+
+@pytest.fixture(scope="module")
+def student(tiny_generator, tmp_path_factory):
+    root = tmp_path_factory.mktemp("distill")
+    data = write_generator_dataset(root / "data")
+    return distill(tiny_generator, data.root, tiny(), root / "run", progress=False)
+
+
+def test_the_student_samples_in_few_steps_of_one_unet_row_per_study(student, tiny_generator):
+    teacher, pipeline = load_pipeline(tiny_generator), load_pipeline(student)
+    assert isinstance(pipeline.scheduler, LCMScheduler) and pipeline.config.default_steps == 2
+    assert pipeline.config.guidance_distilled and not teacher.config.get("guidance_distilled")
+    rows = {}
+    for name, model in (("teacher", teacher), ("student", pipeline)):
+        seen = []
+        model.unet.register_forward_hook(lambda module, args, output, seen=seen: seen.append(len(args[0])))
+        generate_studies(model, [SampleRequest(f"s{i}", "metastasis", None, i) for i in range(3)])
+        rows[name] = sum(seen)
+    chunk = teacher.config.eval_chunk  # each call runs a full chunk
+    assert rows["teacher"] == teacher.config.default_steps * 2 * chunk, "teacher: conditional + null rows"
+    assert rows["student"] == pipeline.config.default_steps * chunk, "student: one row per study and step"
+    assert pipeline.config.conditions == teacher.config.conditions
+    assert pipeline.config.acquisition_window == teacher.config.acquisition_window
+    assert (student.parent / "samples" / "final.png").is_file()
+    assert "Distilled" in (student / "README.md").read_text()
+
+
+def test_student_samples_depend_on_seed_not_on_batch(student, tmp_path):
+    """LCM sampling adds fresh noise between steps: each study draws it from its own seed."""
+    pipeline = load_pipeline(student)
+    a = sample_to_dataset(pipeline, tmp_path / "a", condition="normal", n=5, batch_size=5, progress=False)
+    b = sample_to_dataset(pipeline, tmp_path / "b", condition="normal", n=5, batch_size=2, progress=False)
+    for ra, rb in zip(a, b, strict=True):
+        assert np.array_equal(a.read(ra).counts, b.read(rb).counts)
+    assert not np.array_equal(a.read(a.records[0]).counts, a.read(a.records[1]).counts)
+    assert a.info.provenance["generator"]["sampler"] == "LCMScheduler"
+
+
+def test_a_distilled_model_refuses_another_guidance_and_a_second_distillation(
+    student, tiny_generator, tmp_path
+):
+    pipeline, teacher = load_pipeline(student), load_pipeline(tiny_generator)
+    assert [pipeline.guidance_for(label) for label in LABELS] == [
+        teacher.guidance_for(label) for label in LABELS
+    ]
+    with pytest.raises(ValueError, match="built into its weights"):
+        pipeline.guidance_for("normal", 3.0)
+    args = ["sample", "--model", str(student), "--condition", "normal", "-n", "1", "--guidance", "3"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "s"), "--no-progress"])
+    assert result.exit_code == 1 and "leave out --guidance" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    with pytest.raises(ValueError, match="already a distilled model"):
+        distill(student, tmp_path, tiny(), tmp_path / "again", progress=False)
+    with pytest.raises(ValueError, match="ddim_timesteps"):
+        consistency_scheduler(teacher, 5000)
+
+
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon"])
+def test_the_objective_follows_the_guided_teacher_to_the_sampler_s_consistency_function(
+    tiny_generator, prediction_type
+):
+    """Exact teacher → the DDIM step lands on the noised data point; f is LCMScheduler's denoised output."""
+    teacher = load_pipeline(tiny_generator)
+    teacher.scheduler.register_to_config(prediction_type=prediction_type)
+    scheduler = consistency_scheduler(teacher, 10)
+    g = torch.Generator().manual_seed(0)
+    z0, noise = (torch.randn(4, *teacher.latent_shape, generator=g) for _ in range(2))
+    start, end = torch.tensor([999, 599, 199, 99]), torch.tensor([899, 499, 99, 0])
+
+    class ExactTeacher(torch.nn.Module):
+        """Knows z0: returns the exact noise or velocity of any x on z0's noising path."""
+
+        def forward(self, x, t, class_labels):
+            a, s = (
+                v[t].view(-1, 1, 1, 1)
+                for v in (scheduler.alphas_cumprod.sqrt(), (1 - scheduler.alphas_cumprod).sqrt())
+            )
+            eps = (x - a * torch.cat([z0, z0])) / s
+            out = eps if prediction_type == "epsilon" else a * eps - s * torch.cat([z0, z0])
+            return SimpleNamespace(sample=out)
+
+    guidance = torch.tensor([3.5, 2.0, 2.0, 2.0, 2.0])
+    objective = ConsistencyObjective(ExactTeacher(), None, None, scheduler, guidance, 1e-3)
+    x = scheduler.add_noise(z0, noise, start)
+    x0, eps = objective._x0_and_noise(
+        ExactTeacher()(torch.cat([x, x]), torch.cat([start, start]), None).sample[:4], x, start
+    )
+    torch.testing.assert_close(x0, z0, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(eps, noise, atol=1e-4, rtol=1e-4)
+    labels = torch.tensor([0, 1, 2, 3])
+    landed = objective.teacher_step(x, start, end, labels, torch.full_like(labels, 5))
+    torch.testing.assert_close(landed, scheduler.add_noise(z0, noise, end), atol=1e-4, rtol=1e-4)
+
+    net = ConditionedUNet(teacher.unet, teacher.condition_encoder).eval()
+    ids = torch.tensor([[0, 0, 0]] * 4)
+    scheduler.set_timesteps(2)
+    t = scheduler.timesteps[0]
+    with torch.no_grad():
+        f = objective.consistency(net, x, t.expand(4), ids)
+        denoised = scheduler.step(net(x, t.expand(4), class_labels=ids).sample, t, x).denoised
+        at_zero = objective.consistency(net, x, torch.zeros(4, dtype=torch.long), ids)
+    torch.testing.assert_close(f, denoised, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(at_zero, x, atol=2e-3, rtol=0)  # the boundary condition f(x, 0) = x
+    assert objective.grid.tolist() == [99, 199, 299, 399, 499, 599, 699, 799, 899, 999]
+
+
+def test_interrupted_distillation_resumes_exactly(tiny_generator, generator_dataset, tmp_path, monkeypatch):
+    data = generator_dataset.root
+    reference = distill(tiny_generator, data, tiny(), tmp_path / "ref", progress=False)
+    original = train_module._save_checkpoint
+
+    def crash_after_first_checkpoint(accelerator, folder, step):
+        original(accelerator, folder, step)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_save_checkpoint", crash_after_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        distill(tiny_generator, data, tiny(), tmp_path / "run", progress=False)
+    monkeypatch.setattr(train_module, "_save_checkpoint", original)
+    resumed = distill(tiny_generator, data, tiny(), tmp_path / "run", progress=False)
+    a = next((reference / "unet").glob("*.safetensors")).read_bytes()
+    b = next((resumed / "unet").glob("*.safetensors")).read_bytes()
+    assert a == b, "student weights differ after resuming"
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    steps = [json.loads(line)["step"] for line in lines if '"distillation"' in line]
+    assert steps == [2, 4, 6], "resumed after the step-3 checkpoint, not from the start"
+
+
+def test_distill_command_trains_a_model_and_checks_its_config(tiny_generator, generator_dataset, tmp_path):
+    runner = CliRunner()
+    args = ["distill", "--model", str(tiny_generator), "--data", str(generator_dataset.root)]
+    result = runner.invoke(main, [*args, "--config", "tiny", "--out", str(tmp_path / "d"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "d" / "model" / "model_index.json").is_file()
+    bad = runner.invoke(
+        main, [*args, "--config", "tiny", "--set", "sampling_steps=20", "--out", str(tmp_path / "e")]
+    )
+    assert bad.exit_code != 0 and "ddim_timesteps" in bad.output
