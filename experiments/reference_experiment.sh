@@ -3,6 +3,7 @@
 # learning curves over independent draws of the small real set, an oracle arm and a harder site.
 #
 #   experiments/reference_experiment.sh [WORK_DIR] [SHARD]        e.g. ... reference-run 2/4
+#   SIZES=25,50,100,200 experiments/reference_experiment.sh ...   a shorter learning curve (80 % of the runs)
 #
 # - generator: the shipped default model, trained on simulated centre_a studies (MDP/HDP/DPD 50/25/25);
 # - real pool: 2,000 simulated centre_b studies (MDP, its own scanner), split by patient once
@@ -37,7 +38,7 @@ done
 model=$(cd / && python -c "from synthscan.generator.storage import default_model_dir; print(default_model_dir())")
 study=(evaluate augmentation --real "$work/centre_b" --synthetic "$model" --oracle "$work/centre_a_oracle"
     --test "$work/external_1" "$work/external_2" "$work/external_3" "$work/external_4" "$work/external_5"
-    --real-sizes 25,50,100,200,400 --draws 5 --seeds 1 --ratios 0,1,5 --out "$work/report")
+    --real-sizes "${SIZES:-25,50,100,200,400}" --draws 5 --seeds 1 --ratios 0,1,5 --out "$work/report")
 if [[ -z "$shard" ]]; then
     synthscan "${study[@]}"
 else
