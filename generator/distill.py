@@ -25,7 +25,6 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import PartialState
 from diffusers import LCMScheduler
@@ -33,13 +32,19 @@ from diffusers.training_utils import EMAModel
 
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import Dataset, DatasetError
-from synthscan.generator.conditions import FACTORS, split_key, study_factors
+from synthscan.generator.conditions import split_key
 from synthscan.generator.config import DistillConfig
 from synthscan.generator.data import prepare_images, training_records
 from synthscan.generator.models import ConditionedUNet
 from synthscan.generator.pipeline import SynthScanPipeline
 from synthscan.generator.storage import load_pipeline, save_model
-from synthscan.generator.train import _factor_id, _sample_grid, cached_latents, run_stage
+from synthscan.generator.train import (
+    _sample_grid,
+    cached_latents,
+    draw_latents,
+    pretrained_conditioning,
+    run_stage,
+)
 from synthscan.labels import PATIENT_SOURCES
 from synthscan.runs import RunDir
 
@@ -218,27 +223,15 @@ def distill(
             prepare_images(dataset, records, teacher.config.bin_factor, out / "data", progress=progress)
         state.wait_for_everyone()
         images = prepare_images(dataset, records, teacher.config.bin_factor, out / "data", progress=False)
-        known = [i for i, key in enumerate(images.keys) if key in conditions]
-        if not known:
-            raise DatasetError(f"{dataset.root} holds no studies of the model's conditions {conditions}")
-        if len(known) < len(images):
-            skipped = len(images) - len(known)
-            log.warning("leaving out %d studies whose condition the model does not know", skipped)
+        known, class_ids, null_ids, teacher_net = pretrained_conditioning(
+            teacher, images, records, "studies", dataset.root
+        )
         if main:
             cached_latents(teacher.vae, images, out / "data", progress=progress)
         state.wait_for_everyone()
         mean, std = cached_latents(teacher.vae, images, out / "data", progress=False)
         mean, std = mean[known], std[known]
-        class_ids = np.array([conditions.index(images.keys[i]) for i in known])
-        teacher_net: torch.nn.Module = teacher.unet.eval()
-        null_ids = np.array(len(conditions))
-        if teacher.factors:
-            factors = [study_factors(records[i]) for i in known]
-            ids = [[_factor_id(teacher.factors[n], f[n]) for n in FACTORS] for f in factors]
-            class_ids = np.concatenate([class_ids[:, None], np.array(ids)], axis=1)
-            null_ids = teacher.condition_encoder.null_ids(1)[0].cpu().numpy()
-            teacher_net = ConditionedUNet(teacher.unet, teacher.condition_encoder).eval()
-        teacher_net.requires_grad_(False)
+        teacher_net.eval().requires_grad_(False)
         torch.manual_seed(config.seed)
         # trained in the default memory format (load_pipeline's channels-last weights are for inference)
         student = copy.deepcopy(teacher_net).to(memory_format=torch.contiguous_format).requires_grad_(True)
@@ -261,8 +254,7 @@ def distill(
 
         def step(network, rng, generator):
             index = rng.integers(0, len(mean), config.batch_size)
-            mu, sigma = torch.from_numpy(mean[index]), torch.from_numpy(std[index])
-            z0 = ((mu + sigma * torch.randn(mu.shape, generator=generator)) * scaling).to(state.device)
+            z0 = draw_latents(mean, std, index, scaling, generator).to(state.device)
             labels = torch.from_numpy(class_ids[index]).to(state.device)
             nulls = torch.as_tensor(null_ids, device=state.device).expand_as(labels)
             return objective(network, z0, labels, nulls, generator), {}

@@ -317,6 +317,42 @@ def cached_latents(vae: AutoencoderKL, images: TrainingImages, folder: Path, *, 
     return mean, std
 
 
+def draw_latents(
+    mean: np.ndarray, std: np.ndarray, index: np.ndarray, scaling: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Scaled latents of the studies ``index``, each drawn from its cached posterior (CPU)."""
+    mu, sigma = torch.from_numpy(mean[index]), torch.from_numpy(std[index])
+    return (mu + sigma * torch.randn(mu.shape, generator=generator)) * scaling
+
+
+def pretrained_conditioning(
+    pipeline: SynthScanPipeline, images: TrainingImages, records: list[Record], what: str, where: Path
+) -> tuple[list[int], np.ndarray, np.ndarray | int, UNet2DModel | ConditionedUNet]:
+    """What training a trained model further needs: the studies of its conditions, their ids, the null ids.
+
+    Returns the indices (into ``images``) of the studies whose condition the model knows, their class
+    ids ((N,), or (N, factors) for factor models, where a factor value the model does not know gets
+    that factor's null class), the null ids, and the network that takes those ids (the UNet, or the
+    UNet with its condition encoder).
+    """
+    conditions = list(pipeline.config.conditions)
+    known = [i for i, k in enumerate(images.keys) if k in conditions]
+    if not known:
+        raise DatasetError(f"{where} holds no {what} of the model's conditions {conditions}")
+    skipped = len(images) - len(known)
+    if skipped:
+        log.warning("leaving out %d studies whose condition the model does not know", skipped)
+    class_ids = np.array([conditions.index(images.keys[i]) for i in known])
+    if not pipeline.factors:
+        return known, class_ids, len(conditions), pipeline.unet
+    tables = pipeline.factors
+    factors = [study_factors(records[i]) for i in known]
+    ids = [[_factor_id(tables[n], f[n]) for n in FACTORS] for f in factors]
+    class_ids = np.concatenate([class_ids[:, None], np.array(ids)], axis=1)
+    null_ids = pipeline.condition_encoder.null_ids(1)[0].cpu().numpy()
+    return known, class_ids, null_ids, ConditionedUNet(pipeline.unet, pipeline.condition_encoder)
+
+
 @torch.no_grad()
 def encode_latents(
     vae: AutoencoderKL, images: TrainingImages, *, batch: int = 16, progress: bool = True
@@ -359,8 +395,7 @@ def train_diffusion(
 
     def objective(model, rng, generator):
         index = rng.integers(0, len(mean), diffusion.batch_size)
-        mu, sigma = torch.from_numpy(mean[index]), torch.from_numpy(std[index])
-        z0 = ((mu + sigma * torch.randn(mu.shape, generator=generator)) * scaling_factor).to(device)
+        z0 = draw_latents(mean, std, index, scaling_factor, generator).to(device)
         noise = torch.randn(z0.shape, generator=generator).to(device)
         t = torch.randint(0, timesteps, (len(index),), generator=generator).to(device)
         labels = torch.from_numpy(class_ids[index]).to(device)
@@ -612,7 +647,6 @@ def finetune(
 
     pipeline = load_pipeline(model)
     out = Path(out)
-    conditions = list(pipeline.config.conditions)
     records = [r for r in training_records(dataset, ("real",)) if r.label in pipeline.labels]
     config = GeneratorConfig(seed=seed, sample_every=0)
     config.transform.bin_factor = pipeline.config.bin_factor
@@ -626,24 +660,12 @@ def finetune(
         images = prepare_images(
             dataset, records, config.transform.bin_factor, work / "data", progress=progress
         )
-        known = [i for i, k in enumerate(images.keys) if k in conditions]
-        if not known:
-            raise DatasetError(f"{dataset.root} holds no real studies of the conditions {conditions}")
-        skipped = len(images) - len(known)
-        if skipped:
-            log.warning("leaving out %d studies whose condition the model does not know", skipped)
+        known, class_ids, null_ids, network = pretrained_conditioning(
+            pipeline, images, records, "real studies", dataset.root
+        )
+        network.train()
         mean, std = encode_latents(pipeline.vae, images, progress=progress)
         noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
-        class_ids = np.array([conditions.index(images.keys[i]) for i in known])
-        network: UNet2DModel | ConditionedUNet = pipeline.unet.train()
-        null_ids: np.ndarray | int = len(conditions)
-        if pipeline.factors:  # a factor the model does not know for a study: that factor's null class
-            tables = pipeline.factors
-            factors = [study_factors(records[i]) for i in known]
-            ids = [[_factor_id(tables[n], f[n]) for n in FACTORS] for f in factors]
-            class_ids = np.concatenate([class_ids[:, None], np.array(ids)], axis=1)
-            null_ids = pipeline.condition_encoder.null_ids(1)[0].numpy()
-            network = ConditionedUNet(network, pipeline.condition_encoder.train())
         trained = train_diffusion(
             network,
             (mean[known], std[known]),
