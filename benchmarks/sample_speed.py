@@ -1,16 +1,17 @@
 """Sampling throughput and where its time goes, against a plain 1000-step DDPM loop on the same UNet.
 
-    python benchmarks/sample_speed.py [--model DIR] [-n 1000] [--batch-size 16] [--device cuda]
-        [--precision fp32 bf16] [--compile] [--baseline-steps 20] [--json OUT.json]
+    python benchmarks/sample_speed.py [--model DIR [DIR ...]] [-n 1000] [--batch-size 16]
+        [--device cuda] [--precision fp32 bf16] [--compile] [--baseline-steps 20] [--json OUT.json]
 
-For each precision, runs ``synthscan sample``'s library path (the model's solver, steps and
-guidance, decoding, the count transform and Poisson sampling, written to a temporary dataset) and
-prints studies/s, the split of the wall time (UNet, decoder, count transform, Poisson sampling,
+For each model and precision, runs ``synthscan sample``'s library path (the model's solver, steps
+and guidance, decoding, the count transform and Poisson sampling, written to a temporary dataset)
+and prints studies/s, the split of the wall time (UNet, decoder, count transform, Poisson sampling,
 writing study files, the rest: solver updates, batching, manifest), peak resident memory and, on a
 GPU, peak GPU memory. The baseline is diffusers' ancestral ``DDPMScheduler`` with all 1000 steps on
-the same UNet with the same guidance: ``--baseline-steps`` of its steps are run on one batch and
-extrapolated per study (1000 steps, plus one decode per study). One warm-up batch (and, with
-``--compile``, the compilation) precedes each timed run.
+the first model's UNet with its guidance: ``--baseline-steps`` of its steps are run on one batch and
+extrapolated per study (1000 steps, plus one decode per study). Give a teacher first and its
+distilled student second to compare both, and each against the teacher's DDPM loop, in one run.
+One warm-up batch (and, with ``--compile``, the compilation) precedes each timed run.
 """
 
 from __future__ import annotations
@@ -151,7 +152,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default=None, help="generator folder [default: the shipped model]")
+    parser.add_argument(
+        "--model", nargs="+", default=[None], help="generator folder(s) [default: the shipped model]"
+    )
     parser.add_argument("-n", type=int, default=1000, help="studies to sample per precision")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default=None, help="torch device [default: the GPU if any, else CPU]")
@@ -161,45 +164,64 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = parser.parse_args()
 
-    pipeline = load_pipeline(args.model, device=args.device)
-    device = pipeline.device
-    clock = Clock(device)
-    clock.hook("UNet", pipeline.unet)
-    clock.hook("decoder", pipeline.vae.decoder)
-    eager = pipeline.unet, pipeline.vae.decoder
-    if args.compile:
-        pipeline.unet = torch.compile(pipeline.unet)
-        pipeline.vae.decoder = torch.compile(pipeline.vae.decoder)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
-    print(f"model: {pipeline.path}\ndevice: {device} ({name}), {torch.get_num_threads()} CPU threads")
-    report = {"device": str(device), "device_name": name, "threads": torch.get_num_threads(), "runs": {}}
-    for precision in args.precision:
-        pipeline.precision = precision
-        result = measure(pipeline, args.n, args.batch_size, clock)
-        report["runs"][precision] = result
-        gpu = f", peak GPU memory {result['gpu_peak_gib']:.2f} GiB" if "gpu_peak_gib" in result else ""
-        label = f"{precision}{' compiled' if args.compile else ''}"
-        print(
-            f"{label}: {args.n} studies in {result['seconds']:.1f} s "
-            f"= {result['studies_per_s']:.2f} studies/s{gpu}"
+    report: dict = {"models": {}}
+    baseline = None
+    for model in args.model:
+        pipeline = load_pipeline(model, device=args.device)
+        device = pipeline.device
+        clock = Clock(device)
+        clock.hook("UNet", pipeline.unet)
+        clock.hook("decoder", pipeline.vae.decoder)
+        eager = pipeline.unet, pipeline.vae.decoder
+        if args.compile:
+            pipeline.unet = torch.compile(pipeline.unet)
+            pipeline.vae.decoder = torch.compile(pipeline.vae.decoder)
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
+        print(f"model: {pipeline.path}\ndevice: {device} ({name}), {torch.get_num_threads()} CPU threads")
+        report.update(device=str(device), device_name=name, threads=torch.get_num_threads())
+        steps, guidance = pipeline.config.default_steps, pipeline.guidance_for("metastasis")
+        distilled = " (distilled: one UNet row per step)" if pipeline.config.get("guidance_distilled") else ""
+        print(f"solver: {steps} steps of {pipeline.sampler}, guidance {guidance}{distilled}")
+        runs = report["models"][str(pipeline.path)] = {
+            "steps": steps,
+            "sampler": pipeline.sampler,
+            "runs": {},
+        }
+        for precision in args.precision:
+            pipeline.precision = precision
+            result = measure(pipeline, args.n, args.batch_size, clock)
+            runs["runs"][precision] = result
+            gpu = f", peak GPU memory {result['gpu_peak_gib']:.2f} GiB" if "gpu_peak_gib" in result else ""
+            label = f"{precision}{' compiled' if args.compile else ''}"
+            print(
+                f"{label}: {args.n} studies in {result['seconds']:.1f} s "
+                f"= {result['studies_per_s']:.2f} studies/s{gpu}"
+            )
+            for part, share in sorted(result["split"].items(), key=lambda kv: -kv[1]):
+                print(f"    {part:<36} {100 * share:5.1f} %")
+        if baseline is None:
+            pipeline.precision = "fp32"
+            pipeline.unet, pipeline.vae.decoder = eager  # the baseline runs uncompiled
+            baseline = ddpm_seconds_per_study(pipeline, args.batch_size, args.baseline_steps, clock)
+            report["ddpm_studies_per_s"] = 1 / baseline
+            print(
+                f"baseline DDPM on this model's UNet, 1000 ancestral steps (extrapolated from "
+                f"{args.baseline_steps}): {1 / baseline:.4f} studies/s = {baseline * args.n / 3600:.1f} h "
+                f"for {args.n}"
+            )
+        fp32 = runs["runs"].get("fp32", next(iter(runs["runs"].values())))
+        runs["speedup_vs_ddpm"] = fp32["studies_per_s"] * baseline
+        first = next(iter(report["models"].values()))["runs"]
+        runs["speedup_vs_first_model"] = (
+            fp32["studies_per_s"] / first.get("fp32", next(iter(first.values())))["studies_per_s"]
         )
-        for part, share in sorted(result["split"].items(), key=lambda kv: -kv[1]):
-            print(f"    {part:<36} {100 * share:5.1f} %")
-    pipeline.precision = "fp32"
-    pipeline.unet, pipeline.vae.decoder = eager  # the baseline runs uncompiled
-    baseline = ddpm_seconds_per_study(pipeline, args.batch_size, args.baseline_steps, clock)
-    fp32 = report["runs"].get("fp32", next(iter(report["runs"].values())))
-    report["ddpm_studies_per_s"] = 1 / baseline
-    report["speedup_vs_ddpm"] = fp32["studies_per_s"] * baseline
+        print(
+            f"speed-up over the DDPM loop: {runs['speedup_vs_ddpm']:.1f}x; "
+            f"over the first model: {runs['speedup_vs_first_model']:.2f}x"
+        )
+        del pipeline
     report["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
-    steps, guidance = pipeline.config.default_steps, pipeline.guidance_for("metastasis")
-    print(f"solver: {steps} steps of {pipeline.sampler}, guidance {guidance}")
-    print(
-        f"baseline DDPM, 1000 ancestral steps (extrapolated from {args.baseline_steps}): "
-        f"{1 / baseline:.4f} studies/s = {baseline * args.n / 3600:.1f} h for {args.n}"
-    )
-    print(f"speed-up over the DDPM loop: {report['speedup_vs_ddpm']:.1f}x")
-    print(f"peak resident memory: {report['peak_rss_gib']:.2f} GiB")
+    print(f"peak resident memory (the largest of the models): {report['peak_rss_gib']:.2f} GiB")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -42,6 +42,7 @@ from synthscan.generator.train import (
     _sample_grid,
     cached_latents,
     draw_latents,
+    known_condition_records,
     pretrained_conditioning,
     run_stage,
 )
@@ -214,7 +215,9 @@ def distill(
     conditions = list(teacher.config.conditions)
     # the teacher's own kinds of source only, so the student has seen no more patients than it had
     sources = list(teacher.config.training_sources)
-    records = training_records(dataset, tuple(sources) or PATIENT_SOURCES)
+    records = known_condition_records(
+        teacher, training_records(dataset, tuple(sources) or PATIENT_SOURCES), "studies", dataset.root
+    )
     if main:
         _check_teacher(out, teacher)
     run = RunDir(out, config, kind="generator-distillation") if main else None
@@ -223,14 +226,11 @@ def distill(
             prepare_images(dataset, records, teacher.config.bin_factor, out / "data", progress=progress)
         state.wait_for_everyone()
         images = prepare_images(dataset, records, teacher.config.bin_factor, out / "data", progress=False)
-        known, class_ids, null_ids, teacher_net = pretrained_conditioning(
-            teacher, images, records, "studies", dataset.root
-        )
+        class_ids, null_ids, teacher_net = pretrained_conditioning(teacher, images, records)
         if main:
             cached_latents(teacher.vae, images, out / "data", progress=progress)
         state.wait_for_everyone()
         mean, std = cached_latents(teacher.vae, images, out / "data", progress=False)
-        mean, std = mean[known], std[known]
         teacher_net.eval().requires_grad_(False)
         torch.manual_seed(config.seed)
         # trained in the default memory format (load_pipeline's channels-last weights are for inference)
@@ -287,7 +287,7 @@ def distill(
             card = (
                 "# Distilled synthscan generator\n\n"
                 f"Latent consistency distillation of `{teacher.path.name}` (sha256 {teacher.sha256}) on "
-                f"{len(known)} studies of `{dataset.root.name}`: {config.steps} steps in "
+                f"{len(records)} studies of `{dataset.root.name}`: {config.steps} steps in "
                 f"{seconds / 3600:.2f} h ({state.num_processes} process(es) on {state.device.type}). "
                 f"Samples in {config.sampling_steps} LCM steps of one UNet call, guidance built in "
                 f"({scales}).\n"

@@ -44,6 +44,7 @@ from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.generator.conditions import (
     FACTORS,
     UNKNOWN,
+    condition_key,
     condition_table,
     factor_tables,
     split_key,
@@ -325,32 +326,39 @@ def draw_latents(
     return (mu + sigma * torch.randn(mu.shape, generator=generator)) * scaling
 
 
-def pretrained_conditioning(
-    pipeline: SynthScanPipeline, images: TrainingImages, records: list[Record], what: str, where: Path
-) -> tuple[list[int], np.ndarray, np.ndarray | int, UNet2DModel | ConditionedUNet]:
-    """What training a trained model further needs: the studies of its conditions, their ids, the null ids.
-
-    Returns the indices (into ``images``) of the studies whose condition the model knows, their class
-    ids ((N,), or (N, factors) for factor models, where a factor value the model does not know gets
-    that factor's null class), the null ids, and the network that takes those ids (the UNet, or the
-    UNet with its condition encoder).
-    """
+def known_condition_records(
+    pipeline: SynthScanPipeline, records: list[Record], what: str, where: Path
+) -> list[Record]:
+    """The ``records`` whose condition ``pipeline`` was trained on; raise (before any output) if none."""
     conditions = list(pipeline.config.conditions)
-    known = [i for i, k in enumerate(images.keys) if k in conditions]
+    known = [r for r in records if condition_key(r.label, r.perugini_grade) in conditions]
     if not known:
         raise DatasetError(f"{where} holds no {what} of the model's conditions {conditions}")
-    skipped = len(images) - len(known)
-    if skipped:
-        log.warning("leaving out %d studies whose condition the model does not know", skipped)
-    class_ids = np.array([conditions.index(images.keys[i]) for i in known])
+    if len(known) < len(records):
+        left_out = len(records) - len(known)
+        log.warning("leaving out %d studies whose condition the model does not know", left_out)
+    return known
+
+
+def pretrained_conditioning(
+    pipeline: SynthScanPipeline, images: TrainingImages, records: list[Record]
+) -> tuple[np.ndarray, np.ndarray | int, UNet2DModel | ConditionedUNet]:
+    """What training a trained model further needs: its class ids of the studies, the null ids, the network.
+
+    ``images`` and ``records`` hold studies of the model's conditions only
+    (:func:`known_condition_records`). The class ids are (N,), or (N, factors) for factor models,
+    where a factor value the model does not know gets that factor's null class; the network takes
+    them (the UNet, or the UNet with its condition encoder).
+    """
+    conditions = list(pipeline.config.conditions)
+    class_ids = np.array([conditions.index(key) for key in images.keys])
     if not pipeline.factors:
-        return known, class_ids, len(conditions), pipeline.unet
+        return class_ids, len(conditions), pipeline.unet
     tables = pipeline.factors
-    factors = [study_factors(records[i]) for i in known]
-    ids = [[_factor_id(tables[n], f[n]) for n in FACTORS] for f in factors]
+    ids = [[_factor_id(tables[n], f[n]) for n in FACTORS] for f in map(study_factors, records)]
     class_ids = np.concatenate([class_ids[:, None], np.array(ids)], axis=1)
     null_ids = pipeline.condition_encoder.null_ids(1)[0].cpu().numpy()
-    return known, class_ids, null_ids, ConditionedUNet(pipeline.unet, pipeline.condition_encoder)
+    return class_ids, null_ids, ConditionedUNet(pipeline.unet, pipeline.condition_encoder)
 
 
 @torch.no_grad()
@@ -647,7 +655,9 @@ def finetune(
 
     pipeline = load_pipeline(model)
     out = Path(out)
-    records = [r for r in training_records(dataset, ("real",)) if r.label in pipeline.labels]
+    records = known_condition_records(
+        pipeline, training_records(dataset, ("real",)), "real studies", dataset.root
+    )
     config = GeneratorConfig(seed=seed, sample_every=0)
     config.transform.bin_factor = pipeline.config.bin_factor
     config.diffusion.steps = steps
@@ -660,15 +670,13 @@ def finetune(
         images = prepare_images(
             dataset, records, config.transform.bin_factor, work / "data", progress=progress
         )
-        known, class_ids, null_ids, network = pretrained_conditioning(
-            pipeline, images, records, "real studies", dataset.root
-        )
+        class_ids, null_ids, network = pretrained_conditioning(pipeline, images, records)
         network.train()
         mean, std = encode_latents(pipeline.vae, images, progress=progress)
         noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
         trained = train_diffusion(
             network,
-            (mean[known], std[known]),
+            (mean, std),
             class_ids,
             null_ids,
             pipeline.vae.config.scaling_factor,
@@ -679,7 +687,7 @@ def finetune(
             run,
             progress=progress,
         )
-        totals = TotalCounts.fit([images.keys[i] for i in known], images.totals[known])
+        totals = TotalCounts.fit(images.keys, images.totals)
         if isinstance(trained, ConditionedUNet):
             pipeline.register_modules(unet=trained.unet, condition_encoder=trained.encoder.eval())
         else:
@@ -688,7 +696,7 @@ def finetune(
         pipeline.register_to_config(total_counts=totals.to_dict(), training_sources=sources)
         card = (
             f"# Fine-tuned synthscan generator\n\nBase model: `{pipeline.path}` (sha256 {pipeline.sha256}); "
-            f"fine-tuned for {steps} steps on {len(known)} real studies of `{dataset.root.name}`.\n"
+            f"fine-tuned for {steps} steps on {len(records)} real studies of `{dataset.root.name}`.\n"
         )
         save_model(pipeline, out, card=card)
     finally:

@@ -7,17 +7,19 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import write_generator_dataset
+from conftest import GENERATOR_MATRIX, write_generator_dataset
 from diffusers import LCMScheduler
 
 from synthscan.cli import main
 from synthscan.config import builtin_config, load_config
+from synthscan.dataset import Dataset, DatasetError
 from synthscan.generator import train as train_module
 from synthscan.generator.config import DistillConfig
 from synthscan.generator.distill import ConsistencyObjective, consistency_scheduler, distill
 from synthscan.generator.models import ConditionedUNet
 from synthscan.generator.sampling import SampleRequest, generate_studies, sample_to_dataset
 from synthscan.generator.storage import load_pipeline
+from synthscan.generator.train import finetune
 from synthscan.labels import LABELS
 
 
@@ -162,3 +164,25 @@ def test_distill_command_trains_a_model_and_checks_its_config(tiny_generator, ge
         main, [*args, "--config", "tiny", "--set", "sampling_steps=20", "--out", str(tmp_path / "e")]
     )
     assert bad.exit_code != 0 and "ddim_timesteps" in bad.output
+
+
+def test_a_dataset_without_the_model_s_conditions_is_refused_before_any_output(tiny_generator, tmp_path):
+    """The tiny model knows Perugini grades 1 and 3: grade-2 studies alone give it nothing to learn."""
+    dataset = Dataset.create(tmp_path / "data", matrix=GENERATOR_MATRIX)
+    with dataset.writer() as writer:
+        for source in ("simulated", "real"):
+            counts = np.full((2, *GENERATOR_MATRIX), 4)
+            writer.add(
+                counts,
+                study_id=source,
+                patient_id=source,
+                label="amyloidosis",
+                perugini_grade=2,
+                source=source,
+                tracer="DPD",
+            )
+    with pytest.raises(DatasetError, match="of the model's conditions"):
+        distill(tiny_generator, dataset.root, tiny(), tmp_path / "run", progress=False)
+    with pytest.raises(DatasetError, match="of the model's conditions"):
+        finetune(tiny_generator, dataset, tmp_path / "tuned", steps=2, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"], "no run folder was left behind"
