@@ -96,7 +96,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", required=True, help="training (or same-site) dataset")
-    parser.add_argument("--model", default=None, help="generator folder [default: the shipped model]")
+    parser.add_argument("--model", default=None, help="generator folder or shipped name [default: default]")
     parser.add_argument("-n", type=int, default=12, help="studies reconstructed and samples drawn")
     parser.add_argument("--out", default=None, help="also write the numbers to this JSON file")
     args = parser.parse_args()

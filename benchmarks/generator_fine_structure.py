@@ -170,7 +170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default=None, help="generator folder [default: the shipped model]")
+    parser.add_argument("--model", default=None, help="generator folder or shipped name [default: default]")
     parser.add_argument("--site", default="centre_a", help="simulator site of the held-out studies")
     parser.add_argument("-n", type=int, default=8, help="held-out studies reconstructed")
     parser.add_argument("--samples", type=int, default=0, help="normal samples measured (0: none)")

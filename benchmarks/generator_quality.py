@@ -90,7 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default=None, help="generator folder [default: the shipped model]")
+    parser.add_argument("--model", default=None, help="generator folder or shipped name [default: default]")
     parser.add_argument("--train", required=True, help="the generator's training dataset")
     parser.add_argument("--real", required=True, help="held-out real studies of the training site")
     parser.add_argument("--classifier", required=True, help="classifier run trained on real studies")

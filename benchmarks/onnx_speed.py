@@ -126,7 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default=None, help="generator folder [default: the shipped model]")
+    parser.add_argument("--model", default=None, help="generator folder or shipped name [default: default]")
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per engine and round")
     parser.add_argument(

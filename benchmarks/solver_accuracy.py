@@ -50,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default=None, help="generator folder [default: the shipped model]")
+    parser.add_argument("--model", default=None, help="generator folder or shipped name [default: default]")
     parser.add_argument("-n", type=int, default=16, help="seeds per condition")
     parser.add_argument("--reference-steps", type=int, default=60, help="steps of the converged reference")
     parser.add_argument("--steps", type=int, nargs="+", default=[9, 10, 11, 12, 14], help="step counts")

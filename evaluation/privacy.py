@@ -470,13 +470,14 @@ def statement_models(dataset: Dataset) -> set[str]:
     """Hashes of the models whose samples need no audit: they carry a statement that they saw no patients.
 
     The statements come from the dataset's provenance (recorded by the sampler from the model's own
-    ``privacy.json``) and from the shipped model, which was trained on simulated studies only.
+    ``privacy.json``) and from the shipped models, which were trained on simulated studies only.
     """
-    from synthscan.generator.storage import default_model_dir, privacy_statement
+    from synthscan.generator.storage import privacy_statement, shipped_models
 
     recorded = dataset.info.provenance.get("privacy_statements", {})
     models = {sha for sha, statement in recorded.items() if statement.get("patients_seen") == 0}
-    shipped = privacy_statement(default_model_dir())
-    if shipped is not None:
-        models.add(shipped["model_sha256"])
+    for folder in shipped_models().values():
+        shipped = privacy_statement(folder)
+        if shipped is not None:
+            models.add(shipped["model_sha256"])
     return models

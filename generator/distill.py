@@ -226,7 +226,7 @@ def distill(
             prepare_images(dataset, records, teacher.config.bin_factor, out / "data", progress=progress)
         state.wait_for_everyone()
         images = prepare_images(dataset, records, teacher.config.bin_factor, out / "data", progress=False)
-        class_ids, null_ids, teacher_net = pretrained_conditioning(teacher, images, records)
+        class_ids, null_ids, teacher_net = pretrained_conditioning(teacher, records)
         if main:
             cached_latents(teacher.vae, images, out / "data", progress=progress)
         state.wait_for_everyone()

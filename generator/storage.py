@@ -33,9 +33,23 @@ class ModelError(ValueError):
     """A generator folder is missing, incomplete or corrupt; the message says how to fix it."""
 
 
+def shipped_models() -> dict[str, Path]:
+    """The models shipped inside the package, by name (``synthscan/models/<name>``)."""
+    root = Path(str(resources.files("synthscan.models")))
+    return {p.name: p for p in sorted(root.iterdir()) if (p / "model_index.json").is_file()}
+
+
 def default_model_dir() -> Path:
-    """The model shipped inside the package (``synthscan/models/default``)."""
+    """The model used when none is named (``synthscan/models/default``)."""
     return Path(str(resources.files("synthscan.models") / DEFAULT_MODEL))
+
+
+def model_dir(model: str | Path | None = None) -> Path:
+    """The folder of ``model``: a path, else a shipped model's name; ``None`` is the default model."""
+    if model is None:
+        return default_model_dir()
+    shipped = shipped_models()
+    return shipped[str(model)] if str(model) in shipped and not Path(model).is_dir() else Path(model)
 
 
 def _weight_and_config_files(folder: Path) -> list[Path]:
@@ -133,7 +147,8 @@ def verify_model(folder: str | Path) -> Path:
     if not (folder / "model_index.json").is_file():
         raise ModelError(
             f"{folder} is not a synthscan generator (no model_index.json); pass a folder written by "
-            "`synthscan train` (RUN/model) or leave --model out to use the shipped default model"
+            f"`synthscan train` (RUN/model), a shipped model's name ({', '.join(shipped_models())}) or "
+            "leave --model out to use the shipped default model"
         )
     sums_path = folder / CHECKSUMS
     if not sums_path.is_file():
@@ -158,7 +173,7 @@ def describe_model(model: str | Path | None = None) -> dict[str, str]:
 
     Read from its files alone (no network weights are built), so it answers in a fraction of a second.
     """
-    folder = verify_model(default_model_dir() if model is None else model)
+    folder = verify_model(model_dir(model))
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     scheduler = index.get("scheduler", ["", "?"])[1]
     guidance = {"default": index.get("default_guidance"), **index.get("label_guidance", {})}
@@ -197,7 +212,7 @@ def load_pipeline(model: str | Path | None = None, *, device: str | None = None,
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
 
-    folder = verify_model(default_model_dir() if model is None else model)
+    folder = verify_model(model_dir(model))
     bars = diffusers_logging.is_progress_bar_enabled()
     diffusers_logging.disable_progress_bar()  # diffusers' "Loading pipeline components" bar: noise here
     try:

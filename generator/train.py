@@ -341,17 +341,17 @@ def known_condition_records(
 
 
 def pretrained_conditioning(
-    pipeline: SynthScanPipeline, images: TrainingImages, records: list[Record]
+    pipeline: SynthScanPipeline, records: list[Record]
 ) -> tuple[np.ndarray, np.ndarray | int, UNet2DModel | ConditionedUNet]:
     """What training a trained model further needs: its class ids of the studies, the null ids, the network.
 
-    ``images`` and ``records`` hold studies of the model's conditions only
-    (:func:`known_condition_records`). The class ids are (N,), or (N, factors) for factor models,
-    where a factor value the model does not know gets that factor's null class; the network takes
-    them (the UNet, or the UNet with its condition encoder).
+    ``records`` hold studies of the model's conditions only (:func:`known_condition_records`). The
+    class ids are (N,), or (N, factors) for factor models, where a factor value the model does not
+    know gets that factor's null class; the network takes them (the UNet, or the UNet with its
+    condition encoder).
     """
     conditions = list(pipeline.config.conditions)
-    class_ids = np.array([conditions.index(key) for key in images.keys])
+    class_ids = np.array([conditions.index(condition_key(r.label, r.perugini_grade)) for r in records])
     if not pipeline.factors:
         return class_ids, len(conditions), pipeline.unet
     tables = pipeline.factors
@@ -654,6 +654,8 @@ def finetune(
     from synthscan.generator.storage import load_pipeline
 
     pipeline = load_pipeline(model)
+    if pipeline.config.get("guidance_distilled"):
+        raise ValueError(f"{pipeline.path} is a distilled model; fine-tune its teacher instead")
     out = Path(out)
     records = known_condition_records(
         pipeline, training_records(dataset, ("real",)), "real studies", dataset.root
@@ -670,7 +672,7 @@ def finetune(
         images = prepare_images(
             dataset, records, config.transform.bin_factor, work / "data", progress=progress
         )
-        class_ids, null_ids, network = pretrained_conditioning(pipeline, images, records)
+        class_ids, null_ids, network = pretrained_conditioning(pipeline, records)
         network.train()
         mean, std = encode_latents(pipeline.vae, images, progress=progress)
         noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)

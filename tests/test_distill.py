@@ -1,6 +1,7 @@
 """Latent consistency distillation: a few-step student of a tiny generator, with guidance built in."""
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,7 +19,7 @@ from synthscan.generator.config import DistillConfig
 from synthscan.generator.distill import ConsistencyObjective, consistency_scheduler, distill
 from synthscan.generator.models import ConditionedUNet
 from synthscan.generator.sampling import SampleRequest, generate_studies, sample_to_dataset
-from synthscan.generator.storage import load_pipeline
+from synthscan.generator.storage import load_pipeline, model_dir, shipped_models
 from synthscan.generator.train import finetune
 from synthscan.labels import LABELS
 
@@ -186,3 +187,26 @@ def test_a_dataset_without_the_model_s_conditions_is_refused_before_any_output(t
     with pytest.raises(DatasetError, match="of the model's conditions"):
         finetune(tiny_generator, dataset, tmp_path / "tuned", steps=2, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"], "no run folder was left behind"
+
+
+def test_the_shipped_fast_model_is_the_current_default_model_s_student(tmp_path):
+    """Retraining the default model without distilling it again fails here: the card names its teacher."""
+    fast, default = load_pipeline("fast"), load_pipeline()
+    assert fast.config.guidance_distilled and isinstance(fast.scheduler, LCMScheduler)
+    assert fast.config.conditions == default.config.conditions and fast.matrix == default.matrix
+    assert default.sha256 in (fast.path / "README.md").read_text()
+    args = ["sample", "--model", "fast", "--condition", "amyloidosis", "--grade", "3", "-n", "1"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "s"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    dataset = Dataset.open(tmp_path / "s")
+    assert dataset.info.provenance["generator"]["sampler"] == "LCMScheduler"
+    assert dataset.records[0].perugini_grade == 3 and dataset.read(dataset.records[0]).counts.sum() > 0
+
+
+def test_a_shipped_model_is_named_unless_a_folder_of_that_name_exists(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert model_dir("fast") == shipped_models()["fast"] and model_dir(None) == shipped_models()["default"]
+    (tmp_path / "fast").mkdir()
+    assert model_dir("fast") == Path("fast")
+    result = CliRunner().invoke(main, ["sample", "--model", "nope", "-n", "1", "--out", "s"])
+    assert result.exit_code == 2 and "nor a shipped model's name (default, fast)" in result.output

@@ -18,6 +18,7 @@ from synthscan.generator.storage import (
     default_model_dir,
     model_sha256,
     privacy_statement,
+    shipped_models,
     write_privacy_statement,
 )
 
@@ -42,11 +43,13 @@ def _synthetic(root, model_sha256_: str, n: int = 3) -> Dataset:
     return dataset
 
 
-def test_the_shipped_model_states_that_it_saw_no_patients():
-    statement = privacy_statement(default_model_dir())
+@pytest.mark.parametrize("name", ["default", "fast"])
+def test_every_shipped_model_states_that_it_saw_no_patients(name):
+    folder = shipped_models()[name]
+    statement = privacy_statement(folder)
     assert statement is not None
     assert statement["patients_seen"] == 0 and statement["training_sources"] == ["simulated"]
-    assert statement["model_sha256"] == model_sha256(default_model_dir())
+    assert statement["model_sha256"] == model_sha256(folder)
 
 
 def test_a_statement_holds_only_for_its_own_model_and_only_without_real_training_data(tmp_path):

@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str] | tuple[str, dict[str, tuple[str, str]]]] = 
     "simulate": ("synthscan.cli.simulate:simulate", "Simulate 99mTc whole-body bone scans into a dataset."),
     "view": ("synthscan.cli.view:view", "Render a study or a dataset sample as a bone-scan display PNG."),
     "check": ("synthscan.cli.check:check", "Verify every study of a dataset against its file."),
-    "info": ("synthscan.cli.info:info", "Show the shipped generator: path, hash, conditions, card."),
+    "info": ("synthscan.cli.info:info", "Show a generator: path, hash, conditions, card."),
     "import-public": ("synthscan.cli.importers:import_public", "Convert a public bone-scan layout."),
     "import-dicom": ("synthscan.cli.dicom:import_dicom", "Import and de-identify whole-body NM DICOM."),
     "export-dicom": ("synthscan.cli.dicom:export_dicom", "Export a dataset as synthetic NM DICOM."),

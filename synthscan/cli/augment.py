@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from synthscan.cli.options import device_option, guidance_option, precision_option, steps_option
+from synthscan.cli.options import (
+    GeneratorParam,
+    device_option,
+    guidance_option,
+    precision_option,
+    steps_option,
+)
 from synthscan.dataset import INFO, Dataset
 
 
@@ -16,8 +22,8 @@ from synthscan.dataset import INFO, Dataset
     "--model",
     "model_dir",
     default=None,
-    type=click.Path(exists=True, file_okay=False),
-    help="Generator folder [default: the bundled default model].",
+    type=GeneratorParam(),
+    help="Generator: a folder or a shipped model's name [default: the shipped default model].",
 )
 @click.option(
     "--balance",
@@ -101,7 +107,7 @@ def augment(
     pipeline = load_pipeline(model_dir, device=device, precision=precision)
     supported = check_model_fits(dataset, pipeline)
     existing = Dataset.open(out) if out and Path(out, INFO).is_file() else None
-    tuned = _finetuned_dir(dataset, finetune, seed) if finetune else None
+    tuned = _finetuned_dir(dataset, pipeline.sha256, finetune, seed) if finetune else None
     writer = pipeline.sha256 if tuned is None else model_sha256(tuned) if tuned.is_dir() else None
     check_target(dataset, existing if out else dataset, writer)
     plan = plan_augmentation(
@@ -119,7 +125,7 @@ def augment(
     if dry_run or not plan.studies:
         return
     if finetune:
-        tuned = _finetune(model_dir, dataset, finetune, seed)
+        tuned = _finetune(model_dir, pipeline.sha256, dataset, finetune, seed)
         pipeline = load_pipeline(tuned, device=device, precision=precision)
     target = dataset
     state.wait_for_everyone()  # every process planned against the folder as it was
@@ -143,15 +149,16 @@ def augment(
     click.echo(f"Added {added} synthetic studies to {target.root}.")
 
 
-def _finetuned_dir(dataset: Dataset, steps: int, seed: int) -> Path:
-    return dataset.root / "models" / f"finetuned-{steps}-seed{seed}"
+def _finetuned_dir(dataset: Dataset, base_sha256: str, steps: int, seed: int) -> Path:
+    """One cache folder per base model, steps and seed: another base model is never reused by mistake."""
+    return dataset.root / "models" / f"finetuned-{base_sha256[:12]}-{steps}-seed{seed}"
 
 
-def _finetune(model_dir: str | None, dataset: Dataset, steps: int, seed: int) -> Path:
-    """Fine-tune the generator on the dataset's real studies into DATASET/models/finetuned-<steps>."""
+def _finetune(model_dir: str | None, base_sha256: str, dataset: Dataset, steps: int, seed: int) -> Path:
+    """Fine-tune the generator on the dataset's real studies into DATASET/models/finetuned-...."""
     from synthscan.generator.train import finetune
 
-    out = _finetuned_dir(dataset, steps, seed)
+    out = _finetuned_dir(dataset, base_sha256, steps, seed)
     if (out / "model_index.json").is_file():
         click.echo(f"Reusing fine-tuned model {out}.")
         return out

@@ -8,6 +8,7 @@ import click
 
 from synthscan.cli.options import (
     ConfigParam,
+    GeneratorParam,
     config_path,
     device_option,
     guidance_option,
@@ -61,9 +62,9 @@ def train(data: str, config_name: str, out: str, overrides: tuple[str, ...], pro
 @click.command()
 @click.option(
     "--model",
-    type=click.Path(exists=True, file_okay=False),
+    type=GeneratorParam(),
     default=None,
-    help="Teacher generator folder [default: the shipped model].",
+    help="Teacher generator: a folder or a shipped model's name [default: the shipped default model].",
 )
 @click.option(
     "--data",
@@ -149,9 +150,10 @@ def _new_folder(name: str) -> Path:
 )
 @click.option(
     "--model",
-    type=click.Path(exists=True, file_okay=False),
+    type=GeneratorParam(),
     default=None,
-    help="Generator folder [default: the shipped model].",
+    help="Generator: a folder, or a shipped model's name (fast: the default's few-step distilled student) "
+    "[default: the shipped default model].",
 )
 @click.option("--seed", default=0, type=click.IntRange(min=0), help="Study i uses seed SEED + i.")
 @steps_option

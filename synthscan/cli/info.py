@@ -6,24 +6,28 @@ from pathlib import Path
 
 import click
 
+from synthscan.cli.options import GeneratorParam
+
 
 @click.command()
 @click.option(
     "--model",
-    type=click.Path(exists=True, file_okay=False),
+    type=GeneratorParam(),
     default=None,
-    help="Generator folder to describe [default: the shipped model].",
+    help="Generator to describe: a folder or a shipped model's name [default: the shipped default model].",
 )
 @click.option("--card", is_flag=True, help="Also print the model card (README.md).")
 def info(model: str | None, card: bool) -> None:
     """Show a generator's path, SHA-256, conditions, sampler defaults, training data and privacy
-    statement; its path is what `--synthetic MODEL` and `--model` take."""
-    from synthscan.generator.storage import describe_model
+    statement, and the names of the shipped models; `--model` takes a name or a path, `--synthetic
+    MODEL` a path."""
+    from synthscan.generator.storage import describe_model, shipped_models
 
     details = describe_model(model)
     click.echo(f"generator: {details['path']}")
     for key in ("sha256", "conditions", "matrix", "sampler", "training_sources", "privacy", "card"):
         click.echo(f"  {key.replace('_', ' ')}: {details[key]}")
+    click.echo(f"shipped models (--model NAME): {', '.join(shipped_models())}")
     if card and details["card"] != "none":
         click.echo("")
         click.echo(Path(details["card"]).read_text(encoding="utf-8").rstrip())

@@ -54,6 +54,30 @@ class ConfigParam(click.ParamType):
         )
 
 
+class GeneratorParam(click.ParamType):
+    """A generator folder, or the name of a model shipped with synthscan (``synthscan/models/<name>``)."""
+
+    name = "generator"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        from synthscan.generator.storage import shipped_models
+
+        return f"[{'|'.join(shipped_models())}|DIR]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from synthscan.generator.storage import shipped_models
+
+        value = str(value)
+        if Path(value).is_dir() or value in shipped_models():
+            return value
+        self.fail(
+            f"{value} is neither a generator folder nor a shipped model's name "
+            f"({', '.join(shipped_models())})",
+            param,
+            ctx,
+        )
+
+
 def config_path(group: str, value: str) -> Path:
     """Path of a :class:`ConfigParam` value."""
     from synthscan.config import builtin_config
