@@ -166,7 +166,7 @@ def main() -> None:
     args = parser.parse_args()
 
     report: dict = {"models": {}}
-    baseline = None
+    baseline = first_rate = None
     for model in args.model:
         pipeline = load_pipeline(model, device=args.device)
         device = pipeline.device
@@ -211,11 +211,9 @@ def main() -> None:
                 f"for {args.n}"
             )
         fp32 = runs["runs"].get("fp32", next(iter(runs["runs"].values())))
+        first_rate = first_rate or fp32["studies_per_s"]
         runs["speedup_vs_ddpm"] = fp32["studies_per_s"] * baseline
-        first = next(iter(report["models"].values()))["runs"]
-        runs["speedup_vs_first_model"] = (
-            fp32["studies_per_s"] / first.get("fp32", next(iter(first.values())))["studies_per_s"]
-        )
+        runs["speedup_vs_first_model"] = fp32["studies_per_s"] / first_rate
         print(
             f"speed-up over the DDPM loop: {runs['speedup_vs_ddpm']:.1f}x; "
             f"over the first model: {runs['speedup_vs_first_model']:.2f}x"

@@ -65,10 +65,10 @@ class GeneratorParam(click.ParamType):
         return f"[{'|'.join(shipped_models())}|DIR]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from synthscan.generator.storage import shipped_models
+        from synthscan.generator.storage import model_dir, shipped_models
 
         value = str(value)
-        if Path(value).is_dir() or value in shipped_models():
+        if model_dir(value).is_dir():  # the library's rule: a folder, else a shipped model's name
             return value
         self.fail(
             f"{value} is neither a generator folder nor a shipped model's name "
