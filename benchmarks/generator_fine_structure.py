@@ -27,6 +27,9 @@
    1``, on the reconstruction's and on the truth's noise-free expected counts:
    ``lesion_contrast_ratio`` is their median ratio over lesions and views (1 = drawn as they are,
    0 = erased). A diffusion model on these latents cannot generate a lesion the decoder cannot draw.
+   With ``--lesion-detector DIR`` (:mod:`synthscan.evaluation.lesions`, trained on simulated studies'
+   lesion ground truth), also the share of the true lesions it finds in the studies' counts and in
+   Poisson counts drawn from their reconstructions: whether a reader-like detector still sees them.
 
 Ratios well below 1 mean the autoencoder smooths what a reader would look for; since the diffusion
 model can only generate what the decoder can draw, the reconstruction bounds the samples.
@@ -42,6 +45,7 @@ import torch
 from scipy import ndimage
 
 from synthscan.dataset import Dataset
+from synthscan.evaluation.lesions import LesionDetector, score_studies
 from synthscan.evaluation.realism import Study, bone_texture
 from synthscan.generator.storage import load_pipeline
 from synthscan.generator.transform import expected_counts, to_model
@@ -133,24 +137,49 @@ def lesion_contrast(view: np.ndarray, centre: tuple[float, float], diameter_px: 
     return float(view[disk].mean() / max(view[ring].mean(), 1e-9) - 1)
 
 
-def lesion_contrast_ratios(pipeline, site: str, n: int) -> list[float]:
-    """Reconstruction over truth contrast of every hot lesion of ``n`` held-out metastasis studies."""
+def metastasis_reconstructions(pipeline, site: str, n: int) -> list[tuple]:
+    """The first ``n`` held-out simulated metastasis studies with hot lesions, and their reconstructions."""
     config = load_site(site)
-    ratios, found, seed = [], 0, HELD_OUT_SEED
-    while found < n:
+    pairs, seed = [], HELD_OUT_SEED
+    while len(pairs) < n:
         study, seed = simulate_study(config, seed), seed + 1
-        lesions = [x for x in study.meta.get("lesions", []) if x["kind"] == "hot"]
-        if study.label != "metastasis" or not lesions:
-            continue
-        found += 1
-        recon = reconstruct(pipeline, study.counts, float(study.expected.sum()))
-        for lesion in lesions:
+        if study.label == "metastasis" and any(x["kind"] == "hot" for x in study.meta["lesions"]):
+            pairs.append((study, reconstruct(pipeline, study.counts, float(study.expected.sum()))))
+    return pairs
+
+
+def lesion_contrast_ratios(pairs: list[tuple]) -> list[float]:
+    """Reconstruction over truth contrast of every hot lesion visible in a view."""
+    ratios = []
+    for study, recon in pairs:
+        for lesion in (x for x in study.meta["lesions"] if x["kind"] == "hot"):
             for v, key in enumerate(("pixel_anterior", "pixel_posterior")):
-                centre, size = lesion[key], lesion["diameter_mm"] / config.pixel_spacing_mm
+                centre, size = lesion[key], lesion["diameter_mm"] / study.meta["pixel_spacing_mm"]
                 truth = lesion_contrast(study.expected[v], centre, size)
                 if truth > 0.1:  # visible in this view
                     ratios.append(lesion_contrast(recon[v], centre, size) / truth)
     return ratios
+
+
+def lesions_detected(detector: LesionDetector, pairs: list[tuple]) -> dict[str, dict[str, float]]:
+    """Share of true hot lesions a lesion detector finds in the studies' counts and in Poisson counts of
+    their reconstructions (same total), and the lesions it counts per study in each."""
+    rng = np.random.default_rng(0)
+    truths = [study.meta["lesions"] for study, _ in pairs]
+    spacing = pairs[0][0].meta["pixel_spacing_mm"]
+    out = {}
+    for name, counts in (
+        ("counts", np.stack([study.counts for study, _ in pairs])),
+        ("reconstruction", rng.poisson(np.stack([recon for _, recon in pairs]))),
+    ):
+        rows = score_studies(detector, counts, truths, spacing)
+        out[name] = {
+            "lesions_found": sum(r["found"] for r in rows) / sum(r["true_hot"] for r in rows),
+            "detected_per_study": float(np.mean([r["detected"] for r in rows])),
+            "false_marks_per_study": float(np.mean([r["false_marks"] for r in rows])),
+        }
+    out["true_hot_per_study"] = float(np.mean([sum(x["kind"] == "hot" for x in t) for t in truths]))
+    return out
 
 
 def sample_statistics(counts: np.ndarray) -> dict[str, list[float]]:
@@ -178,18 +207,28 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="also write the numbers to this JSON file")
     parser.add_argument("--png", default=None, help="also draw truth, counts and reconstruction here")
     parser.add_argument("--lesions", type=int, default=0, help="metastasis studies for lesion contrast")
+    parser.add_argument(
+        "--lesion-detector",
+        default=None,
+        help="with --lesions: a saved lesion detector (evaluation/lesions.py)",
+    )
     args = parser.parse_args()
     pipeline = load_pipeline(args.model, device="cpu")
     if args.png:
         render_grid(reconstruction_panels(pipeline, args.site), columns=3).save(args.png)
     results = {"reconstruction_over_truth": medians(reconstruction(pipeline, args.site, args.n))}
     if args.lesions:
-        ratios = lesion_contrast_ratios(pipeline, args.site, args.lesions)
+        pairs = metastasis_reconstructions(pipeline, args.site, args.lesions)
+        ratios = lesion_contrast_ratios(pairs)
         results["lesions"] = {
             "lesion_contrast_ratio": float(np.median(ratios)),
             "quartiles": [float(q) for q in np.percentile(ratios, [25, 75])],
             "lesion_views": len(ratios),
         }
+        if args.lesion_detector:
+            results["lesions"]["detector"] = lesions_detected(
+                LesionDetector.load(args.lesion_detector), pairs
+            )
     if args.samples:
         generators = [torch.Generator().manual_seed(s) for s in range(args.samples)]
         output = pipeline(["normal"] * args.samples, generator=generators)

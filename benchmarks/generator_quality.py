@@ -1,7 +1,7 @@
 """Quality of a generator: condition fidelity, realism and memorization, measured against real data.
 
     python benchmarks/generator_quality.py --train TRAIN --real HELD_OUT --classifier RUN --out REPORT \
-        [--model DIR] [-n 100] [--seed 0]
+        [--model DIR] [-n 100] [--seed 0] [--lesion-detector DIR]
 
 - TRAIN: the generator's training set (the memorization audit compares samples with it);
 - HELD_OUT: real (or simulated) studies of the same site the generator never saw;
@@ -21,7 +21,11 @@ Samples ``n`` studies per condition (amyloidosis split over the model's grades) 
   on the count images themselves, cross-validated patient-disjointly, AUC with a DeLong 95 % CI
   (:mod:`synthscan.evaluation.detector`; 0.5 = indistinguishable, what a reader's eye approximates);
 - memorization: nearest-training-study distances of the samples against real-to-real ones, in image
-  and feature space (`synthscan audit privacy`).
+  and feature space (`synthscan audit privacy`);
+- with ``--lesion-detector`` (models trained on simulated studies): lesions, per condition the share of
+  samples with a detected hot lesion and per requested burden the share whose lesion count falls in
+  it, beside the held-out studies (:mod:`synthscan.evaluation.lesions`). Unlike the classifier, which
+  also reacts to global changes, it answers "does a metastasis sample show metastases, and how many".
 
 Writes ``report.md`` (the section the model card quotes), ``results.json`` and the plots of both tools.
 """
@@ -39,6 +43,12 @@ from synthscan.classifier.features import FeatureExtractor
 from synthscan.dataset import Dataset, Record
 from synthscan.evaluation.detector import DetectorConfig
 from synthscan.evaluation.fidelity import classifier_model, evaluate_fidelity, write_fidelity_report
+from synthscan.evaluation.lesions import (
+    LesionDetector,
+    lesion_fidelity,
+    lesion_markdown,
+    train_lesion_detector,
+)
 from synthscan.evaluation.privacy import feature_batches, run_audit
 from synthscan.evaluation.privacy import write_report as write_audit_report
 from synthscan.generator.conditions import split_key
@@ -97,6 +107,12 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="report folder")
     parser.add_argument("-n", type=int, default=100, help="samples per condition")
     parser.add_argument("--seed", type=int, default=0, help="first sample seed")
+    parser.add_argument(
+        "--lesion-detector",
+        default=None,
+        help="lesion detector folder: loaded if saved there, else trained on TRAIN's lesion ground truth"
+        " (simulated studies) and saved there [default: no lesion measures]",
+    )
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -137,9 +153,26 @@ def main() -> None:
     write_audit_report(audit, train, synthetic, out / "privacy")
     results["memorization"] = [space.summary() for space in audit.spaces]
     results["memorization_flagged"] = len(audit.flagged)
+    if args.lesion_detector:
+        results["lesions"] = lesion_fidelity(
+            lesion_detector(Path(args.lesion_detector), train),
+            real,
+            real.records,
+            synthetic,
+            synthetic.records,
+        )
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
     (out / "report.md").write_text(markdown(results, len(synthetic)) + "\n")
     print((out / "report.md").read_text())
+
+
+def lesion_detector(folder: Path, train: Dataset) -> LesionDetector:
+    """The detector saved in ``folder``, or one trained on ``train`` and saved there."""
+    if (folder / "model.safetensors").is_file():
+        return LesionDetector.load(folder)
+    detector = train_lesion_detector(train, train.records)
+    detector.save(folder)
+    return detector
 
 
 def markdown(results: dict, n_synthetic: int) -> str:
@@ -226,6 +259,8 @@ def markdown(results: dict, n_synthetic: int) -> str:
             f"| {s['space']} | {s['real_nn_median']:.4g} | {s['synthetic_nn_median']:.4g} "
             f"| {s['synthetic_nn_min']:.4g} | {s['threshold']:.4g} | {s['n_flagged']} |"
         )
+    if "lesions" in results:
+        lines += ["", *lesion_markdown(results["lesions"])]
     return "\n".join(lines)
 
 

@@ -1,0 +1,318 @@
+"""A hot-lesion detector trained on the simulator's ground truth: which lesions a study shows, and how many.
+
+The diagnosis classifier reads a whole study and responds to global changes (the balance between the
+views, the count texture) as well as to lesions; on a generator trained on the rebuilt simulator it
+read even the autoencoder's reconstructions of metastatic studies as normal, so it cannot say whether
+a synthetic metastasis study shows lesions, nor as many as its burden condition asked for. Simulated
+studies record every lesion's pixel and diameter (and the mimics a reader must not call: degenerative
+joints, fractures, injection sites, urine contamination), so a detector can be trained on them and
+checked against them:
+
+- the network (a small MONAI ``BasicUNet``) marks the pixels of hot lesions on the two views stacked
+  as channels (posterior mirrored, counts summed over ``bin_factor`` blocks, Anscombe-transformed and
+  divided by the study's mean, as the image detector sees them);
+- a study's lesions are the connected regions of marked pixels; their number gives its burden class
+  (none, 1-3, 4-10, >10 lesions, as the generator's burden conditions);
+- on held-out simulated studies it reports the share of true lesions found, the marks per normal study
+  and the burden accuracy: the ceiling a perfect generator could reach, beside the same shares on
+  synthetic studies.
+
+It only measures models trained on simulated studies (real studies have no lesion ground truth).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.losses import DiceCELoss
+from monai.networks.nets import BasicUNet
+from safetensors.torch import load_file, save_file
+from scipy import ndimage
+from statsmodels.stats.proportion import proportion_confint
+
+from synthscan.dataset import Dataset, Record
+from synthscan.evaluation.detector import detector_inputs
+from synthscan.generator.conditions import burden_class
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LesionDetectorConfig:
+    """Size and training of the lesion detector (defaults: about 15 minutes on 2 CPU cores)."""
+
+    bin_factor: int = 2  # 4.8 mm input pixels at 2.4 mm: the smallest lesions (10 mm) span 2 pixels
+    features: tuple[int, ...] = (8, 16, 32, 64, 128, 8)  # BasicUNet widths, a sixteenth of its default
+    crop_rows: int = 128  # training windows (full width); the network is fully convolutional
+    steps: int = 1500
+    batch_size: int = 8
+    learning_rate: float = 2e-3  # AdamW, cosine decay
+    metastasis_share: float = 0.5  # share of training windows cut from metastasis studies
+    threshold: float = 0.5  # probability above which a pixel is marked
+    min_pixels: int = 2  # smaller marked regions are noise, not lesions
+    seed: int = 0
+
+
+def lesion_targets(
+    records: Sequence[dict], shape: tuple[int, int], bin_factor: int, spacing_mm: float
+) -> np.ndarray:
+    """(H/f, W/f) 0/1 mask of a study's hot lesions: a disk of its diameter at its anterior pixel.
+
+    The posterior is mirrored in the inputs, so its lesions sit at the anterior pixel too.
+    """
+    rows, cols = shape[0] // bin_factor, shape[1] // bin_factor
+    mask = np.zeros((rows, cols), np.float32)
+    r, c = np.ogrid[:rows, :cols]
+    for lesion in records:
+        if lesion.get("kind") != "hot":
+            continue
+        row, col = (v / bin_factor for v in lesion["pixel_anterior"])
+        radius = max(lesion["diameter_mm"] / spacing_mm / bin_factor / 2, 1.0)
+        mask[np.hypot(r - row, c - col) <= radius] = 1
+    return mask
+
+
+class LesionDetector:
+    """A trained network and the settings that turn its output into counted lesions."""
+
+    def __init__(self, network: torch.nn.Module, config: LesionDetectorConfig):
+        self.network = network.eval()
+        self.config = config
+
+    @staticmethod
+    def build(config: LesionDetectorConfig) -> torch.nn.Module:
+        return BasicUNet(spatial_dims=2, in_channels=2, out_channels=1, features=config.features)
+
+    def probabilities(self, counts: np.ndarray, batch_size: int = 8) -> np.ndarray:
+        """(B, 2, H, W) counts → (B, H/f, W/f) probability that a pixel belongs to a hot lesion."""
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(counts), batch_size):
+                x = torch.from_numpy(
+                    detector_inputs(counts[start : start + batch_size], self.config.bin_factor)
+                )
+                out.append(torch.sigmoid(self.network(x))[:, 0].numpy())
+        return np.concatenate(out)
+
+    def regions(self, probabilities: np.ndarray) -> tuple[np.ndarray, int]:
+        """Labelled lesion regions of one (H/f, W/f) probability map and their number."""
+        labels, n = ndimage.label(probabilities > self.config.threshold)
+        if n:
+            sizes = ndimage.sum_labels(np.ones_like(labels), labels, index=np.arange(1, n + 1))
+            small = np.flatnonzero(sizes < self.config.min_pixels) + 1
+            labels[np.isin(labels, small)] = 0
+            labels, n = ndimage.label(labels > 0)
+        return labels, n
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file(self.network.state_dict(), folder / "model.safetensors")
+        (folder / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> LesionDetector:
+        folder = Path(folder)
+        values = json.loads((folder / "config.json").read_text())
+        config = LesionDetectorConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        )
+        network = cls.build(config)
+        network.load_state_dict(load_file(folder / "model.safetensors"))
+        return cls(network, config)
+
+
+def _inputs_and_targets(dataset: Dataset, records: Sequence[Record], config: LesionDetectorConfig):
+    inputs, targets = [], []
+    for study in dataset.iter_studies(records):
+        inputs.append(detector_inputs(study.counts[None], config.bin_factor)[0])
+        spacing = float(study.meta.get("pixel_spacing_mm", 2.4))
+        targets.append(
+            lesion_targets(study.meta.get("lesions", []), study.counts.shape[-2:], config.bin_factor, spacing)
+        )
+    return np.stack(inputs), np.stack(targets)[:, None]
+
+
+def has_lesion_truth(record: Record) -> bool:
+    """Whether a simulated study records its lesions (every study of ``synthscan simulate`` does)."""
+    return record.source == "simulated" and str(record.get("lesion_count", "")).strip() != ""
+
+
+def train_lesion_detector(
+    dataset: Dataset, records: Sequence[Record], config: LesionDetectorConfig | None = None
+) -> LesionDetector:
+    """Train on simulated ``records`` (their lesion ground truth) with random full-width row windows."""
+    config = config or LesionDetectorConfig()
+    records = [r for r in records if has_lesion_truth(r)]
+    if not any(r.label == "metastasis" for r in records):
+        raise ValueError("the lesion detector needs simulated metastasis studies with lesion ground truth")
+    x, y = _inputs_and_targets(dataset, records, config)
+    metastatic = np.flatnonzero([r.label == "metastasis" for r in records])
+    others = np.flatnonzero([r.label != "metastasis" for r in records])
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    network = LesionDetector.build(config)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
+    loss_fn = DiceCELoss(sigmoid=True, batch=True)
+    rows = min(config.crop_rows, x.shape[-2])
+    network.train()
+    for step in range(config.steps):
+        from_metastasis = rng.random(config.batch_size) < config.metastasis_share
+        pool = [metastatic if m or not len(others) else others for m in from_metastasis]
+        index = np.array([rng.choice(p) for p in pool])
+        top = rng.integers(0, x.shape[-2] - rows + 1, config.batch_size)
+        xb = torch.from_numpy(np.stack([x[i, :, t : t + rows] for i, t in zip(index, top, strict=True)]))
+        yb = torch.from_numpy(np.stack([y[i, :, t : t + rows] for i, t in zip(index, top, strict=True)]))
+        loss = loss_fn(network(xb), yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if step % 100 == 0:
+            log.info("lesion detector step %d/%d: loss %.4f", step, config.steps, loss.item())
+    return LesionDetector(network, config)
+
+
+def score_studies(
+    detector: LesionDetector, counts: np.ndarray, truths: Sequence[list[dict] | None], spacing_mm: float
+) -> list[dict]:
+    """Detected lesions of each study of ``counts`` (B, 2, H, W); where its lesion ground truth is
+    given (a list, possibly empty), also the true hot lesions found and the marks on no true lesion."""
+    rows = []
+    shape, f = counts.shape[-2:], detector.config.bin_factor
+    for probability, truth in zip(detector.probabilities(counts), truths, strict=True):
+        labels, n = detector.regions(probability)
+        row: dict = {"detected": n}
+        if truth is not None:
+            hot = [t for t in truth if t.get("kind") == "hot"]
+            found = sum(bool(labels[lesion_targets([t], shape, f, spacing_mm) > 0].any()) for t in hot)
+            on_lesions = labels[(lesion_targets(hot, shape, f, spacing_mm) > 0) & (labels > 0)]
+            row |= {"true_hot": len(hot), "found": found, "false_marks": n - len(np.unique(on_lesions))}
+        rows.append(row)
+    return rows
+
+
+def count_lesions(detector: LesionDetector, dataset: Dataset, records: Sequence[Record]) -> list[dict]:
+    """:func:`score_studies` of ``records``; simulated studies are scored against their ground truth."""
+    rows = []
+    for start in range(0, len(records), 16):
+        studies = [dataset.read(r) for r in records[start : start + 16]]
+        truths = [s.meta.get("lesions") if s.record.source == "simulated" else None for s in studies]
+        spacing = float(studies[0].meta.get("pixel_spacing_mm", 2.4))
+        scored = score_studies(detector, np.stack([s.counts for s in studies]), truths, spacing)
+        for study, row in zip(studies, scored, strict=True):
+            rows.append({"study_id": study.record.study_id, "label": study.record.label, **row})
+    return rows
+
+
+def _share(k: int, n: int) -> dict[str, float | int | list[float]]:
+    low, high = proportion_confint(k, n, method="wilson") if n else (float("nan"), float("nan"))
+    return {"share": k / n if n else float("nan"), "ci95": [float(low), float(high)], "n": n}
+
+
+def requested_burden(record: Record) -> str:
+    """The burden a study shows (simulated: its lesion count) or was asked for (synthetic: ``burden``)."""
+    if record.source == "synthetic":
+        return record.get("burden") or ""
+    return burden_class(record.get("lesion_count", None) or None, record.get("superscan", None))
+
+
+def lesion_fidelity(
+    detector: LesionDetector,
+    real: Dataset,
+    real_records: Sequence[Record],
+    synthetic: Dataset,
+    synthetic_records: Sequence[Record],
+) -> dict:
+    """Lesions found in synthetic studies beside held-out simulated ones (the ceiling).
+
+    - ``with_lesions``: per condition, the share of studies with at least one detected lesion and the
+      mean number detected (normal and amyloidosis studies: the detector's marks on mimics and anatomy);
+    - ``burden``: per requested burden class (metastasis studies), the share whose detected count
+      falls in that class, and the median detected count; superscans are listed but not scored (their
+      diffuse uptake is not a count of lesions);
+    - ``detector``: on the held-out studies, the share of true hot lesions found and the false marks
+      per normal study, which say how far the instrument itself can be trusted.
+    """
+    out: dict = {"with_lesions": {}, "burden": {}}
+    counted = {
+        "real": (count_lesions(detector, real, real_records), real_records),
+        "synthetic": (count_lesions(detector, synthetic, synthetic_records), synthetic_records),
+    }
+    for side, (rows, records) in counted.items():
+        for label in sorted({r.label for r in records}):
+            picked = [row for row in rows if row["label"] == label]
+            out["with_lesions"].setdefault(label, {})[side] = _share(
+                sum(row["detected"] > 0 for row in picked), len(picked)
+            ) | {"mean_detected": float(np.mean([row["detected"] for row in picked]))}
+        for row, record in zip(rows, records, strict=True):
+            burden = requested_burden(record)
+            if record.label != "metastasis" or not burden or burden == "unknown":
+                continue
+            entry = out["burden"].setdefault(burden, {}).setdefault(side, {"detected": []})
+            entry["detected"].append(row["detected"])
+    for burden, sides in out["burden"].items():
+        for entry in sides.values():
+            detected = entry.pop("detected")
+            entry["median_detected"] = float(np.median(detected))
+            if burden != "superscan":
+                entry |= _share(sum(burden_class(d, False) == burden for d in detected), len(detected))
+            else:
+                entry["n"] = len(detected)
+    real_rows = counted["real"][0]
+    true_hot = sum(row.get("true_hot", 0) for row in real_rows)
+    normals = [row for row in real_rows if row["label"] == "normal" and "false_marks" in row]
+    out["detector"] = {
+        "lesion_sensitivity": _share(sum(row.get("found", 0) for row in real_rows), true_hot),
+        "false_marks_per_normal": float(np.mean([row["false_marks"] for row in normals]))
+        if normals
+        else None,
+        "config": asdict(detector.config),
+    }
+    return out
+
+
+def lesion_markdown(result: dict) -> list[str]:
+    """Report lines of :func:`lesion_fidelity`."""
+    d = result["detector"]
+    sens = d["lesion_sensitivity"]
+    lines = [
+        "Lesions (a lesion detector trained on the simulator's lesion ground truth; on the held-out"
+        f" studies it finds {sens['share']:.3f} of {sens['n']} true hot lesions and marks"
+        f" {d['false_marks_per_normal']:.2f} spots per normal study):",
+        "",
+        "| condition | synthetic: share with a detected lesion (n) | mean detected | held-out: share (n)"
+        " | mean detected |",
+        "|---|---|---|---|---|",
+    ]
+    for label, sides in result["with_lesions"].items():
+        cells = []
+        for side in ("synthetic", "real"):
+            row = sides.get(side)
+            cells += (
+                [f"{row['share']:.3f} (n={row['n']})", f"{row['mean_detected']:.2f}"] if row else ["", ""]
+            )
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Metastatic burden: share of metastasis studies whose detected lesion count falls in the requested"
+        " (synthetic) or true (held-out) class, median count detected:",
+        "",
+        "| burden | synthetic share (n) | synthetic median | held-out share (n) | held-out median |",
+        "|---|---|---|---|---|",
+    ]
+    for burden, sides in result["burden"].items():
+        cells = []
+        for side in ("synthetic", "real"):
+            row = sides.get(side)
+            share = f"{row['share']:.3f} " if row and "share" in row else ""
+            cells += [f"{share}(n={row['n']})" if row else "", f"{row['median_detected']:g}" if row else ""]
+        lines.append(f"| {burden} | " + " | ".join(cells) + " |")
+    return lines
