@@ -45,7 +45,7 @@ import torch
 from scipy import ndimage
 
 from synthscan.dataset import Dataset
-from synthscan.evaluation.lesions import LesionDetector, score_studies
+from synthscan.evaluation.lesions import LesionDetector, score_studies, visible_hot_lesions
 from synthscan.evaluation.realism import Study, bone_texture
 from synthscan.generator.storage import load_pipeline
 from synthscan.generator.transform import expected_counts, to_model
@@ -165,8 +165,8 @@ def lesions_detected(detector: LesionDetector, pairs: list[tuple]) -> dict[str, 
     """Share of true hot lesions a lesion detector finds in the studies' counts and in Poisson counts of
     their reconstructions (same total), and the lesions it counts per study in each."""
     rng = np.random.default_rng(0)
-    truths = [study.meta["lesions"] for study, _ in pairs]
     spacing = pairs[0][0].meta["pixel_spacing_mm"]
+    truths = [visible_hot_lesions(study.meta, spacing) for study, _ in pairs]
     out = {}
     for name, counts in (
         ("counts", np.stack([study.counts for study, _ in pairs])),
@@ -178,7 +178,7 @@ def lesions_detected(detector: LesionDetector, pairs: list[tuple]) -> dict[str, 
             "detected_per_study": float(np.mean([r["detected"] for r in rows])),
             "false_marks_per_study": float(np.mean([r["false_marks"] for r in rows])),
         }
-    out["true_hot_per_study"] = float(np.mean([sum(x["kind"] == "hot" for x in t) for t in truths]))
+    out["true_hot_per_study"] = float(np.mean([len(t) for t in truths]))
     return out
 
 
@@ -213,6 +213,8 @@ def main() -> None:
         help="with --lesions: a saved lesion detector (evaluation/lesions.py)",
     )
     args = parser.parse_args()
+    if args.lesion_detector and not args.lesions:
+        parser.error("--lesion-detector needs --lesions N")
     pipeline = load_pipeline(args.model, device="cpu")
     if args.png:
         render_grid(reconstruction_panels(pipeline, args.site), columns=3).save(args.png)

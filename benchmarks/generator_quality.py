@@ -116,6 +116,8 @@ def main() -> None:
     args = parser.parse_args()
 
     out = Path(args.out)
+    real, train = Dataset.open(args.real), Dataset.open(args.train)
+    lesions = lesion_detector(Path(args.lesion_detector), train) if args.lesion_detector else None
     pipeline = load_pipeline(args.model)
     synthetic_root = out / "synthetic"
     for offset, label in enumerate(pipeline.labels):
@@ -127,7 +129,6 @@ def main() -> None:
                 pipeline, synthetic_root, condition=label, grade=grade, n=n, seed=seed, add_condition=True
             )
     synthetic = Dataset.open(synthetic_root)
-    real, train = Dataset.open(args.real), Dataset.open(args.train)
     extractor = FeatureExtractor(args.classifier)
 
     settings = sampler_settings(pipeline, None, None)  # what every sample was drawn with
@@ -153,14 +154,8 @@ def main() -> None:
     write_audit_report(audit, train, synthetic, out / "privacy")
     results["memorization"] = [space.summary() for space in audit.spaces]
     results["memorization_flagged"] = len(audit.flagged)
-    if args.lesion_detector:
-        results["lesions"] = lesion_fidelity(
-            lesion_detector(Path(args.lesion_detector), train),
-            real,
-            real.records,
-            synthetic,
-            synthetic.records,
-        )
+    if lesions is not None:
+        results["lesions"] = lesion_fidelity(lesions, real, real.records, synthetic, synthetic.records)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
     (out / "report.md").write_text(markdown(results, len(synthetic)) + "\n")
     print((out / "report.md").read_text())

@@ -1,4 +1,4 @@
-"""The lesion detector: trained on lesion ground truth, it must find lesions, count them and ignore mimics."""
+"""The lesion detector: trained on lesion ground truth, it must find lesions, count them and leave anatomy."""
 
 import numpy as np
 import pytest
@@ -13,7 +13,9 @@ from synthscan.evaluation.lesions import (
     lesion_markdown,
     lesion_targets,
     train_lesion_detector,
+    visible_hot_lesions,
 )
+from synthscan.generator.conditions import burden_class
 
 MATRIX = (64, 32)
 CONFIG = LesionDetectorConfig(
@@ -23,7 +25,8 @@ CONFIG = LesionDetectorConfig(
 
 def write_studies(root, n: int, seed: int, *, lesions: bool = True, source: str = "simulated") -> Dataset:
     """Poisson bodies with a bright band in every study (anatomy); metastasis studies get 1-5 recorded
-    hot disks, or none with ``lesions=False`` (a generator that ignores the condition)."""
+    hot disks, or none with ``lesions=False`` (a generator that ignores the condition). Synthetic
+    studies record the burden they stand for."""
     dataset = Dataset.create(root, matrix=MATRIX)
     rng = np.random.default_rng(seed)
     r, c = np.ogrid[: MATRIX[0], : MATRIX[1]]
@@ -33,9 +36,9 @@ def write_studies(root, n: int, seed: int, *, lesions: bool = True, source: str 
             rate = np.zeros(MATRIX)
             rate[2:-2, 4:-4] = 20.0
             rate[40:44, 4:-4] *= 2.5  # the same bright band in every study: anatomy, not a lesion
-            truth = []
-            if label == "metastasis" and lesions:
-                for _ in range(int(rng.integers(1, 6))):
+            truth, asked = [], int(rng.integers(1, 6)) if label == "metastasis" else 0
+            if lesions:
+                for _ in range(asked):
                     row, col = float(rng.uniform(6, 36)), float(rng.uniform(8, 24))
                     rate[np.hypot(r - row, c - col) <= 1.5] *= 5.0
                     truth.append(
@@ -55,7 +58,9 @@ def write_studies(root, n: int, seed: int, *, lesions: bool = True, source: str 
                 label=label,
                 source=source,
                 meta={"lesions": truth, "pixel_spacing_mm": 2.4},
-                extra={"lesion_count": len(truth), "superscan": 0},
+                extra={"lesion_count": len(truth), "superscan": 0}
+                if source == "simulated"
+                else {"burden": burden_class(asked, False)},
             )
     return dataset
 
@@ -67,14 +72,14 @@ def trained(tmp_path_factory):
     return train_lesion_detector(train, train.records, CONFIG), root
 
 
-def test_targets_are_disks_at_the_anterior_pixel_and_skip_cold_lesions():
-    lesions = [
-        {"kind": "hot", "diameter_mm": 24.0, "pixel_anterior": [40.0, 20.0]},
-        {"kind": "cold", "diameter_mm": 24.0, "pixel_anterior": [10.0, 10.0]},
-    ]
+def test_targets_are_disks_of_the_diameter_at_the_binned_anterior_pixel():
+    lesions = [{"kind": "hot", "diameter_mm": 24.0, "pixel_anterior": [40.5, 20.5]}]
     mask = lesion_targets(lesions, (64, 32), bin_factor=2, spacing_mm=2.4)
     assert mask.shape == (32, 16)
-    assert mask[20, 10] == 1 and mask[5, 5] == 0, "hot lesion drawn at (row, col) / 2, the cold one not"
+    rows, cols = np.nonzero(mask)
+    assert (rows.mean(), cols.mean()) == pytest.approx((20.0, 10.0)), (
+        "native 40.5 is binned pixel 20's centre"
+    )
     assert mask.sum() == pytest.approx(np.pi * 2.5**2, abs=8), "diameter 24 mm = 5 binned pixels"
 
 
@@ -103,8 +108,39 @@ def test_fidelity_tells_lesion_free_metastasis_samples_from_real_ones(trained, t
     assert faithful["with_lesions"]["metastasis"]["synthetic"]["share"] > 0.8
     assert hollow["with_lesions"]["metastasis"]["synthetic"]["share"] < 0.2
     assert faithful["detector"]["lesion_sensitivity"]["share"] > 0.8
+    assert faithful["burden"]["1-3"]["synthetic"]["share"] > 0.6
+    assert (
+        hollow["burden"]["1-3"]["synthetic"]["share"] == 0 == hollow["burden"]["4-10"]["synthetic"]["share"]
+    )
+    assert list(faithful["burden"]) == ["1-3", "4-10"], "burden classes in the generator's order"
     report = "\n".join(lesion_markdown(hollow))
     assert "| metastasis | 0.0" in report or "| metastasis | 0.1" in report, report
+
+
+def test_report_says_when_the_held_out_studies_carry_no_lesion_truth(trained, tmp_path):
+    detector, _ = trained
+    real = write_studies(tmp_path / "real", 8, seed=5, source="real")
+    good = write_studies(tmp_path / "good", 8, seed=6, source="synthetic")
+    result = lesion_fidelity(detector, real, real.records, good, good.records)
+    assert (
+        result["detector"]["lesion_sensitivity"]["n"] == 0
+        and result["detector"]["false_marks_per_normal"] is None
+    )
+    assert "unchecked" in "\n".join(lesion_markdown(result))
+
+
+def test_only_visible_hot_lesions_are_truth():
+    meta = {
+        "scan_start_mm": 24.0,
+        "scan_end_mm": 2400.0,  # a partial scan: rows 10 to 999 acquired at 2.4 mm
+        "lesions": [
+            {"kind": "hot", "pixel_anterior": [500.0, 100.0]},
+            {"kind": "cold", "pixel_anterior": [500.0, 100.0]},
+            {"kind": "hot", "pixel_anterior": [1010.0, 100.0]},
+            {"kind": "hot", "pixel_anterior": [5.0, 100.0]},
+        ],
+    }
+    assert visible_hot_lesions(meta, 2.4) == meta["lesions"][:1]
 
 
 def test_saved_detector_gives_the_same_maps(trained, tmp_path):
