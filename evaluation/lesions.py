@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -319,14 +319,9 @@ def lesion_markdown(result: dict) -> list[str]:
         " | mean detected |",
         "|---|---|---|---|---|",
     ]
-    for label, sides in result["with_lesions"].items():
-        cells = []
-        for side in ("synthetic", "real"):
-            row = sides.get(side)
-            cells += (
-                [f"{row['share']:.3f} (n={row['n']})", f"{row['mean_detected']:.2f}"] if row else ["", ""]
-            )
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += _table_rows(
+        result["with_lesions"], lambda r: [f"{r['share']:.3f} (n={r['n']})", f"{r['mean_detected']:.2f}"]
+    )
     lines += [
         "",
         "Metastatic burden: share of metastasis studies whose detected lesion count falls in the requested"
@@ -335,11 +330,22 @@ def lesion_markdown(result: dict) -> list[str]:
         "| burden | synthetic share (n) | synthetic median | held-out share (n) | held-out median |",
         "|---|---|---|---|---|",
     ]
-    for burden, sides in result["burden"].items():
-        cells = []
+    lines += _table_rows(
+        result["burden"],
+        lambda r: [
+            (f"{r['share']:.3f} " if "share" in r else "") + f"(n={r['n']})",
+            f"{r['median_detected']:g}",
+        ],
+    )
+    return lines
+
+
+def _table_rows(groups: dict, cells: Callable[[dict], list[str]]) -> list[str]:
+    """One table row per group: two cells of its synthetic entry, then two of its held-out one."""
+    lines = []
+    for name, sides in groups.items():
+        row = []
         for side in ("synthetic", "real"):
-            row = sides.get(side)
-            share = f"{row['share']:.3f} " if row and "share" in row else ""
-            cells += [f"{share}(n={row['n']})" if row else "", f"{row['median_detected']:g}" if row else ""]
-        lines.append(f"| {burden} | " + " | ".join(cells) + " |")
+            row += cells(sides[side]) if side in sides else ["", ""]
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
     return lines
