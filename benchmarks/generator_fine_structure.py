@@ -13,6 +13,8 @@
      end plates, joint margins live in the first band), reconstruction over truth (1 = kept; above 1
      the autoencoder copies counting noise, as one scored against its own input does);
    - ``edge_sharpness_ratio``: mean gradient magnitude inside the body, reconstruction over truth;
+   - ``posterior_over_anterior_ratio``: the reconstruction's posterior/anterior count ratio over the
+     truth's (the decoder's split between the views; sampling redraws it for models that store one);
    - ``rib_modulation_post`` and ``vertebral_modulation_post``: the realism instrument's
      noise-corrected measures (:mod:`synthscan.evaluation.realism`) on Poisson counts drawn from the
      reconstruction and from the truth at the same total, reconstruction over truth.
@@ -113,6 +115,8 @@ def reconstruction(pipeline, site: str, n: int) -> dict[str, list[float]]:
             "round_trip_midband_power_ratio": midband_ratio(round_trip) / midband_ratio(truth),
             "midband_power_ratio": midband_ratio(recon) / midband_ratio(truth),
             "edge_sharpness_ratio": edge_sharpness(recon) / edge_sharpness(truth),
+            "posterior_over_anterior_ratio": (recon[1].sum() / recon[0].sum())
+            / (truth[1].sum() / truth[0].sum()),
         }
         recon_t, truth_t = textures(rng.poisson(recon)), textures(rng.poisson(truth))
         row |= {k: recon_t[k] / truth_t[k] for k in recon_t}

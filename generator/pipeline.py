@@ -30,7 +30,12 @@ from diffusers.utils import BaseOutput
 
 from synthscan.generator.conditions import FACTORS, UNKNOWN, resolve_condition, resolve_factor, split_key
 from synthscan.generator.models import ConditionEncoder
-from synthscan.generator.transform import AcquisitionWindow, TotalCounts, expected_counts, poisson_counts
+from synthscan.generator.transform import (
+    AcquisitionWindow,
+    ConditionLogNormal,
+    expected_counts,
+    poisson_counts,
+)
 from synthscan.labels import DEFAULT_MATRIX, DEFAULT_PIXEL_SPACING_MM, LABELS, VIEWS
 
 
@@ -86,6 +91,7 @@ class SynthScanPipeline(DiffusionPipeline):
         conditions: list[str] | None = None,
         grade_weights: dict[str, float] | None = None,
         total_counts: dict[str, dict[str, float]] | None = None,
+        view_balance: dict[str, dict[str, float]] | None = None,
         matrix: list[int] | None = None,
         pixel_spacing_mm: float = DEFAULT_PIXEL_SPACING_MM,
         bin_factor: int = 2,
@@ -106,6 +112,7 @@ class SynthScanPipeline(DiffusionPipeline):
             conditions=list(conditions or LABELS),
             grade_weights=dict(grade_weights or {}),
             total_counts=total_counts or {"log_mean": {}, "log_std": {}},
+            view_balance=view_balance,
             matrix=[int(v) for v in matrix or DEFAULT_MATRIX],
             pixel_spacing_mm=float(pixel_spacing_mm),
             bin_factor=int(bin_factor),
@@ -258,11 +265,13 @@ class SynthScanPipeline(DiffusionPipeline):
         if steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {steps}")
         table = list(self.config.conditions)
-        totals_model = TotalCounts(self.config.total_counts["log_mean"], self.config.total_counts["log_std"])
+        totals_model = ConditionLogNormal(**self.config.total_counts)
+        balance = self.config.get("view_balance")  # models saved before it keep the decoder's split
+        balance_model = ConditionLogNormal(**balance) if balance else None
         device, dtype = self.unet.device, self.unet.dtype
 
         tables = self.factors
-        keys, totals, latents, factors, margin_draws = [], [], [], [], []
+        keys, totals, latents, factors, margin_draws, ratios = [], [], [], [], [], []
         for i, g in enumerate(generators):
             key = resolve_condition(conditions[i], grades[i], table, self.config.grade_weights, g)
             keys.append(key)
@@ -277,6 +286,8 @@ class SynthScanPipeline(DiffusionPipeline):
             totals.append(float(total_counts[i]) if total_counts is not None else totals_model.draw(key, g))
             latents.append(torch.randn(self.latent_shape, generator=g))
             margin_draws.append(torch.rand(2, generator=g))  # where the camera starts and stops
+            if balance_model is not None:
+                ratios.append(balance_model.draw(key, g))  # posterior over anterior counts
         class_ids = torch.tensor([table.index(k) for k in keys], device=device)
         null_ids = torch.full_like(class_ids, len(table))
         if tables:
@@ -315,7 +326,12 @@ class SynthScanPipeline(DiffusionPipeline):
             ).float()
         window = AcquisitionWindow.from_dict(self.config.get("acquisition_window"))
         rate = expected_counts(
-            decoded.cpu(), torch.tensor(totals), self.config.bin_factor, window, torch.stack(margin_draws)
+            decoded.cpu(),
+            torch.tensor(totals),
+            self.config.bin_factor,
+            window,
+            torch.stack(margin_draws),
+            torch.tensor(ratios) if ratios else None,
         )
         counts = poisson_counts(rate, generators)
         expected = rate.numpy() if return_expected else None

@@ -62,7 +62,7 @@ from synthscan.generator.models import (
 )
 from synthscan.generator.pipeline import SynthScanPipeline
 from synthscan.generator.storage import save_model
-from synthscan.generator.transform import TotalCounts
+from synthscan.generator.transform import ConditionLogNormal, view_ratios
 from synthscan.runs import RunDir
 
 log = logging.getLogger(__name__)
@@ -495,7 +495,8 @@ def assemble_pipeline(
         condition_encoder=encoder,
         conditions=conditions,
         grade_weights=grade_weights,
-        total_counts=TotalCounts.fit(images.keys, images.totals).to_dict(),
+        total_counts=ConditionLogNormal.fit(images.keys, images.totals).to_dict(),
+        view_balance=ConditionLogNormal.fit(images.keys, view_ratios(images.images), floor=1e-6).to_dict(),
         matrix=dataset.info.matrix,
         pixel_spacing_mm=dataset.info.pixel_spacing_mm,
         bin_factor=config.transform.bin_factor,
@@ -689,13 +690,16 @@ def finetune(
             run,
             progress=progress,
         )
-        totals = TotalCounts.fit(images.keys, images.totals)
+        totals = ConditionLogNormal.fit(images.keys, images.totals)
+        balance = ConditionLogNormal.fit(images.keys, view_ratios(images.images), floor=1e-6)
         if isinstance(trained, ConditionedUNet):
             pipeline.register_modules(unet=trained.unet, condition_encoder=trained.encoder.eval())
         else:
             pipeline.register_modules(unet=trained)
         sources = sorted({*pipeline.config.training_sources, "real"})  # it has now seen patients
-        pipeline.register_to_config(total_counts=totals.to_dict(), training_sources=sources)
+        pipeline.register_to_config(
+            total_counts=totals.to_dict(), view_balance=balance.to_dict(), training_sources=sources
+        )
         card = (
             f"# Fine-tuned synthscan generator\n\nBase model: `{pipeline.path}` (sha256 {pipeline.sha256}); "
             f"fine-tuned for {steps} steps on {len(records)} real studies of `{dataset.root.name}`.\n"

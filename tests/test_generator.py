@@ -38,7 +38,7 @@ from synthscan.generator.storage import (
 )
 from synthscan.generator.transform import (
     AcquisitionWindow,
-    TotalCounts,
+    ConditionLogNormal,
     bin_counts,
     body_rows,
     expected_counts,
@@ -46,6 +46,7 @@ from synthscan.generator.transform import (
     mirror_posterior,
     poisson_counts,
     to_model,
+    view_ratios,
 )
 
 MATRIX = (128, 32)
@@ -152,11 +153,46 @@ def test_the_autoencoder_loss_cannot_see_a_flipped_output_channel():
 
 
 def test_total_counts_fit_and_draw():
-    totals = TotalCounts.fit(["normal"] * 50 + ["metastasis"], np.exp(np.linspace(13, 14, 51)))
+    totals = ConditionLogNormal.fit(["normal"] * 50 + ["metastasis"], np.exp(np.linspace(13, 14, 51)))
     assert totals.log_mean["normal"] == pytest.approx(np.linspace(13, 14, 51)[:50].mean())
     assert totals.log_std["metastasis"] == pytest.approx(np.linspace(13, 14, 51).std())  # pooled: one study
     a = totals.draw("normal", torch.Generator().manual_seed(3))
     assert a == totals.draw("normal", torch.Generator().manual_seed(3))
+
+
+def test_views_are_split_in_the_drawn_ratio_whatever_the_decoder_gives():
+    x = torch.rand(3, 2, 8, 4) + 0.1  # any decoder output: its own split between the views
+    ratio = torch.tensor([0.5, 0.94, 1.3])
+    rate = expected_counts(x, torch.tensor([1e6, 2e6, 3e6]), 2, posterior_ratio=ratio)
+    sums = rate.sum(dim=(2, 3))
+    assert torch.allclose(sums.sum(dim=1), torch.tensor([1e6, 2e6, 3e6]))
+    assert torch.allclose(sums[:, 1] / sums[:, 0], ratio)
+    kept = expected_counts(x, torch.tensor([1e6, 2e6, 3e6]), 2).sum(dim=(2, 3))
+    assert not torch.allclose(kept[:, 1] / kept[:, 0], ratio), "without a ratio the decoder's split stays"
+    images = np.sqrt(
+        np.stack([np.full((2, 4, 4), 1.0), np.stack([np.full((4, 4), 4.0), np.full((4, 4), 2.0)])])
+    )
+    assert view_ratios(images) == pytest.approx([1.0, 0.5])
+
+
+def test_a_trained_model_samples_the_training_view_ratio(trained):
+    """The pipeline stores the training studies' posterior/anterior ratio and splits samples by it."""
+    pipeline = load_pipeline(trained)
+    balance = pipeline.config.view_balance
+    assert set(balance["log_mean"]) == set(pipeline.config.conditions)
+    pipeline.register_to_config(
+        view_balance={
+            "log_mean": dict.fromkeys(balance["log_mean"], np.log(0.6)),
+            "log_std": dict.fromkeys(balance["log_std"], 0.0),
+        }
+    )
+    out = pipeline(
+        ["normal", "metastasis"],
+        generator=[torch.Generator().manual_seed(s) for s in (1, 2)],
+        return_expected=True,
+    )
+    sums = out.expected.sum(axis=(2, 3))
+    assert sums[:, 1] / sums[:, 0] == pytest.approx([0.6, 0.6], rel=1e-5)
 
 
 def test_acquisition_window_is_fitted_on_the_training_studies_and_zeroes_the_rate_outside():
