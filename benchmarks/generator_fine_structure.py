@@ -1,7 +1,8 @@
 """Does the generator keep fine bone structure? Its autoencoder against the truth, its samples against data.
 
-    python benchmarks/generator_fine_structure.py [--model DIR] [--site centre_a] [-n 8] [--samples 8] \
-        [--reference DATASET] [--lesions N] [--out FILE.json] [--png FILE.png]
+    python benchmarks/generator_fine_structure.py [--model DIR | --autoencoder DIR] [--site centre_a] \
+        [-n 8] [--samples 8] [--reference DATASET] [--lesions N [--lesion-detector DIR]] \
+        [--out FILE.json] [--png FILE.png]
 
 1. **Reconstruction** of ``n`` held-out studies simulated afresh (seeds 900000…, never trained on);
    first the transform alone (``round_trip_*``: the noise-free expectation binned, then upsampled as
@@ -41,9 +42,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import NamedTuple
 
 import numpy as np
 import torch
+from diffusers import AutoencoderKL
 from scipy import ndimage
 
 from synthscan.dataset import Dataset
@@ -56,6 +59,13 @@ from synthscan.simulator import load_site, simulate_study
 
 MID, LOW = (0.1, 0.2), (0.02, 0.05)
 HELD_OUT_SEED = 900_000
+
+
+class Autoencoder(NamedTuple):
+    """What the reconstruction measures need: the autoencoder and the model images' bin factor."""
+
+    vae: AutoencoderKL
+    bin_factor: int
 
 
 def band_power(view: np.ndarray, band: tuple[float, float], floor: float = 0.0) -> float:
@@ -91,23 +101,22 @@ def textures(counts: np.ndarray) -> dict[str, float]:
 
 
 @torch.no_grad()
-def reconstruct(pipeline, counts: np.ndarray, total: float) -> np.ndarray:
+def reconstruct(ae: Autoencoder, counts: np.ndarray, total: float) -> np.ndarray:
     """The autoencoder's expected counts (2, H, W) of one study's ``counts``, scaled to ``total``."""
-    f = pipeline.config.bin_factor
-    x, _ = to_model(counts[None], f)
-    decoded = pipeline.vae.decode(pipeline.vae.encode(x).latent_dist.mean).sample
-    return expected_counts(decoded, torch.tensor([total]), f)[0].numpy()
+    x, _ = to_model(counts[None], ae.bin_factor)
+    decoded = ae.vae.decode(ae.vae.encode(x).latent_dist.mean).sample
+    return expected_counts(decoded, torch.tensor([total]), ae.bin_factor)[0].numpy()
 
 
-def reconstruction(pipeline, site: str, n: int) -> dict[str, list[float]]:
+def reconstruction(ae: Autoencoder, site: str, n: int) -> dict[str, list[float]]:
     config = load_site(site)
-    f = pipeline.config.bin_factor
+    f = ae.bin_factor
     rng = np.random.default_rng(0)
     out: dict[str, list[float]] = {}
     for i in range(n):
         study = simulate_study(config, HELD_OUT_SEED + i)
         total = float(study.expected.sum())
-        recon = reconstruct(pipeline, study.counts, total).astype(np.float64)
+        recon = reconstruct(ae, study.counts, total).astype(np.float64)
         truth = study.expected.astype(np.float64)
         exact, _ = to_model(study.expected[None], f)  # the noise-free image: no network, only the transform
         round_trip = expected_counts(exact, torch.tensor([total]), f)[0].numpy().astype(np.float64)
@@ -125,10 +134,10 @@ def reconstruction(pipeline, site: str, n: int) -> dict[str, list[float]]:
     return out
 
 
-def reconstruction_panels(pipeline, site: str) -> list[tuple[np.ndarray, str]]:
+def reconstruction_panels(ae: Autoencoder, site: str) -> list[tuple[np.ndarray, str]]:
     """The first held-out study: noise-free truth, its counts, and the autoencoder's expected counts."""
     study = simulate_study(load_site(site), HELD_OUT_SEED)
-    recon = reconstruct(pipeline, study.counts, float(study.expected.sum()))
+    recon = reconstruct(ae, study.counts, float(study.expected.sum()))
     return [(study.expected, "noise-free truth"), (study.counts, "counts"), (recon, "autoencoder")]
 
 
@@ -141,14 +150,14 @@ def lesion_contrast(view: np.ndarray, centre: tuple[float, float], diameter_px: 
     return float(view[disk].mean() / max(view[ring].mean(), 1e-9) - 1)
 
 
-def metastasis_reconstructions(pipeline, site: str, n: int) -> list[tuple]:
+def metastasis_reconstructions(ae: Autoencoder, site: str, n: int) -> list[tuple]:
     """The first ``n`` held-out simulated metastasis studies with hot lesions, and their reconstructions."""
     config = load_site(site)
     pairs, seed = [], HELD_OUT_SEED
     while len(pairs) < n:
         study, seed = simulate_study(config, seed), seed + 1
         if study.label == "metastasis" and any(x["kind"] == "hot" for x in study.meta["lesions"]):
-            pairs.append((study, reconstruct(pipeline, study.counts, float(study.expected.sum()))))
+            pairs.append((study, reconstruct(ae, study.counts, float(study.expected.sum()))))
     return pairs
 
 
@@ -204,6 +213,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default=None, help="generator folder or shipped name [default: default]")
+    parser.add_argument(
+        "--autoencoder",
+        default=None,
+        help="measure this autoencoder folder instead of a model's (a training run's autoencoder/final,"
+        " before its diffusion stage ends); not with --samples",
+    )
+    parser.add_argument(
+        "--bin-factor", type=int, default=2, help="with --autoencoder: its transform.bin_factor"
+    )
     parser.add_argument("--site", default="centre_a", help="simulator site of the held-out studies")
     parser.add_argument("-n", type=int, default=8, help="held-out studies reconstructed")
     parser.add_argument("--samples", type=int, default=0, help="normal samples measured (0: none)")
@@ -219,12 +237,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.lesion_detector and not args.lesions:
         parser.error("--lesion-detector needs --lesions N")
-    pipeline = load_pipeline(args.model, device="cpu")
+    if args.autoencoder and (args.model or args.samples):
+        parser.error("--autoencoder measures an autoencoder alone: no --model, no --samples")
+    if args.autoencoder:
+        ae = Autoencoder(AutoencoderKL.from_pretrained(args.autoencoder).eval(), args.bin_factor)
+    else:
+        pipeline = load_pipeline(args.model, device="cpu")
+        ae = Autoencoder(pipeline.vae, pipeline.config.bin_factor)
     if args.png:
-        render_grid(reconstruction_panels(pipeline, args.site), columns=3).save(args.png)
-    results = {"reconstruction_over_truth": medians(reconstruction(pipeline, args.site, args.n))}
+        render_grid(reconstruction_panels(ae, args.site), columns=3).save(args.png)
+    results = {"reconstruction_over_truth": medians(reconstruction(ae, args.site, args.n))}
     if args.lesions:
-        pairs = metastasis_reconstructions(pipeline, args.site, args.lesions)
+        pairs = metastasis_reconstructions(ae, args.site, args.lesions)
         ratios = lesion_contrast_ratios(pairs)
         results["lesions"] = {
             "lesion_contrast_ratio": float(np.median(ratios)),
