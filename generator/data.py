@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from synthscan.atomic import atomic_memmap, atomic_write_text
 from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.generator.conditions import condition_key
-from synthscan.generator.transform import AcquisitionWindow, to_model
+from synthscan.generator.transform import AcquisitionWindow, to_model, view_ratios
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,11 @@ class TrainingImages:
     def window(self) -> AcquisitionWindow:
         """Acquisition window of the training studies (one pass over the images, then cached)."""
         return AcquisitionWindow.fit(self.images, self.bin_factor)
+
+    @cached_property
+    def view_ratios(self) -> np.ndarray:
+        """Posterior-over-anterior count ratio of each study (one pass over the images, then cached)."""
+        return view_ratios(self.images)
 
 
 def training_records(dataset: Dataset, sources: tuple[str, ...]) -> list[Record]:

@@ -62,7 +62,7 @@ from synthscan.generator.models import (
 )
 from synthscan.generator.pipeline import SynthScanPipeline
 from synthscan.generator.storage import save_model
-from synthscan.generator.transform import ConditionLogNormal, view_ratios
+from synthscan.generator.transform import ConditionLogNormal
 from synthscan.runs import RunDir
 
 log = logging.getLogger(__name__)
@@ -473,6 +473,15 @@ def factor_weights(
     return weights
 
 
+def count_distributions(images: TrainingImages) -> dict[str, dict[str, dict[str, float]]]:
+    """What a pipeline stores of the training counts: per condition, the total counts' and the
+    posterior/anterior ratio's log-normal (no individual study's value)."""
+    return {
+        "total_counts": ConditionLogNormal.fit(images.keys, images.totals).to_dict(),
+        "view_balance": ConditionLogNormal.fit(images.keys, images.view_ratios, floor=1e-6).to_dict(),
+    }
+
+
 def assemble_pipeline(
     vae: AutoencoderKL,
     unet: UNet2DModel | ConditionedUNet,
@@ -495,8 +504,7 @@ def assemble_pipeline(
         condition_encoder=encoder,
         conditions=conditions,
         grade_weights=grade_weights,
-        total_counts=ConditionLogNormal.fit(images.keys, images.totals).to_dict(),
-        view_balance=ConditionLogNormal.fit(images.keys, view_ratios(images.images), floor=1e-6).to_dict(),
+        **count_distributions(images),
         matrix=dataset.info.matrix,
         pixel_spacing_mm=dataset.info.pixel_spacing_mm,
         bin_factor=config.transform.bin_factor,
@@ -690,16 +698,12 @@ def finetune(
             run,
             progress=progress,
         )
-        totals = ConditionLogNormal.fit(images.keys, images.totals)
-        balance = ConditionLogNormal.fit(images.keys, view_ratios(images.images), floor=1e-6)
         if isinstance(trained, ConditionedUNet):
             pipeline.register_modules(unet=trained.unet, condition_encoder=trained.encoder.eval())
         else:
             pipeline.register_modules(unet=trained)
         sources = sorted({*pipeline.config.training_sources, "real"})  # it has now seen patients
-        pipeline.register_to_config(
-            total_counts=totals.to_dict(), view_balance=balance.to_dict(), training_sources=sources
-        )
+        pipeline.register_to_config(**count_distributions(images), training_sources=sources)
         card = (
             f"# Fine-tuned synthscan generator\n\nBase model: `{pipeline.path}` (sha256 {pipeline.sha256}); "
             f"fine-tuned for {steps} steps on {len(records)} real studies of `{dataset.root.name}`.\n"
