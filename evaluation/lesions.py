@@ -36,10 +36,10 @@ from monai.losses import DiceCELoss
 from monai.networks.nets import BasicUNet
 from safetensors.torch import load_file, save_file
 from scipy import ndimage
-from statsmodels.stats.proportion import proportion_confint
 
 from synthscan.dataset import Dataset, Record
 from synthscan.evaluation.detector import detector_inputs
+from synthscan.evaluation.stats import wilson_rate
 from synthscan.generator.conditions import BURDENS, burden_class
 
 log = logging.getLogger(__name__)
@@ -235,8 +235,8 @@ def count_lesions(detector: LesionDetector, dataset: Dataset, records: Sequence[
 
 
 def _share(k: int, n: int) -> dict[str, float | int | list[float]]:
-    low, high = proportion_confint(k, n, method="wilson") if n else (float("nan"), float("nan"))
-    return {"share": k / n if n else float("nan"), "ci95": [float(low), float(high)], "n": n}
+    share, ci = wilson_rate(k, n)
+    return {"share": share, "ci95": list(ci), "n": n}
 
 
 def requested_burden(record: Record) -> str:

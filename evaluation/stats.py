@@ -162,6 +162,14 @@ def youden_threshold(y: np.ndarray, score: np.ndarray) -> float:
     return float(thresholds[best])
 
 
+def wilson_rate(hits: int, total: int, *, alpha: float = 0.05) -> tuple[float, tuple[float, float]]:
+    """``hits / total`` and its Wilson interval; NaN when ``total`` is 0."""
+    if total == 0:
+        return float("nan"), (float("nan"), float("nan"))
+    low, high = proportion_confint(hits, total, alpha=alpha, method="wilson")
+    return hits / total, (float(low), float(high))
+
+
 def operating_point(
     y: np.ndarray, score: np.ndarray, threshold: float, *, alpha: float = 0.05
 ) -> OperatingPoint:
@@ -171,14 +179,8 @@ def operating_point(
     tp, fn = int((predicted & y).sum()), int((~predicted & y).sum())
     tn, fp = int((~predicted & ~y).sum()), int((predicted & ~y).sum())
 
-    def rate(hits: int, total: int) -> tuple[float, tuple[float, float]]:
-        if total == 0:
-            return float("nan"), (float("nan"), float("nan"))
-        low, high = proportion_confint(hits, total, alpha=alpha, method="wilson")
-        return hits / total, (float(low), float(high))
-
-    sensitivity, sensitivity_ci = rate(tp, tp + fn)
-    specificity, specificity_ci = rate(tn, tn + fp)
+    sensitivity, sensitivity_ci = wilson_rate(tp, tp + fn, alpha=alpha)
+    specificity, specificity_ci = wilson_rate(tn, tn + fp, alpha=alpha)
     return OperatingPoint(
         threshold=float(threshold),
         sensitivity=sensitivity,
