@@ -22,7 +22,6 @@ import copy
 import inspect
 import json
 import logging
-import time
 from pathlib import Path
 
 import torch
@@ -202,7 +201,6 @@ def distill(
     state = PartialState()
     main = state.is_main_process
     out = Path(out)
-    started = time.perf_counter()
     teacher = load_pipeline(model, device=str(state.device))
     if teacher.config.get("guidance_distilled"):
         raise ValueError(f"{teacher.path} is already a distilled model; distil its teacher instead")
@@ -282,7 +280,7 @@ def distill(
         if main:
             pipeline = student_pipeline(teacher, trained, config, sources)
             _sample_grid(pipeline, out / "samples" / "final.png")
-            seconds = time.perf_counter() - started
+            seconds = run.active_seconds()
             scales = ", ".join(f"{label} {teacher.guidance_for(label)}" for label in teacher.labels)
             card = (
                 "# Distilled synthscan generator\n\n"

@@ -568,7 +568,6 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
     state = PartialState()
     main = state.is_main_process
     out = Path(out)
-    started = time.perf_counter()
     dataset = Dataset.open(data)
     records = training_records(dataset, tuple(config.sources))
     run = RunDir(out, config, kind="generator") if main else None
@@ -627,7 +626,7 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
                 vae, unet, noise_scheduler, images, conditions, config, dataset, records
             )
             _sample_grid(pipeline, out / "samples" / "final.png")
-            seconds = time.perf_counter() - started
+            seconds = run.active_seconds()
             save_model(pipeline, out / "model", card=model_card(config, dataset, images, seconds, state))
             run.log_metrics(stage="done", seconds=seconds)
         state.wait_for_everyone()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import platform
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,25 @@ class RunDir:
         metrics.setdefault("time", time.time())
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(metrics) + "\n")
+
+    def active_seconds(self) -> float:
+        """Seconds the run has worked over all its invocations, the idle time between them left out.
+
+        A resumed run's own clock only knows its last invocation; a card quoting that understates the
+        training time. Each earlier invocation counts from its start to its last ``metrics.jsonl`` line.
+        """
+        starts = [
+            datetime.strptime(i["started"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
+            for i in json.loads((self.path / "run.json").read_text())["invocations"]
+        ]
+        metrics = self.path / "metrics.jsonl"
+        times = (
+            [json.loads(line)["time"] for line in metrics.read_text().splitlines() if line.strip()]
+            if metrics.is_file()
+            else []
+        )
+        earlier = sum(max([s, *(t for t in times if s <= t < e)]) - s for s, e in itertools.pairwise(starts))
+        return earlier + time.time() - starts[-1]
 
     def close(self) -> None:
         logging.getLogger("synthscan").removeHandler(self._handler)

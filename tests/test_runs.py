@@ -1,0 +1,25 @@
+"""Run folders: a resumed run's working time sums its invocations and leaves out the pause between them."""
+
+import json
+import time
+
+import pytest
+
+from synthscan.runs import RunDir
+
+
+def test_a_resumed_run_counts_each_invocation_up_to_its_last_metrics_line(tmp_path):
+    with RunDir(tmp_path, kind="test") as run:
+        run.log_metrics(step=1, time=1_000_000.0)
+    with RunDir(tmp_path, kind="test"):
+        pass
+    info = json.loads((tmp_path / "run.json").read_text())
+    first, second = info["invocations"]
+    stamp = "%Y-%m-%dT%H:%M:%S%z"
+    first["started"] = time.strftime(stamp, time.localtime(1_000_000 - 3600))  # worked 1 h
+    second["started"] = time.strftime(stamp, time.localtime(time.time() - 600))  # days later, 5 min
+    (tmp_path / "run.json").write_text(json.dumps(info))
+    with open(tmp_path / "metrics.jsonl", "a") as handle:  # the second invocation's last line
+        handle.write(json.dumps({"step": 2, "time": time.time() - 300}) + "\n")
+    with RunDir(tmp_path, kind="test") as run:  # the third starts now
+        assert run.active_seconds() == pytest.approx(3600 + 300, abs=5)
