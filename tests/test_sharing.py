@@ -43,7 +43,7 @@ def _synthetic(root, model_sha256_: str, n: int = 3) -> Dataset:
     return dataset
 
 
-@pytest.mark.parametrize("name", ["default", "fast"])
+@pytest.mark.parametrize("name", sorted(shipped_models()))
 def test_every_shipped_model_states_that_it_saw_no_patients(name):
     folder = shipped_models()[name]
     statement = privacy_statement(folder)

@@ -152,8 +152,7 @@ def _new_folder(name: str) -> Path:
     "--model",
     type=GeneratorParam(),
     default=None,
-    help="Generator: a folder, or a shipped model's name (fast: the default's few-step distilled student) "
-    "[default: the shipped default model].",
+    help="Generator: a folder, or a shipped model's name [default: the shipped default model].",
 )
 @click.option("--seed", default=0, type=click.IntRange(min=0), help="Study i uses seed SEED + i.")
 @steps_option
