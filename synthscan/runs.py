@@ -18,6 +18,7 @@ from synthscan.atomic import atomic_write_text
 from synthscan.config import dump_config
 
 logger = logging.getLogger("synthscan")
+STARTED_FORMAT = "%Y-%m-%dT%H:%M:%S%z"  # run.json's "started": written at open, read back by active_seconds
 
 
 def git_hash() -> str:
@@ -61,7 +62,7 @@ class RunDir:
                 "git": git_hash(),
                 "python": platform.python_version(),
                 "platform": platform.platform(),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "started": time.strftime(STARTED_FORMAT),
             }
         )
         atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")
@@ -83,7 +84,7 @@ class RunDir:
         training time. Each earlier invocation counts from its start to its last ``metrics.jsonl`` line.
         """
         starts = [
-            datetime.strptime(i["started"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
+            datetime.strptime(i["started"], STARTED_FORMAT).timestamp()
             for i in json.loads((self.path / "run.json").read_text())["invocations"]
         ]
         metrics = self.path / "metrics.jsonl"

@@ -189,7 +189,7 @@ def test_a_dataset_without_the_model_s_conditions_is_refused_before_any_output(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"], "no run folder was left behind"
 
 
-def test_a_shipped_student_is_the_current_default_model_s(tmp_path):
+def test_a_shipped_student_is_the_current_default_model_s():
     """Retraining the default model without distilling it again fails here: a student's card names its
     teacher, and a student of an earlier default is not shipped beside a new one."""
     default = load_pipeline()

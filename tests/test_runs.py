@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from synthscan.runs import RunDir
+from synthscan.runs import STARTED_FORMAT, RunDir
 
 
 def test_a_resumed_run_counts_each_invocation_up_to_its_last_metrics_line(tmp_path):
@@ -15,9 +15,8 @@ def test_a_resumed_run_counts_each_invocation_up_to_its_last_metrics_line(tmp_pa
         pass
     info = json.loads((tmp_path / "run.json").read_text())
     first, second = info["invocations"]
-    stamp = "%Y-%m-%dT%H:%M:%S%z"
-    first["started"] = time.strftime(stamp, time.localtime(1_000_000 - 3600))  # worked 1 h
-    second["started"] = time.strftime(stamp, time.localtime(time.time() - 600))  # days later, 5 min
+    first["started"] = time.strftime(STARTED_FORMAT, time.localtime(1_000_000 - 3600))  # worked 1 h
+    second["started"] = time.strftime(STARTED_FORMAT, time.localtime(time.time() - 600))  # days later, 5 min
     (tmp_path / "run.json").write_text(json.dumps(info))
     with open(tmp_path / "metrics.jsonl", "a") as handle:  # the second invocation's last line
         handle.write(json.dumps({"step": 2, "time": time.time() - 300}) + "\n")
