@@ -45,9 +45,9 @@ from synthscan.evaluation.detector import DetectorConfig
 from synthscan.evaluation.fidelity import classifier_model, evaluate_fidelity, write_fidelity_report
 from synthscan.evaluation.lesions import (
     LesionDetector,
-    lesion_fidelity,
+    LesionDetectorConfig,
     lesion_markdown,
-    train_lesion_detector,
+    train_detector_run,
 )
 from synthscan.evaluation.privacy import feature_batches, run_audit
 from synthscan.evaluation.privacy import write_report as write_audit_report
@@ -143,7 +143,11 @@ def main() -> None:
         },
     }
     fidelity = evaluate_fidelity(
-        real, synthetic, model=classifier_model(args.classifier), detector=DetectorConfig(seed=args.seed)
+        real,
+        synthetic,
+        model=classifier_model(args.classifier),
+        detector=DetectorConfig(seed=args.seed),
+        lesions=lesions,
     )
     write_fidelity_report(fidelity, out / "fidelity", str(real.root), str(synthetic.root))
     results["realism"] = {k: fidelity[k] for k in ("features", "real_vs_real", "real_vs_synthetic")}
@@ -155,19 +159,17 @@ def main() -> None:
     results["memorization"] = [space.summary() for space in audit.spaces]
     results["memorization_flagged"] = len(audit.flagged)
     if lesions is not None:
-        results["lesions"] = lesion_fidelity(lesions, real, real.records, synthetic, synthetic.records)
+        results["lesions"] = fidelity["lesions"]
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
     (out / "report.md").write_text(markdown(results, len(synthetic)) + "\n")
     print((out / "report.md").read_text())
 
 
 def lesion_detector(folder: Path, train: Dataset) -> LesionDetector:
-    """The detector saved in ``folder``, or one trained on ``train`` and saved there."""
-    if (folder / "model.safetensors").is_file():
-        return LesionDetector.load(folder)
-    detector = train_lesion_detector(train, train.records)
-    detector.save(folder)
-    return detector
+    """The detector saved in ``folder``, or one trained on ``train`` there (as `evaluate lesion-detector`)."""
+    if not LesionDetector.is_saved(folder):
+        train_detector_run(train, LesionDetectorConfig(), folder)
+    return LesionDetector.load(folder)
 
 
 def markdown(results: dict, n_synthetic: int) -> str:

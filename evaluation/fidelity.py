@@ -30,6 +30,7 @@ from sklearn.preprocessing import StandardScaler
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.evaluation.detector import DetectorConfig, dataset_detector_auc
+from synthscan.evaluation.lesions import LesionDetector, lesion_fidelity, lesion_markdown
 from synthscan.evaluation.privacy import embed_studies, feature_batches, fit_shape
 from synthscan.labels import LABELS, PATIENT_SOURCES, VIEWS
 
@@ -297,11 +298,14 @@ def evaluate_fidelity(
     k: int = 5,
     seed: int = 0,
     detector: DetectorConfig | None = None,
+    lesions: LesionDetector | None = None,
 ) -> dict[str, Any]:
     """All fidelity numbers: synthetic studies of ``synthetic`` against real studies of ``real``.
 
     With a ``detector`` config, also the image-space detector's cross-validated AUC
-    (:mod:`synthscan.evaluation.detector`) of all real against all synthetic studies.
+    (:mod:`synthscan.evaluation.detector`) of all real against all synthetic studies; with a
+    ``lesions`` detector, the hot lesions found per condition and requested burden
+    (:mod:`synthscan.evaluation.lesions`).
     """
     if real.info.matrix != synthetic.info.matrix:
         raise DatasetError(
@@ -360,6 +364,15 @@ def evaluate_fidelity(
         if amyloid:
             results["grade_ordering"] = grade_ordering(
                 probs[amyloid], [fake_records[i].perugini_grade for i in amyloid]
+            )
+    if lesions is not None:
+        results["lesions"] = lesion_fidelity(lesions, real, real_records, synthetic, fake_records)
+        seen = [r for r in real_records if r.get("file_sha256") in lesions.training_studies]
+        if seen:
+            results["caveats"].append(
+                f"the lesion detector was trained on {len(seen)} of the real studies: its "
+                "numbers on the real studies (sensitivity, marks per normal, the ceiling) are optimistic; "
+                "train it on other studies of the site"
             )
     if detector is not None:
         results["image_detector"] = dataset_detector_auc(
@@ -511,6 +524,8 @@ def write_fidelity_report(
             f"Amyloidosis grade ordering: mean P(amyloidosis) by grade {go['mean_amyloidosis_probability']},"
             f" Spearman rho {go['spearman_rho']:.3f}.",
         ]
+    if "lesions" in results:
+        lines += ["", "## Lesions", "", *lesion_markdown(results["lesions"])]
     comp = results["count_statistics"]["comparison"]
     lines += [
         "",

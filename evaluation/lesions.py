@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,10 +38,21 @@ from monai.networks.nets import BasicUNet
 from safetensors.torch import load_file, save_file
 from scipy import ndimage
 
+from synthscan.atomic import atomic_write_text
+from synthscan.config import (
+    ConfigError,
+    Fraction,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    from_dict,
+    to_dict,
+)
 from synthscan.dataset import Dataset, Record
 from synthscan.evaluation.detector import detector_inputs
 from synthscan.evaluation.stats import wilson_rate
 from synthscan.generator.conditions import BURDENS, burden_class
+from synthscan.runs import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +61,21 @@ log = logging.getLogger(__name__)
 class LesionDetectorConfig:
     """Size and training of the lesion detector (defaults: about 6 minutes on 2 CPU cores)."""
 
-    bin_factor: int = 2  # 4.8 mm input pixels at 2.4 mm: the smallest lesions (10 mm) span 2 pixels
-    features: tuple[int, ...] = (
-        8,
-        16,
-        32,
-        64,
-        128,
-        8,
-    )  # BasicUNet widths: a quarter of its default's weights
-    crop_rows: int = 128  # training windows (full width); the network is fully convolutional
-    steps: int = 1500
-    batch_size: int = 8
-    learning_rate: float = 2e-3  # AdamW, cosine decay
-    metastasis_share: float = 0.5  # share of training windows cut from metastasis studies
-    threshold: float = 0.5  # probability above which a pixel is marked
-    min_pixels: int = 2  # smaller marked regions are noise, not lesions
-    seed: int = 0
+    bin_factor: PositiveInt = 2  # 4.8 mm input pixels at 2.4 mm: the smallest lesions (10 mm) span 2 pixels
+    # BasicUNet widths (five levels and the last convolution): a quarter of its default's weights
+    features: tuple[PositiveInt, ...] = (8, 16, 32, 64, 128, 8)
+    crop_rows: PositiveInt = 128  # training windows (full width); the network is fully convolutional
+    steps: PositiveInt = 1500
+    batch_size: PositiveInt = 8
+    learning_rate: PositiveFloat = 2e-3  # AdamW, cosine decay
+    metastasis_share: Fraction = 0.5  # share of training windows cut from metastasis studies
+    threshold: Fraction = 0.5  # probability above which a pixel is marked
+    min_pixels: PositiveInt = 2  # smaller marked regions are noise, not lesions
+    seed: NonNegativeInt = 0
+
+    def __post_init__(self) -> None:
+        if len(self.features) != 6:
+            raise ConfigError(f"features must list 6 widths (BasicUNet's), got {list(self.features)}")
 
 
 def visible_hot_lesions(meta: dict, spacing_mm: float) -> list[dict]:
@@ -98,11 +108,22 @@ def lesion_targets(
 
 
 class LesionDetector:
-    """A trained network and the settings that turn its output into counted lesions."""
+    """A trained network and the settings that turn its output into counted lesions.
 
-    def __init__(self, network: torch.nn.Module, config: LesionDetectorConfig):
+    ``training_studies``: the SHA-256 of each study file it learnt from, where known (a saved run's
+    ``training.json``), so a report can flag studies it is checked on that it has seen. Files, not
+    patient ids: simulated datasets of different seeds reuse the same patient ids.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        config: LesionDetectorConfig,
+        training_studies: frozenset[str] = frozenset(),
+    ):
         self.network = network.eval()
         self.config = config
+        self.training_studies = training_studies
 
     @staticmethod
     def build(config: LesionDetectorConfig) -> torch.nn.Module:
@@ -131,21 +152,34 @@ class LesionDetector:
         return labels, n
 
     def save(self, folder: str | Path) -> None:
+        """``config.json`` then ``model.safetensors``, each under a temporary name then renamed: a folder
+        holding the weights file holds a whole detector."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file(self.network.state_dict(), folder / "model.safetensors")
-        (folder / "config.json").write_text(json.dumps(asdict(self.config), indent=2))
+        atomic_write_text(folder / "config.json", json.dumps(to_dict(self.config), indent=2) + "\n")
+        partial = folder / "model.safetensors.partial"
+        save_file(self.network.state_dict(), partial)
+        partial.replace(folder / "model.safetensors")
+
+    @staticmethod
+    def is_saved(folder: str | Path) -> bool:
+        return (Path(folder) / "model.safetensors").is_file()
 
     @classmethod
     def load(cls, folder: str | Path) -> LesionDetector:
         folder = Path(folder)
-        values = json.loads((folder / "config.json").read_text())
-        config = LesionDetectorConfig(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        )
+        if not cls.is_saved(folder):
+            raise FileNotFoundError(
+                f"{folder} holds no lesion detector (model.safetensors); train one with "
+                "`synthscan evaluate lesion-detector --data SIMULATED --out DIR`"
+            )
+        path = folder / "config.json"
+        config = from_dict(LesionDetectorConfig, json.loads(path.read_text()), where=str(path))
         network = cls.build(config)
         network.load_state_dict(load_file(folder / "model.safetensors"))
-        return cls(network, config)
+        training = folder / "training.json"
+        studies = json.loads(training.read_text())["study_sha256"] if training.is_file() else []
+        return cls(network, config, frozenset(studies))
 
 
 def _inputs_and_targets(
@@ -167,9 +201,16 @@ def has_lesion_truth(record: Record) -> bool:
 
 
 def train_lesion_detector(
-    dataset: Dataset, records: Sequence[Record], config: LesionDetectorConfig | None = None
+    dataset: Dataset,
+    records: Sequence[Record],
+    config: LesionDetectorConfig | None = None,
+    *,
+    log_metrics: Callable[..., None] | None = None,
 ) -> LesionDetector:
-    """Train on simulated ``records`` (their lesion ground truth) with random full-width row windows."""
+    """Train on simulated ``records`` (their lesion ground truth) with random full-width row windows.
+
+    ``log_metrics`` (e.g. a run folder's) receives the step and loss every 100 steps and at the end.
+    """
     config = config or LesionDetectorConfig()
     records = [r for r in records if has_lesion_truth(r)]
     if not any(r.label == "metastasis" for r in records):
@@ -197,9 +238,34 @@ def train_lesion_detector(
         loss.backward()
         optimizer.step()
         schedule.step()
-        if step % 100 == 0:
-            log.info("lesion detector step %d/%d: loss %.4f", step, config.steps, loss.item())
+        if step % 100 == 0 or step == config.steps - 1:
+            log.info("lesion detector step %d/%d: loss %.4f", step + 1, config.steps, loss.item())
+            if log_metrics is not None:
+                log_metrics(stage="lesion-detector", step=step + 1, loss=loss.item())
     return LesionDetector(network, config)
+
+
+def train_detector_run(dataset: Dataset, config: LesionDetectorConfig, out: str | Path) -> dict:
+    """Train on every simulated study of ``dataset`` in run folder ``out``; the weights are written last.
+
+    ``training.json`` names the data and the study files (SHA-256) the detector learnt from.
+    """
+    out = Path(out)
+    records = [r for r in dataset.records if has_lesion_truth(r)]
+    with RunDir(out, config, kind="lesion-detector") as run:
+        start = time.time()
+        detector = train_lesion_detector(dataset, records, config, log_metrics=run.log_metrics)
+        summary = {
+            "data": dataset.root.name,
+            "studies": len(records),
+            "metastasis": sum(r.label == "metastasis" for r in records),
+            "seconds": time.time() - start,
+            "study_sha256": sorted(r.get("file_sha256") for r in records if r.get("file_sha256")),
+        }
+        atomic_write_text(out / "training.json", json.dumps(summary, indent=2) + "\n")
+        detector.save(out)
+        run.log_metrics(stage="done", seconds=summary["seconds"])
+    return summary
 
 
 def score_studies(

@@ -1,9 +1,14 @@
 """The lesion detector: trained on lesion ground truth, it must find lesions, count them and leave anatomy."""
 
+import json
+
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from scipy.ndimage import gaussian_filter
 
+from synthscan.cli import main
+from synthscan.config import builtin_config, load_config
 from synthscan.dataset import Dataset
 from synthscan.evaluation.lesions import (
     LesionDetector,
@@ -18,9 +23,7 @@ from synthscan.evaluation.lesions import (
 from synthscan.generator.conditions import burden_class
 
 MATRIX = (64, 32)
-CONFIG = LesionDetectorConfig(
-    bin_factor=1, features=(8, 8, 16, 16, 32, 8), crop_rows=32, steps=300, batch_size=8, learning_rate=5e-3
-)
+CONFIG = load_config(LesionDetectorConfig, builtin_config("lesion_detector", "tiny"))
 
 
 def write_studies(root, n: int, seed: int, *, lesions: bool = True, source: str = "simulated") -> Dataset:
@@ -151,3 +154,49 @@ def test_saved_detector_gives_the_same_maps(trained, tmp_path):
     counts = np.stack([held.read(r).counts for r in held.records[:4]])
     assert again.config == detector.config
     np.testing.assert_allclose(again.probabilities(counts), detector.probabilities(counts), atol=1e-6)
+
+
+def test_cli_trains_a_detector_whose_folder_describes_itself(tmp_path):
+    write_studies(tmp_path / "train", 12, seed=8)
+    args = ["evaluate", "lesion-detector", "--data", str(tmp_path / "train"), "--out", str(tmp_path / "det")]
+    result = CliRunner().invoke(main, [*args, "--config", "tiny", "--set", "steps=20"])
+    assert result.exit_code == 0, result.output
+    detector = LesionDetector.load(tmp_path / "det")
+    assert detector.config.steps == 20 and detector.config.features == CONFIG.features
+    train = Dataset.open(tmp_path / "train")
+    assert detector.training_studies == {r.get("file_sha256") for r in train.records}
+    assert len(detector.training_studies) == 12, "every study's file hash is recorded"
+    training = json.loads((tmp_path / "det" / "training.json").read_text())
+    assert (training["studies"], training["metastasis"]) == (12, 6)
+    losses = [json.loads(line) for line in (tmp_path / "det" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in losses if "loss" in m] == [1, 20]
+    assert (tmp_path / "det" / "config.yaml").is_file() and (tmp_path / "det" / "run.json").is_file()
+    again = CliRunner().invoke(main, [*args, "--config", "tiny"])
+    assert again.exit_code != 0 and "already holds a lesion detector" in again.output
+    bad = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "x"), "--set", "features=[8, 8]"])
+    assert bad.exit_code != 0 and "features must list 6 widths" in bad.output
+
+
+def test_fidelity_report_counts_lesions_and_flags_studies_the_detector_learnt_from(trained, tmp_path):
+    detector, root = trained
+    studies = sorted(r.get("file_sha256") for r in Dataset.open(root / "train").records)
+    detector.save(tmp_path / "det")
+    (tmp_path / "det" / "training.json").write_text(json.dumps({"study_sha256": studies}))
+    held = write_studies(tmp_path / "held", 24, seed=9)
+    empty = write_studies(tmp_path / "empty", 12, seed=10, lesions=False, source="synthetic")
+
+    def report(real: Dataset, out: str) -> tuple[dict, str]:
+        args = ["--real", str(real.root), "--synthetic", str(empty.root), "--out", str(tmp_path / out)]
+        extra = ["--lesion-detector", str(tmp_path / "det"), "--no-image-detector"]
+        result = CliRunner().invoke(main, ["evaluate", "fidelity", *args, *extra])
+        assert result.exit_code == 0, result.output
+        return json.loads((tmp_path / out / "results.json").read_text()), result.output
+
+    results, output = report(held, "rep")
+    metastasis = results["lesions"]["with_lesions"]["metastasis"]
+    assert metastasis["real"]["share"] > 0.9 and metastasis["synthetic"]["share"] < 0.2
+    assert "Metastasis studies with a detected lesion" in output
+    assert "## Lesions" in (tmp_path / "rep" / "report.md").read_text()
+    assert not any("lesion detector was trained" in c for c in results["caveats"])
+    seen, _ = report(Dataset.open(root / "train"), "seen")
+    assert any("lesion detector was trained on 48" in c for c in seen["caveats"])

@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str] | tuple[str, dict[str, tuple[str, str]]]] = 
                 "AUC gain from adding synthetic scans to real training data.",
             ),
             "fidelity": ("synthscan.cli.fidelity:fidelity", "Fidelity of synthetic scans against real ones."),
+            "lesion-detector": (
+                "synthscan.cli.lesions:lesion_detector",
+                "Train the hot-lesion counter that fidelity reports use.",
+            ),
             "realism": ("synthscan.cli.realism:realism", "Anatomy-aware realism metrics, side by side."),
         },
     ),

@@ -45,6 +45,15 @@ from synthscan.dataset import Dataset
     help="Also train a small CNN to tell real from synthetic count images (patient-disjoint CV) and "
     "report its AUC with a 95 % CI; about a minute per 400 studies on 2 CPU cores.",
 )
+@click.option(
+    "--lesion-detector",
+    "lesion_detector_path",
+    default=None,
+    type=click.Path(exists=True, file_okay=False),
+    help="Lesion detector folder (`synthscan evaluate lesion-detector`): also report the hot lesions "
+    "found per condition and per requested metastatic burden, beside the real studies "
+    "[default: no lesion measures].",
+)
 def fidelity(
     real_path: str,
     synthetic_path: str,
@@ -53,6 +62,7 @@ def fidelity(
     k: int,
     seed: int,
     image_detector: bool,
+    lesion_detector_path: str | None,
 ) -> None:
     """Fréchet distance, PRDC, two-sample AUC and count statistics, each beside a real-vs-real baseline."""
     from synthscan.evaluation.detector import DetectorConfig
@@ -62,11 +72,15 @@ def fidelity(
         evaluate_fidelity,
         write_fidelity_report,
     )
+    from synthscan.evaluation.lesions import LesionDetector
 
     real, synthetic = Dataset.open(real_path), Dataset.open(synthetic_path)
     model = classifier_model(features_run) if features_run else FidelityModel()
     detector = DetectorConfig(seed=seed) if image_detector else None
-    results = evaluate_fidelity(real, synthetic, model=model, k=k, seed=seed, detector=detector)
+    lesions = LesionDetector.load(lesion_detector_path) if lesion_detector_path else None
+    results = evaluate_fidelity(
+        real, synthetic, model=model, k=k, seed=seed, detector=detector, lesions=lesions
+    )
     report = write_fidelity_report(results, out, real_path, synthetic_path)
     rr, rs = results["real_vs_real"], results["real_vs_synthetic"]
     click.echo(
@@ -82,5 +96,12 @@ def fidelity(
             f"Tracer fidelity {t['synthetic_share_correct']:.3f} (tracer classifier's accuracy on the real "
             f"studies {t['real_accuracy']:.3f}, chance {t['chance']:.3f})."
         )
+    if "lesions" in results:
+        rows = results["lesions"]["with_lesions"].get("metastasis", {})
+        if "synthetic" in rows and "real" in rows:
+            click.echo(
+                f"Metastasis studies with a detected lesion: synthetic {rows['synthetic']['share']:.3f}, "
+                f"real {rows['real']['share']:.3f}."
+            )
     for caveat in results["caveats"]:
         click.echo(f"Caveat: {caveat}", err=True)
