@@ -366,9 +366,20 @@ def evaluate_fidelity(
                 probs[amyloid], [fake_records[i].perugini_grade for i in amyloid]
             )
     if lesions is not None:
+        spacing = lesions.pixel_spacing_mm
+        if spacing is not None and not np.isclose(spacing, real.info.pixel_spacing_mm):
+            raise DatasetError(
+                f"the lesion detector learnt lesions on {spacing} mm pixels but {real.root} has "
+                f"{real.info.pixel_spacing_mm} mm; train one on simulated studies of that spacing"
+            )
         results["lesions"] = lesion_fidelity(lesions, real, real_records, synthetic, fake_records)
-        seen = [r for r in real_records if r.get("file_sha256") in lesions.training_studies]
-        if seen:
+        seen = [r for r in real_records if r.get("file_sha256") in (lesions.training_studies or ())]
+        if lesions.training_studies is None:
+            results["caveats"].append(
+                "the lesion detector's training studies are unknown (no training.json): if it learnt from "
+                "the real studies, its numbers on them are optimistic"
+            )
+        elif seen:
             results["caveats"].append(
                 f"the lesion detector was trained on {len(seen)} of the real studies: its "
                 "numbers on the real studies (sensitivity, marks per normal, the ceiling) are optimistic; "

@@ -48,7 +48,7 @@ from synthscan.config import (
     from_dict,
     to_dict,
 )
-from synthscan.dataset import Dataset, Record
+from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.evaluation.detector import detector_inputs
 from synthscan.evaluation.stats import wilson_rate
 from synthscan.generator.conditions import BURDENS, burden_class
@@ -110,20 +110,23 @@ def lesion_targets(
 class LesionDetector:
     """A trained network and the settings that turn its output into counted lesions.
 
-    ``training_studies``: the SHA-256 of each study file it learnt from, where known (a saved run's
-    ``training.json``), so a report can flag studies it is checked on that it has seen. Files, not
-    patient ids: simulated datasets of different seeds reuse the same patient ids.
+    ``training_studies``: the SHA-256 of each study file it learnt from (``None``: unknown), so a report
+    can flag studies it is checked on that it has seen. Files, not patient ids: simulated datasets of
+    different seeds reuse the same patient ids. ``pixel_spacing_mm``: its training studies' (``None``:
+    unknown); its lesion sizes are learnt in pixels, so it only counts studies of that spacing.
     """
 
     def __init__(
         self,
         network: torch.nn.Module,
         config: LesionDetectorConfig,
-        training_studies: frozenset[str] = frozenset(),
+        training_studies: frozenset[str] | None = None,
+        pixel_spacing_mm: float | None = None,
     ):
         self.network = network.eval()
         self.config = config
         self.training_studies = training_studies
+        self.pixel_spacing_mm = pixel_spacing_mm
 
     @staticmethod
     def build(config: LesionDetectorConfig) -> torch.nn.Module:
@@ -163,6 +166,7 @@ class LesionDetector:
 
     @staticmethod
     def is_saved(folder: str | Path) -> bool:
+        """Whether ``folder`` holds a whole detector (its weights are written last)."""
         return (Path(folder) / "model.safetensors").is_file()
 
     @classmethod
@@ -178,8 +182,14 @@ class LesionDetector:
         network = cls.build(config)
         network.load_state_dict(load_file(folder / "model.safetensors"))
         training = folder / "training.json"
-        studies = json.loads(training.read_text())["study_sha256"] if training.is_file() else []
-        return cls(network, config, frozenset(studies))
+        trained_on = json.loads(training.read_text()) if training.is_file() else {}
+        studies = trained_on.get("study_sha256")
+        return cls(
+            network,
+            config,
+            None if studies is None else frozenset(studies),
+            trained_on.get("pixel_spacing_mm"),
+        )
 
 
 def _inputs_and_targets(
@@ -252,11 +262,18 @@ def train_detector_run(dataset: Dataset, config: LesionDetectorConfig, out: str 
     """
     out = Path(out)
     records = [r for r in dataset.records if has_lesion_truth(r)]
+    if not any(r.label == "metastasis" for r in records):
+        raise DatasetError(
+            f"{dataset.root} holds no simulated metastasis studies with lesion ground truth; train the "
+            "detector on a `synthscan simulate` dataset"
+        )
     with RunDir(out, config, kind="lesion-detector") as run:
         start = time.time()
         detector = train_lesion_detector(dataset, records, config, log_metrics=run.log_metrics)
         summary = {
             "data": dataset.root.name,
+            "matrix": list(dataset.info.matrix),
+            "pixel_spacing_mm": dataset.info.pixel_spacing_mm,
             "studies": len(records),
             "metastasis": sum(r.label == "metastasis" for r in records),
             "seconds": time.time() - start,
@@ -300,7 +317,10 @@ def count_lesions(detector: LesionDetector, dataset: Dataset, records: Sequence[
     return rows
 
 
-def _share(k: int, n: int) -> dict[str, float | int | list[float]]:
+def _share(k: int, n: int) -> dict[str, float | int | list[float] | None]:
+    """``k / n`` with its Wilson interval; ``None`` (not NaN, which JSON lacks) when ``n`` is 0."""
+    if n == 0:
+        return {"share": None, "ci95": None, "n": 0}
     share, ci = wilson_rate(k, n)
     return {"share": share, "ci95": list(ci), "n": n}
 
@@ -372,16 +392,19 @@ def lesion_markdown(result: dict) -> list[str]:
     """Report lines of :func:`lesion_fidelity`."""
     d = result["detector"]
     sens, marks = d["lesion_sensitivity"], d["false_marks_per_normal"]
+    checks = [
+        f"finds {sens['share']:.3f} of {sens['n']} visible hot lesions" if sens["n"] else "",
+        f"marks {marks:.2f} spots per normal study" if marks is not None else "",
+    ]
     checked = (
-        f"on the held-out studies it finds {sens['share']:.3f} of {sens['n']} visible hot lesions and marks"
-        f" {marks:.2f} spots per normal study"
-        if sens["n"] and marks is not None
-        else "the held-out studies carry no lesion ground truth, so the detector is unchecked on them"
+        f"on the real studies it {' and '.join(c for c in checks if c)}"
+        if any(checks)
+        else "the real studies carry no lesion ground truth, so the detector is unchecked on them"
     )
     lines = [
         f"Lesions (a lesion detector trained on the simulator's lesion ground truth; {checked}):",
         "",
-        "| condition | synthetic: share with a detected lesion (n) | mean detected | held-out: share (n)"
+        "| condition | synthetic: share with a detected lesion (n) | mean detected | real: share (n)"
         " | mean detected |",
         "|---|---|---|---|---|",
     ]
@@ -391,9 +414,9 @@ def lesion_markdown(result: dict) -> list[str]:
     lines += [
         "",
         "Metastatic burden: share of metastasis studies whose detected lesion count falls in the requested"
-        " (synthetic) or true (held-out) class, median count detected:",
+        " (synthetic) or true (real) class, median count detected:",
         "",
-        "| burden | synthetic share (n) | synthetic median | held-out share (n) | held-out median |",
+        "| burden | synthetic share (n) | synthetic median | real share (n) | real median |",
         "|---|---|---|---|---|",
     ]
     lines += _table_rows(
@@ -407,7 +430,7 @@ def lesion_markdown(result: dict) -> list[str]:
 
 
 def _table_rows(groups: dict, cells: Callable[[dict], list[str]]) -> list[str]:
-    """One table row per group: two cells of its synthetic entry, then two of its held-out one."""
+    """One table row per group: two cells of its synthetic entry, then two of its real one."""
     lines = []
     for name, sides in groups.items():
         row = []

@@ -175,6 +175,19 @@ def test_cli_trains_a_detector_whose_folder_describes_itself(tmp_path):
     assert again.exit_code != 0 and "already holds a lesion detector" in again.output
     bad = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "x"), "--set", "features=[8, 8]"])
     assert bad.exit_code != 0 and "features must list 6 widths" in bad.output
+    assert json.loads((tmp_path / "det" / "training.json").read_text())["pixel_spacing_mm"] == 2.4
+    normals = Dataset.create(tmp_path / "normals", matrix=MATRIX)
+    with normals.writer() as writer:
+        study = {"study_id": "n0", "patient_id": "p0", "label": "normal", "source": "simulated"}
+        writer.add(np.ones((2, *MATRIX), np.int32), **study, extra={"lesion_count": 0, "superscan": 0})
+    no_lesions = [*args[:3], str(normals.root), "--out", str(tmp_path / "y"), "--config", "tiny"]
+    none = CliRunner().invoke(main, no_lesions)
+    assert none.exit_code != 0 and "holds no simulated metastasis studies" in none.output
+    assert not (tmp_path / "y").exists(), "a failed run leaves no folder behind"
+    (tmp_path / "z").mkdir()
+    (tmp_path / "z" / "notes.txt").write_text("someone else's")
+    busy = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "z"), "--config", "tiny"])
+    assert busy.exit_code != 0 and "is not empty" in busy.output
 
 
 def test_fidelity_report_counts_lesions_and_flags_studies_the_detector_learnt_from(trained, tmp_path):
@@ -200,3 +213,11 @@ def test_fidelity_report_counts_lesions_and_flags_studies_the_detector_learnt_fr
     assert not any("lesion detector was trained" in c for c in results["caveats"])
     seen, _ = report(Dataset.open(root / "train"), "seen")
     assert any("lesion detector was trained on 48" in c for c in seen["caveats"])
+    (tmp_path / "det" / "training.json").unlink()  # a detector saved without its training record
+    unknown, _ = report(held, "unknown")
+    assert any("training studies are unknown" in c for c in unknown["caveats"])
+    (tmp_path / "det" / "training.json").write_text(json.dumps({"study_sha256": [], "pixel_spacing_mm": 4.8}))
+    args = ["--real", str(held.root), "--synthetic", str(empty.root), "--out", str(tmp_path / "x")]
+    args += ["--lesion-detector", str(tmp_path / "det")]
+    other = CliRunner().invoke(main, ["evaluate", "fidelity", *args])
+    assert other.exit_code != 0 and "learnt lesions on 4.8 mm pixels" in other.output

@@ -98,10 +98,9 @@ def fidelity(
         )
     if "lesions" in results:
         rows = results["lesions"]["with_lesions"].get("metastasis", {})
-        if "synthetic" in rows and "real" in rows:
-            click.echo(
-                f"Metastasis studies with a detected lesion: synthetic {rows['synthetic']['share']:.3f}, "
-                f"real {rows['real']['share']:.3f}."
-            )
+        sides = [side for side in ("synthetic", "real") if side in rows]
+        shares = ", ".join(f"{side} {rows[side]['share']:.3f}" for side in sides)
+        if shares:
+            click.echo(f"Metastasis studies with a detected lesion: {shares}.")
     for caveat in results["caveats"]:
         click.echo(f"Caveat: {caveat}", err=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from synthscan.cli.options import ConfigParam, config_path, parse_overrides
@@ -53,10 +55,12 @@ def lesion_detector(data_path: str, out: str, config_name: str, sets: tuple[str,
         config = load_config(
             LesionDetectorConfig, config_path("lesion_detector", config_name), parse_overrides(sets)
         )
-    except (ConfigError, TypeError) as error:
+    except ConfigError as error:
         raise click.ClickException(f"lesion detector config: {error}") from error
     if LesionDetector.is_saved(out):
         raise click.ClickException(f"{out} already holds a lesion detector; choose a new --out folder")
+    if Path(out).is_dir() and any(Path(out).iterdir()):
+        raise click.ClickException(f"--out {out} is not empty; choose a new folder (training starts afresh)")
     summary = train_detector_run(Dataset.open(data_path), config, out)
     click.echo(
         f"Trained on {summary['studies']} simulated studies ({summary['metastasis']} metastatic) in "
