@@ -1,14 +1,16 @@
 """The lesion detector: trained on lesion ground truth, it must find lesions, count them and leave anatomy."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 from scipy.ndimage import gaussian_filter
 
 from synthscan.cli import main
-from synthscan.config import builtin_config, load_config
+from synthscan.config import builtin_config, builtin_names, load_config
 from synthscan.dataset import Dataset
 from synthscan.evaluation.lesions import (
     LesionDetector,
@@ -154,6 +156,14 @@ def test_saved_detector_gives_the_same_maps(trained, tmp_path):
     counts = np.stack([held.read(r).counts for r in held.records[:4]])
     assert again.config == detector.config
     np.testing.assert_allclose(again.probabilities(counts), detector.probabilities(counts), atol=1e-6)
+
+
+def test_shipped_configs_list_every_field_and_default_yaml_is_the_library_default():
+    fields = {f.name for f in dataclasses.fields(LesionDetectorConfig)}
+    for name in builtin_names("lesion_detector"):
+        assert set(yaml.safe_load(builtin_config("lesion_detector", name).read_text())) == fields, name
+    default = load_config(LesionDetectorConfig, builtin_config("lesion_detector", "default"))
+    assert default == LesionDetectorConfig()
 
 
 def test_cli_trains_a_detector_whose_folder_describes_itself(tmp_path):
