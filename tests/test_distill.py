@@ -197,6 +197,7 @@ def test_a_shipped_student_is_the_current_default_model_s():
         student = load_pipeline(name)
         assert student.config.guidance_distilled and isinstance(student.scheduler, LCMScheduler), name
         assert student.config.conditions == default.config.conditions and student.matrix == default.matrix
+        assert student.config.factors == default.config.factors, f"{name}: other tracer/burden conditions"
         assert default.sha256 in (student.path / "README.md").read_text(), f"{name}: another teacher"
 
 
