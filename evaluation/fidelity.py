@@ -373,15 +373,14 @@ def evaluate_fidelity(
                 f"{real.info.pixel_spacing_mm} mm; train one on simulated studies of that spacing"
             )
         results["lesions"] = lesion_fidelity(lesions, real, real_records, synthetic, fake_records)
-        seen = [r for r in real_records if r.get("file_sha256") in (lesions.training_studies or ())]
         if lesions.training_studies is None:
             results["caveats"].append(
                 "the lesion detector's training studies are unknown (no training.json): if it learnt from "
                 "the real studies, its numbers on them are optimistic"
             )
-        elif seen:
+        elif seen := sum(r.get("file_sha256") in lesions.training_studies for r in real_records):
             results["caveats"].append(
-                f"the lesion detector was trained on {len(seen)} of the real studies: its "
+                f"the lesion detector was trained on {seen} of the real studies: its "
                 "numbers on the real studies (sensitivity, marks per normal, the ceiling) are optimistic; "
                 "train it on other studies of the site"
             )

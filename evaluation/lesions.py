@@ -210,6 +210,17 @@ def has_lesion_truth(record: Record) -> bool:
     return record.source == "simulated" and str(record.get("lesion_count", "")).strip() != ""
 
 
+def lesion_training_records(dataset: Dataset, records: Sequence[Record]) -> list[Record]:
+    """The ``records`` with lesion ground truth; refused unless some are metastatic (nothing to learn)."""
+    records = [r for r in records if has_lesion_truth(r)]
+    if not any(r.label == "metastasis" for r in records):
+        raise DatasetError(
+            f"{dataset.root} holds no simulated metastasis studies with lesion ground truth; train the "
+            "detector on a `synthscan simulate` dataset"
+        )
+    return records
+
+
 def train_lesion_detector(
     dataset: Dataset,
     records: Sequence[Record],
@@ -222,9 +233,7 @@ def train_lesion_detector(
     ``log_metrics`` (e.g. a run folder's) receives the step and loss every 100 steps and at the end.
     """
     config = config or LesionDetectorConfig()
-    records = [r for r in records if has_lesion_truth(r)]
-    if not any(r.label == "metastasis" for r in records):
-        raise ValueError("the lesion detector needs simulated metastasis studies with lesion ground truth")
+    records = lesion_training_records(dataset, records)
     x, y = _inputs_and_targets(dataset, records, config)
     metastatic = np.flatnonzero([r.label == "metastasis" for r in records])
     others = np.flatnonzero([r.label != "metastasis" for r in records])
@@ -261,12 +270,7 @@ def train_detector_run(dataset: Dataset, config: LesionDetectorConfig, out: str 
     ``training.json`` names the data and the study files (SHA-256) the detector learnt from.
     """
     out = Path(out)
-    records = [r for r in dataset.records if has_lesion_truth(r)]
-    if not any(r.label == "metastasis" for r in records):
-        raise DatasetError(
-            f"{dataset.root} holds no simulated metastasis studies with lesion ground truth; train the "
-            "detector on a `synthscan simulate` dataset"
-        )
+    records = lesion_training_records(dataset, dataset.records)  # refused before the run folder exists
     with RunDir(out, config, kind="lesion-detector") as run:
         start = time.time()
         detector = train_lesion_detector(dataset, records, config, log_metrics=run.log_metrics)
