@@ -96,6 +96,9 @@ class SamplingConfig:
     # per-label guidance overriding guidance_scale: a label whose samples need a stronger push away
     # from the class mixture without strengthening the others (e.g. {normal: 3.5})
     label_guidance: dict[str, PositiveFloat] = field(default_factory=dict)
+    # [start, stop): share of the solver steps that are guided (diffusers guiders' start/stop); the others
+    # run the conditional model alone, one network call instead of two (Kynkäänniemi et al. 2024)
+    guidance_interval: tuple[Fraction, Fraction] = (0.0, 1.0)
     # networks always see this many samples at once, so output is batch-size independent
     eval_chunk: PositiveInt = 8
 
@@ -137,6 +140,11 @@ class GeneratorConfig:
         if unknown:
             raise ConfigError(
                 f"sampling.label_guidance has unknown labels {unknown}; valid labels: {list(LABELS)}"
+            )
+        start, stop = self.sampling.guidance_interval
+        if not start < stop:
+            raise ConfigError(
+                f"sampling.guidance_interval must be [start, stop] with start < stop, got {[start, stop]}"
             )
         split = self.autoencoder.split_range
         if split is not None and not 0 < split[0] <= split[1] < 1:

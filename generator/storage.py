@@ -168,6 +168,13 @@ def verify_model(folder: str | Path) -> Path:
     return folder
 
 
+def _interval_text(interval: list[float] | None) -> str:
+    """`` (steps 20-80 %)`` for a model guided on part of its solver steps; empty when guided on all."""
+    if not interval or list(interval) == [0.0, 1.0]:
+        return ""
+    return f" (guided steps {interval[0]:.0%}-{interval[1]:.0%})"
+
+
 def describe_model(model: str | Path | None = None) -> dict[str, str]:
     """What ``synthscan info`` shows of a verified model folder (default: the shipped one), as text.
 
@@ -189,7 +196,8 @@ def describe_model(model: str | Path | None = None) -> dict[str, str]:
         ),
         "matrix": f"{rows}x{cols} at {index.get('pixel_spacing_mm')} mm",
         "sampler": f"{scheduler}, {index.get('default_steps')} steps, guidance "
-        + ", ".join(f"{k} {v:g}" for k, v in guidance.items() if v is not None),
+        + ", ".join(f"{k} {v:g}" for k, v in guidance.items() if v is not None)
+        + _interval_text(index.get("guidance_interval")),
         "training_sources": ", ".join(index.get("training_sources") or ["not recorded"]),
         "privacy": statement["statement"] if statement else "no statement: audit samples before sharing them",
         "card": str(folder / "README.md") if (folder / "README.md").is_file() else "none",

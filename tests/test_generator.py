@@ -27,7 +27,12 @@ from synthscan.generator.conditions import (
 )
 from synthscan.generator.config import GeneratorConfig
 from synthscan.generator.data import random_crops
-from synthscan.generator.sampling import SampleRequest, generate_studies, sample_to_dataset
+from synthscan.generator.sampling import (
+    SampleRequest,
+    generate_studies,
+    sample_to_dataset,
+    sampler_settings,
+)
 from synthscan.generator.storage import (
     CHECKSUMS,
     ModelError,
@@ -393,6 +398,22 @@ def test_guided_output_combines_conditional_and_null_rows(trained):
         guided[3.0], unconditional + 3.0 * (conditional - unconditional), rtol=1e-4, atol=1e-4
     )
     assert torch.equal(guided[1.0], conditional), "guidance 1 skips the null rows"
+
+
+@pytest.mark.parametrize(("interval", "rows"), [((0.0, 1.0), [8, 8, 8, 8]), ((0.5, 1.0), [4, 4, 8, 8])])
+def test_steps_outside_the_guidance_interval_run_the_conditional_model_alone(trained, interval, rows):
+    """3 studies in chunks of 4: a guided step sends conditional and null rows (8), an unguided one 4."""
+    pipeline = load_pipeline(trained)
+    pipeline.register_to_config(guidance_interval=list(interval))
+    seen = []
+    pipeline.unet.register_forward_hook(lambda module, args, output: seen.append(len(args[0])))
+    generators = [torch.Generator().manual_seed(i) for i in range(3)]
+    pipeline(["normal"] * 3, generator=generators, num_inference_steps=4, guidance_scale=2.0)
+    assert seen == rows
+    recorded = sampler_settings(pipeline, 4, 2.0).get("guidance_interval")
+    assert recorded == (None if interval == (0.0, 1.0) else list(interval))
+    with pytest.raises(ConfigError, match="guidance_interval"):
+        tiny_config(**{"sampling.guidance_interval": [0.6, 0.6]})
 
 
 def test_sampling_resumes_without_duplicates_and_refuses_other_settings(trained, tmp_path):
