@@ -105,7 +105,7 @@ class SynthScanPipeline(DiffusionPipeline):
         factors: dict[str, list[str]] | None = None,
         factor_weights: dict[str, dict[str, dict[str, float]]] | None = None,
         guidance_distilled: bool = False,
-        guidance_interval: Sequence[float] = (0.0, 1.0),
+        guidance_interval: list[float] | None = None,
     ):
         super().__init__()
         self.register_modules(vae=vae, unet=unet, scheduler=scheduler, condition_encoder=condition_encoder)
@@ -127,7 +127,7 @@ class SynthScanPipeline(DiffusionPipeline):
             factors=factors,
             factor_weights=factor_weights or {},
             guidance_distilled=bool(guidance_distilled),
-            guidance_interval=[float(v) for v in guidance_interval],
+            guidance_interval=[float(v) for v in guidance_interval or (0.0, 1.0)],
         )
 
     @property
