@@ -169,7 +169,7 @@ def verify_model(folder: str | Path) -> Path:
 
 
 def _interval_text(interval: list[float] | None) -> str:
-    """`` (steps 20-80 %)`` for a model guided on part of its solver steps; empty when guided on all."""
+    """`` (guided steps 20%-80%)`` for a model guided on part of its solver steps; empty when on all."""
     if not interval or list(interval) == [0.0, 1.0]:
         return ""
     return f" (guided steps {interval[0]:.0%}-{interval[1]:.0%})"
