@@ -156,7 +156,12 @@ def student_pipeline(
     """The teacher's pipeline with the student UNet, the LCM sampler and guidance marked as built in."""
     settings = inspect.signature(SynthScanPipeline.__init__).parameters
     kept = {k: v for k, v in teacher.config.items() if k in settings and k not in COMPONENTS}
-    kept.update(default_steps=config.sampling_steps, guidance_distilled=True, training_sources=sources)
+    kept.update(
+        default_steps=config.sampling_steps,
+        guidance_distilled=True,
+        guidance_interval=[0.0, 1.0],  # the student learns the teacher guided at every step
+        training_sources=sources,
+    )
     encoder = student.encoder.eval() if isinstance(student, ConditionedUNet) else None
     pipeline = SynthScanPipeline(
         vae=teacher.vae,

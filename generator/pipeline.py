@@ -321,11 +321,12 @@ class SynthScanPipeline(DiffusionPipeline):
         half = PRECISIONS[self.precision]
         autocast = torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None)
         unguided = {1.0: torch.arange(batch)}
-        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
+        timesteps = self.scheduler.timesteps
+        for i, t in enumerate(self.progress_bar(timesteps)):
             model_input = self.scheduler.scale_model_input(latents, t)
             output = torch.empty_like(model_input)
             # studies of one guidance scale share network calls; outside the interval all of them do
-            for guidance, rows in (groups if self.guided_step(i, steps) else unguided).items():
+            for guidance, rows in (groups if self.guided_step(i, len(timesteps)) else unguided).items():
                 with autocast:
                     output[rows] = run_chunked(
                         lambda x, labels, nulls, t=t, g=guidance: self._guided_output(x, t, labels, nulls, g),

@@ -16,9 +16,19 @@ from synthscan.config import builtin_config, load_config
 from synthscan.dataset import Dataset, DatasetError
 from synthscan.generator import train as train_module
 from synthscan.generator.config import DistillConfig
-from synthscan.generator.distill import ConsistencyObjective, consistency_scheduler, distill
+from synthscan.generator.distill import (
+    ConsistencyObjective,
+    consistency_scheduler,
+    distill,
+    student_pipeline,
+)
 from synthscan.generator.models import ConditionedUNet
-from synthscan.generator.sampling import SampleRequest, generate_studies, sample_to_dataset
+from synthscan.generator.sampling import (
+    SampleRequest,
+    generate_studies,
+    sample_to_dataset,
+    sampler_settings,
+)
 from synthscan.generator.storage import load_pipeline, model_dir, shipped_models
 from synthscan.generator.train import finetune
 from synthscan.labels import LABELS
@@ -52,6 +62,16 @@ def test_the_student_samples_in_few_steps_of_one_unet_row_per_study(student, tin
     assert pipeline.config.acquisition_window == teacher.config.acquisition_window
     assert (student.parent / "samples" / "final.png").is_file()
     assert "Distilled" in (student / "README.md").read_text()
+
+
+def test_a_student_is_guided_at_every_step_whatever_its_teacher_s_interval(tiny_generator):
+    """Distillation follows the teacher guided at every step; the student must not claim an interval."""
+    teacher = load_pipeline(tiny_generator)
+    teacher.register_to_config(guidance_interval=[0.2, 0.8])
+    network = ConditionedUNet(teacher.unet, teacher.condition_encoder)
+    pipeline = student_pipeline(teacher, network, tiny(), ["simulated"])
+    assert pipeline.config.guidance_interval == [0.0, 1.0]
+    assert "guidance_interval" not in sampler_settings(pipeline, None, None)
 
 
 def test_student_samples_depend_on_seed_not_on_batch(student, tmp_path):
