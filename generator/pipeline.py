@@ -201,7 +201,7 @@ class SynthScanPipeline(DiffusionPipeline):
         little (Kynkäänniemi et al. 2024); unguided steps cost one network call, not two. The interval
         is a share of the steps, counted like diffusers' guiders' ``start`` and ``stop``.
         """
-        start, stop = self.config.get("guidance_interval") or (0.0, 1.0)
+        start, stop = self.config.guidance_interval  # [0, 1] for models saved before it
         return int(start * steps) <= index < int(stop * steps)
 
     @property

@@ -59,7 +59,7 @@ def sampler_settings(pipeline, steps: int | None, guidance: float | None) -> dic
         "guidance": {label: pipeline.guidance_for(label, guidance) for label in pipeline.labels},
         "sampler": pipeline.sampler,
     }
-    interval = list(pipeline.config.get("guidance_interval") or (0.0, 1.0))
+    interval = list(pipeline.config.guidance_interval)
     if interval != [0.0, 1.0]:  # datasets of models guided at every step keep the settings they had
         settings["guidance_interval"] = interval
     if getattr(pipeline, "precision", "fp32") != "fp32":  # fp32 datasets keep the settings they had
