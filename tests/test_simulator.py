@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from synthscan.cli import main
 from synthscan.config import ConfigError, to_dict
-from synthscan.dataset import Dataset, read_study_file
+from synthscan.dataset import Dataset, DatasetError, read_study_file
 from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, TRACERS
 from synthscan.simulator import SimulatorConfig, load_site, simulate_dataset, simulate_study, site_names
 
@@ -400,8 +400,26 @@ def test_dataset_grows_when_rerun_with_a_larger_n(tmp_path):
     config = tiny()
     simulate_dataset(config, 2, tmp_path / "sim", seed=1, workers=1, progress=False)
     grown = simulate_dataset(config, 4, tmp_path / "sim", seed=1, workers=1, progress=False)
-    assert [r.study_id for r in grown] == [f"centre_a-{i:06d}" for i in range(4)]
+    assert [r.study_id for r in grown] == [f"centre_a-s1-{i:06d}" for i in range(4)]
     assert len({r.seed for r in grown}) == 4
+
+
+def test_datasets_of_one_site_with_other_seeds_share_no_study_or_patient(tmp_path):
+    """A training set and a held-out set of one site (seeds 0 and 7) can be merged or audited together."""
+    config = tiny()
+    first = simulate_dataset(config, 2, tmp_path / "a", workers=1, progress=False)
+    second = simulate_dataset(config, 2, tmp_path / "b", seed=7, workers=1, progress=False)
+    assert [r.study_id for r in first] == ["centre_a-000000", "centre_a-000001"]  # seed 0 keeps its names
+    assert [r.patient_id for r in second] == ["centre_a-s7-P000000", "centre_a-s7-P000001"]
+    assert not {r.study_id for r in first} & {r.study_id for r in second}
+    assert not {r.patient_id for r in first} & {r.patient_id for r in second}
+    rows = _manifest_rows(tmp_path / "b")  # a seed-7 folder from before ids named the seed
+    with open(tmp_path / "b" / "manifest.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**row, "study_id": row["study_id"].replace("-s7-", "-")} for row in rows)
+    with pytest.raises(DatasetError, match=r"centre_a-000000.*new folder"):
+        simulate_dataset(config, 3, tmp_path / "b", seed=7, workers=1, progress=False)
 
 
 def test_phantom_ships_every_bone_with_its_licence():

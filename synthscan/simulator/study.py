@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import logging
 import math
+import re
 import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -388,8 +389,10 @@ def simulate_dataset(
 ) -> Dataset:
     """Simulate ``n`` studies into the dataset folder ``out``, streaming them to disk in order.
 
-    Study ``i`` is ``<site>-<i>`` with seed :func:`study_seed` (``seed``, ``i``) and its own
-    patient ``<site>-P<i>``. Rerunning with the same arguments resumes: studies already in the
+    Study ``i`` is ``<site>-<i>`` (``<site>-s<seed>-<i>`` for a base seed other than 0, so that
+    datasets of one site simulated with different seeds never share a study or patient id) with seed
+    :func:`study_seed` (``seed``, ``i``) and its own patient ``<site>-P<i>`` (``<site>-s<seed>-P<i>``).
+    Rerunning with the same arguments resumes: studies already in the
     manifest are verified against their recorded size and checksum and skipped, damaged or missing
     ones are simulated again; a folder simulated with another site config or seed is refused.
     """
@@ -425,7 +428,14 @@ def simulate_dataset(
         },
         source=SOURCE,
     )
-    ids = [_study_id(config.site, i) for i in range(n)]
+    prefix = _id_prefix(config.site, seed)
+    strangers = [r.study_id for r in dataset if not re.fullmatch(re.escape(prefix) + r"\d{6}", r.study_id)]
+    if strangers:
+        raise DatasetError(
+            f"{out} holds studies named unlike those of seed {seed} (e.g. {strangers[0]}, from an older "
+            "synthscan that named every seed's studies alike); simulate into a new folder"
+        )
+    ids = [f"{prefix}{i:06d}" for i in range(n)]
     present = [dataset.record(study_id) for study_id in ids if study_id in dataset]
     damaged = dataset.broken(present)
     for study_id, problem in damaged.items():
@@ -452,7 +462,7 @@ def simulate_dataset(
             writer.add(
                 counts,
                 study_id=ids[index],
-                patient_id=f"{config.site}-P{index:06d}",
+                patient_id=f"{prefix}P{index:06d}",
                 source=SOURCE,
                 site=config.site,
                 replace=ids[index] in damaged,
@@ -462,5 +472,6 @@ def simulate_dataset(
     return dataset
 
 
-def _study_id(site: str, index: int) -> str:
-    return f"{site}-{index:06d}"
+def _id_prefix(site: str, seed: int) -> str:
+    """What study and patient ids of a ``site`` simulated with base ``seed`` start with."""
+    return f"{site}-" if seed == 0 else f"{site}-s{seed}-"
