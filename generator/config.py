@@ -179,6 +179,9 @@ class DistillConfig:
     seed: NonNegativeInt = 0  # seeds the data order, noise and timesteps of every step
     checkpoint_every: PositiveInt = 500  # steps between resumable checkpoints
     sample_every: NonNegativeInt = 1000  # steps between the student's sample grids (0: only at the end)
+    # also save the student at every sample grid as a loadable model (out/snapshots/step-N): a consistency
+    # student can get worse with more steps, so keep them to measure and choose (docs/distillation)
+    snapshots: bool = False
     log_every: PositiveInt = 50  # steps between metrics.jsonl lines
 
     def __post_init__(self) -> None:

@@ -262,9 +262,27 @@ def distill(
             nulls = torch.as_tensor(null_ids, device=state.device).expand_as(labels)
             return objective(network, z0, labels, nulls, generator), {}
 
+        def card(steps: int, seconds: float) -> str:
+            scales = ", ".join(f"{label} {teacher.guidance_for(label)}" for label in teacher.labels)
+            reached = (
+                f"{steps} steps" if steps == config.steps else f"snapshot at step {steps} of {config.steps}"
+            )
+            return (
+                "# Distilled synthscan generator\n\n"
+                f"Latent consistency distillation of `{teacher.path.name}` (sha256 {teacher.sha256}) on "
+                f"{len(records)} studies of `{dataset.root.name}`: {reached} in "
+                f"{seconds / 3600:.2f} h ({state.num_processes} process(es) on {state.device.type}). "
+                f"Samples in {config.sampling_steps} LCM steps of one UNet call, guidance built in "
+                f"({scales}).\n"
+            )
+
         def on_sample(done: int) -> None:
-            grid = out / "samples" / f"student-{done:06d}.png"
-            _sample_grid(student_pipeline(teacher, student, config, sources), grid)
+            pipeline = student_pipeline(teacher, student, config, sources)
+            _sample_grid(pipeline, out / "samples" / f"student-{done:06d}.png")
+            if config.snapshots:
+                save_model(
+                    pipeline, out / "snapshots" / f"step-{done:06d}", card=card(done, run.active_seconds())
+                )
             student.train()
 
         trained = run_stage(
@@ -286,16 +304,7 @@ def distill(
             pipeline = student_pipeline(teacher, trained, config, sources)
             _sample_grid(pipeline, out / "samples" / "final.png")
             seconds = run.active_seconds()
-            scales = ", ".join(f"{label} {teacher.guidance_for(label)}" for label in teacher.labels)
-            card = (
-                "# Distilled synthscan generator\n\n"
-                f"Latent consistency distillation of `{teacher.path.name}` (sha256 {teacher.sha256}) on "
-                f"{len(records)} studies of `{dataset.root.name}`: {config.steps} steps in "
-                f"{seconds / 3600:.2f} h ({state.num_processes} process(es) on {state.device.type}). "
-                f"Samples in {config.sampling_steps} LCM steps of one UNet call, guidance built in "
-                f"({scales}).\n"
-            )
-            save_model(pipeline, out / "model", card=card)
+            save_model(pipeline, out / "model", card=card(config.steps, seconds))
             run.log_metrics(stage="done", seconds=seconds)
         state.wait_for_everyone()
     finally:

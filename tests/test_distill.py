@@ -175,6 +175,21 @@ def test_interrupted_distillation_resumes_exactly(tiny_generator, generator_data
     assert steps == [2, 4, 6], "resumed after the step-3 checkpoint, not from the start"
 
 
+def test_snapshots_keep_the_student_of_each_sample_grid_as_a_loadable_model(
+    tiny_generator, generator_dataset, tmp_path
+):
+    config = tiny(sample_every=3, snapshots=True)
+    final = distill(tiny_generator, generator_dataset.root, config, tmp_path / "run", progress=False)
+    folders = sorted((tmp_path / "run" / "snapshots").iterdir())
+    assert [f.name for f in folders] == ["step-000003", "step-000006"]
+    weights = [next((f / "unet").glob("*.safetensors")).read_bytes() for f in [*folders, final]]
+    assert weights[0] != weights[1], "the step-3 snapshot is the trained student, not an earlier one"
+    assert weights[1] == weights[2], "the last snapshot is the final model"
+    snapshot = load_pipeline(folders[0])  # checksums verified on load
+    assert snapshot.config.guidance_distilled and snapshot.config.default_steps == config.sampling_steps
+    assert "snapshot at step 3 of 6" in (folders[0] / "README.md").read_text()
+
+
 def test_distill_command_trains_a_model_and_checks_its_config(tiny_generator, generator_dataset, tmp_path):
     runner = CliRunner()
     args = ["distill", "--model", str(tiny_generator), "--data", str(generator_dataset.root)]
