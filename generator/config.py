@@ -179,8 +179,9 @@ class DistillConfig:
     seed: NonNegativeInt = 0  # seeds the data order, noise and timesteps of every step
     checkpoint_every: PositiveInt = 500  # steps between resumable checkpoints
     sample_every: NonNegativeInt = 1000  # steps between the student's sample grids (0: only at the end)
-    # also save the student at every sample grid as a loadable model (out/snapshots/step-N): a consistency
-    # student can get worse with more steps, so keep them to measure and choose (docs/distillation)
+    # also save the student at every sample grid before the last step as a loadable model
+    # (out/snapshots/step-N): a consistency student can get worse with more steps, so keep them to
+    # measure and choose (docs/distillation); the last step's student is out/model
     snapshots: bool = False
     log_every: PositiveInt = 50  # steps between metrics.jsonl lines
 
@@ -189,3 +190,5 @@ class DistillConfig:
             raise ConfigError(
                 f"sampling_steps ({self.sampling_steps}) cannot exceed ddim_timesteps ({self.ddim_timesteps})"
             )
+        if self.snapshots and not self.sample_every:
+            raise ConfigError("snapshots are taken at every sample grid: set sample_every (e.g. 500) as well")

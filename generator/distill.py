@@ -279,7 +279,7 @@ def distill(
         def on_sample(done: int) -> None:
             pipeline = student_pipeline(teacher, student, config, sources)
             _sample_grid(pipeline, out / "samples" / f"student-{done:06d}.png")
-            if config.snapshots:
+            if config.snapshots and done < config.steps:  # the last step's student is out/model
                 save_model(
                     pipeline, out / "snapshots" / f"step-{done:06d}", card=card(done, run.active_seconds())
                 )

@@ -12,7 +12,7 @@ from conftest import GENERATOR_MATRIX, write_generator_dataset
 from diffusers import LCMScheduler
 
 from synthscan.cli import main
-from synthscan.config import builtin_config, load_config
+from synthscan.config import ConfigError, builtin_config, load_config
 from synthscan.dataset import Dataset, DatasetError
 from synthscan.generator import train as train_module
 from synthscan.generator.config import DistillConfig
@@ -181,13 +181,19 @@ def test_snapshots_keep_the_student_of_each_sample_grid_as_a_loadable_model(
     config = tiny(sample_every=3, snapshots=True)
     final = distill(tiny_generator, generator_dataset.root, config, tmp_path / "run", progress=False)
     folders = sorted((tmp_path / "run" / "snapshots").iterdir())
-    assert [f.name for f in folders] == ["step-000003", "step-000006"]
-    weights = [next((f / "unet").glob("*.safetensors")).read_bytes() for f in [*folders, final]]
-    assert weights[0] != weights[1], "the step-3 snapshot is the trained student, not an earlier one"
-    assert weights[1] == weights[2], "the last snapshot is the final model"
-    snapshot = load_pipeline(folders[0])  # checksums verified on load
-    assert snapshot.config.guidance_distilled and snapshot.config.default_steps == config.sampling_steps
+    assert [f.name for f in folders] == ["step-000003"], "step 6 is the final model, not a snapshot"
+
+    def unet(model: Path) -> dict[str, torch.Tensor]:
+        return load_pipeline(model).unet.state_dict()  # checksums verified on load
+
+    teacher, snapshot, last = unet(tiny_generator), unet(folders[0]), unet(final)
+    assert any(not torch.equal(snapshot[k], teacher[k]) for k in teacher), "the snapshot was trained"
+    assert any(not torch.equal(snapshot[k], last[k]) for k in last), "and is not the final student"
+    pipeline = load_pipeline(folders[0])
+    assert pipeline.config.guidance_distilled and pipeline.config.default_steps == config.sampling_steps
     assert "snapshot at step 3 of 6" in (folders[0] / "README.md").read_text()
+    with pytest.raises(ConfigError, match="sample_every"):
+        tiny(snapshots=True)
 
 
 def test_distill_command_trains_a_model_and_checks_its_config(tiny_generator, generator_dataset, tmp_path):

@@ -418,8 +418,15 @@ def test_datasets_of_one_site_with_other_seeds_share_no_study_or_patient(tmp_pat
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows({**row, "study_id": row["study_id"].replace("-s7-", "-")} for row in rows)
+    info = (tmp_path / "b" / "dataset.json").read_text()
     with pytest.raises(DatasetError, match=r"centre_a-000000.*new folder"):
         simulate_dataset(config, 3, tmp_path / "b", seed=7, workers=1, progress=False)
+    assert (tmp_path / "b" / "dataset.json").read_text() == info, "a refused run leaves the folder as it was"
+    with Dataset.open(tmp_path / "a").writer() as writer:  # studies another command added
+        counts = np.zeros((2, *config.matrix), dtype=np.int32)
+        writer.add(counts, study_id="syn-normal-s1", patient_id="syn", label="normal", source="synthetic")
+    grown = simulate_dataset(config, 3, tmp_path / "a", workers=1, progress=False)
+    assert len(grown) == 4 and "centre_a-000002" in grown
 
 
 def test_phantom_ships_every_bone_with_its_licence():

@@ -391,10 +391,11 @@ def simulate_dataset(
 
     Study ``i`` is ``<site>-<i>`` (``<site>-s<seed>-<i>`` for a base seed other than 0, so that
     datasets of one site simulated with different seeds never share a study or patient id) with seed
-    :func:`study_seed` (``seed``, ``i``) and its own patient ``<site>-P<i>`` (``<site>-s<seed>-P<i>``).
-    Rerunning with the same arguments resumes: studies already in the
-    manifest are verified against their recorded size and checksum and skipped, damaged or missing
-    ones are simulated again; a folder simulated with another site config or seed is refused.
+    :func:`study_seed` (``seed``, ``i``) and its own patient ``<site>-P<i>`` (``<site>-s<seed>-P<i>``);
+    a folder whose simulated studies are named otherwise (an older synthscan's) is refused. Rerunning
+    with the same arguments resumes: studies already in the manifest are verified against their
+    recorded size and checksum and skipped, damaged or missing ones are simulated again; a folder
+    simulated with another site config or seed is refused.
     """
     from tqdm import tqdm
 
@@ -418,6 +419,18 @@ def simulate_dataset(
         raise DatasetError(
             f"{out} holds a dataset that was not made by `synthscan simulate`; choose a new folder"
         )
+    prefix = _id_prefix(config.site, seed)
+    named = re.compile(re.escape(prefix) + r"\d{6,}")
+    strangers = [
+        r.study_id
+        for r in dataset
+        if r.source == SOURCE and r.site == config.site and not named.fullmatch(r.study_id)
+    ]
+    if strangers:  # an older synthscan named every seed's studies alike: resuming would add them twice
+        raise DatasetError(
+            f"{out} holds simulated studies named unlike those of seed {seed} (e.g. {strangers[0]}, "
+            "from an older synthscan); simulate into a new folder"
+        )
     dataset.update_provenance(
         simulator={
             **settings,
@@ -428,13 +441,6 @@ def simulate_dataset(
         },
         source=SOURCE,
     )
-    prefix = _id_prefix(config.site, seed)
-    strangers = [r.study_id for r in dataset if not re.fullmatch(re.escape(prefix) + r"\d{6}", r.study_id)]
-    if strangers:
-        raise DatasetError(
-            f"{out} holds studies named unlike those of seed {seed} (e.g. {strangers[0]}, from an older "
-            "synthscan that named every seed's studies alike); simulate into a new folder"
-        )
     ids = [f"{prefix}{i:06d}" for i in range(n)]
     present = [dataset.record(study_id) for study_id in ids if study_id in dataset]
     damaged = dataset.broken(present)
