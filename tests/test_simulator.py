@@ -297,6 +297,9 @@ def test_bad_overrides_are_refused_with_the_valid_keys():
         load_site("centre_a", {"tracer_weights": {"FDG": 1.0}})
     with pytest.raises(ConfigError, match="valid sites"):
         load_site("centre_z")
+    for site in ("centre_a-s7", "../elsewhere", ""):  # another seed's ids; a path; nothing
+        with pytest.raises(ConfigError, match="site must be"):
+            load_site("centre_a", {"site": site})
     merged = load_site("centre_a", {"disease.tracer_cardiac.MDP": 0.5})
     assert merged.disease.tracer_cardiac == {"MDP": 0.5, "HDP": 0.85, "DPD": 1.0}
 

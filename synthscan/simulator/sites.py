@@ -7,6 +7,7 @@ and every number there carries its source (``DOMAIN.md``) or ``# assumption``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +142,13 @@ class SimulatorConfig:
 
     def validate(self) -> None:
         """Refuse impossible settings with a message that names the field."""
+        # the site names study files and ids; "<site>-s<seed>-" marks another seed's ids
+        named = re.fullmatch(r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*", self.site)
+        if not named or re.search(r"-s\d+$", self.site):
+            raise ConfigError(
+                f"site must be letters, digits, '_', '.' and inner '-' and not end in -s<digits> (the ids "
+                f"of another seed), got {self.site!r}"
+            )
         try:
             rows, cols = (int(v) for v in self.matrix)
         except (TypeError, ValueError):
