@@ -21,6 +21,9 @@ from synthscan.config import (
 )
 from synthscan.labels import LABELS, PATIENT_SOURCES
 
+GUIDED_EVERY_STEP: tuple[float, float] = (0.0, 1.0)
+"""The guidance interval of a model guided at every solver step (and of models saved before it)."""
+
 
 @dataclass
 class TransformConfig:
@@ -98,7 +101,7 @@ class SamplingConfig:
     label_guidance: dict[str, PositiveFloat] = field(default_factory=dict)
     # [start, stop): share of the solver steps that are guided (diffusers guiders' start/stop); the others
     # run the conditional model alone, one network call instead of two (Kynkäänniemi et al. 2024)
-    guidance_interval: tuple[Fraction, Fraction] = (0.0, 1.0)
+    guidance_interval: tuple[Fraction, Fraction] = GUIDED_EVERY_STEP
     # networks always see this many samples at once, so output is batch-size independent
     eval_chunk: PositiveInt = 8
 

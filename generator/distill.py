@@ -32,7 +32,7 @@ from diffusers.training_utils import EMAModel
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import Dataset, DatasetError
 from synthscan.generator.conditions import split_key
-from synthscan.generator.config import DistillConfig
+from synthscan.generator.config import GUIDED_EVERY_STEP, DistillConfig
 from synthscan.generator.data import prepare_images, training_records
 from synthscan.generator.models import ConditionedUNet
 from synthscan.generator.pipeline import SynthScanPipeline
@@ -159,7 +159,7 @@ def student_pipeline(
     kept.update(
         default_steps=config.sampling_steps,
         guidance_distilled=True,
-        guidance_interval=[0.0, 1.0],  # the student learns the teacher guided at every step
+        guidance_interval=list(GUIDED_EVERY_STEP),  # the student learns the teacher guided at every step
         training_sources=sources,
     )
     encoder = student.encoder.eval() if isinstance(student, ConditionedUNet) else None

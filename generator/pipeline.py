@@ -29,6 +29,7 @@ from diffusers import AutoencoderKL, DiffusionPipeline, SchedulerMixin, UNet2DMo
 from diffusers.utils import BaseOutput
 
 from synthscan.generator.conditions import FACTORS, UNKNOWN, resolve_condition, resolve_factor, split_key
+from synthscan.generator.config import GUIDED_EVERY_STEP
 from synthscan.generator.models import ConditionEncoder
 from synthscan.generator.transform import (
     AcquisitionWindow,
@@ -127,7 +128,7 @@ class SynthScanPipeline(DiffusionPipeline):
             factors=factors,
             factor_weights=factor_weights or {},
             guidance_distilled=bool(guidance_distilled),
-            guidance_interval=[float(v) for v in guidance_interval or (0.0, 1.0)],
+            guidance_interval=[float(v) for v in guidance_interval or GUIDED_EVERY_STEP],
         )
 
     @property

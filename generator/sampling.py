@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.generator.conditions import condition_key, split_key
+from synthscan.generator.config import GUIDED_EVERY_STEP
 from synthscan.generator.storage import load_pipeline
 from synthscan.labels import PATIENT_SOURCES
 
@@ -60,7 +61,7 @@ def sampler_settings(pipeline, steps: int | None, guidance: float | None) -> dic
         "sampler": pipeline.sampler,
     }
     interval = list(pipeline.config.guidance_interval)
-    if interval != [0.0, 1.0]:  # datasets of models guided at every step keep the settings they had
+    if tuple(interval) != GUIDED_EVERY_STEP:  # every step guided: the settings as before
         settings["guidance_interval"] = interval
     if getattr(pipeline, "precision", "fp32") != "fp32":  # fp32 datasets keep the settings they had
         settings["precision"] = pipeline.precision

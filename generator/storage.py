@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from synthscan.atomic import atomic_write_text, file_sha256
+from synthscan.generator.config import GUIDED_EVERY_STEP
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def verify_model(folder: str | Path) -> Path:
 
 def _interval_text(interval: list[float] | None) -> str:
     """`` (guided steps 20%-80%)`` for a model guided on part of its solver steps; empty when on all."""
-    if not interval or list(interval) == [0.0, 1.0]:
+    if not interval or tuple(interval) == GUIDED_EVERY_STEP:
         return ""
     return f" (guided steps {interval[0]:.0%}-{interval[1]:.0%})"
 

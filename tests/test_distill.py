@@ -183,13 +183,11 @@ def test_snapshots_keep_the_student_of_each_sample_grid_as_a_loadable_model(
     folders = sorted((tmp_path / "run" / "snapshots").iterdir())
     assert [f.name for f in folders] == ["step-000003"], "step 6 is the final model, not a snapshot"
 
-    def unet(model: Path) -> dict[str, torch.Tensor]:
-        return load_pipeline(model).unet.state_dict()  # checksums verified on load
-
-    teacher, snapshot, last = unet(tiny_generator), unet(folders[0]), unet(final)
+    pipeline = load_pipeline(folders[0])  # checksums verified on load
+    snapshot = pipeline.unet.state_dict()
+    teacher, last = (load_pipeline(model).unet.state_dict() for model in (tiny_generator, final))
     assert any(not torch.equal(snapshot[k], teacher[k]) for k in teacher), "the snapshot was trained"
     assert any(not torch.equal(snapshot[k], last[k]) for k in last), "and is not the final student"
-    pipeline = load_pipeline(folders[0])
     assert pipeline.config.guidance_distilled and pipeline.config.default_steps == config.sampling_steps
     assert "snapshot at step 3 of 6" in (folders[0] / "README.md").read_text()
     with pytest.raises(ConfigError, match="sample_every"):
