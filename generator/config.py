@@ -8,7 +8,7 @@ trained model has its own (YAML in ``configs/distill/``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 
 from synthscan.config import (
     ConfigError,
@@ -167,18 +167,25 @@ class GeneratorConfig:
 
 @dataclass
 class DistillConfig:
-    """Latent consistency distillation of a trained generator (``synthscan distill``)."""
+    """Distillation of a trained generator into a faster student (``synthscan distill``)."""
 
+    # "consistency": latent consistency distillation, a few LCM steps of one UNet row; "guidance":
+    # the teacher's guided output in one row (Meng et al. 2023, stage one), sampled with the teacher's
+    # own solver and steps; a guidance student can then be distilled with "consistency"
+    objective: Literal["consistency", "guidance"] = "consistency"
     steps: PositiveInt = 4000  # optimizer steps
     batch_size: PositiveInt = 16  # latents per step
     learning_rate: PositiveFloat = 1.0e-4  # AdamW peak learning rate, cosine decay after warm-up
     warmup_steps: NonNegativeInt = 100  # linear learning-rate warm-up
-    # teacher steps of the distillation grid (LCM's N = 50: one teacher DDIM step spans 1000/N timesteps);
-    # the student's LCMScheduler samples on the same grid
+    # consistency: teacher steps of the distillation grid (LCM's N = 50: one teacher DDIM step spans
+    # 1000/N timesteps); the student's LCMScheduler samples on the same grid
     ddim_timesteps: PositiveInt = 50
-    target_ema_decay: Fraction = 0.95  # EMA of the target network (Luo et al. 2023)
-    huber_c: PositiveFloat = 0.001  # pseudo-Huber loss constant (Luo et al. 2023)
-    sampling_steps: PositiveInt = 4  # the distilled model's default steps, one UNet call each
+    target_ema_decay: Fraction = 0.95  # consistency: EMA of the target network (Luo et al. 2023)
+    huber_c: PositiveFloat = 0.001  # consistency: pseudo-Huber loss constant (Luo et al. 2023)
+    sampling_steps: PositiveInt = 4  # consistency: the student's default LCM steps, one UNet call each
+    # draw every condition combination (label and grade, tracer, burden) equally often instead of in
+    # the data's proportions, so rare ones (heavy metastatic burdens) get as many updates as normals
+    balance_conditions: bool = False
     seed: NonNegativeInt = 0  # seeds the data order, noise and timesteps of every step
     checkpoint_every: PositiveInt = 500  # steps between resumable checkpoints
     sample_every: NonNegativeInt = 1000  # steps between the student's sample grids (0: only at the end)
@@ -189,7 +196,7 @@ class DistillConfig:
     log_every: PositiveInt = 50  # steps between metrics.jsonl lines
 
     def __post_init__(self) -> None:
-        if self.sampling_steps > self.ddim_timesteps:
+        if self.objective == "consistency" and self.sampling_steps > self.ddim_timesteps:
             raise ConfigError(
                 f"sampling_steps ({self.sampling_steps}) cannot exceed ddim_timesteps ({self.ddim_timesteps})"
             )

@@ -1,4 +1,4 @@
-"""Latent consistency distillation: a few-step student of a trained generator, guidance built in.
+"""Distillation: a faster student of a trained generator, guidance built in.
 
 A trained model samples with ``default_steps`` solver steps of two UNet rows each (the conditional
 and the null row of classifier-free guidance): the UNet is two thirds of ``synthscan sample``'s time
@@ -10,10 +10,17 @@ ODE's end. One step: a training study's latent is noised to ``t_{n+k}`` on a gri
 scale) moves it to ``t_n``, and the student's consistency function at ``t_{n+k}`` is pulled towards
 that of a slowly moving (EMA) copy of itself at ``t_n`` (pseudo-Huber loss).
 
-The student samples with diffusers' ``LCMScheduler`` in ``sampling_steps`` steps of one UNet row
-each; its guidance is part of its weights, so the pipeline skips the null rows and refuses another
+A consistency student samples with diffusers' ``LCMScheduler`` in ``sampling_steps`` steps of one
+UNet row each; its guidance is part of its weights, so the pipeline skips the null rows and refuses another
 scale. Everything else (autoencoder, condition tables, count model, acquisition window) is the
 teacher's. The run folder resumes like ``synthscan train``'s.
+
+``objective: guidance`` is guidance distillation (Meng et al. 2023, "On Distillation of Guided
+Diffusion Models", stage one): the student's one row regresses the teacher's guided output at
+noised training latents, and samples with the teacher's own solver and steps, half its UNet rows (it
+learns the teacher guided at every step, whatever the teacher's guidance interval). A consistency
+student starts from the teacher's *conditional* network and absorbs the guidance slowly; distilled
+from a guidance student (``--model`` the guidance run's model) it starts guided.
 """
 
 from __future__ import annotations
@@ -24,9 +31,10 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import PartialState
-from diffusers import LCMScheduler
+from diffusers import DDPMScheduler, LCMScheduler
 from diffusers.training_utils import EMAModel
 
 from synthscan.atomic import atomic_write_text
@@ -74,6 +82,49 @@ def consistency_scheduler(teacher: SynthScanPipeline, ddim_timesteps: int) -> LC
     )
 
 
+def guided_output(
+    teacher: torch.nn.Module,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    labels: torch.Tensor,
+    nulls: torch.Tensor,
+    guidance: torch.Tensor | None,
+) -> torch.Tensor:
+    """The teacher's classifier-free guided output, as the pipeline forms it (conditional and null rows
+    in one call); ``guidance`` ``None``: the teacher's one row is already guided (a guidance student)."""
+    if guidance is None:
+        return teacher(x, t, class_labels=labels).sample
+    condition = labels if labels.ndim == 1 else labels[:, 0]
+    w = guidance.to(x.device)[condition].view(-1, 1, 1, 1)
+    both = teacher(torch.cat([x, x]), torch.cat([t, t]), class_labels=torch.cat([labels, nulls])).sample
+    conditional, unconditional = both.chunk(2)
+    return unconditional + w * (conditional - unconditional)
+
+
+class GuidanceObjective:
+    """Guidance distillation's loss: the student's one row against the guided teacher's two, at
+    training latents noised to uniformly drawn timesteps (the diffusion training's noise schedule)."""
+
+    def __init__(self, teacher: torch.nn.Module, noise_scheduler: DDPMScheduler, guidance: torch.Tensor):
+        self.teacher, self.noise_scheduler, self.guidance = teacher, noise_scheduler, guidance
+
+    def __call__(
+        self,
+        student: torch.nn.Module,
+        z0: torch.Tensor,
+        labels: torch.Tensor,
+        nulls: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        noise = torch.randn(z0.shape, generator=generator).to(z0.device)
+        steps = self.noise_scheduler.config.num_train_timesteps
+        t = torch.randint(0, steps, (len(z0),), generator=generator).to(z0.device)
+        x = self.noise_scheduler.add_noise(z0, noise, t)
+        with torch.no_grad():
+            target = guided_output(self.teacher, x, t, labels, nulls, self.guidance)
+        return torch.nn.functional.mse_loss(student(x, t, class_labels=labels).sample, target)
+
+
 class ConsistencyObjective:
     """One distillation step's loss for a batch of training latents (see the module docstring)."""
 
@@ -83,12 +134,12 @@ class ConsistencyObjective:
         target: torch.nn.Module,
         target_ema: EMAModel,
         scheduler: LCMScheduler,
-        guidance: torch.Tensor,
+        guidance: torch.Tensor | None,
         huber_c: float,
     ):
         self.teacher, self.target, self.target_ema = teacher, target, target_ema
         self.scheduler = scheduler
-        self.guidance = guidance  # (conditions,) guidance scale of each condition id
+        self.guidance = guidance  # (conditions,) guidance scale of each condition id; None: built in
         self.huber_c = huber_c
         alphas = scheduler.alphas_cumprod
         self.alpha, self.sigma = alphas.sqrt(), (1 - alphas).sqrt()
@@ -118,14 +169,9 @@ class ConsistencyObjective:
         labels: torch.Tensor,
         nulls: torch.Tensor,
     ) -> torch.Tensor:
-        """One DDIM step of the guided teacher, ``start`` → ``end`` (conditional and null rows together)."""
-        condition = labels if labels.ndim == 1 else labels[:, 0]
-        w = self.guidance.to(x.device)[condition].view(-1, 1, 1, 1)
-        pair = torch.cat([labels, nulls])
-        both = self.teacher(torch.cat([x, x]), torch.cat([start, start]), class_labels=pair).sample
-        (x0_c, eps_c), (x0_u, eps_u) = (self._x0_and_noise(o, x, start) for o in both.chunk(2))
-        x0 = x0_u + w * (x0_c - x0_u)  # the pipeline's guidance, on both estimates (linear in the output)
-        eps = eps_u + w * (eps_c - eps_u)
+        """One DDIM step of the guided teacher, ``start`` → ``end``."""
+        output = guided_output(self.teacher, x, start, labels, nulls, self.guidance)
+        x0, eps = self._x0_and_noise(output, x, start)
         a, s = (v.to(x.device)[end].view(-1, 1, 1, 1) for v in (self.alpha, self.sigma))
         return a * x0 + s * eps
 
@@ -150,14 +196,25 @@ class ConsistencyObjective:
         return (torch.sqrt((prediction - target) ** 2 + self.huber_c**2) - self.huber_c).mean()
 
 
+def condition_weights(class_ids: np.ndarray) -> np.ndarray:
+    """Sampling probability of each study such that every condition combination (the rows of
+    ``class_ids``: label and grade, tracer, burden) is drawn equally often: a rare one (e.g. a
+    >10-lesion burden, 4 % of a site's studies) gets as many updates as normal studies."""
+    rows = class_ids.reshape(len(class_ids), -1)
+    _, inverse, counts = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
+    weights = 1.0 / counts[inverse.ravel()]
+    return weights / weights.sum()
+
+
 def student_pipeline(
     teacher: SynthScanPipeline, student: torch.nn.Module, config: DistillConfig, sources: list[str]
 ) -> SynthScanPipeline:
-    """The teacher's pipeline with the student UNet, the LCM sampler and guidance marked as built in."""
+    """The teacher's pipeline with the student UNet, its sampler and guidance marked as built in."""
     settings = inspect.signature(SynthScanPipeline.__init__).parameters
+    consistency = config.objective == "consistency"
     kept = {k: v for k, v in teacher.config.items() if k in settings and k not in COMPONENTS}
     kept.update(
-        default_steps=config.sampling_steps,
+        default_steps=config.sampling_steps if consistency else teacher.config.default_steps,
         guidance_distilled=True,
         guidance_interval=list(GUIDED_EVERY_STEP),  # the student learns the teacher guided at every step
         training_sources=sources,
@@ -166,7 +223,11 @@ def student_pipeline(
     pipeline = SynthScanPipeline(
         vae=teacher.vae,
         unet=(student.unet if encoder is not None else student).eval(),
-        scheduler=consistency_scheduler(teacher, config.ddim_timesteps),
+        scheduler=(
+            consistency_scheduler(teacher, config.ddim_timesteps)
+            if consistency
+            else type(teacher.scheduler).from_config(teacher.scheduler.config)  # the teacher's solver
+        ),
         condition_encoder=encoder,
         **kept,
     )
@@ -174,8 +235,9 @@ def student_pipeline(
     return pipeline
 
 
-def _check_teacher(out: Path, teacher: SynthScanPipeline) -> None:
-    """Record the teacher in ``out/teacher.json``; refuse to resume a run that distilled another model."""
+def _check_teacher(out: Path, teacher: SynthScanPipeline, objective: str) -> None:
+    """Record the teacher and objective in ``out/teacher.json``; refuse to resume a run that distilled
+    another model or with another objective (its checkpoint holds another student)."""
     path = out / "teacher.json"
     if path.is_file():
         recorded = json.loads(path.read_text(encoding="utf-8"))
@@ -184,9 +246,14 @@ def _check_teacher(out: Path, teacher: SynthScanPipeline) -> None:
                 f"{out} distils {recorded['model']} (sha256 {recorded['sha256'][:12]}), not {teacher.path}; "
                 "rerun with that --model or choose a new --out"
             )
+        if recorded.get("objective", "consistency") != objective:
+            raise ValueError(
+                f"{out} is a {recorded.get('objective', 'consistency')} distillation, not {objective}; "
+                "rerun with its config or choose a new --out"
+            )
         return
     out.mkdir(parents=True, exist_ok=True)
-    record = {"model": str(teacher.path), "sha256": teacher.sha256}
+    record = {"model": str(teacher.path), "sha256": teacher.sha256, "objective": objective}
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
@@ -200,15 +267,22 @@ def distill(
 ) -> Path:
     """Distil ``model`` (``None``: the shipped one) on ``data``'s studies into ``out``; returns ``out/model``.
 
-    ``data`` should be the teacher's training data (or studies like it): its latents are the points
-    whose noised versions the teacher's ODE is followed from. Rerunning with the same ``out`` resumes.
+    ``data`` should be the teacher's training data (or studies like it): its noised latents are where
+    the student learns the guided teacher (where its ODE is followed from, for a consistency student).
+    Rerunning with the same ``out`` and objective resumes.
     """
     state = PartialState()
     main = state.is_main_process
     out = Path(out)
     teacher = load_pipeline(model, device=str(state.device))
-    if teacher.config.get("guidance_distilled"):
-        raise ValueError(f"{teacher.path} is already a distilled model; distil its teacher instead")
+    if isinstance(teacher.scheduler, LCMScheduler):
+        raise ValueError(f"{teacher.path} is already a consistency model; distil its teacher instead")
+    built_in = bool(teacher.config.get("guidance_distilled"))  # a guidance student as the teacher
+    if built_in and config.objective == "guidance":
+        raise ValueError(
+            f"{teacher.path} already has its guidance distilled; distil it with the default config "
+            "(consistency) or distil its teacher"
+        )
     dataset = Dataset.open(data)
     if tuple(dataset.info.matrix) != teacher.matrix:
         raise DatasetError(
@@ -222,7 +296,7 @@ def distill(
         teacher, training_records(dataset, tuple(sources) or PATIENT_SOURCES), "studies", dataset.root
     )
     if main:
-        _check_teacher(out, teacher)
+        _check_teacher(out, teacher, config.objective)
     run = RunDir(out, config, kind="generator-distillation") if main else None
     try:
         if main:
@@ -241,22 +315,31 @@ def distill(
         for module in student.modules():  # the teacher and the target run without dropout: so does it
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
-        target = copy.deepcopy(teacher_net).eval()
-        decay = config.target_ema_decay  # constant from the first step, as in Luo et al.
-        target_ema = EMAModel(student.parameters(), decay=decay, min_decay=decay, update_after_step=-1)
-        guidance = torch.tensor([teacher.guidance_for(split_key(key)[0]) for key in conditions])
-        objective = ConsistencyObjective(
-            teacher_net,
-            target,
-            target_ema,
-            consistency_scheduler(teacher, config.ddim_timesteps),
-            guidance,
-            config.huber_c,
-        )
+        guidance = None
+        if not built_in:
+            guidance = torch.tensor([teacher.guidance_for(split_key(key)[0]) for key in conditions])
+        target_ema = None
+        if config.objective == "guidance":
+            noise_scheduler = DDPMScheduler.from_config(teacher.scheduler.config)
+            objective = GuidanceObjective(teacher_net, noise_scheduler, guidance)
+        else:
+            target = copy.deepcopy(teacher_net).eval()
+            decay = config.target_ema_decay  # constant from the first step, as in Luo et al.
+            target_ema = EMAModel(student.parameters(), decay=decay, min_decay=decay, update_after_step=-1)
+            objective = ConsistencyObjective(
+                teacher_net,
+                target,
+                target_ema,
+                consistency_scheduler(teacher, config.ddim_timesteps),
+                guidance,
+                config.huber_c,
+            )
         scaling = teacher.vae.config.scaling_factor
 
+        weights = condition_weights(class_ids) if config.balance_conditions else None
+
         def step(network, rng, generator):
-            index = rng.integers(0, len(mean), config.batch_size)
+            index = rng.choice(len(mean), config.batch_size, p=weights)
             z0 = draw_latents(mean, std, index, scaling, generator).to(state.device)
             labels = torch.from_numpy(class_ids[index]).to(state.device)
             nulls = torch.as_tensor(null_ids, device=state.device).expand_as(labels)
@@ -267,12 +350,17 @@ def distill(
             reached = (
                 f"{steps} steps" if steps == config.steps else f"snapshot at step {steps} of {config.steps}"
             )
+            method, solver, steps = "Latent consistency distillation", "LCM", config.sampling_steps
+            if config.objective == "guidance":
+                method, solver = "Guidance distillation", type(teacher.scheduler).__name__
+                steps = teacher.config.default_steps
+            balanced = ", each condition combination drawn equally often" if config.balance_conditions else ""
             return (
                 "# Distilled synthscan generator\n\n"
-                f"Latent consistency distillation of `{teacher.path.name}` (sha256 {teacher.sha256}) on "
-                f"{len(records)} studies of `{dataset.root.name}`: {reached} in "
+                f"{method} of `{teacher.path.name}` (sha256 {teacher.sha256}) on "
+                f"{len(records)} studies of `{dataset.root.name}`{balanced}: {reached} in "
                 f"{seconds / 3600:.2f} h ({state.num_processes} process(es) on {state.device.type}). "
-                f"Samples in {config.sampling_steps} LCM steps of one UNet call, guidance built in "
+                f"Samples in {steps} {solver} steps of one UNet call, guidance built in "
                 f"({scales}).\n"
             )
 

@@ -3,8 +3,8 @@
 Inference only, one way to run it (``__call__``), like every diffusers pipeline. Components:
 ``vae`` (:class:`~diffusers.AutoencoderKL` on the count transform of
 :mod:`synthscan.generator.transform`), ``unet`` (:class:`~diffusers.UNet2DModel` with a class
-embedding), ``scheduler`` (a diffusers multistep ODE solver, UniPC; ``LCMScheduler`` for a distilled
-model, :mod:`synthscan.generator.distill`). Settings learned from the training data (condition
+embedding), ``scheduler`` (a diffusers multistep ODE solver, UniPC; ``LCMScheduler`` for a consistency
+student, :mod:`synthscan.generator.distill`). Settings learned from the training data (condition
 table, grade proportions, total-count distribution, matrix) and the sampler defaults (steps, guidance
 scale, optionally per label) live in ``model_index.json``, as does the acquisition window outside
 which a study holds no counts (models saved without one get

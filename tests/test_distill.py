@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from conftest import GENERATOR_MATRIX, write_generator_dataset
-from diffusers import LCMScheduler
+from diffusers import DDPMScheduler, LCMScheduler
 
 from synthscan.cli import main
 from synthscan.config import ConfigError, builtin_config, load_config
@@ -18,8 +18,11 @@ from synthscan.generator import train as train_module
 from synthscan.generator.config import DistillConfig
 from synthscan.generator.distill import (
     ConsistencyObjective,
+    GuidanceObjective,
+    condition_weights,
     consistency_scheduler,
     distill,
+    guided_output,
     student_pipeline,
 )
 from synthscan.generator.models import ConditionedUNet
@@ -98,7 +101,7 @@ def test_a_distilled_model_refuses_another_guidance_and_a_second_distillation(
     result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "s"), "--no-progress"])
     assert result.exit_code == 1 and "leave out --guidance" in result.output
     assert len(result.output.strip().splitlines()) == 1
-    with pytest.raises(ValueError, match="already a distilled model"):
+    with pytest.raises(ValueError, match="already a consistency model"):
         distill(student, tmp_path, tiny(), tmp_path / "again", progress=False)
     with pytest.raises(ValueError, match="ddim_timesteps"):
         consistency_scheduler(teacher, 5000)
@@ -151,6 +154,110 @@ def test_the_objective_follows_the_guided_teacher_to_the_sampler_s_consistency_f
     torch.testing.assert_close(f, denoised, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(at_zero, x, atol=2e-3, rtol=0)  # the boundary condition f(x, 0) = x
     assert objective.grid.tolist() == [99, 199, 299, 399, 499, 599, 699, 799, 899, 999]
+
+
+class RowCounter(torch.nn.Module):
+    """A stand-in network: x times a per-label factor plus t / 1000; records each call's inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    @property
+    def rows(self):
+        return [len(x) for x, _ in self.calls]
+
+    def forward(self, x, t, class_labels):
+        self.calls.append((x, t))
+        factor = (1.0 + class_labels.float()).view(-1, 1, 1, 1)
+        return SimpleNamespace(sample=x * factor + t.view(-1, 1, 1, 1) / 1000)
+
+
+def test_guidance_distillation_regresses_the_pipeline_s_guided_output(tiny_generator):
+    """The target is what the pipeline's guided sampling step uses: u + w (c - u), per label's scale."""
+    teacher = load_pipeline(tiny_generator)
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn(3, *teacher.latent_shape, generator=g), torch.tensor([10, 500, 990])
+    labels, nulls = torch.tensor([0, 1, 2]), torch.full((3,), 4)
+    guidance = torch.tensor([3.5, 2.0, 1.0, 2.0])
+    net = RowCounter()
+    target = guided_output(net, x, t, labels, nulls, guidance)
+    assert net.rows == [6], "conditional and null rows in one call"
+    scales, factor = guidance[labels].view(-1, 1, 1, 1), (1 + labels.float()).view(-1, 1, 1, 1)
+    shift = t.view(-1, 1, 1, 1) / 1000  # the same in both rows: they share x and t
+    torch.testing.assert_close(target, (5 + scales * (factor - 5)) * x + shift)  # null rows: factor 5
+    alone = guided_output(net, x, t, labels, nulls, None)
+    torch.testing.assert_close(alone, x * factor + shift)
+    assert net.rows[-1] == 3, "guidance built in: one row"
+
+    noise_scheduler = DDPMScheduler.from_config(teacher.scheduler.config)
+    objective = GuidanceObjective(net, noise_scheduler, guidance)
+
+    class Guided(torch.nn.Module):  # a student that has learned the guided output exactly
+        def forward(self, x, t, class_labels):
+            self.seen = (x, t)
+            return SimpleNamespace(sample=guided_output(net, x, t, class_labels, nulls, guidance))
+
+    z0 = torch.randn(3, *teacher.latent_shape, generator=g)
+    student = Guided()
+    exact = objective(student, z0, labels, nulls, torch.Generator().manual_seed(1))
+    (teacher_x, teacher_t), (student_x, student_t) = net.calls[-2], student.seen
+    assert torch.equal(teacher_x[:3], student_x) and torch.equal(teacher_t[:3], student_t)
+    draw = torch.Generator().manual_seed(1)  # the objective's draws: noise, then timesteps
+    noise = torch.randn(z0.shape, generator=draw)
+    t_drawn = torch.randint(0, noise_scheduler.config.num_train_timesteps, (3,), generator=draw)
+    assert torch.equal(student_t, t_drawn)
+    torch.testing.assert_close(student_x, noise_scheduler.add_noise(z0, noise, t_drawn))
+    conditional = objective(net, z0, labels, nulls, torch.Generator().manual_seed(1))
+    assert exact.item() < 1e-10 < conditional.item(), "the conditional network alone is not the target"
+
+
+def test_a_guidance_student_samples_with_the_teacher_s_solver_in_one_row_and_can_be_distilled_again(
+    tiny_generator, generator_dataset, tmp_path
+):
+    config = tiny(objective="guidance", balance_conditions=True, sampling_steps=3)  # 3: consistency only
+    path = distill(tiny_generator, generator_dataset.root, config, tmp_path / "g", progress=False)
+    teacher, student = load_pipeline(tiny_generator), load_pipeline(path)
+    assert student.scheduler.config == teacher.scheduler.config, "the teacher's own solver"
+    assert student.config.default_steps == teacher.config.default_steps != config.sampling_steps
+    assert student.config.guidance_distilled and student.config.guidance_interval == [0.0, 1.0]
+    seen = []
+    student.unet.register_forward_hook(lambda module, args, output: seen.append(len(args[0])))
+    generate_studies(student, [SampleRequest(f"s{i}", "metastasis", None, i) for i in range(3)])
+    assert sum(seen) == student.config.default_steps * student.config.eval_chunk, "one row per study, step"
+    trained, original = student.unet.state_dict(), teacher.unet.state_dict()
+    assert any(not torch.equal(trained[k], original[k]) for k in original)
+    assert "Guidance distillation" in (path / "README.md").read_text()
+    assert "UniPCMultistepScheduler steps" in (path / "README.md").read_text()
+    assert "each condition combination drawn equally often" in (path / "README.md").read_text()
+    with pytest.raises(ValueError, match="is a guidance distillation, not consistency"):
+        distill(tiny_generator, generator_dataset.root, tiny(), tmp_path / "g", progress=False)
+
+    with pytest.raises(ValueError, match="already has its guidance distilled"):
+        distill(path, generator_dataset.root, config, tmp_path / "again", progress=False)
+    lcm = distill(path, generator_dataset.root, tiny(), tmp_path / "lcm", progress=False)
+    assert isinstance(load_pipeline(lcm).scheduler, LCMScheduler)
+
+
+def test_balanced_conditions_are_drawn_equally_often_whatever_their_share_of_the_data():
+    ids = np.array([[0, 1, 2]] * 90 + [[1, 0, 0]] * 9 + [[1, 3, 0]])  # rows: label, tracer, burden ids
+    weights = condition_weights(ids)
+    drawn = np.random.default_rng(0).choice(len(ids), 30_000, p=weights)
+    shares = np.bincount(np.repeat([0, 1, 2], [90, 9, 1])[drawn]) / len(drawn)
+    np.testing.assert_allclose(shares, [1 / 3] * 3, atol=0.01)
+    assert weights[-1] == pytest.approx(1 / 3), "a condition with one study is as likely as one with 90"
+
+
+def test_a_consistency_step_from_a_guidance_student_calls_it_once_per_study(tiny_generator):
+    teacher = load_pipeline(tiny_generator)
+    scheduler = consistency_scheduler(teacher, 10)
+    net = RowCounter()
+    objective = ConsistencyObjective(net, None, None, scheduler, None, 1e-3)
+    x = torch.randn(4, *teacher.latent_shape)
+    start, end = torch.tensor([999, 599, 199, 99]), torch.tensor([899, 499, 99, 0])
+    labels = torch.tensor([0, 1, 2, 3])
+    landed = objective.teacher_step(x, start, end, labels, torch.full_like(labels, 5))
+    assert net.rows == [4] and landed.shape == x.shape
 
 
 def test_interrupted_distillation_resumes_exactly(tiny_generator, generator_dataset, tmp_path, monkeypatch):

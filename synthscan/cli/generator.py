@@ -92,10 +92,12 @@ def train(data: str, config_name: str, out: str, overrides: tuple[str, ...], pro
 def distill(
     model: str | None, data: str, config_name: str, out: str, overrides: tuple[str, ...], progress: bool
 ) -> None:
-    """Distil a generator into a few-step sampler with its guidance built in (latent consistency).
+    """Distil a generator into a faster sampler with its guidance built in.
 
-    The distilled model samples in 4 steps of one UNet call instead of 10 steps of two: compare it
-    with its teacher (benchmarks/sample_speed.py, benchmarks/generator_quality.py) before using it.
+    --config default (latent consistency): 4 steps of one UNet call instead of 10 steps of two.
+    --config guidance: the teacher's own solver steps, one call each. A guidance student given as --model
+    can be distilled again with the default config. Compare a student with its teacher
+    (benchmarks/sample_speed.py, benchmarks/generator_quality.py) before using it.
     """
     from synthscan.config import load_config
     from synthscan.generator.config import DistillConfig
