@@ -345,23 +345,28 @@ def distill(
             nulls = torch.as_tensor(null_ids, device=state.device).expand_as(labels)
             return objective(network, z0, labels, nulls, generator), {}
 
-        def card(steps: int, seconds: float) -> str:
+        def card(pipeline: SynthScanPipeline, steps: int, seconds: float) -> str:
+            """The student's model card; its sampler and steps are read from ``pipeline``."""
             scales = ", ".join(f"{label} {teacher.guidance_for(label)}" for label in teacher.labels)
             reached = (
                 f"{steps} steps" if steps == config.steps else f"snapshot at step {steps} of {config.steps}"
             )
-            method, solver, steps = "Latent consistency distillation", "LCM", config.sampling_steps
-            if config.objective == "guidance":
-                method, solver = "Guidance distillation", type(teacher.scheduler).__name__
-                steps = teacher.config.default_steps
+            method = (
+                "Guidance distillation"
+                if config.objective == "guidance"
+                else "Latent consistency distillation"
+            )
+            solver = (
+                "LCM" if isinstance(pipeline.scheduler, LCMScheduler) else type(pipeline.scheduler).__name__
+            )
             balanced = ", each condition combination drawn equally often" if config.balance_conditions else ""
             return (
                 "# Distilled synthscan generator\n\n"
                 f"{method} of `{teacher.path.name}` (sha256 {teacher.sha256}) on "
                 f"{len(records)} studies of `{dataset.root.name}`{balanced}: {reached} in "
                 f"{seconds / 3600:.2f} h ({state.num_processes} process(es) on {state.device.type}). "
-                f"Samples in {steps} {solver} steps of one UNet call, guidance built in "
-                f"({scales}).\n"
+                f"Samples in {pipeline.config.default_steps} {solver} steps of one UNet call, "
+                f"guidance built in ({scales}).\n"
             )
 
         def on_sample(done: int) -> None:
@@ -369,7 +374,9 @@ def distill(
             _sample_grid(pipeline, out / "samples" / f"student-{done:06d}.png")
             if config.snapshots and done < config.steps:  # the last step's student is out/model
                 save_model(
-                    pipeline, out / "snapshots" / f"step-{done:06d}", card=card(done, run.active_seconds())
+                    pipeline,
+                    out / "snapshots" / f"step-{done:06d}",
+                    card=card(pipeline, done, run.active_seconds()),
                 )
             student.train()
 
@@ -392,7 +399,7 @@ def distill(
             pipeline = student_pipeline(teacher, trained, config, sources)
             _sample_grid(pipeline, out / "samples" / "final.png")
             seconds = run.active_seconds()
-            save_model(pipeline, out / "model", card=card(config.steps, seconds))
+            save_model(pipeline, out / "model", card=card(pipeline, config.steps, seconds))
             run.log_metrics(stage="done", seconds=seconds)
         state.wait_for_everyone()
     finally:
