@@ -197,6 +197,7 @@ def describe_model(model: str | Path | None = None) -> dict[str, str]:
         ),
         "matrix": f"{rows}x{cols} at {index.get('pixel_spacing_mm')} mm",
         "sampler": f"{scheduler}, {index.get('default_steps')} steps, guidance "
+        + ("built in: " if index.get("guidance_distilled") else "")
         + ", ".join(f"{k} {v:g}" for k, v in guidance.items() if v is not None)
         + _interval_text(index.get("guidance_interval")),
         "training_sources": ", ".join(index.get("training_sources") or ["not recorded"]),

@@ -32,7 +32,7 @@ from synthscan.generator.sampling import (
     sample_to_dataset,
     sampler_settings,
 )
-from synthscan.generator.storage import load_pipeline, model_dir, shipped_models
+from synthscan.generator.storage import describe_model, load_pipeline, model_dir, shipped_models
 from synthscan.generator.train import finetune
 from synthscan.labels import LABELS
 
@@ -230,6 +230,8 @@ def test_a_guidance_student_samples_with_the_teacher_s_solver_in_one_row_and_can
     assert "Guidance distillation" in (path / "README.md").read_text()
     assert "UniPCMultistepScheduler steps" in (path / "README.md").read_text()
     assert "each condition combination drawn equally often" in (path / "README.md").read_text()
+    assert "steps, guidance built in: default" in describe_model(path)["sampler"]
+    assert "built in" not in describe_model(tiny_generator)["sampler"]
     with pytest.raises(ValueError, match="is a guidance distillation, not consistency"):
         distill(tiny_generator, generator_dataset.root, tiny(), tmp_path / "g", progress=False)
 
@@ -337,11 +339,13 @@ def test_a_dataset_without_the_model_s_conditions_is_refused_before_any_output(t
 
 def test_a_shipped_student_is_the_current_default_model_s():
     """Retraining the default model without distilling it again fails here: a student's card names its
-    teacher, and a student of an earlier default is not shipped beside a new one."""
+    teacher, and a student of an earlier default is not shipped beside a new one. A student samples
+    in LCM steps (consistency) or with its teacher's own solver (guidance distillation)."""
     default = load_pipeline()
     for name in set(shipped_models()) - {"default"}:
         student = load_pipeline(name)
-        assert student.config.guidance_distilled and isinstance(student.scheduler, LCMScheduler), name
+        solver = type(student.scheduler)
+        assert student.config.guidance_distilled and solver in (LCMScheduler, type(default.scheduler)), name
         assert student.config.conditions == default.config.conditions and student.matrix == default.matrix
         assert student.config.factors == default.config.factors, f"{name}: other tracer/burden conditions"
         assert default.sha256 in (student.path / "README.md").read_text(), f"{name}: another teacher"
