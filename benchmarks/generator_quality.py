@@ -1,7 +1,7 @@
 """Quality of a generator: condition fidelity, realism and memorization, measured against real data.
 
     python benchmarks/generator_quality.py --train TRAIN --real HELD_OUT --classifier RUN --out REPORT \
-        [--model DIR] [-n 100] [--seed 0] [--lesion-detector DIR]
+        [--model DIR] [-n 100] [--seed 0] [--steps N] [--lesion-detector DIR]
 
 - TRAIN: the generator's training set (the memorization audit compares samples with it);
 - HELD_OUT: real (or simulated) studies of the same site the generator never saw;
@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="report folder")
     parser.add_argument("-n", type=int, default=100, help="samples per condition")
     parser.add_argument("--seed", type=int, default=0, help="first sample seed")
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps [default: the model's]")
     parser.add_argument(
         "--lesion-detector",
         default=None,
@@ -126,12 +127,19 @@ def main() -> None:
             n = args.n // len(grades) if label == "amyloidosis" else args.n
             seed = args.seed + 1_000_000 * offset + 100_000 * g
             sample_to_dataset(
-                pipeline, synthetic_root, condition=label, grade=grade, n=n, seed=seed, add_condition=True
+                pipeline,
+                synthetic_root,
+                condition=label,
+                grade=grade,
+                n=n,
+                seed=seed,
+                steps=args.steps,
+                add_condition=True,
             )
     synthetic = Dataset.open(synthetic_root)
     extractor = FeatureExtractor(args.classifier)
 
-    settings = sampler_settings(pipeline, None, None)  # what every sample was drawn with
+    settings = sampler_settings(pipeline, args.steps, None)  # what every sample was drawn with
     results = {
         "model": args.model or "shipped default (synthscan/models/default)",
         "model_sha256": pipeline.sha256,
