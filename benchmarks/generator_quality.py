@@ -115,6 +115,8 @@ def main() -> None:
         " (simulated studies) and saved there [default: no lesion measures]",
     )
     args = parser.parse_args()
+    if args.steps is not None and args.steps < 1:
+        parser.error("--steps must be at least 1")
 
     out = Path(args.out)
     real, train = Dataset.open(args.real), Dataset.open(args.train)
