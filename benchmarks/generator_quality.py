@@ -1,7 +1,7 @@
 """Quality of a generator: condition fidelity, realism and memorization, measured against real data.
 
     python benchmarks/generator_quality.py --train TRAIN --real HELD_OUT --classifier RUN --out REPORT \
-        [--model DIR] [-n 100] [--seed 0] [--steps N] [--lesion-detector DIR]
+        [--model DIR] [-n 100] [--seed 0] [--steps N] [--detector-repeats K] [--lesion-detector DIR]
 
 - TRAIN: the generator's training set (the memorization audit compares samples with it);
 - HELD_OUT: real (or simulated) studies of the same site the generator never saw;
@@ -109,6 +109,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="first sample seed")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps [default: the model's]")
     parser.add_argument(
+        "--detector-repeats",
+        type=int,
+        default=1,
+        help="cross-validations of the image detector with fresh folds and seeds; >1 adds their AUCs' "
+        "mean and SD (the detector's own training spread) [default: 1]",
+    )
+    parser.add_argument(
         "--lesion-detector",
         default=None,
         help="lesion detector folder: loaded if saved there, else trained on TRAIN's lesion ground truth"
@@ -117,6 +124,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.steps is not None and args.steps < 1:
         parser.error("--steps must be at least 1")
+    if args.detector_repeats < 1:
+        parser.error("--detector-repeats must be at least 1")
 
     out = Path(args.out)
     real, train = Dataset.open(args.real), Dataset.open(args.train)
@@ -156,7 +165,7 @@ def main() -> None:
         real,
         synthetic,
         model=classifier_model(args.classifier),
-        detector=DetectorConfig(seed=args.seed),
+        detector=DetectorConfig(seed=args.seed, repeats=args.detector_repeats),
         lesions=lesions,
     )
     write_fidelity_report(fidelity, out / "fidelity", str(real.root), str(synthetic.root))
@@ -173,6 +182,17 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
     (out / "report.md").write_text(markdown(results, len(synthetic)) + "\n")
     print((out / "report.md").read_text())
+
+
+def detector_spread(result: dict) -> str:
+    """The image detector's spread over its own trainings, when it was repeated."""
+    if "repeats" not in result:
+        return ""
+    r = result["repeats"]
+    return (
+        f" Over {len(r['auc'])} detector trainings (fresh folds and seeds): mean {r['mean']:.3f},"
+        f" SD {r['sd']:.3f}."
+    )
 
 
 def lesion_detector(folder: Path, train: Dataset) -> LesionDetector:
@@ -254,7 +274,8 @@ def markdown(results: dict, n_synthetic: int) -> str:
             lo=results["image_detector_auc"]["ci95"][0],
             hi=results["image_detector_auc"]["ci95"][1],
             **results["image_detector_auc"],
-        ),
+        )
+        + detector_spread(results["image_detector_auc"]),
         "",
         "Memorization (nearest training study; reference: held-out real studies to the training set):",
         "",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,6 +42,9 @@ class DetectorConfig:
     learning_rate: float = 2e-3  # AdamW
     folds: int = 5  # patient-disjoint cross-validation folds
     seed: int = 0  # folds, initialisation and batch order
+    # whole cross-validations with fresh folds and initialisations (seeds seed, seed + 1000, …): the AUC's
+    # spread over the detector's own training, which the DeLong interval of one run does not carry
+    repeats: int = 1
 
 
 def detector_inputs(counts: np.ndarray, bin_factor: int) -> np.ndarray:
@@ -102,24 +106,28 @@ def detector_auc(
     real_groups: Sequence[str],
     synthetic_groups: Sequence[str],
     config: DetectorConfig | None = None,
-) -> dict[str, float | int]:
+) -> dict[str, Any]:
     """Out-of-fold AUC (DeLong 95 % CI) of the detector telling ``synthetic`` from ``real`` counts.
 
-    ``*_groups`` are patient ids: studies of one patient stay in one fold.
+    ``*_groups`` are patient ids: studies of one patient stay in one fold. The AUC and its interval are
+    the first cross-validation's; with ``config.repeats`` > 1, ``repeats`` holds every repeat's AUC, their
+    mean and standard deviation.
     """
     config = config or DetectorConfig()
+    if config.repeats < 1:
+        raise ValueError(f"the image detector needs repeats >= 1, got {config.repeats}")
     x = detector_inputs(np.concatenate([real, synthetic]), config.bin_factor)
     y = np.r_[np.zeros(len(real), int), np.ones(len(synthetic), int)]
     groups = np.asarray([f"real:{g}" for g in real_groups] + [f"synthetic:{g}" for g in synthetic_groups])
     folds = min(config.folds, len(real), len(synthetic))
     if folds < 2:
         raise ValueError("the image detector needs at least two real and two synthetic studies")
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
-    scores = np.empty(len(y))
-    for fold, (train, test) in enumerate(splitter.split(x, y, groups)):
-        scores[test] = _fit_predict(x[train], y[train], x[test], config, config.seed + fold)
-    result = auc_ci(y, scores)
-    return {
+    results = [
+        auc_ci(y, _out_of_fold_scores(x, y, groups, folds, config, config.seed + 1000 * r))
+        for r in range(config.repeats)
+    ]
+    result = results[0]
+    out = {
         "auc": result.auc,
         "ci95": [result.lower, result.upper],
         "n_real": len(real),
@@ -128,6 +136,26 @@ def detector_auc(
         "bin_factor": config.bin_factor,
         "epochs": config.epochs,
     }
+    if config.repeats > 1:
+        aucs = [r.auc for r in results]
+        out["repeats"] = {
+            "seeds": [config.seed + 1000 * r for r in range(config.repeats)],
+            "auc": aucs,
+            "mean": float(np.mean(aucs)),
+            "sd": float(np.std(aucs, ddof=1)),
+        }
+    return out
+
+
+def _out_of_fold_scores(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int, config: DetectorConfig, seed: int
+) -> np.ndarray:
+    """One patient-disjoint cross-validation: every study scored by the detector that did not see it."""
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    scores = np.empty(len(y))
+    for fold, (train, test) in enumerate(splitter.split(x, y, groups)):
+        scores[test] = _fit_predict(x[train], y[train], x[test], config, seed + fold)
+    return scores
 
 
 def dataset_detector_auc(
@@ -136,7 +164,7 @@ def dataset_detector_auc(
     synthetic: Dataset,
     synthetic_records: Sequence[Record],
     config: DetectorConfig | None = None,
-) -> dict[str, float | int]:
+) -> dict[str, Any]:
     """:func:`detector_auc` of two datasets' studies (read into memory once)."""
 
     def load(dataset: Dataset, records: Sequence[Record]) -> np.ndarray:

@@ -487,6 +487,12 @@ def write_fidelity_report(
             f"{d['auc']:.3f} [DeLong 95 % CI {d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]"
             " (0.5: indistinguishable).",
         ]
+        if "repeats" in d:
+            r = d["repeats"]
+            lines[-1] += (
+                f" Over {len(r['auc'])} trainings of the detector (fresh folds and seeds): mean AUC "
+                f"{r['mean']:.3f}, SD {r['sd']:.3f} ({', '.join(f'{a:.3f}' for a in r['auc'])})."
+            )
     if "per_condition" in results:
         lines += [
             "",

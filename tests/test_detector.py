@@ -1,6 +1,9 @@
 """The image-space real-vs-synthetic detector: it must separate what differs and not what does not."""
 
+import dataclasses
+
 import numpy as np
+import pytest
 from scipy.ndimage import gaussian_filter1d
 
 from synthscan.evaluation.detector import DetectorConfig, detector_auc, detector_inputs
@@ -44,3 +47,18 @@ def test_detector_does_not_separate_two_draws_of_one_distribution():
     result = detector_auc(a, b, groups, groups, CONFIG)
     assert result["ci95"][0] < 0.5 < result["ci95"][1], result
     assert result["n_real"] == result["n_synthetic"] == 24 and result["folds"] == 4
+
+
+def test_repeats_report_the_spread_of_the_detectors_own_training():
+    rng = np.random.default_rng(2)
+    a, b = striped_studies(16, rng), striped_studies(16, rng)  # one distribution: AUCs vary by chance
+    groups = [str(i) for i in range(16)]
+    once = detector_auc(a, b, groups, groups, CONFIG)
+    thrice = detector_auc(a, b, groups, groups, dataclasses.replace(CONFIG, repeats=3))
+    assert "repeats" not in once
+    spread = thrice["repeats"]
+    assert thrice["auc"] == once["auc"] == spread["auc"][0], "the first repeat is the single run"
+    assert spread["seeds"] == [0, 1000, 2000] and len(set(spread["auc"])) > 1, spread
+    assert spread["mean"] == pytest.approx(np.mean(spread["auc"]))
+    with pytest.raises(ValueError, match="repeats"):
+        detector_auc(a, b, groups, groups, dataclasses.replace(CONFIG, repeats=0))

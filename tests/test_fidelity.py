@@ -161,10 +161,13 @@ def test_cli_fidelity(tmp_path):
     real = make(tmp_path / "real", rng, 12, "real", 0)
     synth = make(tmp_path / "synth", rng, 6, "synthetic", 0)
     args = ["evaluate", "fidelity", "--real", str(real.root), "--synthetic", str(synth.root)]
-    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "rep")])
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "rep"), "--detector-repeats", "2"])
     assert result.exit_code == 0, result.output
     assert "two-sample AUC" in result.output and "Image detector AUC" in result.output
-    assert (tmp_path / "rep" / "report.md").is_file()
+    assert "Over 2 detector trainings" in result.output
+    assert "Over 2 trainings of the detector" in (tmp_path / "rep" / "report.md").read_text()
+    refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "r0"), "--detector-repeats", "0"])
+    assert refused.exit_code == 2 and "--detector-repeats" in refused.output
 
 
 def test_small_sets_get_a_caveat_instead_of_linear_algebra_warnings():
