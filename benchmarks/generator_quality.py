@@ -41,7 +41,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from synthscan.classifier.features import FeatureExtractor
 from synthscan.dataset import Dataset, Record
-from synthscan.evaluation.detector import DetectorConfig
+from synthscan.evaluation.detector import DetectorConfig, repeats_text
 from synthscan.evaluation.fidelity import classifier_model, evaluate_fidelity, write_fidelity_report
 from synthscan.evaluation.lesions import (
     LesionDetector,
@@ -184,17 +184,6 @@ def main() -> None:
     print((out / "report.md").read_text())
 
 
-def detector_spread(result: dict) -> str:
-    """The image detector's spread over its own trainings, when it was repeated."""
-    if "repeats" not in result:
-        return ""
-    r = result["repeats"]
-    return (
-        f" Over {len(r['auc'])} detector trainings (fresh folds and seeds): mean {r['mean']:.3f},"
-        f" SD {r['sd']:.3f}."
-    )
-
-
 def lesion_detector(folder: Path, train: Dataset) -> LesionDetector:
     """The detector saved in ``folder``, or one trained on ``train`` there (as `evaluate lesion-detector`)."""
     if not LesionDetector.is_saved(folder):
@@ -275,7 +264,7 @@ def markdown(results: dict, n_synthetic: int) -> str:
             hi=results["image_detector_auc"]["ci95"][1],
             **results["image_detector_auc"],
         )
-        + detector_spread(results["image_detector_auc"]),
+        + repeats_text(results["image_detector_auc"]),
         "",
         "Memorization (nearest training study; reference: held-out real studies to the training set):",
         "",

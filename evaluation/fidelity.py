@@ -29,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import Dataset, DatasetError, Record
-from synthscan.evaluation.detector import DetectorConfig, dataset_detector_auc
+from synthscan.evaluation.detector import DetectorConfig, dataset_detector_auc, repeats_text
 from synthscan.evaluation.lesions import LesionDetector, lesion_fidelity, lesion_markdown
 from synthscan.evaluation.privacy import embed_studies, feature_batches, fit_shape
 from synthscan.labels import LABELS, PATIENT_SOURCES, VIEWS
@@ -485,14 +485,8 @@ def write_fidelity_report(
             f"Image-space detector (a small CNN on the count images, {d['folds']}-fold patient-disjoint"
             f" cross-validation, {d['n_real']} real vs {d['n_synthetic']} synthetic studies): AUC "
             f"{d['auc']:.3f} [DeLong 95 % CI {d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]"
-            " (0.5: indistinguishable).",
+            " (0.5: indistinguishable)." + repeats_text(d),
         ]
-        if "repeats" in d:
-            r = d["repeats"]
-            lines[-1] += (
-                f" Over {len(r['auc'])} trainings of the detector (fresh folds and seeds): mean AUC "
-                f"{r['mean']:.3f}, SD {r['sd']:.3f} ({', '.join(f'{a:.3f}' for a in r['auc'])})."
-            )
     if "per_condition" in results:
         lines += [
             "",

@@ -164,8 +164,8 @@ def test_cli_fidelity(tmp_path):
     result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "rep"), "--detector-repeats", "2"])
     assert result.exit_code == 0, result.output
     assert "two-sample AUC" in result.output and "Image detector AUC" in result.output
-    assert "Over 2 detector trainings" in result.output
-    assert "Over 2 trainings of the detector" in (tmp_path / "rep" / "report.md").read_text()
+    assert "AUC of 2 trainings' averaged out-of-fold scores" in result.output
+    assert "AUC of 2 trainings' averaged" in (tmp_path / "rep" / "report.md").read_text()
     refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "r0"), "--detector-repeats", "0"])
     assert refused.exit_code == 2 and "--detector-repeats" in refused.output
 

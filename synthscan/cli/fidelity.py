@@ -74,7 +74,7 @@ def fidelity(
     lesion_detector_path: str | None,
 ) -> None:
     """Fréchet distance, PRDC, two-sample AUC and count statistics, each beside a real-vs-real baseline."""
-    from synthscan.evaluation.detector import DetectorConfig
+    from synthscan.evaluation.detector import DetectorConfig, repeats_text
     from synthscan.evaluation.fidelity import (
         FidelityModel,
         classifier_model,
@@ -98,10 +98,10 @@ def fidelity(
     )
     if "image_detector" in results:
         d = results["image_detector"]
-        click.echo(f"Image detector AUC {d['auc']:.3f} (95 % CI {d['ci95'][0]:.3f}-{d['ci95'][1]:.3f}).")
-        if "repeats" in d:
-            r = d["repeats"]
-            click.echo(f"Over {len(r['auc'])} detector trainings: mean {r['mean']:.3f}, SD {r['sd']:.3f}.")
+        click.echo(
+            f"Image detector AUC {d['auc']:.3f} (95 % CI {d['ci95'][0]:.3f}-{d['ci95'][1]:.3f})."
+            + repeats_text(d)
+        )
     if results.get("tracer_fidelity"):
         t = results["tracer_fidelity"]
         click.echo(
