@@ -653,12 +653,15 @@ def finetune(
     seed: int = 0,
     learning_rate: float = 1.0e-4,
     batch_size: int = 16,
+    sources: tuple[str, ...] = ("real",),
     progress: bool = True,
 ) -> Path:
-    """Fine-tune a generator's UNet on ``dataset``'s real studies so samples match that site.
+    """Fine-tune a generator's UNet on ``dataset``'s studies of ``sources`` so samples match that site.
 
     The autoencoder is kept; the total-count distribution is refitted on the site's studies (its
-    count level). Studies whose condition the model does not know are left out (and logged).
+    count level). Studies whose condition the model does not know are left out (and logged). With
+    ``sources=("simulated",)`` it continues a simulator-trained model's training on simulated studies,
+    and the model still has seen no patient.
     """
     from synthscan.generator.storage import load_pipeline
 
@@ -667,7 +670,7 @@ def finetune(
         raise ValueError(f"{pipeline.path} is a distilled model; fine-tune its teacher instead")
     out = Path(out)
     records = known_condition_records(
-        pipeline, training_records(dataset, ("real",)), "real studies", dataset.root
+        pipeline, training_records(dataset, tuple(sources)), f"{'/'.join(sources)} studies", dataset.root
     )
     config = GeneratorConfig(seed=seed, sample_every=0)
     config.transform.bin_factor = pipeline.config.bin_factor
@@ -702,11 +705,12 @@ def finetune(
             pipeline.register_modules(unet=trained.unet, condition_encoder=trained.encoder.eval())
         else:
             pipeline.register_modules(unet=trained)
-        sources = sorted({*pipeline.config.training_sources, "real"})  # it has now seen patients
-        pipeline.register_to_config(**count_distributions(images), training_sources=sources)
+        trained_on = sorted({*pipeline.config.training_sources, *sources})  # "real": it has now seen patients
+        pipeline.register_to_config(**count_distributions(images), training_sources=trained_on)
         card = (
             f"# Fine-tuned synthscan generator\n\nBase model: `{pipeline.path}` (sha256 {pipeline.sha256}); "
-            f"fine-tuned for {steps} steps on {len(records)} real studies of `{dataset.root.name}`.\n"
+            f"fine-tuned for {steps} steps on {len(records)} {'/'.join(sources)} studies of "
+            f"`{dataset.root.name}`.\n"
         )
         save_model(pipeline, out, card=card)
     finally:

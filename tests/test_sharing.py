@@ -101,3 +101,24 @@ def test_a_model_fine_tuned_on_real_studies_loses_the_statement(tiny_generator, 
     out = finetune(tiny_generator, Dataset.open(data.root), tmp_path / "tuned", steps=2, progress=False)
     assert json.loads((out / "model_index.json").read_text())["training_sources"] == ["real", "simulated"]
     assert privacy_statement(out) is None and not (out / PRIVACY).exists()
+
+
+def test_training_a_simulator_model_further_on_simulated_studies_keeps_the_statement(
+    tiny_generator, tmp_path
+):
+    from click.testing import CliRunner
+    from conftest import write_generator_dataset
+
+    from synthscan.cli import main
+    from synthscan.generator.storage import model_sha256
+
+    data = write_generator_dataset(tmp_path / "data")
+    args = ["finetune", "--model", str(tiny_generator), "--data", str(data.root), "--steps", "2"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "more"), "--sources", "simulated"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "more"
+    assert json.loads((out / "model_index.json").read_text())["training_sources"] == ["simulated"]
+    assert privacy_statement(out) is not None and model_sha256(out) != model_sha256(tiny_generator)
+    refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "none"), "--no-progress"])
+    assert refused.exit_code == 1 and "holds no studies with source in ['real']" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1, refused.output

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str] | tuple[str, dict[str, tuple[str, str]]]] = 
     "import-dicom": ("synthscan.cli.dicom:import_dicom", "Import and de-identify whole-body NM DICOM."),
     "export-dicom": ("synthscan.cli.dicom:export_dicom", "Export a dataset as synthetic NM DICOM."),
     "train": ("synthscan.cli.generator:train", "Train the conditional latent diffusion generator."),
+    "finetune": ("synthscan.cli.generator:finetune", "Train a generator's diffusion UNet further."),
     "distill": ("synthscan.cli.generator:distill", "Distil a generator into a few-step sampler."),
     "sample": ("synthscan.cli.generator:sample", "Generate labelled synthetic scans."),
     "augment": ("synthscan.cli.augment:augment", "Add synthetic studies to a dataset where it is short."),

@@ -1,4 +1,4 @@
-"""``synthscan train``, ``distill`` and ``sample``: the conditional latent diffusion generator."""
+"""``synthscan train``, ``finetune``, ``distill`` and ``sample``: the latent diffusion generator."""
 
 from __future__ import annotations
 
@@ -109,6 +109,84 @@ def distill(
         f"Distilled model saved to {student}. Sample with: synthscan sample --model {student} "
         "--condition metastasis"
     )
+
+
+@click.command()
+@click.option(
+    "--model",
+    type=GeneratorParam(),
+    default=None,
+    help="Generator to train further: a folder or a shipped name [default: the shipped default model].",
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Dataset to train on (its studies of --sources whose condition the model knows).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Model folder to write; OUT-run holds the run (rerun the command to resume it).",
+)
+@click.option(
+    "--steps", required=True, type=click.IntRange(min=1), help="Optimizer steps of the diffusion UNet."
+)
+@click.option(
+    "--learning-rate",
+    default=1.0e-4,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="AdamW peak learning rate (short warm-up, cosine decay).",
+)
+@click.option(
+    "--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="Latents per step."
+)
+@click.option(
+    "--sources",
+    default="real",
+    show_default=True,
+    type=click.Choice(["real", "simulated"]),
+    help="Studies to train on: a site's real ones (the model then has seen patients), or simulated ones "
+    "(a simulator-trained model trained further stays patient-free).",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Data order and noise."
+)
+@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
+def finetune(
+    model: str | None,
+    data: str,
+    out: str,
+    steps: int,
+    learning_rate: float,
+    batch_size: int,
+    sources: str,
+    seed: int,
+    progress: bool,
+) -> None:
+    """Train a generator's diffusion UNet further on DATA; its autoencoder stays as it is.
+
+    On a hospital's real studies it adapts a model to that site; on simulated studies it continues a
+    simulator-trained model's training. Compare the result with its base model
+    (benchmarks/generator_quality.py) before using it.
+    """
+    from synthscan.dataset import Dataset
+    from synthscan.generator.train import finetune as finetune_generator
+
+    folder = finetune_generator(
+        model,
+        Dataset.open(data),
+        out,
+        steps=steps,
+        seed=seed,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        sources=(sources,),
+        progress=progress,
+    )
+    click.echo(f"Model saved to {folder}. Sample with: synthscan sample --model {folder} --condition normal")
 
 
 def _new_folder(name: str) -> Path:
