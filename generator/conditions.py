@@ -26,6 +26,9 @@ UNKNOWN = "unknown"
 BURDENS: tuple[str, ...] = ("none", "1-3", "4-10", ">10", "superscan")
 """Metastatic burden: number of lesions in classes, or a superscan (diffuse skeletal uptake)."""
 
+METASTATIC_BURDENS: tuple[str, ...] = BURDENS[1:]
+"""The burdens of a metastasis study (``sampling.burden_guidance`` keys)."""
+
 FACTORS: dict[str, tuple[str, ...]] = {"tracer": TRACERS, "burden": BURDENS}
 """Condition factors beside the condition key, each with its values (``unknown`` is added per model)."""
 

@@ -19,6 +19,7 @@ from synthscan.config import (
     PositiveInt,
     Range,
 )
+from synthscan.generator.conditions import METASTATIC_BURDENS
 from synthscan.labels import LABELS, PATIENT_SOURCES
 
 GUIDED_EVERY_STEP: tuple[float, float] = (0.0, 1.0)
@@ -99,6 +100,10 @@ class SamplingConfig:
     # per-label guidance overriding guidance_scale: a label whose samples need a stronger push away
     # from the class mixture without strengthening the others (e.g. {normal: 3.5})
     label_guidance: dict[str, PositiveFloat] = field(default_factory=dict)
+    # per requested metastatic burden (1-3, 4-10, >10, superscan), overriding the label's scale: heavy
+    # burdens need a stronger push to draw their many lesions, which would make every metastasis more
+    # detectable if given to the label (e.g. {">10": 4.5})
+    burden_guidance: dict[str, PositiveFloat] = field(default_factory=dict)
     # [start, stop): share of the solver steps that are guided (diffusers guiders' start/stop); the others
     # run the conditional model alone, one network call instead of two (Kynkäänniemi et al. 2024)
     guidance_interval: tuple[Fraction, Fraction] = GUIDED_EVERY_STEP
@@ -143,6 +148,12 @@ class GeneratorConfig:
         if unknown:
             raise ConfigError(
                 f"sampling.label_guidance has unknown labels {unknown}; valid labels: {list(LABELS)}"
+            )
+        unknown = sorted(set(self.sampling.burden_guidance) - set(METASTATIC_BURDENS))
+        if unknown:
+            raise ConfigError(
+                f"sampling.burden_guidance has unknown burdens {unknown}; "
+                f"valid burdens: {list(METASTATIC_BURDENS)}"
             )
         start, stop = self.sampling.guidance_interval
         if not start < stop:

@@ -39,7 +39,7 @@ from diffusers.training_utils import EMAModel
 
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import Dataset, DatasetError
-from synthscan.generator.conditions import split_key
+from synthscan.generator.conditions import FACTORS, split_key
 from synthscan.generator.config import GUIDED_EVERY_STEP, DistillConfig
 from synthscan.generator.data import prepare_images, training_records
 from synthscan.generator.models import ConditionedUNet
@@ -82,6 +82,24 @@ def consistency_scheduler(teacher: SynthScanPipeline, ddim_timesteps: int) -> LC
     )
 
 
+BURDEN_COLUMN = 1 + list(FACTORS).index("burden")
+"""Column of the burden id in a factor model's class ids (condition, then the factors in order)."""
+
+
+def teacher_guidance(teacher: SynthScanPipeline) -> torch.Tensor:
+    """The teacher's scale per condition id (conditions,), or per (condition, burden) id (factor models).
+
+    The burden table's extra last column is the null class's: the label's own scale.
+    """
+    labels = [split_key(key)[0] for key in teacher.config.conditions]
+    burdens = (teacher.factors or {}).get("burden")
+    if not burdens:
+        return torch.tensor([teacher.guidance_for(label) for label in labels])
+    return torch.tensor(
+        [[teacher.guidance_for(label, None, b) for b in [*burdens, None]] for label in labels]
+    )
+
+
 def guided_output(
     teacher: torch.nn.Module,
     x: torch.Tensor,
@@ -91,11 +109,17 @@ def guided_output(
     guidance: torch.Tensor | None,
 ) -> torch.Tensor:
     """The teacher's classifier-free guided output, as the pipeline forms it (conditional and null rows
-    in one call); ``guidance`` ``None``: the teacher's one row is already guided (a guidance student)."""
+    in one call); ``guidance`` ``None``: the teacher's one row is already guided (a guidance student).
+
+    ``guidance`` holds each condition id's scale, or (factor models) each (condition id, burden id)'s.
+    """
     if guidance is None:
         return teacher(x, t, class_labels=labels).sample
-    condition = labels if labels.ndim == 1 else labels[:, 0]
-    w = guidance.to(x.device)[condition].view(-1, 1, 1, 1)
+    if guidance.ndim == 2:
+        w = guidance.to(x.device)[labels[:, 0], labels[:, BURDEN_COLUMN]]
+    else:
+        w = guidance.to(x.device)[labels if labels.ndim == 1 else labels[:, 0]]
+    w = w.view(-1, 1, 1, 1)
     both = teacher(torch.cat([x, x]), torch.cat([t, t]), class_labels=torch.cat([labels, nulls])).sample
     conditional, unconditional = both.chunk(2)
     return unconditional + w * (conditional - unconditional)
@@ -289,7 +313,6 @@ def distill(
             f"{dataset.root} holds {dataset.info.matrix[0]}x{dataset.info.matrix[1]} studies but the model "
             f"makes {teacher.matrix[0]}x{teacher.matrix[1]}; distil on studies of the model's matrix"
         )
-    conditions = list(teacher.config.conditions)
     # the teacher's own kinds of source only, so the student has seen no more patients than it had
     sources = list(teacher.config.training_sources)
     records = known_condition_records(
@@ -315,9 +338,7 @@ def distill(
         for module in student.modules():  # the teacher and the target run without dropout: so does it
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
-        guidance = None
-        if not built_in:
-            guidance = torch.tensor([teacher.guidance_for(split_key(key)[0]) for key in conditions])
+        guidance = None if built_in else teacher_guidance(teacher)
         target_ema = None
         if config.objective == "guidance":
             noise_scheduler = DDPMScheduler.from_config(teacher.scheduler.config)
@@ -347,7 +368,12 @@ def distill(
 
         def card(pipeline: SynthScanPipeline, steps: int, seconds: float) -> str:
             """The student's model card; its sampler and steps are read from ``pipeline``."""
-            scales = ", ".join(f"{label} {teacher.guidance_for(label)}" for label in teacher.labels)
+            scales = ", ".join(
+                f"{label} {teacher.guidance_for(label)}" for label in teacher.labels
+            ) + "".join(
+                f", metastasis asked for burden {b} {g:g}"
+                for b, g in (teacher.config.get("burden_guidance") or {}).items()
+            )
             reached = (
                 f"{steps} steps" if steps == config.steps else f"snapshot at step {steps} of {config.steps}"
             )

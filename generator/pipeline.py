@@ -99,6 +99,7 @@ class SynthScanPipeline(DiffusionPipeline):
         default_steps: int = 10,
         default_guidance: float = 2.0,
         label_guidance: dict[str, float] | None = None,
+        burden_guidance: dict[str, float] | None = None,
         eval_chunk: int = 8,
         tracer: str = "",
         training_sources: list[str] | None = None,
@@ -121,6 +122,7 @@ class SynthScanPipeline(DiffusionPipeline):
             default_steps=int(default_steps),
             default_guidance=float(default_guidance),
             label_guidance={str(k): float(v) for k, v in (label_guidance or {}).items()},
+            burden_guidance={str(k): float(v) for k, v in (burden_guidance or {}).items()},
             eval_chunk=int(eval_chunk),
             tracer=str(tracer),
             training_sources=list(training_sources or []),
@@ -177,8 +179,9 @@ class SynthScanPipeline(DiffusionPipeline):
         karras = ", Karras sigmas" if self.scheduler.config.get("use_karras_sigmas") else ""
         return type(self.scheduler).__name__ + karras
 
-    def guidance_for(self, label: str, override: float | None = None) -> float:
-        """Guidance scale of a ``label`` study: ``override``, else the label's default, else the model's.
+    def guidance_for(self, label: str, override: float | None = None, burden: str | None = None) -> float:
+        """Guidance scale of a ``label`` study: ``override``, else its ``burden``'s default (metastasis
+        studies), else the label's, else the model's.
 
         1 is the conditional model alone; 0 would be the unconditional model, whose samples ignore the
         condition they would be labelled with, so scales must be > 0. A distilled model's scales are
@@ -193,6 +196,9 @@ class SynthScanPipeline(DiffusionPipeline):
             if not override > 0:
                 raise ValueError(f"guidance must be > 0 (1 = conditional model alone), got {override}")
             return float(override)
+        by_burden = self.config.get("burden_guidance") or {}  # {} for models saved before it
+        if label == "metastasis" and burden in by_burden:
+            return float(by_burden[burden])
         return float(self.config.get("label_guidance", {}).get(label, self.config.default_guidance))
 
     def guided_step(self, index: int, steps: int) -> bool:
@@ -315,7 +321,10 @@ class SynthScanPipeline(DiffusionPipeline):
         noise = {"generator": generators} if stochastic else {}
         latents = latents * self.scheduler.init_noise_sigma
         chunk = self.config.eval_chunk
-        scales = [self.guidance_for(label, guidance_scale) for label in conditions]
+        scales = [
+            self.guidance_for(label, guidance_scale, f.get("burden"))
+            for label, f in zip(conditions, factors, strict=True)
+        ]
         if self.config.get("guidance_distilled"):
             scales = [1.0] * batch  # guidance is in the weights: every study shares the network calls
         groups = {g: torch.tensor([i for i, s in enumerate(scales) if s == g]) for g in dict.fromkeys(scales)}

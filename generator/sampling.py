@@ -51,7 +51,8 @@ def request_id(label: str, grade: int | None, seed: int, **factors: str | None) 
 def sampler_settings(pipeline, steps: int | None, guidance: float | None) -> dict[str, Any]:
     """The settings that, with a seed and condition, determine a study (a dataset's provenance).
 
-    ``guidance`` maps each label to its scale; a study's own row records its label's scale.
+    ``guidance`` maps each label to its scale (``burden_guidance`` the burdens that have their own); a
+    study's own row records the scale it was drawn with.
     """
     settings = {
         "model_sha256": getattr(pipeline, "sha256", ""),
@@ -60,6 +61,9 @@ def sampler_settings(pipeline, steps: int | None, guidance: float | None) -> dic
         "guidance": {label: pipeline.guidance_for(label, guidance) for label in pipeline.labels},
         "sampler": pipeline.sampler,
     }
+    by_burden = pipeline.config.get("burden_guidance") or {}
+    if by_burden and guidance is None:  # models without burden scales: the settings as before
+        settings["burden_guidance"] = dict(by_burden)
     interval = list(pipeline.config.guidance_interval)
     if tuple(interval) != GUIDED_EVERY_STEP:  # every step guided: the settings as before
         settings["guidance_interval"] = interval
@@ -97,7 +101,7 @@ def generate_studies(
             "total_counts_target": total,
             "counts_per_view": [int(v) for v in counts.reshape(2, -1).sum(axis=1)],
             **settings,
-            "guidance": settings["guidance"][label],
+            "guidance": pipeline.guidance_for(label, guidance, study_factors.get("burden")),
         }
         results.append((counts, meta))
     return results

@@ -184,7 +184,11 @@ def describe_model(model: str | Path | None = None) -> dict[str, str]:
     folder = verify_model(model_dir(model))
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     scheduler = index.get("scheduler", ["", "?"])[1]
-    guidance = {"default": index.get("default_guidance"), **index.get("label_guidance", {})}
+    guidance = {
+        "default": index.get("default_guidance"),
+        **index.get("label_guidance", {}),
+        **{f"burden {k}": v for k, v in (index.get("burden_guidance") or {}).items()},
+    }
     statement = privacy_statement(folder)
     rows, cols = index.get("matrix", ["?", "?"])
     return {

@@ -572,6 +572,42 @@ def test_a_model_with_factor_conditions_samples_the_requested_tracer_and_burden(
     assert not (tmp_path / "bad").exists()
 
 
+def test_burden_guidance_applies_to_metastasis_studies_asked_for_that_burden(factor_model, tmp_path):
+    """A heavy burden's own scale reaches only metastasis studies of that burden, and is recorded."""
+    from synthscan.generator.distill import teacher_guidance
+
+    pipeline = load_pipeline(factor_model)
+    pipeline.register_to_config(burden_guidance={">10": 5.0})
+    assert pipeline.guidance_for("metastasis", burden=">10") == 5.0
+    assert pipeline.guidance_for("metastasis", burden="1-3") == pipeline.guidance_for("metastasis") == 2.0
+    assert pipeline.guidance_for("metastasis", 1.5, ">10") == 1.5, "an explicit scale overrides the burden's"
+    heavy, light = (
+        SampleRequest("h", "metastasis", None, 3, "MDP", ">10"),
+        SampleRequest("l", "metastasis", None, 4, "MDP", "1-3"),
+    )
+    mixed = generate_studies(pipeline, [heavy, light])
+    assert [meta["guidance"] for _, meta in mixed] == [5.0, 2.0]
+    assert np.array_equal(mixed[0][0], generate_studies(pipeline, [heavy], guidance=5.0)[0][0])
+    assert np.array_equal(mixed[1][0], generate_studies(pipeline, [light], guidance=2.0)[0][0])
+    assert not np.array_equal(mixed[0][0], generate_studies(pipeline, [heavy], guidance=2.0)[0][0])
+    dataset = sample_to_dataset(
+        pipeline, tmp_path / "s", condition="metastasis", n=1, burden=">10", progress=False
+    )
+    assert dataset.records[0].extra["guidance"] == "5.0"
+    assert dataset.info.provenance["generator"]["burden_guidance"] == {">10": 5.0}
+    table = teacher_guidance(pipeline)  # what a guidance student learns: (condition, burden) scales
+    conditions, burdens = list(pipeline.config.conditions), pipeline.factors["burden"]
+    assert table.shape == (len(conditions), len(burdens) + 1)
+    assert table[conditions.index("metastasis"), burdens.index(">10")] == 5.0
+    assert (
+        table[conditions.index("metastasis"), -1]
+        == table[conditions.index("normal"), burdens.index(">10")]
+        == 2.0
+    )
+    with pytest.raises(ConfigError, match=r"unknown burdens \['none'\]"):
+        tiny_config(**{"sampling.burden_guidance": {"none": 3.0}})
+
+
 def test_a_model_without_factor_conditions_refuses_tracer_in_one_line(tmp_path):
     dataset = Dataset.create(tmp_path / "data", matrix=MATRIX)
     rng = np.random.default_rng(0)
