@@ -156,6 +156,7 @@ def main() -> None:
         "model_sha256": pipeline.sha256,
         "steps": settings["steps"],
         "guidance": settings["guidance"],
+        "burden_guidance": settings.get("burden_guidance", {}),
         "condition_fidelity": {
             "synthetic": assignment(synthetic, synthetic.records, extractor),
             "held_out_real": assignment(real, real.records, extractor),
@@ -197,6 +198,7 @@ def markdown(results: dict, n_synthetic: int) -> str:
     lines = [
         f"## Quality ({n_synthetic} samples, {results['steps']} steps, guidance "
         + ", ".join(f"{label} {g:g}" for label, g in results["guidance"].items())
+        + "".join(f", metastasis asked for {b} {g:g}" for b, g in results.get("burden_guidance", {}).items())
         + ")",
         "",
         "Condition fidelity: share assigned to the requested condition by a classifier trained on real"
