@@ -7,10 +7,10 @@ A latent diffusion model only generates what its decoder can draw. If the image-
 (:mod:`synthscan.evaluation.detector`, the one ``generator_quality`` reports) already tells the
 autoencoder's reconstructions of real studies from other real studies, more diffusion training cannot
 bring the samples below that AUC: the autoencoder is the next thing to change. HELD_OUT's patients are
-shuffled (seeded) and split in two; ``n`` studies of the first half are encoded, decoded, scaled to
-their own total counts and redrawn as Poisson counts (as a sample is), and compared with ``n`` studies
-of the second half. The same comparison with the first half's studies as acquired is the detector's
-chance level on this data (real vs real: 0.5 expected).
+shuffled (seeded) and split in two; ``n`` studies of the first half are encoded, decoded, cut to
+their own acquired rows, scaled to their own counts per view and redrawn as Poisson counts (as a
+sample is), and compared with ``n`` studies of the second half. The same comparison with the first
+half's studies as acquired is the detector's chance level on this data (real vs real: 0.5 expected).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from synthscan.dataset import Dataset, Record
-from synthscan.evaluation.detector import DetectorConfig, detector_auc
+from synthscan.evaluation.detector import DetectorConfig, detector_auc, repeats_text
 from synthscan.generator.storage import load_pipeline
 from synthscan.generator.transform import expected_counts, to_model
 
@@ -38,11 +38,22 @@ def patient_halves(records: list[Record], seed: int) -> tuple[list[Record], list
 
 @torch.no_grad()
 def reconstructed_counts(vae, bin_factor: int, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Poisson counts drawn from the autoencoder's reconstruction of one study, at the study's total."""
+    """Poisson counts drawn from the autoencoder's reconstruction of one study, finished as a sample is.
+
+    A sample's rate is cut to an acquisition window and split between the views in a drawn ratio; here
+    the window is the study's own (its first to last counted row, per view) and each view gets the
+    study's own counts, so the detector compares what the decoder draws, not windows or view splits.
+    """
     x, _ = to_model(counts[None], bin_factor)
     decoded = vae.decode(vae.encode(x).latent_dist.mean).sample
     expected = expected_counts(decoded, torch.tensor([float(counts.sum())]), bin_factor)[0].numpy()
-    return rng.poisson(np.clip(expected.astype(np.float64), 0, None)).astype(np.int32)
+    rate = np.zeros(expected.shape, dtype=np.float64)
+    for view in range(2):
+        rows = np.flatnonzero(counts[view].sum(axis=1))
+        if rows.size:
+            window = np.clip(expected[view, rows[0] : rows[-1] + 1].astype(np.float64), 0, None)
+            rate[view, rows[0] : rows[-1] + 1] = window * counts[view].sum() / max(window.sum(), 1e-12)
+    return rng.poisson(rate).astype(np.int32)
 
 
 def main() -> None:
@@ -92,13 +103,9 @@ def main() -> None:
     }
     for name in ("reconstructed_vs_real", "real_vs_real"):
         d = results[name]
-        spread = (
-            f"; {len(d['repeats']['auc'])} trainings {d['repeats']['mean']:.3f} ± {d['repeats']['sd']:.3f}"
-        )
         print(
-            f"{name}: AUC {d['auc']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]"
-            + (spread if "repeats" in d else "")
-            + f" ({d['n_synthetic']} vs {d['n_real']} studies)"
+            f"{name} ({d['n_synthetic']} vs {d['n_real']} studies): AUC {d['auc']:.3f} "
+            f"[{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}].{repeats_text(d)}"
         )
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2, default=float) + "\n")

@@ -112,8 +112,9 @@ def main() -> None:
         "--detector-repeats",
         type=int,
         default=1,
-        help="cross-validations of the image detector with fresh folds and seeds; >1 adds their AUCs' "
-        "mean and SD (the detector's own training spread) [default: 1]",
+        help="cross-validations of the image detector with fresh folds and seeds; above 1 the AUC is "
+        "that of their averaged scores (a stronger detector than one training), each training's AUC, "
+        "mean and SD beside it [default: 1]",
     )
     parser.add_argument(
         "--lesion-detector",
@@ -198,7 +199,7 @@ def markdown(results: dict, n_synthetic: int) -> str:
     lines = [
         f"## Quality ({n_synthetic} samples, {results['steps']} steps, guidance "
         + ", ".join(f"{label} {g:g}" for label, g in results["guidance"].items())
-        + "".join(f", metastasis asked for {b} {g:g}" for b, g in results.get("burden_guidance", {}).items())
+        + "".join(f", burden {b} {g:g}" for b, g in results.get("burden_guidance", {}).items())
         + ")",
         "",
         "Condition fidelity: share assigned to the requested condition by a classifier trained on real"

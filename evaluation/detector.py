@@ -157,7 +157,7 @@ def repeats_text(result: dict[str, Any]) -> str:
     values = ", ".join(f"{a:.3f}" for a in r["auc"])
     return (
         f" AUC of {len(r['auc'])} trainings' averaged out-of-fold scores (fresh folds and seeds); single "
-        f"trainings {r['mean']:.3f} ± {r['sd']:.3f} (mean ± SD: {values})."
+        f"trainings {r['mean']:.3f} ± {r['sd']:.3f} (mean ± SD; each: {values})."
     )
 
 

@@ -100,9 +100,9 @@ class SamplingConfig:
     # per-label guidance overriding guidance_scale: a label whose samples need a stronger push away
     # from the class mixture without strengthening the others (e.g. {normal: 3.5})
     label_guidance: dict[str, PositiveFloat] = field(default_factory=dict)
-    # per requested metastatic burden (1-3, 4-10, >10, superscan), overriding the label's scale: heavy
-    # burdens need a stronger push to draw their many lesions, which would make every metastasis more
-    # detectable if given to the label (e.g. {">10": 4.5})
+    # per metastatic burden of a study (1-3, 4-10, >10, superscan; asked for or drawn), overriding the
+    # label's scale: heavy burdens need a stronger push to draw their many lesions, which would make
+    # every metastasis more detectable if given to the label (e.g. {">10": 4.5})
     burden_guidance: dict[str, PositiveFloat] = field(default_factory=dict)
     # [start, stop): share of the solver steps that are guided (diffusers guiders' start/stop); the others
     # run the conditional model alone, one network call instead of two (Kynkäänniemi et al. 2024)

@@ -6,9 +6,10 @@ on a CPU (``benchmarks/sample_speed.py``). Latent consistency distillation (Luo 
 Consistency Models"; consistency distillation of Song et al. 2023) trains a student UNet, started
 from the teacher's weights, to map any point of the teacher's *guided* probability-flow ODE to the
 ODE's end. One step: a training study's latent is noised to ``t_{n+k}`` on a grid of
-``ddim_timesteps`` steps, one DDIM step of the guided teacher (each label at the model's own guidance
-scale) moves it to ``t_n``, and the student's consistency function at ``t_{n+k}`` is pulled towards
-that of a slowly moving (EMA) copy of itself at ``t_n`` (pseudo-Huber loss).
+``ddim_timesteps`` steps, one DDIM step of the guided teacher (each label, or metastasis burden, at
+the model's own guidance scale) moves it to ``t_n``, and the student's consistency function at
+``t_{n+k}`` is pulled towards that of a slowly moving (EMA) copy of itself at ``t_n`` (pseudo-Huber
+loss).
 
 A consistency student samples with diffusers' ``LCMScheduler`` in ``sampling_steps`` steps of one
 UNet row each; its guidance is part of its weights, so the pipeline skips the null rows and refuses another
@@ -163,7 +164,7 @@ class ConsistencyObjective:
     ):
         self.teacher, self.target, self.target_ema = teacher, target, target_ema
         self.scheduler = scheduler
-        self.guidance = guidance  # (conditions,) guidance scale of each condition id; None: built in
+        self.guidance = guidance  # teacher_guidance(): per condition (and burden) id; None: built in
         self.huber_c = huber_c
         alphas = scheduler.alphas_cumprod
         self.alpha, self.sigma = alphas.sqrt(), (1 - alphas).sqrt()
@@ -371,7 +372,7 @@ def distill(
             scales = ", ".join(
                 f"{label} {teacher.guidance_for(label)}" for label in teacher.labels
             ) + "".join(
-                f", metastasis asked for burden {b} {g:g}"
+                f", metastasis with burden {b} {g:g}"
                 for b, g in (teacher.config.get("burden_guidance") or {}).items()
             )
             reached = (

@@ -23,7 +23,7 @@ for g in map(float, sys.argv[5:]):
         seeds = range(700000 + start, 700000 + min(n, start + 8))
         reqs = [SampleRequest(f"h{s}", "metastasis", None, s, None, burden) for s in seeds]
         counts = np.stack([c for c, _ in generate_studies(pipeline, reqs, guidance=g)])
-        found += [r["detected"] for r in score_studies(det, counts, [None] * len(counts), 2.4)]
+        found += [r["detected"] for r in score_studies(det, counts, [None] * len(counts), pipeline.config.pixel_spacing_mm)]
     found = np.array(found)
     share = np.mean((found >= lo) & (found <= hi))
     print(

@@ -50,8 +50,9 @@ from synthscan.dataset import Dataset
     default=1,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Whole cross-validations of the image detector with fresh folds and seeds: the report adds "
-    "their AUCs' mean and SD, the spread of the detector's own training (each repeat costs one more run).",
+    help="Whole cross-validations of the image detector with fresh folds and seeds; above 1 the AUC "
+    "reported is that of their averaged scores (a stronger detector than one training, not comparable "
+    "with a single-training AUC), each training's AUC, mean and SD beside it (each repeat: one more run).",
 )
 @click.option(
     "--lesion-detector",
