@@ -20,12 +20,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
+from generator_fine_structure import Autoencoder, reconstruct  # a sibling script: run as benchmarks/…
 
 from synthscan.dataset import Dataset, Record
 from synthscan.evaluation.detector import DetectorConfig, detector_auc, repeats_text
 from synthscan.generator.storage import load_pipeline
-from synthscan.generator.transform import expected_counts, to_model
 
 
 def patient_halves(records: list[Record], seed: int) -> tuple[list[Record], list[Record]]:
@@ -36,17 +35,14 @@ def patient_halves(records: list[Record], seed: int) -> tuple[list[Record], list
     return [r for r in records if r.patient_id in first], [r for r in records if r.patient_id not in first]
 
 
-@torch.no_grad()
-def reconstructed_counts(vae, bin_factor: int, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def reconstructed_counts(ae: Autoencoder, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Poisson counts drawn from the autoencoder's reconstruction of one study, finished as a sample is.
 
     A sample's rate is cut to an acquisition window and split between the views in a drawn ratio; here
     the window is the study's own (its first to last counted row, per view) and each view gets the
     study's own counts, so the detector compares what the decoder draws, not windows or view splits.
     """
-    x, _ = to_model(counts[None], bin_factor)
-    decoded = vae.decode(vae.encode(x).latent_dist.mean).sample
-    expected = expected_counts(decoded, torch.tensor([float(counts.sum())]), bin_factor)[0].numpy()
+    expected = reconstruct(ae, counts, float(counts.sum()))
     rate = np.zeros(expected.shape, dtype=np.float64)
     for view in range(2):
         rows = np.flatnonzero(counts[view].sum(axis=1))
@@ -84,15 +80,14 @@ def main() -> None:
         )
     first, second = first[: args.n], second[: args.n]
     pipeline = load_pipeline(args.model, device="cpu")
+    ae = Autoencoder(pipeline.vae, pipeline.config.bin_factor)
     rng = np.random.default_rng(args.seed)
 
     def counts(records: list[Record]) -> np.ndarray:
         return np.stack([s.counts for s in dataset.iter_studies(records)]).astype(np.int32)
 
     acquired, reference = counts(first), counts(second)
-    reconstructed = np.stack(
-        [reconstructed_counts(pipeline.vae, pipeline.config.bin_factor, c, rng) for c in acquired]
-    )
+    reconstructed = np.stack([reconstructed_counts(ae, c, rng) for c in acquired])
     config = DetectorConfig(seed=args.seed, repeats=args.detector_repeats)
     groups_first, groups_second = [r.patient_id for r in first], [r.patient_id for r in second]
     results = {
