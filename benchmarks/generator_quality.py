@@ -158,6 +158,7 @@ def main() -> None:
         "steps": settings["steps"],
         "guidance": settings["guidance"],
         "burden_guidance": settings.get("burden_guidance", {}),
+        "grade_guidance": settings.get("grade_guidance", {}),
         "condition_fidelity": {
             "synthetic": assignment(synthetic, synthetic.records, extractor),
             "held_out_real": assignment(real, real.records, extractor),
@@ -200,6 +201,7 @@ def markdown(results: dict, n_synthetic: int) -> str:
         f"## Quality ({n_synthetic} samples, {results['steps']} steps, guidance "
         + ", ".join(f"{label} {g:g}" for label, g in results["guidance"].items())
         + "".join(f", burden {b} {g:g}" for b, g in results.get("burden_guidance", {}).items())
+        + "".join(f", Perugini {k} {g:g}" for k, g in results.get("grade_guidance", {}).items())
         + ")",
         "",
         "Condition fidelity: share assigned to the requested condition by a classifier trained on real"

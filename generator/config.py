@@ -20,7 +20,7 @@ from synthscan.config import (
     Range,
 )
 from synthscan.generator.conditions import METASTATIC_BURDENS
-from synthscan.labels import LABELS, PATIENT_SOURCES
+from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, PATIENT_SOURCES
 
 GUIDED_EVERY_STEP: tuple[float, float] = (0.0, 1.0)
 """The guidance interval of a model guided at every solver step (and of models saved before it)."""
@@ -104,6 +104,10 @@ class SamplingConfig:
     # label's scale: heavy burdens need a stronger push to draw their many lesions, which would make
     # every metastasis more detectable if given to the label (e.g. {">10": 4.5})
     burden_guidance: dict[str, PositiveFloat] = field(default_factory=dict)
+    # per Perugini grade (1-3, unquoted integer keys) of an amyloidosis study (asked for or drawn),
+    # overriding the label's scale: a grade the model draws too faint for its class (e.g. {2: 3.0})
+    # without exaggerating the others
+    grade_guidance: dict[int, PositiveFloat] = field(default_factory=dict)
     # [start, stop): share of the solver steps that are guided (diffusers guiders' start/stop); the others
     # run the conditional model alone, one network call instead of two (Kynkäänniemi et al. 2024)
     guidance_interval: tuple[Fraction, Fraction] = GUIDED_EVERY_STEP
@@ -154,6 +158,12 @@ class GeneratorConfig:
             raise ConfigError(
                 f"sampling.burden_guidance has unknown burdens {unknown}; "
                 f"valid burdens: {list(METASTATIC_BURDENS)}"
+            )
+        unknown = sorted(set(self.sampling.grade_guidance) - set(AMYLOIDOSIS_GRADES))
+        if unknown:
+            raise ConfigError(
+                f"sampling.grade_guidance has unknown Perugini grades {unknown}; "
+                f"valid grades: {list(AMYLOIDOSIS_GRADES)}"
             )
         start, stop = self.sampling.guidance_interval
         if not start < stop:

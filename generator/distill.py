@@ -90,14 +90,15 @@ BURDEN_COLUMN = 1 + list(FACTORS).index("burden")
 def teacher_guidance(teacher: SynthScanPipeline) -> torch.Tensor:
     """The teacher's scale per condition id (conditions,), or per (condition, burden) id (factor models).
 
-    The burden table's extra last column is the null class's: the label's own scale.
+    A condition id is a label with its Perugini grade, so grade scales need no column of their own.
+    The burden table's extra last column is the null class's: the condition's own scale.
     """
-    labels = [split_key(key)[0] for key in teacher.config.conditions]
+    keys = [split_key(key) for key in teacher.config.conditions]
     burdens = (teacher.factors or {}).get("burden")
     if not burdens:
-        return torch.tensor([teacher.guidance_for(label) for label in labels])
+        return torch.tensor([teacher.guidance_for(label, grade=grade) for label, grade in keys])
     return torch.tensor(
-        [[teacher.guidance_for(label, None, b) for b in [*burdens, None]] for label in labels]
+        [[teacher.guidance_for(label, None, b, grade) for b in [*burdens, None]] for label, grade in keys]
     )
 
 
@@ -369,11 +370,16 @@ def distill(
 
         def card(pipeline: SynthScanPipeline, steps: int, seconds: float) -> str:
             """The student's model card; its sampler and steps are read from ``pipeline``."""
-            scales = ", ".join(
-                f"{label} {teacher.guidance_for(label)}" for label in teacher.labels
-            ) + "".join(
-                f", metastasis with burden {b} {g:g}"
-                for b, g in (teacher.config.get("burden_guidance") or {}).items()
+            scales = (
+                ", ".join(f"{label} {teacher.guidance_for(label)}" for label in teacher.labels)
+                + "".join(
+                    f", metastasis with burden {b} {g:g}"
+                    for b, g in (teacher.config.get("burden_guidance") or {}).items()
+                )
+                + "".join(
+                    f", amyloidosis of Perugini grade {k} {g:g}"
+                    for k, g in (teacher.config.get("grade_guidance") or {}).items()
+                )
             )
             reached = (
                 f"{steps} steps" if steps == config.steps else f"snapshot at step {steps} of {config.steps}"

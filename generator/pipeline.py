@@ -100,6 +100,7 @@ class SynthScanPipeline(DiffusionPipeline):
         default_guidance: float = 2.0,
         label_guidance: dict[str, float] | None = None,
         burden_guidance: dict[str, float] | None = None,
+        grade_guidance: dict[str, float] | None = None,
         eval_chunk: int = 8,
         tracer: str = "",
         training_sources: list[str] | None = None,
@@ -123,6 +124,7 @@ class SynthScanPipeline(DiffusionPipeline):
             default_guidance=float(default_guidance),
             label_guidance={str(k): float(v) for k, v in (label_guidance or {}).items()},
             burden_guidance={str(k): float(v) for k, v in (burden_guidance or {}).items()},
+            grade_guidance={str(k): float(v) for k, v in (grade_guidance or {}).items()},
             eval_chunk=int(eval_chunk),
             tracer=str(tracer),
             training_sources=list(training_sources or []),
@@ -179,9 +181,15 @@ class SynthScanPipeline(DiffusionPipeline):
         karras = ", Karras sigmas" if self.scheduler.config.get("use_karras_sigmas") else ""
         return type(self.scheduler).__name__ + karras
 
-    def guidance_for(self, label: str, override: float | None = None, burden: str | None = None) -> float:
+    def guidance_for(
+        self,
+        label: str,
+        override: float | None = None,
+        burden: str | None = None,
+        grade: int | None = None,
+    ) -> float:
         """Guidance scale of a ``label`` study: ``override``, else its ``burden``'s default (metastasis
-        studies), else the label's, else the model's.
+        studies) or its Perugini ``grade``'s (amyloidosis studies), else the label's, else the model's.
 
         1 is the conditional model alone; 0 would be the unconditional model, whose samples ignore the
         condition they would be labelled with, so scales must be > 0. A distilled model's scales are
@@ -199,6 +207,9 @@ class SynthScanPipeline(DiffusionPipeline):
         by_burden = self.config.get("burden_guidance") or {}  # {} for models saved before it
         if label == "metastasis" and burden in by_burden:
             return float(by_burden[burden])
+        by_grade = {str(k): v for k, v in (self.config.get("grade_guidance") or {}).items()}  # JSON: "2"
+        if label == "amyloidosis" and str(grade) in by_grade:
+            return float(by_grade[str(grade)])
         return float(self.config.get("label_guidance", {}).get(label, self.config.default_guidance))
 
     def guided_step(self, index: int, steps: int) -> bool:
@@ -322,8 +333,8 @@ class SynthScanPipeline(DiffusionPipeline):
         latents = latents * self.scheduler.init_noise_sigma
         chunk = self.config.eval_chunk
         scales = [
-            self.guidance_for(label, guidance_scale, f.get("burden"))
-            for label, f in zip(conditions, factors, strict=True)
+            self.guidance_for(label, guidance_scale, f.get("burden"), split_key(key)[1])
+            for label, key, f in zip(conditions, keys, factors, strict=True)
         ]
         if self.config.get("guidance_distilled"):
             scales = [1.0] * batch  # guidance is in the weights: every study shares the network calls

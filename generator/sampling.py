@@ -51,8 +51,8 @@ def request_id(label: str, grade: int | None, seed: int, **factors: str | None) 
 def sampler_settings(pipeline, steps: int | None, guidance: float | None) -> dict[str, Any]:
     """The settings that, with a seed and condition, determine a study (a dataset's provenance).
 
-    ``guidance`` maps each label to its scale (``burden_guidance`` the burdens that have their own); a
-    study's own row records the scale it was drawn with.
+    ``guidance`` maps each label to its scale (``burden_guidance`` and ``grade_guidance`` the burdens
+    and Perugini grades that have their own); a study's own row records the scale it was drawn with.
     """
     settings = {
         "model_sha256": getattr(pipeline, "sha256", ""),
@@ -64,6 +64,9 @@ def sampler_settings(pipeline, steps: int | None, guidance: float | None) -> dic
     by_burden = pipeline.config.get("burden_guidance") or {}
     if by_burden and guidance is None:  # models without burden scales: the settings as before
         settings["burden_guidance"] = dict(by_burden)
+    by_grade = pipeline.config.get("grade_guidance") or {}
+    if by_grade and guidance is None:  # models without grade scales: the settings as before
+        settings["grade_guidance"] = dict(by_grade)
     interval = list(pipeline.config.guidance_interval)
     if tuple(interval) != GUIDED_EVERY_STEP:  # every step guided: the settings as before
         settings["guidance_interval"] = interval
@@ -101,7 +104,7 @@ def generate_studies(
             "total_counts_target": total,
             "counts_per_view": [int(v) for v in counts.reshape(2, -1).sum(axis=1)],
             **settings,
-            "guidance": pipeline.guidance_for(label, guidance, study_factors.get("burden")),
+            "guidance": pipeline.guidance_for(label, guidance, study_factors.get("burden"), grade),
         }
         results.append((counts, meta))
     return results

@@ -188,6 +188,7 @@ def describe_model(model: str | Path | None = None) -> dict[str, str]:
         "default": index.get("default_guidance"),
         **index.get("label_guidance", {}),
         **{f"burden {k}": v for k, v in (index.get("burden_guidance") or {}).items()},
+        **{f"amyloidosis grade {k}": v for k, v in (index.get("grade_guidance") or {}).items()},
     }
     statement = privacy_statement(folder)
     rows, cols = index.get("matrix", ["?", "?"])

@@ -512,6 +512,7 @@ def assemble_pipeline(
         default_guidance=config.sampling.guidance_scale,
         label_guidance=config.sampling.label_guidance,
         burden_guidance=config.sampling.burden_guidance,
+        grade_guidance=config.sampling.grade_guidance,
         guidance_interval=config.sampling.guidance_interval,
         eval_chunk=config.sampling.eval_chunk,
         tracer=Counter(r.tracer for r in records).most_common(1)[0][0],

@@ -608,6 +608,50 @@ def test_burden_guidance_applies_to_metastasis_studies_asked_for_that_burden(fac
         tiny_config(**{"sampling.burden_guidance": {"none": 3.0}})
 
 
+def test_grade_guidance_applies_to_amyloidosis_studies_of_that_grade(trained, tmp_path):
+    """A Perugini grade's own scale reaches only amyloidosis studies of that grade (asked for or drawn),
+    is recorded, and is what a guidance student learns for that condition."""
+    from synthscan.generator.distill import teacher_guidance
+
+    pipeline = load_pipeline(trained)
+    pipeline.register_to_config(grade_guidance={"3": 5.0})
+    default = pipeline.guidance_for("amyloidosis")
+    assert default != 5.0
+    assert pipeline.guidance_for("amyloidosis", grade=3) == 5.0
+    assert pipeline.guidance_for("amyloidosis", grade=1) == default
+    assert pipeline.guidance_for("metastasis", grade=3) == pipeline.guidance_for("metastasis")
+    assert pipeline.guidance_for("amyloidosis", 1.5, grade=3) == 1.5, (
+        "an explicit scale overrides the grade's"
+    )
+    strong, weak = (
+        SampleRequest("g3", "amyloidosis", 3, 3, None, None),
+        SampleRequest("g1", "amyloidosis", 1, 4, None, None),
+    )
+    mixed = generate_studies(pipeline, [strong, weak])
+    assert [meta["guidance"] for _, meta in mixed] == [5.0, default]
+    assert np.array_equal(mixed[0][0], generate_studies(pipeline, [strong], guidance=5.0)[0][0])
+    assert np.array_equal(mixed[1][0], generate_studies(pipeline, [weak], guidance=default)[0][0])
+    assert not np.array_equal(mixed[0][0], generate_studies(pipeline, [strong], guidance=default)[0][0])
+    drawn = generate_studies(
+        pipeline, [SampleRequest(f"d{s}", "amyloidosis", None, s, None, None) for s in range(8)]
+    )
+    assert {meta["perugini_grade"] for _, meta in drawn} == {1, 3}, "both grades drawn"
+    assert all(meta["guidance"] == (5.0 if meta["perugini_grade"] == 3 else default) for _, meta in drawn)
+    dataset = sample_to_dataset(
+        pipeline, tmp_path / "s", condition="amyloidosis", n=1, grade=3, progress=False
+    )
+    assert dataset.records[0].extra["guidance"] == "5.0"
+    assert dataset.info.provenance["generator"]["grade_guidance"] == {"3": 5.0}
+    table = teacher_guidance(pipeline)  # per condition id (and burden id): the grade's for its own rows
+    conditions = list(pipeline.config.conditions)
+    assert (table[conditions.index("amyloidosis-g3")] == 5.0).all()
+    assert (table[conditions.index("amyloidosis-g1")] == default).all()
+    pipeline.register_to_config(grade_guidance={3: 4.0})  # a config's integer keys, before a JSON round trip
+    assert pipeline.guidance_for("amyloidosis", grade=3) == 4.0
+    with pytest.raises(ConfigError, match=r"unknown Perugini grades \[0\]"):
+        tiny_config(**{"sampling.grade_guidance": {0: 3.0}})
+
+
 def test_a_model_without_factor_conditions_refuses_tracer_in_one_line(tmp_path):
     dataset = Dataset.create(tmp_path / "data", matrix=MATRIX)
     rng = np.random.default_rng(0)

@@ -92,7 +92,8 @@ guidance_option = click.option(
     help="Classifier-free guidance scale for every condition: 1 = the conditional model alone (no "
     "guidance), above 1 = pushed further towards the condition; it must be > 0, since 0 would be the "
     "unconditional model, which ignores the condition [default: the model's scale for each condition, "
-    "and for a metastasis study its burden's where the model has one].",
+    "for a metastasis study its burden's and for an amyloidosis study its Perugini grade's where the "
+    "model has one].",
 )
 steps_option = click.option(
     "--steps", type=click.IntRange(min=1), default=None, help="Sampler steps [default: the model's]."
