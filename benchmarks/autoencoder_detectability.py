@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from generator_fine_structure import Autoencoder, reconstruct  # a sibling script: run as benchmarks/…
 
 from synthscan.dataset import Dataset, Record
@@ -35,14 +36,17 @@ def patient_halves(records: list[Record], seed: int) -> tuple[list[Record], list
     return [r for r in records if r.patient_id in first], [r for r in records if r.patient_id not in first]
 
 
-def reconstructed_counts(ae: Autoencoder, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Poisson counts drawn from the autoencoder's reconstruction of one study, finished as a sample is.
+def reconstructed_counts(
+    ae: Autoencoder, counts: np.ndarray, rng: np.random.Generator, latent: torch.Tensor | None = None
+) -> np.ndarray:
+    """Poisson counts drawn from the autoencoder's reconstruction of one study, finished as a sample is
+    (``latent``: decode this code instead of the study's own, e.g. a perturbed one).
 
     A sample's rate is cut to an acquisition window and split between the views in a drawn ratio; here
     the window is the study's own (its first to last counted row, per view) and each view gets the
     study's own counts, so the detector compares what the decoder draws, not windows or view splits.
     """
-    expected = reconstruct(ae, counts, float(counts.sum()))
+    expected = reconstruct(ae, counts, float(counts.sum()), latent)
     rate = np.zeros(expected.shape, dtype=np.float64)
     for view in range(2):
         rows = np.flatnonzero(counts[view].sum(axis=1))

@@ -101,10 +101,14 @@ def textures(counts: np.ndarray) -> dict[str, float]:
 
 
 @torch.no_grad()
-def reconstruct(ae: Autoencoder, counts: np.ndarray, total: float) -> np.ndarray:
-    """The autoencoder's expected counts (2, H, W) of one study's ``counts``, scaled to ``total``."""
-    x, _ = to_model(counts[None], ae.bin_factor)
-    decoded = ae.vae.decode(ae.vae.encode(x).latent_dist.mean).sample
+def reconstruct(
+    ae: Autoencoder, counts: np.ndarray, total: float, latent: torch.Tensor | None = None
+) -> np.ndarray:
+    """The autoencoder's expected counts (2, H, W) of one study's ``counts``, scaled to ``total``;
+    ``latent`` (unscaled, (C, h, w)): decode it instead of the counts' own code."""
+    if latent is None:
+        latent = ae.vae.encode(to_model(counts[None], ae.bin_factor)[0]).latent_dist.mean[0]
+    decoded = ae.vae.decode(latent[None]).sample
     return expected_counts(decoded, torch.tensor([total]), ae.bin_factor)[0].numpy()
 
 
