@@ -608,6 +608,20 @@ def test_burden_guidance_applies_to_metastasis_studies_asked_for_that_burden(fac
         tiny_config(**{"sampling.burden_guidance": {"none": 3.0}})
 
 
+def test_a_factor_models_teacher_table_gives_a_grade_its_scale_in_every_burden_column(factor_model):
+    """The (condition, burden) table a guidance student of the shipped kind of model learns."""
+    from synthscan.generator.distill import teacher_guidance
+
+    pipeline = load_pipeline(factor_model)
+    pipeline.register_to_config(grade_guidance={"3": 5.0}, burden_guidance={">10": 4.0})
+    table = teacher_guidance(pipeline)
+    conditions, burdens = list(pipeline.config.conditions), pipeline.factors["burden"]
+    assert table.shape == (len(conditions), len(burdens) + 1)
+    assert (table[conditions.index("amyloidosis-g3")] == 5.0).all(), "null burden column included"
+    assert table[conditions.index("metastasis"), burdens.index(">10")] == 4.0
+    assert table[conditions.index("metastasis"), burdens.index("1-3")] == pipeline.guidance_for("metastasis")
+
+
 def test_grade_guidance_applies_to_amyloidosis_studies_of_that_grade(trained, tmp_path):
     """A Perugini grade's own scale reaches only amyloidosis studies of that grade (asked for or drawn),
     is recorded, and is what a guidance student learns for that condition."""
