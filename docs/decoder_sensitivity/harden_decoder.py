@@ -24,54 +24,74 @@ from synthscan.generator.data import prepare_images, random_crops, training_reco
 from synthscan.generator.storage import load_pipeline, save_model
 from synthscan.generator.train import split_counts
 
-parser = argparse.ArgumentParser()
-parser.add_argument("data")
-parser.add_argument("out", type=Path)
-parser.add_argument("steps", type=int)
-parser.add_argument("sigma_max", type=float)
-parser.add_argument("--model", default=None)
-args = parser.parse_args()
 
-torch.manual_seed(0)
-rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
-dataset = Dataset.open(args.data)
-pipeline = load_pipeline(args.model, device="cpu")
-images = prepare_images(
-    dataset, training_records(dataset, ("real", "simulated")), pipeline.config.bin_factor, args.out / "data"
-)
-vae, scale = pipeline.vae, pipeline.vae.config.scaling_factor
-vae.requires_grad_(False)
-params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
-for p in params:
-    p.requires_grad_(True)
-optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
-schedule = get_cosine_schedule_with_warmup(optimizer, 50, args.steps)
-scales = torch.from_numpy(np.asarray(images.scales, dtype=np.float32))
-start = time.perf_counter()
-with open(args.out / "log.jsonl", "w") as log:
-    for step in range(args.steps):
-        index = rng.integers(0, len(images), 8)
-        x = torch.from_numpy(random_crops(images.images, index, 128, rng, 0.25))
-        seen, held = split_counts(x, scales[index], (0.5, 0.8), generator)
-        with torch.no_grad():
-            z = vae.encode(seen).latent_dist.mean
-        sigma = args.sigma_max * torch.rand(len(z), 1, 1, 1, generator=generator)
-        x_hat = vae.decode(z + sigma / scale * torch.randn(z.shape, generator=generator)).sample
-        observed, rate = held.square(), x_hat.square() + 1e-4
-        deviance = (
-            2 * (torch.xlogy(observed, observed) - torch.xlogy(observed, rate) - observed + rate)
-        ).mean()
-        loss = deviance + 0.1 * torch.nn.functional.mse_loss(x_hat.abs(), held)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad()
-        if (step + 1) % 50 == 0:
-            row = {"step": step + 1, "deviance": deviance.item(), "seconds": time.perf_counter() - start}
-            log.write(json.dumps(row) + "\n")
-            log.flush()
-pipeline.register_modules(vae=vae.eval())
-save_model(
-    pipeline, args.out / "model", card=f"# {pipeline.path} with a hardened decoder ({args.sigma_max})\n"
-)
+def trainable_decoder(data: str, out: Path, model: str | None) -> tuple:
+    """The generator, its training images and its decoder's parameters, the only ones left trainable.
+
+    The encoder is frozen, so the latents, hence the trained UNet, stay valid.
+    """
+    dataset = Dataset.open(data)
+    pipeline = load_pipeline(model, device="cpu")
+    images = prepare_images(
+        dataset, training_records(dataset, ("real", "simulated")), pipeline.config.bin_factor, out / "data"
+    )
+    pipeline.vae.requires_grad_(False)
+    params = [*pipeline.vae.decoder.parameters(), *pipeline.vae.post_quant_conv.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    return pipeline, images, params
+
+
+def reconstruction_loss(
+    x_hat: torch.Tensor, held: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The autoencoder stage's objective against the held-out share (deviance + 0.1 MSE), the deviance
+    and the decoded rate."""
+    observed, rate = held.square(), x_hat.square() + 1e-4
+    deviance = (2 * (torch.xlogy(observed, observed) - torch.xlogy(observed, rate) - observed + rate)).mean()
+    return deviance + 0.1 * torch.nn.functional.mse_loss(x_hat.abs(), held), deviance, rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("data")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("steps", type=int)
+    parser.add_argument("sigma_max", type=float)
+    parser.add_argument("--model", default=None)
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    pipeline, images, params = trainable_decoder(args.data, args.out, args.model)
+    vae, scale = pipeline.vae, pipeline.vae.config.scaling_factor
+    optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
+    schedule = get_cosine_schedule_with_warmup(optimizer, 50, args.steps)
+    scales = torch.from_numpy(np.asarray(images.scales, dtype=np.float32))
+    start = time.perf_counter()
+    with open(args.out / "log.jsonl", "w") as log:
+        for step in range(args.steps):
+            index = rng.integers(0, len(images), 8)
+            x = torch.from_numpy(random_crops(images.images, index, 128, rng, 0.25))
+            seen, held = split_counts(x, scales[index], (0.5, 0.8), generator)
+            with torch.no_grad():
+                z = vae.encode(seen).latent_dist.mean
+            sigma = args.sigma_max * torch.rand(len(z), 1, 1, 1, generator=generator)
+            x_hat = vae.decode(z + sigma / scale * torch.randn(z.shape, generator=generator)).sample
+            loss, deviance, _ = reconstruction_loss(x_hat, held)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            if (step + 1) % 50 == 0:
+                row = {"step": step + 1, "deviance": deviance.item(), "seconds": time.perf_counter() - start}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+    pipeline.register_modules(vae=vae.eval())
+    card = f"# {pipeline.path} with a hardened decoder ({args.sigma_max})\n"
+    save_model(pipeline, args.out / "model", card=card)
+
+
+if __name__ == "__main__":
+    main()
