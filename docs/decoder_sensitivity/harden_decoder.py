@@ -26,10 +26,13 @@ from synthscan.generator.train import split_counts
 
 
 def trainable_decoder(data: str, out: Path, model: str | None) -> tuple:
-    """The generator, its training images and its decoder's parameters, the only ones left trainable.
+    """The generator, its training images, its decoder's parameters (the only ones left trainable) and
+    the seeded NumPy and torch generators of the training loop.
 
     The encoder is frozen, so the latents, hence the trained UNet, stay valid.
     """
+    torch.manual_seed(0)
+    rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
     dataset = Dataset.open(data)
     pipeline = load_pipeline(model, device="cpu")
     images = prepare_images(
@@ -39,7 +42,7 @@ def trainable_decoder(data: str, out: Path, model: str | None) -> tuple:
     params = [*pipeline.vae.decoder.parameters(), *pipeline.vae.post_quant_conv.parameters()]
     for p in params:
         p.requires_grad_(True)
-    return pipeline, images, params
+    return pipeline, images, params, rng, generator
 
 
 def reconstruction_loss(
@@ -61,9 +64,7 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
 
-    torch.manual_seed(0)
-    rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
-    pipeline, images, params = trainable_decoder(args.data, args.out, args.model)
+    pipeline, images, params, rng, generator = trainable_decoder(args.data, args.out, args.model)
     vae, scale = pipeline.vae, pipeline.vae.config.scaling_factor
     optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
     schedule = get_cosine_schedule_with_warmup(optimizer, 50, args.steps)

@@ -52,9 +52,7 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
 
-    torch.manual_seed(0)
-    rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
-    pipeline, images, params = trainable_decoder(args.data, args.out, args.model)
+    pipeline, images, params, rng, generator = trainable_decoder(args.data, args.out, args.model)
     vae, scale = pipeline.vae, pipeline.vae.config.scaling_factor
     last_layer = vae.decoder.conv_out.weight
     discriminator = PatchDiscriminator(
