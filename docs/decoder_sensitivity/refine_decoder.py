@@ -6,8 +6,8 @@
 The encoder stays frozen, so the latents, hence the trained UNet, stay valid. Each step encodes a
 binomial share of 8 training crops (128 rows, a quarter flush with a border; the autoencoder stage's
 Noise2Noise split, as ``split_counts``), optionally adds Gaussian noise of an SD drawn uniformly from
-[0, S] per crop (scaled latent units), and scores the decoded rate against the other share of the counts: the
-autoencoder's Poisson deviance and MSE anchor, plus ``A`` times the adaptive adversarial weight
+[0, S] per crop (scaled latent units), and scores the decoded rate against the other share of the
+counts: the autoencoder's Poisson deviance and MSE anchor, plus ``A`` times the adaptive adversarial weight
 (Esser et al. 2021, as Stable Diffusion's autoencoder: the ratio of the two terms' gradient norms at
 the decoder's last layer) times a least-squares patch adversarial term (MONAI ``PatchDiscriminator``,
 trained from scratch). The discriminator sees what the image detector sees: counts against counts,
@@ -36,7 +36,12 @@ from synthscan.generator.storage import save_model
 
 
 def detector_view(counts: torch.Tensor) -> torch.Tensor:
-    """Counts → the image detector's input: Anscombe transform divided by each crop's mean."""
+    """Counts → the image detector's input: Anscombe transform divided by each crop's mean.
+
+    ``synthscan.evaluation.detector.detector_inputs`` in torch, so the adversarial gradient reaches the
+    decoder; the crops are already at the detector's 2x2 binning and are not mirrored (patches see no
+    left-right order).
+    """
     x = 2.0 * torch.sqrt(counts.clamp_min(0) + 0.375)
     return x / x.mean(dim=(1, 2, 3), keepdim=True)
 
