@@ -20,6 +20,9 @@ Samples ``n`` studies per condition (amyloidosis split over the model's grades) 
 - ``image_detector_auc``: a small CNN trained from scratch to tell the samples from HELD_OUT's studies
   on the count images themselves, cross-validated patient-disjointly, AUC with a DeLong 95 % CI
   (:mod:`synthscan.evaluation.detector`; 0.5 = indistinguishable, what a reader's eye approximates);
+- ``body_placement``: the share of samples whose body starts half a head lower than every held-out
+  study's (no head, or the body drawn down the image), per condition: the malformed samples a reader
+  sees first;
 - memorization: nearest-training-study distances of the samples against real-to-real ones, in image
   and feature space (`synthscan audit privacy`);
 - with ``--lesion-detector`` (models trained on simulated studies): lesions, per condition the share of
@@ -42,7 +45,12 @@ from statsmodels.stats.proportion import proportion_confint
 from synthscan.classifier.features import FeatureExtractor
 from synthscan.dataset import Dataset, Record
 from synthscan.evaluation.detector import DetectorConfig, repeats_text
-from synthscan.evaluation.fidelity import classifier_model, evaluate_fidelity, write_fidelity_report
+from synthscan.evaluation.fidelity import (
+    body_placement_text,
+    classifier_model,
+    evaluate_fidelity,
+    write_fidelity_report,
+)
 from synthscan.evaluation.lesions import (
     LesionDetector,
     LesionDetectorConfig,
@@ -174,6 +182,7 @@ def main() -> None:
     write_fidelity_report(fidelity, out / "fidelity", str(real.root), str(synthetic.root))
     results["realism"] = {k: fidelity[k] for k in ("features", "real_vs_real", "real_vs_synthetic")}
     results["image_detector_auc"] = fidelity["image_detector"]
+    results["body_placement"] = fidelity["body_placement"]
     if fidelity.get("tracer_fidelity"):
         results["tracer_fidelity"] = fidelity["tracer_fidelity"]
     audit = run_audit(train, synthetic, features=extractor, holdout=real)
@@ -270,6 +279,8 @@ def markdown(results: dict, n_synthetic: int) -> str:
             **results["image_detector_auc"],
         )
         + repeats_text(results["image_detector_auc"]),
+        "",
+        body_placement_text(results["body_placement"]),
         "",
         "Memorization (nearest training study; reference: held-out real studies to the training set):",
         "",

@@ -78,6 +78,7 @@ def save_model(pipeline, folder: str | Path, *, card: str | None = None) -> Path
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     pipeline.save_pretrained(tmp, safe_serialization=True)
+    _drop_source_paths(tmp)
     sums = {str(p.relative_to(tmp)): file_sha256(p) for p in _weight_and_config_files(tmp)}
     atomic_write_text(tmp / CHECKSUMS, json.dumps(sums, indent=2, sort_keys=True) + "\n")
     write_privacy_statement(tmp)
@@ -87,6 +88,17 @@ def save_model(pipeline, folder: str | Path, *, card: str | None = None) -> Path
         shutil.rmtree(folder)
     tmp.replace(folder)
     return folder
+
+
+def _drop_source_paths(folder: Path) -> None:
+    """Remove diffusers' ``_name_or_path`` from every config: the folder a model was loaded from (a
+    hospital's data path, a user's home) must not travel with the model it shares."""
+    for path in _weight_and_config_files(folder):
+        if path.suffix != ".json":
+            continue
+        config = json.loads(path.read_text(encoding="utf-8"))
+        if config.pop("_name_or_path", None) is not None:
+            path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _training_sources(folder: Path) -> list[str]:

@@ -10,9 +10,11 @@ from synthscan.dataset import Dataset
 from synthscan.evaluation.detector import DetectorConfig
 from synthscan.evaluation.fidelity import (
     FidelityModel,
+    count_statistics,
     evaluate_fidelity,
     frechet_distance,
     grade_ordering,
+    misplaced_bodies,
     noise_power_spectrum,
     patient_halves,
     per_condition_fidelity,
@@ -97,6 +99,32 @@ def test_tracer_fidelity_reads_the_requested_tracer_against_the_real_ceiling():
     assert tracer_fidelity(real_x, ["MDP"] * 300, groups, real_x[:5], ["MDP"] * 5) == {}
 
 
+def test_a_body_drawn_down_the_image_is_counted_as_misplaced(tmp_path):
+    """A study whose body starts half a head (12 cm: 20 rows of 6 mm) below every real one's is flagged,
+    per condition; a vertex a few rows lower than the real ones is not."""
+    rng = np.random.default_rng(0)
+    dataset = Dataset.create(tmp_path / "d", matrix=(256, 32))
+    with dataset.writer() as w:
+        for i, first in enumerate([4, 6, 8, 10, 12, 90]):
+            mean = np.zeros((256, 32))
+            mean[first : first + 120, 8:24] = 40.0
+            counts = rng.poisson(mean)
+            w.add(
+                np.stack([counts, counts]).astype(np.uint16),
+                study_id=f"s{i}",
+                patient_id=f"p{i}",
+                label="normal",
+            )
+    first_rows = count_statistics(dataset, dataset.records)["body_first_row"]
+    assert abs(first_rows[0] - 4) <= 2 and abs(first_rows[-1] - 90) <= 2
+    placement = misplaced_bodies(first_rows[:3], first_rows[3:], ["normal", "metastasis", "normal"], 6.0)
+    assert placement["share"] == pytest.approx(1 / 3)
+    assert placement["per_condition"] == {
+        "metastasis": {"n": 1, "share": 0.0},
+        "normal": {"n": 2, "share": 0.5},
+    }
+
+
 def make(root, rng, n, source, blur, hot=0.0):
     dataset = Dataset.create(root, matrix=MATRIX)
     with dataset.writer() as w:
@@ -146,6 +174,7 @@ def test_report_end_to_end(tmp_path):
     report = write_fidelity_report(results, tmp_path / "rep", "real", "synth")
     text = report.read_text()
     assert "| frechet |" in text and "Image-space detector" in text and "Per-tracer fidelity" in text
+    assert results["body_placement"]["n"] == 20 and "Body placement" in text
     # the tracers of these toy studies leave no trace in the images: the tracer classifier is at chance
     assert results["tracer_fidelity"]["chance"] == 0.5 and "Tracer fidelity" in text
     assert json.loads((tmp_path / "rep" / "results.json").read_text())["n_synthetic"] == 20

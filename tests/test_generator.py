@@ -747,6 +747,18 @@ def test_sample_writes_synthetic_nm_dicom_only_for_models_without_real_patients(
     assert refused.exit_code != 0 and "audit privacy" in refused.output
 
 
+def test_a_saved_model_does_not_name_the_folder_it_was_loaded_from(trained, tmp_path):
+    """diffusers records the load path (``_name_or_path``) in every config; a shared model must not
+    carry the machine's folders (a hospital's data path, a user's home)."""
+    pipeline = load_pipeline(trained.resolve())
+    copy = save_model(pipeline, tmp_path / "shared")
+    for path in copy.rglob("*.json"):
+        text = path.read_text()
+        assert str(trained.resolve()) not in text and "_name_or_path" not in text, path.name
+    reloaded = load_pipeline(copy)
+    assert all(torch.equal(v, pipeline.unet.state_dict()[k]) for k, v in reloaded.unet.state_dict().items())
+
+
 # --- the shipped default model ----------------------------------------------------------------------
 
 
