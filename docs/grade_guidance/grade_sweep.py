@@ -35,9 +35,10 @@ for g in map(float, sys.argv[5:]):
             ["amyloidosis"] * len(seeds), [grade] * len(seeds), generator=generators, guidance_scale=g
         )
         counts.append(output.counts)
-    p = label_probabilities(classifier.probabilities_binned(classifier.bin(np.concatenate(counts))))
+    counts = np.concatenate(counts)
+    p = label_probabilities(classifier.probabilities_binned(classifier.bin(counts)))
     share = (p.argmax(axis=1) == amyloidosis).mean()
-    low = np.mean([body_rows(c, BODY_FRACTION)[0] > LIMIT for c in np.concatenate(counts)])
+    low = np.mean([body_rows(c, BODY_FRACTION)[0] > LIMIT for c in counts])
     print(
         f"grade {grade} g={g}: mean p(amyloidosis) {p[:, amyloidosis].mean():.2f}, most likely amyloidosis "
         f"{share:.2f}, body below row {LIMIT} {low:.2f}, n={n}"
