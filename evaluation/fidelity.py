@@ -148,6 +148,11 @@ BODY_FRACTION = AcquisitionWindow.body_fraction  # the body the generator's acqu
 HALF_HEAD_MM = 120.0  # an adult head is about 24 cm from vertex to chin
 
 
+def body_first_row(counts: np.ndarray) -> int:
+    """First row of a study's body (either view), as the generator's acquisition window finds it."""
+    return int(body_rows(counts, BODY_FRACTION)[0])
+
+
 def count_statistics(dataset: Dataset, records: Sequence[Record]) -> dict[str, Any]:
     """Total counts per view, pooled body-pixel count histogram, mean NPS per view, first body rows."""
     totals = {view: [] for view in VIEWS}
@@ -155,7 +160,7 @@ def count_statistics(dataset: Dataset, records: Sequence[Record]) -> dict[str, A
     nps = {view: [] for view in VIEWS}
     first_rows = []
     for study in dataset.iter_studies(records):
-        first_rows.append(body_rows(study.counts, BODY_FRACTION)[0])
+        first_rows.append(body_first_row(study.counts))
         for v, view in enumerate(VIEWS):
             image = study.counts[v]
             totals[view].append(float(image.sum()))

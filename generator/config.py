@@ -92,6 +92,21 @@ class DiffusionConfig:
 
 
 @dataclass
+class ContinuationConfig:
+    """A warm restart of the diffusion UNet's training after the main stage, in the same command.
+
+    Exactly ``synthscan finetune`` of the main stage's model on the same studies, at
+    ``diffusion.batch_size``: a fresh AdamW state, a short warm-up and a new cosine decay from a lower
+    peak, finetune's EMA and logging defaults (docs/continued_training). The main stage's model stays
+    in ``OUT/base-model``; the continued one is ``OUT/model``.
+    """
+
+    steps: NonNegativeInt = 0  # optimizer steps (0: no continuation, OUT/model is the main stage's)
+    learning_rate: PositiveFloat = 2.0e-4  # AdamW peak learning rate of the restart
+    seed: NonNegativeInt = 1  # data order and noise of the restart (the main stage has its own)
+
+
+@dataclass
 class SamplingConfig:
     """Sampler defaults stored in the pipeline (``synthscan sample`` flags override them)."""
 
@@ -123,6 +138,7 @@ class GeneratorConfig:
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     unet: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    continuation: ContinuationConfig = field(default_factory=ContinuationConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     seed: NonNegativeInt = 0  # seeds initialisation, data order, crops and noise
     sources: tuple[str, ...] = PATIENT_SOURCES  # manifest sources trained on (never synthetic)

@@ -8,6 +8,8 @@ A run folder holds::
     diffusion/checkpoint/                              (training state incl. EMA weights)
     samples/<stage>-<step>.png                         (sample grids rendered like `synthscan view`)
     model/                                             (the SynthScanPipeline: load it with `--model`)
+    base-model/, model-run/                            (with a continuation: the main stage's model, and
+                                                        the finetune run that continues it into model/)
 
 Everything runs through 🤗 Accelerate, so the same command works on a CPU, a GPU or under
 ``accelerate launch`` with several processes (each process draws its own batches; the global batch
@@ -70,6 +72,16 @@ log = logging.getLogger(__name__)
 STAGES = ("autoencoder", "diffusion", "distillation")
 
 
+def thin_counts(
+    counts: torch.Tensor, share_range: tuple[float, float], generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Binomial thinning of (N, C, H, W) counts: the kept counts and each study's share (drawn from
+    ``share_range``); kept and the rest are independent Poisson images if the counts are."""
+    low, high = share_range
+    share = low + (high - low) * torch.rand(len(counts), 1, 1, 1, generator=generator)
+    return torch.binomial(counts, share.expand_as(counts), generator=generator), share
+
+
 def split_counts(
     x: torch.Tensor, scale: torch.Tensor, share_range: tuple[float, float], generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,9 +93,7 @@ def split_counts(
     """
     scale = scale.to(x)[:, None, None, None]
     counts = torch.round(x.square() * scale).cpu()
-    low, high = share_range
-    share = low + (high - low) * torch.rand(len(x), 1, 1, 1, generator=generator)
-    kept = torch.binomial(counts, share.expand_as(counts), generator=generator)
+    kept, share = thin_counts(counts, share_range, generator)
     first = torch.sqrt(kept / (share * scale.cpu()))
     second = torch.sqrt((counts - kept) / ((1 - share) * scale.cpu()))
     return first.to(x), second.to(x)
@@ -566,11 +576,15 @@ def model_card(
 def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progress: bool = True) -> Path:
     """Train the autoencoder, then the diffusion UNet, on ``data`` into ``out``; returns ``out/model``.
 
-    Rerunning with the same ``out`` resumes from the latest checkpoint of the unfinished stage.
+    With ``config.continuation.steps`` the main stage's model is saved to ``out/base-model`` and
+    :func:`finetune` continues its UNet into ``out/model`` (``out/model-run``), as the two commands
+    would. Rerunning with the same ``out`` resumes from the latest checkpoint of the unfinished stage.
     """
     state = PartialState()
     main = state.is_main_process
     out = Path(out)
+    continuation = config.continuation
+    model_folder = out / ("base-model" if continuation.steps else "model")
     dataset = Dataset.open(data)
     records = training_records(dataset, tuple(config.sources))
     run = RunDir(out, config, kind="generator") if main else None
@@ -630,13 +644,25 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
             )
             _sample_grid(pipeline, out / "samples" / "final.png")
             seconds = run.active_seconds()
-            save_model(pipeline, out / "model", card=model_card(config, dataset, images, seconds, state))
+            save_model(pipeline, model_folder, card=model_card(config, dataset, images, seconds, state))
             run.log_metrics(stage="done", seconds=seconds)
         state.wait_for_everyone()
     finally:
         if run is not None:
             run.close()
-    return out / "model"
+    if not continuation.steps:
+        return model_folder
+    return finetune(
+        model_folder,
+        dataset,
+        out / "model",
+        steps=continuation.steps,
+        seed=continuation.seed,
+        learning_rate=continuation.learning_rate,
+        batch_size=config.diffusion.batch_size,
+        sources=tuple(sorted({r.source for r in records})),
+        progress=progress,
+    )
 
 
 def _factor_id(table: list[str], value: str) -> int:
@@ -668,6 +694,7 @@ def finetune(
     from synthscan.generator.storage import load_pipeline
 
     pipeline = load_pipeline(model)
+    base, base_sha256 = Path(pipeline.path), pipeline.sha256
     if pipeline.config.get("guidance_distilled"):
         raise ValueError(f"{pipeline.path} is a distilled model; fine-tune its teacher instead")
     out = Path(out)
@@ -680,15 +707,19 @@ def finetune(
     config.diffusion.learning_rate = learning_rate
     config.diffusion.batch_size = batch_size
     config.diffusion.warmup_steps = min(50, max(steps // 10, 1))
+    config.diffusion.prediction_type = pipeline.scheduler.config.prediction_type  # the base model's target
     work = out.with_name(out.name + "-run")
-    run = RunDir(work, config, kind="generator-finetune")
+    state = PartialState()
+    main = state.is_main_process
+    run = RunDir(work, config, kind="generator-finetune") if main else None
     try:
-        images = prepare_images(
-            dataset, records, config.transform.bin_factor, work / "data", progress=progress
-        )
+        if main:
+            prepare_images(dataset, records, config.transform.bin_factor, work / "data", progress=progress)
+        state.wait_for_everyone()
+        images = prepare_images(dataset, records, config.transform.bin_factor, work / "data", progress=False)
         class_ids, null_ids, network = pretrained_conditioning(pipeline, records)
         network.train()
-        mean, std = encode_latents(pipeline.vae, images, progress=progress)
+        mean, std = encode_latents(pipeline.vae, images, progress=progress and main)
         noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
         trained = train_diffusion(
             network,
@@ -709,12 +740,60 @@ def finetune(
             pipeline.register_modules(unet=trained)
         trained_on = sorted({*pipeline.config.training_sources, *sources})  # "real": it has now seen patients
         pipeline.register_to_config(**count_distributions(images), training_sources=trained_on)
-        card = (
-            f"# Fine-tuned synthscan generator\n\nBase model: `{pipeline.path}` (sha256 {pipeline.sha256}); "
-            f"fine-tuned for {steps} steps on {len(records)} {'/'.join(sources)} studies of "
-            f"`{dataset.root.name}`.\n"
-        )
-        save_model(pipeline, out, card=card)
+        if main:
+            _sample_grid(pipeline, work / "samples" / "final.png")
+            seconds = run.active_seconds()
+            save_model(
+                pipeline,
+                out,
+                card=finetune_card(base, base_sha256, config.diffusion, dataset, records, seconds),
+            )
+            run.log_metrics(stage="done", seconds=seconds)
+        state.wait_for_everyone()
     finally:
-        run.close()
+        if run is not None:
+            run.close()
+    return out
+
+
+def finetune_card(
+    base: Path,
+    base_sha256: str,
+    diffusion: DiffusionConfig,
+    dataset: Dataset,
+    records: list[Record],
+    seconds: float,
+) -> str:
+    """A fine-tuned model's card: what the fine-tune did, then its base model's card (headings demoted),
+    so the model carries its whole history."""
+    card = base / "README.md"
+    base_lines = card.read_text(encoding="utf-8").splitlines() if card.is_file() else ["(no card)"]
+    counts = Counter(r.source for r in records)
+    lines = [
+        "# Fine-tuned synthscan generator",
+        "",
+        f"The diffusion UNet of the model below (`{base.name}`, sha256 {base_sha256}) trained "
+        f"{diffusion.steps} more steps at batch {diffusion.batch_size} by `synthscan finetune`: a fresh "
+        f"AdamW state, {diffusion.warmup_steps} warm-up steps and a cosine decay from "
+        f"{diffusion.learning_rate:g}, EMA {diffusion.ema_decay}; the autoencoder kept.",
+        "",
+        f"- data: `{dataset.root.name}`, {len(records)} studies ({dict(sorted(counts.items()))})",
+        f"- synthscan {synthscan.__version__}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads per process",
+        f"- wall time: {seconds / 3600:.2f} h",
+        "",
+        "## Base model",
+        "",
+        *_demote_headings(base_lines),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _demote_headings(lines: list[str]) -> list[str]:
+    """Markdown headings one level down; lines in code blocks (a shell comment) left as they are."""
+    out, fenced = [], False
+    for line in lines:
+        fenced ^= line.startswith("```")
+        out.append("#" + line if line.startswith("#") and not fenced else line)
     return out

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter1d
 
-from synthscan.evaluation.detector import DetectorConfig, detector_auc, detector_inputs
+from synthscan.evaluation.detector import DetectorConfig, detector_auc, detector_inputs, repeats_text
 
 CONFIG = DetectorConfig(bin_factor=1, channels=(8, 16), epochs=6, folds=4)
 
@@ -39,6 +39,8 @@ def test_detector_separates_sharp_from_blurred_studies(repeats):
     groups = [str(i) for i in range(24)]
     result = detector_auc(sharp, blurred, groups, groups, dataclasses.replace(CONFIG, repeats=repeats))
     assert result["auc"] > 0.9 and result["ci95"][0] > 0.75, result
+    folds = result["fold_auc"]
+    assert len(folds) == repeats and all(len(r) == 4 and min(r) > 0.75 for r in folds), folds
 
 
 def test_detector_does_not_separate_two_draws_of_one_distribution():
@@ -48,6 +50,7 @@ def test_detector_does_not_separate_two_draws_of_one_distribution():
     result = detector_auc(a, b, groups, groups, CONFIG)
     assert result["ci95"][0] < 0.5 < result["ci95"][1], result
     assert result["n_real"] == result["n_synthetic"] == 24 and result["folds"] == 4
+    assert 0.2 < np.mean(result["fold_auc"]) < 0.8, result["fold_auc"]
 
 
 def test_repeats_report_the_spread_of_the_detectors_own_training():
@@ -62,5 +65,8 @@ def test_repeats_report_the_spread_of_the_detectors_own_training():
     assert spread["seeds"] == [0, 1000, 2000] and len(set(spread["auc"])) > 1, spread
     assert spread["mean"] == pytest.approx(np.mean(spread["auc"]))
     assert thrice["ci95"][0] < thrice["auc"] < thrice["ci95"][1], "the ensemble's AUC comes with its interval"
+    text = repeats_text(thrice)
+    assert "3 trainings' averaged" in text and "The 12 fold detectors' AUCs" in text, text
+    assert "trainings'" not in repeats_text(once) and "The 4 fold detectors'" in repeats_text(once)
     with pytest.raises(ValueError, match="repeats"):
         detector_auc(a, b, groups, groups, dataclasses.replace(CONFIG, repeats=0))

@@ -453,6 +453,37 @@ def test_interrupted_training_resumes_exactly(generator_dataset, tmp_path, monke
         assert a == b, f"{part} weights differ after resuming"
 
 
+def test_the_continuation_is_synthscan_finetune_of_the_main_stage_s_model(generator_dataset, tmp_path):
+    """One `synthscan train` with a continuation gives what `train` then `finetune` give (the shipped
+    default's two commands), and its card carries the main stage's card."""
+    config = tiny_config(continuation={"steps": 3, "learning_rate": 2e-4, "seed": 1})
+    model = train_module.train(generator_dataset.root, config, tmp_path / "run", progress=False)
+    base = tmp_path / "run" / "base-model"
+    assert model == tmp_path / "run" / "model" and verify_model(base) and verify_model(model)
+    two_commands = train_module.finetune(
+        base,
+        generator_dataset,
+        tmp_path / "continued",
+        steps=3,
+        seed=1,
+        learning_rate=2e-4,
+        batch_size=config.diffusion.batch_size,
+        sources=("simulated",),
+        progress=False,
+    )
+    for part in ("unet", "condition_encoder", "vae"):
+        one = next((model / part).glob("*.safetensors")).read_bytes()
+        assert one == next((two_commands / part).glob("*.safetensors")).read_bytes(), part
+        if part != "vae":
+            assert one != next((base / part).glob("*.safetensors")).read_bytes(), f"{part} not trained"
+    assert (model / "model_index.json").read_text() == (two_commands / "model_index.json").read_text()
+    assert (tmp_path / "run" / "model-run" / "samples" / "final.png").is_file(), "a grid of the final model"
+    card = (model / "README.md").read_text()
+    assert "3 more steps at batch 4" in card and "cosine decay from 0.0002" in card
+    assert "\n## Base model\n" in card and "\n## Training data\n" not in card
+    assert "\n### Training data\n" in card and "continuation:\n  steps: 3" in card
+
+
 def test_training_refuses_synthetic_sources_and_empty_data(generator_dataset, tmp_path):
     data = generator_dataset.root
     with pytest.raises(DatasetError, match="synthetic"):
@@ -462,22 +493,24 @@ def test_training_refuses_synthetic_sources_and_empty_data(generator_dataset, tm
 
 
 def test_two_process_accelerate_training(generator_dataset, tmp_path):
-    """`synthscan train` runs unchanged under `accelerate launch` with 2 CPU processes (gloo)."""
+    """`synthscan train`, its continuation included, runs unchanged under `accelerate launch` with 2 CPU
+    processes (gloo)."""
     script = Path(sys.executable).with_name("synthscan")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
         str(script), "train", "--data", str(generator_dataset.root), "--config", "tiny",
-        "--out", str(tmp_path / "run"), "--no-progress",
+        "--out", str(tmp_path / "run"), "--set", "continuation.steps=2", "--no-progress",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     verify_model(tmp_path / "run" / "model")
     info = json.loads((tmp_path / "run" / "model" / "model_index.json").read_text())
     assert info["conditions"] == ["normal", "metastasis", "amyloidosis-g1", "amyloidosis-g3"]
-    log = (tmp_path / "run" / "metrics.jsonl").read_text()
-    assert '"stage": "done"' in log
+    for folder in ("run", "run/model-run"):
+        assert '"stage": "done"' in (tmp_path / folder / "metrics.jsonl").read_text(), folder
+    verify_model(tmp_path / "run" / "base-model")
 
 
 def border_bands(counts: np.ndarray) -> np.ndarray:

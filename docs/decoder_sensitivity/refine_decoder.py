@@ -33,6 +33,7 @@ from monai.networks.nets import PatchDiscriminator
 
 from synthscan.generator.data import random_crops
 from synthscan.generator.storage import save_model
+from synthscan.generator.train import thin_counts
 
 
 def detector_view(counts: torch.Tensor) -> torch.Tensor:
@@ -76,9 +77,7 @@ def main() -> None:
             x = torch.from_numpy(random_crops(images.images, index, 128, rng, 0.25))
             level = scales[index][:, None, None, None]
             counts = torch.round(x.square() * level)
-            # split_counts, keeping the share and the kept counts for the discriminator
-            share = 0.5 + 0.3 * torch.rand(len(x), 1, 1, 1, generator=generator)
-            kept = torch.binomial(counts, share.expand_as(counts), generator=generator)
+            kept, share = thin_counts(counts, (0.5, 0.8), generator)  # split_counts' thinning
             seen = torch.sqrt(kept / (share * level))
             held = torch.sqrt((counts - kept) / ((1 - share) * level))
             with torch.no_grad():

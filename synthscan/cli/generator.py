@@ -33,7 +33,8 @@ FORMATS = ("npz", "png", "dicom")
     "--out",
     required=True,
     type=click.Path(file_okay=False),
-    help="Run folder (rerun with the same folder to resume); the model is written to OUT/model.",
+    help="Run folder (rerun with the same folder to resume); the model is written to OUT/model "
+    "(with a continuation in the config, the main stage's model to OUT/base-model).",
 )
 @click.option(
     "--set",
@@ -46,7 +47,9 @@ FORMATS = ("npz", "png", "dicom")
 def train(data: str, config_name: str, out: str, overrides: tuple[str, ...], progress: bool) -> None:
     """Train the autoencoder, then the class-conditional diffusion UNet, on DATA's real/simulated studies.
 
-    Runs unchanged under `accelerate launch` (several GPUs or processes).
+    A config with a continuation (cpu_default) then trains the UNet further from a warm restart, as
+    `synthscan finetune` of OUT/base-model would. Runs unchanged under `accelerate launch` (several
+    GPUs or processes).
     """
     from synthscan.config import load_config
     from synthscan.generator.config import GeneratorConfig
