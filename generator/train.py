@@ -585,6 +585,11 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
     out = Path(out)
     continuation = config.continuation
     model_folder = out / ("base-model" if continuation.steps else "model")
+    if not continuation.steps and (out / "model-run").is_dir():
+        raise ValueError(
+            f"{out} holds a continued model ({out / 'model-run'}); rerun it with its continuation "
+            "settings, or train into a new --out"
+        )
     dataset = Dataset.open(data)
     records = training_records(dataset, tuple(config.sources))
     run = RunDir(out, config, kind="generator") if main else None
@@ -709,6 +714,12 @@ def finetune(
     config.diffusion.warmup_steps = min(50, max(steps // 10, 1))
     config.diffusion.prediction_type = pipeline.scheduler.config.prediction_type  # the base model's target
     work = out.with_name(out.name + "-run")
+    recorded = work / "config.yaml"
+    if recorded.is_file() and recorded.read_text(encoding="utf-8") != dump_config(config):
+        raise ValueError(
+            f"{work} was started with other settings ({recorded}); resume with the same steps, learning "
+            "rate, batch size and seed, or write to a new folder"
+        )
     state = PartialState()
     main = state.is_main_process
     run = RunDir(work, config, kind="generator-finetune") if main else None

@@ -482,6 +482,13 @@ def test_the_continuation_is_synthscan_finetune_of_the_main_stage_s_model(genera
     assert "3 more steps at batch 4" in card and "cosine decay from 0.0002" in card
     assert "\n## Base model\n" in card and "\n## Training data\n" not in card
     assert "\n### Training data\n" in card and "continuation:\n  steps: 3" in card
+    sums = (model / "checksums.json").read_bytes()
+    for changed in ({"steps": 0}, {"steps": 4, "learning_rate": 2e-4, "seed": 1}):
+        with pytest.raises(ValueError, match="model-run"):  # a rerun never replaces the continued model
+            train_module.train(
+                generator_dataset.root, tiny_config(continuation=changed), tmp_path / "run", progress=False
+            )
+    assert (model / "checksums.json").read_bytes() == sums
 
 
 def test_training_refuses_synthetic_sources_and_empty_data(generator_dataset, tmp_path):
