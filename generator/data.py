@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from synthscan.atomic import atomic_memmap, atomic_write_text
@@ -106,6 +107,23 @@ def prepare_images(
     }
     atomic_write_text(index_path, json.dumps(index))
     return _load(cache, index)
+
+
+def shared_images(
+    state: PartialState,
+    dataset: Dataset,
+    records: list[Record],
+    bin_factor: int,
+    cache: Path,
+    *,
+    progress: bool = True,
+) -> TrainingImages:
+    """:func:`prepare_images` on the main process first (it writes the cache), then every process reads the
+    cache: all processes, and a resumed run, train on the same stored values."""
+    if state.is_main_process:
+        prepare_images(dataset, records, bin_factor, cache, progress=progress)
+    state.wait_for_everyone()
+    return prepare_images(dataset, records, bin_factor, cache, progress=False)
 
 
 def _load(cache: Path, index: dict) -> TrainingImages:

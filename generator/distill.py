@@ -42,7 +42,7 @@ from synthscan.atomic import atomic_write_text
 from synthscan.dataset import Dataset, DatasetError
 from synthscan.generator.conditions import FACTORS, split_key
 from synthscan.generator.config import GUIDED_EVERY_STEP, DistillConfig
-from synthscan.generator.data import prepare_images, training_records
+from synthscan.generator.data import shared_images, training_records
 from synthscan.generator.models import ConditionedUNet
 from synthscan.generator.pipeline import SynthScanPipeline
 from synthscan.generator.storage import load_pipeline, save_model
@@ -324,10 +324,9 @@ def distill(
         _check_teacher(out, teacher, config.objective)
     run = RunDir(out, config, kind="generator-distillation") if main else None
     try:
-        if main:
-            prepare_images(dataset, records, teacher.config.bin_factor, out / "data", progress=progress)
-        state.wait_for_everyone()
-        images = prepare_images(dataset, records, teacher.config.bin_factor, out / "data", progress=False)
+        images = shared_images(
+            state, dataset, records, teacher.config.bin_factor, out / "data", progress=progress
+        )
         class_ids, null_ids, teacher_net = pretrained_conditioning(teacher, records)
         if main:
             cached_latents(teacher.vae, images, out / "data", progress=progress)

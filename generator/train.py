@@ -53,7 +53,7 @@ from synthscan.generator.conditions import (
     study_factors,
 )
 from synthscan.generator.config import DiffusionConfig, DistillConfig, GeneratorConfig
-from synthscan.generator.data import TrainingImages, prepare_images, random_crops, training_records
+from synthscan.generator.data import TrainingImages, random_crops, shared_images, training_records
 from synthscan.generator.models import (
     ConditionedUNet,
     ConditionEncoder,
@@ -594,10 +594,9 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
     records = training_records(dataset, tuple(config.sources))
     run = RunDir(out, config, kind="generator") if main else None
     try:
-        if main:
-            prepare_images(dataset, records, config.transform.bin_factor, out / "data", progress=progress)
-        state.wait_for_everyone()
-        images = prepare_images(dataset, records, config.transform.bin_factor, out / "data", progress=False)
+        images = shared_images(
+            state, dataset, records, config.transform.bin_factor, out / "data", progress=progress
+        )
         conditions = condition_table(images.keys)
         log.info("training on %d studies; conditions %s", len(images), conditions)
         vae = train_autoencoder(images, config, out, run, progress=progress).to(state.device)
@@ -724,10 +723,9 @@ def finetune(
     main = state.is_main_process
     run = RunDir(work, config, kind="generator-finetune") if main else None
     try:
-        if main:
-            prepare_images(dataset, records, config.transform.bin_factor, work / "data", progress=progress)
-        state.wait_for_everyone()
-        images = prepare_images(dataset, records, config.transform.bin_factor, work / "data", progress=False)
+        images = shared_images(
+            state, dataset, records, config.transform.bin_factor, work / "data", progress=progress
+        )
         class_ids, null_ids, network = pretrained_conditioning(pipeline, records)
         network.train()
         mean, std = encode_latents(pipeline.vae, images, progress=progress and main)
