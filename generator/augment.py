@@ -28,7 +28,8 @@ MODES = ("balance", "ratio", "per-class")
 
 @dataclass
 class AugmentPlan:
-    """What augmentation adds: per condition, the real count, the target and the studies to create."""
+    """What augmentation adds: per condition, the dataset's own (real or simulated) count, the target
+    and the studies to create."""
 
     mode: str
     real: dict[str, int]
@@ -39,10 +40,10 @@ class AugmentPlan:
     def table(self) -> str:
         """Plain-text plan for ``--dry-run``."""
         added = Counter(s.label for s in self.studies)
-        lines = [f"{'condition':<12} {'real':>6} {'synthetic':>10} {'to add':>7}"]
+        lines = [f"{'condition':<12} {'studies':>7} {'synthetic':>10} {'to add':>7}"]  # real or simulated
         for label in self.target_synthetic:
             real, target = self.real.get(label, 0), self.target_synthetic[label]
-            lines.append(f"{label:<12} {real:>6} {target:>10} {added[label]:>7}")
+            lines.append(f"{label:<12} {real:>7} {target:>10} {added[label]:>7}")
         tracers = Counter(s.tracer for s in self.studies if s.tracer)
         if tracers:
             lines.append("tracers (the dataset's mix): " + ", ".join(f"{t} {n}" for t, n in tracers.items()))

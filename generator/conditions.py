@@ -18,13 +18,10 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from synthscan.dataset import Record
-from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, TRACERS, check_grade, check_label
+from synthscan.labels import AMYLOIDOSIS_GRADES, BURDENS, LABELS, TRACERS, check_grade, check_label
 
 UNKNOWN = "unknown"
 """Factor value of a training study that does not record it (a real class, unlike the null class)."""
-
-BURDENS: tuple[str, ...] = ("none", "1-3", "4-10", ">10", "superscan")
-"""Metastatic burden: number of lesions in classes, or a superscan (diffuse skeletal uptake)."""
 
 METASTATIC_BURDENS: tuple[str, ...] = BURDENS[1:]
 """The burdens of a metastasis study (``sampling.burden_guidance`` keys)."""

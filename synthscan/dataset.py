@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MANIFEST = "manifest.csv"
 INFO = "dataset.json"
+REQUIRED_INFO = frozenset({"format_version", "matrix", "pixel_spacing_mm", "labels", "views"})
+"""Fields every ``dataset.json`` synthscan writes holds (``provenance`` and the rest have defaults)."""
 SPLITS = "splits.json"
 STUDY_DIR = "studies"
 SYNTHETIC_DIR = "synthetic"
@@ -179,15 +181,46 @@ class DatasetInfo:
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> DatasetInfo:
-        data = json.loads(text)
-        known = set(cls.__dataclass_fields__)
-        info = cls(**{k: v for k, v in data.items() if k in known})
-        info.matrix = tuple(int(v) for v in info.matrix)
-        info.views = tuple(info.views)
+    def from_json(cls, text: str, where: str = INFO) -> DatasetInfo:
+        """Parse ``dataset.json`` (``where`` names it in errors); a damaged or foreign file is refused."""
+        fix = "restore it from a copy, or recreate the dataset (its writer writes every field)"
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"{where} is not valid JSON ({error}); {fix}") from None
+        if isinstance(data, dict) and data.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+            raise DatasetError(
+                f"{where} is of dataset format {data['format_version']!r}; this synthscan reads format "
+                f"{FORMAT_VERSION}"
+            )
+        missing = sorted(REQUIRED_INFO - set(data)) if isinstance(data, dict) else sorted(REQUIRED_INFO)
+        if missing:
+            raise DatasetError(f"{where} lacks {missing} (not a synthscan dataset.json); {fix}")
+        try:
+            known = set(cls.__dataclass_fields__)
+            info = cls(**{k: v for k, v in data.items() if k in known})
+            info.matrix = tuple(int(v) for v in info.matrix)
+            info.pixel_spacing_mm = float(info.pixel_spacing_mm)
+            info.views = tuple(str(v) for v in info.views)
+        except (TypeError, ValueError) as error:
+            raise DatasetError(f"{where} holds a malformed field ({error}); {fix}") from None
+        try:
+            check_grid(info.matrix, info.pixel_spacing_mm)
+        except DatasetError as error:
+            raise DatasetError(f"{where}: {error}; {fix}") from None
         if info.labels != LABELS:
-            raise DatasetError(f"dataset.json labels {info.labels} differ from synthscan's {LABELS}")
+            raise DatasetError(f"{where} labels {info.labels} differ from synthscan's {LABELS}")
+        if info.views != VIEWS:
+            raise DatasetError(f"{where} views {list(info.views)} differ from synthscan's {list(VIEWS)}")
         return info
+
+
+def check_grid(matrix: tuple[int, ...], pixel_spacing_mm: float) -> None:
+    """A dataset's grid: two positive sizes (rows, columns) and a finite, positive pixel size."""
+    if len(matrix) != 2 or min(matrix) < 1:
+        raise DatasetError(f"matrix {list(matrix)} is not two positive sizes (rows, columns)")
+    if not math.isfinite(pixel_spacing_mm) or pixel_spacing_mm <= 0:
+        raise DatasetError(f"pixel spacing {pixel_spacing_mm} mm is not a positive size")
 
 
 def _optional_int(value: str | int | None) -> int | None:
@@ -301,6 +334,7 @@ class Dataset:
             return dataset
         if root.exists() and any(root.iterdir()):
             raise DatasetError(f"{root} exists and is not an empty folder; choose a new folder")
+        check_grid(tuple(matrix), float(pixel_spacing_mm))
         info = DatasetInfo(
             matrix=tuple(int(v) for v in matrix),
             pixel_spacing_mm=float(pixel_spacing_mm),
@@ -320,9 +354,12 @@ class Dataset:
                 f"{root} is not a synthscan dataset (needs {INFO} and {MANIFEST}); "
                 "create one with `synthscan simulate`, `synthscan import-dicom` or `synthscan import-public`"
             )
-        info = DatasetInfo.from_json((root / INFO).read_text(encoding="utf-8"))
+        info = DatasetInfo.from_json((root / INFO).read_text(encoding="utf-8"), str(root / INFO))
         with open(root / MANIFEST, newline="", encoding="utf-8") as handle:
-            records = [Record.from_row(row) for row in csv.DictReader(handle)]
+            try:
+                records = [Record.from_row(row) for row in csv.DictReader(handle)]
+            except DatasetError as error:
+                raise DatasetError(f"{root / MANIFEST}: {error}") from None
         seen: set[str] = set()
         for record in records:
             if record.study_id in seen:

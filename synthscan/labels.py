@@ -25,6 +25,9 @@ PATIENT_SOURCES: tuple[str, ...] = ("real", "simulated")
 TRACERS: tuple[str, ...] = ("MDP", "HDP", "DPD")
 """99mTc diphosphonates: medronate, oxidronate (HMDP), 3,3-diphosphono-1,2-propanodicarboxylic acid."""
 
+BURDENS: tuple[str, ...] = ("none", "1-3", "4-10", ">10", "superscan")
+"""Metastatic burden: number of lesions in classes, or a superscan (diffuse skeletal uptake)."""
+
 DEFAULT_MATRIX: tuple[int, int] = (1024, 256)
 """Rows (head → feet) × columns per view."""
 

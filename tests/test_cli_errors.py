@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -183,3 +184,31 @@ def test_os_errors_name_the_file_and_the_fix():
     )
     full = OSError(errno.ENOSPC, "No space left on device", "/data/out/x.npz")
     assert "/data/out/x.npz" in describe(full) and "disk is full" in describe(full)
+
+
+def _commands(group: click.Group, ctx: click.Context, path: tuple[str, ...] = ()):
+    """Every leaf command of ``group`` with its path (lazy groups imported)."""
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if isinstance(command, click.Group):
+            yield from _commands(command, ctx, (*path, name))
+        else:
+            yield " ".join((*path, name)), command
+
+
+def test_every_numeric_option_is_bounded():
+    """A bare int or float accepts nonsense silently (``serve --port 99999`` served on another port,
+    ``score --bootstrap -5`` wrote a report): each numeric option states its range, so click refuses
+    an out-of-range value in one line naming the option."""
+    ctx = click.Context(main)
+    unbounded = [
+        f"{name} {option.opts[0]}"
+        for name, command in _commands(main, ctx)
+        for option in command.params
+        if isinstance(option, click.Option) and option.type in (click.INT, click.FLOAT)
+    ]
+    assert unbounded == []
+    for args in (["reader-study", "serve", "x", "--port", "99999"], ["view", "x", "--seed", "-1"]):
+        result = invoke(*args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert f"Invalid value for '{args[-2]}'" in result.output

@@ -239,6 +239,50 @@ def test_duplicate_id_missing_file_and_broken_manifest_are_reported(tmp_path):
         Dataset.create(tmp_path / "ds", matrix=MATRIX)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "is not valid JSON"),
+        ("[1]", r"lacks \['format_version'"),
+        ("{}", r"lacks \['format_version'"),
+        ('{"format_version": 2, "grid": {}}', "dataset format 2; this synthscan reads format 1"),
+        (lambda info: {**info, "format_version": 99}, "dataset format 99"),
+        (lambda info: {**info, "matrix": [64]}, "not two positive sizes"),
+        (lambda info: {**info, "pixel_spacing_mm": float("nan")}, "not a positive size"),
+        (lambda info: {**info, "matrix": "64x16"}, "malformed field"),
+        (lambda info: {**info, "views": ["anterior"]}, "views"),
+    ],
+)
+def test_a_damaged_dataset_json_is_refused_naming_it(tmp_path, text, message):
+    """Found by a user walk-through: ``[1]`` raised AttributeError, ``{}`` opened as a dataset."""
+    dataset = Dataset.create(tmp_path / "ds", matrix=MATRIX)
+    path = tmp_path / "ds" / "dataset.json"
+    if callable(text):
+        text = json.dumps(text(json.loads(path.read_text())))
+    path.write_text(text)
+    with pytest.raises(DatasetError, match=message) as error:
+        Dataset.open(dataset.root)
+    assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("matrix", "spacing"), [((0, 16), 2.4), ((64,), 2.4), (MATRIX, 0.0), (MATRIX, float("inf"))]
+)
+def test_a_dataset_is_never_created_on_a_grid_it_cannot_reopen(tmp_path, matrix, spacing):
+    with pytest.raises(DatasetError, match="positive"):
+        Dataset.create(tmp_path / "ds", matrix=matrix, pixel_spacing_mm=spacing)
+    assert not (tmp_path / "ds" / "dataset.json").exists()
+
+
+def test_a_manifest_without_core_columns_is_refused_naming_it(tmp_path):
+    Dataset.create(tmp_path / "ds", matrix=MATRIX)
+    manifest = tmp_path / "ds" / "manifest.csv"
+    manifest.write_text("study_id,label\ns,normal\n")
+    with pytest.raises(DatasetError, match="lacks columns") as error:
+        Dataset.open(tmp_path / "ds")
+    assert str(manifest) in str(error.value)
+
+
 def test_study_with_wrong_shape_on_disk_is_rejected_on_read(tmp_path):
     dataset = Dataset.create(tmp_path / "ds", matrix=MATRIX)
     with dataset.writer() as writer:

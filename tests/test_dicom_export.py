@@ -14,8 +14,8 @@ from pydicom.fileset import FileSet
 
 from synthscan.cli import main
 from synthscan.dataset import Dataset, Record
-from synthscan.dicom.read import import_dicom
-from synthscan.dicom.write import ExportError, export_dataset, study_to_dicom
+from synthscan.dicom.read import Unusable, import_dicom, synthetic_provenance
+from synthscan.dicom.write import COMMENT_PREFIX, ExportError, export_dataset, study_to_dicom
 from synthscan.importers.common import ImportOptions
 
 MATRIX = (64, 16)
@@ -41,6 +41,8 @@ def pattern(rng: np.random.Generator, kind: str) -> np.ndarray:
     return rng.poisson(np.stack([mean, mean[:, ::-1]])).astype(np.uint16)
 
 
+BURDEN = {"metastasis": {"burden": "4-10"}}
+"""The burden class ``sample`` records beside a metastasis study's model settings."""
 SIMULATOR = {"site_config": {"site": "centre_a"}, "seed": 0}
 
 
@@ -73,7 +75,7 @@ def make(root, rows, seed=0, scanner="LEHR dual-head, 15 % window") -> Dataset:
                 tracer=tracer,
                 seed=None if source == "real" else 1000 + len(dataset),
                 meta={"referring": PHI, "patient": {"name": PHI, "sex": "F"}, "scanner": {"name": scanner}},
-                extra=MODEL if source == "synthetic" else {"note": PHI},
+                extra=({**MODEL, **BURDEN.get(label, {})} if source == "synthetic" else {"note": PHI}),
             )
     return dataset
 
@@ -162,6 +164,8 @@ def test_object_is_a_two_view_whole_body_scan_marked_synthetic(tmp_path, train):
     assert equipment.Manufacturer == "synthscan"
     assert MODEL["model_sha256"] in ds.DerivationDescription and "seed 1002" in ds.DerivationDescription
     assert "amyloidosis, Perugini grade 3" in ds.DerivationDescription
+    metastasis = pydicom.dcmread(tmp_path / "out" / "s1.dcm").DerivationDescription
+    assert "condition metastasis, metastatic burden 4-10." in metastasis and "Perugini" not in metastasis
     assert ds.PatientIdentityRemoved == "YES"
     assert [item.CodeValue for item in ds.DeidentificationMethodCodeSequence] == ["113100", "113105"]
     assert ds.PatientID.startswith("SYN") and ds.PatientBirthDate == ""
@@ -346,6 +350,10 @@ def test_round_trip_keeps_pixels_labels_source_and_seed(tmp_path, train):
         assert np.array_equal(returned.read(record).counts, dataset.read(original).counts)
         if record.source == "synthetic":
             assert {k: record.extra[k] for k in MODEL} == MODEL
+            assert record.get("burden") == original.get("burden")  # "4-10" for the metastasis sample
+        (header,) = returned.read(record).meta["dicom"]["headers"]
+        # the stored de-identified header keeps the marker and the body part, as enumerated values
+        assert header["0008001C"]["Value"] == ["YES"] and header["00180015"]["Value"] == ["WHOLEBODY"]
     imported_direct = import_dicom(
         tmp_path / "dcm",
         tmp_path / "back2",
@@ -375,3 +383,14 @@ def test_sampled_dicom_has_the_uids_export_dicom_gives(tmp_path, tiny_generator)
         first, again = pydicom.dcmread(path), pydicom.dcmread(tmp_path / "exported" / path.name)
         for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID", "StudyDate"):
             assert first.get(keyword) == again.get(keyword), keyword
+
+
+def test_a_trusted_marker_with_an_unknown_burden_is_refused():
+    """The burden read back from Image Comments enters the manifest, so it is checked like the label."""
+    record = Record("x", "p", "x.npz", "metastasis", 0, source="simulated", seed=1, extra={"burden": ">10"})
+    ds = study_to_dicom(np.ones((2, *MATRIX), np.uint16), record, pixel_spacing_mm=SPACING)
+    assert synthetic_provenance(ds)["burden"] == ">10"
+    payload = json.loads(ds.ImageComments[len(COMMENT_PREFIX) :])
+    ds.ImageComments = COMMENT_PREFIX + json.dumps({**payload, "burden": "lots"})
+    with pytest.raises(Unusable):
+        synthetic_provenance(ds)

@@ -42,6 +42,7 @@ from synthscan.dataset import INFO, Dataset
 @click.option(
     "--out",
     default=None,
+    show_default="DATASET",
     type=click.Path(file_okay=False),
     help="Write into this dataset instead of DATASET (created with DATASET's matrix).",
 )
@@ -52,7 +53,13 @@ from synthscan.dataset import INFO, Dataset
     default=None,
     help="First fine-tune the generator for STEPS steps on DATASET's real studies.",
 )
-@click.option("--seed", default=0, show_default=True, help="Base seed; each study's seed derives from it.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Base seed; each study's seed derives from it.",
+)
 @steps_option
 @guidance_option
 @device_option

@@ -75,12 +75,22 @@ def config_options(command):
     default="balanced",
     help="Conditions of generated studies: balanced, or matched to the real training label mix.",
 )
-@click.option("--synthetic-seed", default=0, help="First seed of generated studies (recorded per study).")
+@click.option(
+    "--synthetic-seed",
+    default=0,
+    type=click.IntRange(min=0),
+    help="First seed of generated studies (recorded per study).",
+)
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False), help="Run folder: model, config, metrics."
 )
 @config_options
-@click.option("--seed", type=int, default=None, help="Training seed [default: the config's train.seed].")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Training seed [default: the config's train.seed].",
+)
 @click.option(
     "--cache",
     "cache_dir",

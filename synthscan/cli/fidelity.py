@@ -36,8 +36,20 @@ from synthscan.dataset import Dataset
     help="Classifier run whose penultimate layer gives the features (and per-condition fidelity) "
     "[default: coarse image-space embedding, no per-condition fidelity].",
 )
-@click.option("--k", default=5, show_default=True, help="Neighbours for precision/recall/density/coverage.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the real-half split and CV folds.")
+@click.option(
+    "--k",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Neighbours for precision/recall/density/coverage.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2**32 - 1),  # scikit-learn's random_state range
+    help="Seed of the real-half split and CV folds.",
+)
 @click.option(
     "--image-detector/--no-image-detector",
     default=True,

@@ -52,6 +52,7 @@ def _class_map(_ctx: click.Context, _param: click.Parameter, values: tuple[str, 
     "--pixel-spacing-mm",
     default=DEFAULT_PIXEL_SPACING_MM,
     show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
     help="Pixel spacing to record (the public layouts do not state it).",
 )
 @click.option(

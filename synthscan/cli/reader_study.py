@@ -23,16 +23,26 @@ from synthscan.evaluation.reader_study.create import StudyError
     help="Dataset of synthetic scans.",
 )
 @click.option(
-    "-n", "n_cases", default=400, show_default=True, help="Cases in total (even; half real, half synthetic)."
+    "-n",
+    "n_cases",
+    default=400,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Cases in total (even; half real, half synthetic).",
 )
 @click.option(
-    "--readers", default=2, show_default=True, help="Number of readers; each gets a token and own order."
+    "--readers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Number of readers; each gets a token and own order.",
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New folder for the study.")
 @click.option(
     "--seed",
     default=0,
     show_default=True,
+    type=click.IntRange(min=0),
     help="Seed of which studies enter the case set only; ids, truth assignment and orders are OS-random.",
 )
 @click.option(
@@ -94,7 +104,13 @@ def create(
     show_default=True,
     help="Address to listen on (keep loopback unless on a trusted network).",
 )
-@click.option("--port", default=8000, show_default=True, help="TCP port.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port (0: any free one).",
+)
 @click.option(
     "--cert",
     type=click.Path(exists=True, dir_okay=False),
@@ -155,8 +171,14 @@ def serve(
     type=click.Path(file_okay=False),
     help="Folder for report.md, results.json, plots.",
 )
-@click.option("--bootstrap", default=2000, show_default=True, help="Bootstrap resamples for the κ CI.")
-@click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
+@click.option(
+    "--bootstrap",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Bootstrap resamples for the κ CI.",
+)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Bootstrap seed.")
 def score(study: str, out: str, bootstrap: int, seed: int) -> None:
     """Score the readers: accuracy, sensitivity, specificity, Fleiss' κ, confidence, diagnosis."""
     from synthscan.evaluation.reader_study.score import write_report
@@ -188,9 +210,19 @@ def score(study: str, out: str, bootstrap: int, seed: int) -> None:
     type=click.Path(exists=True, file_okay=False),
     help="Trained classifier run folder.",
 )
-@click.option("--folds", default=5, show_default=True, help="Cross-validation folds.")
-@click.option("--seed", default=0, show_default=True, help="Fold shuffling seed.")
-@click.option("--batch-size", default=16, show_default=True, help="Cases per feature-extraction batch.")
+@click.option(
+    "--folds", default=5, show_default=True, type=click.IntRange(min=2), help="Cross-validation folds."
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1), help="Fold shuffling seed."
+)
+@click.option(
+    "--batch-size",
+    default=16,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Cases per feature-extraction batch.",
+)
 def auto(study: str, run: str, folds: int, seed: int, batch_size: int) -> None:
     """Machine reader: cross-validated logistic regression on classifier features, real vs synthetic."""
     from synthscan.classifier.features import FeatureExtractor

@@ -27,8 +27,14 @@ def caption(study_id: str, meta: dict[str, Any], label: str = "", grade: Any = N
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
 @click.option("-n", "--n", "n", default=8, type=click.IntRange(min=1), help="Studies to show from a dataset.")
-@click.option("--study", "study_id", default=None, help="Show only this study of the dataset.")
-@click.option("--seed", default=0, type=int, help="Seed of the random choice of studies.")
+@click.option(
+    "--study",
+    "study_id",
+    default=None,
+    show_default="N chosen at random",
+    help="Show only this study of the dataset.",
+)
+@click.option("--seed", default=0, type=click.IntRange(min=0), help="Seed of the random choice of studies.")
 @click.option("--columns", default=4, type=click.IntRange(min=1), help="Studies per row of the grid.")
 def view(path: str, out: str, n: int, study_id: str | None, seed: int, columns: int) -> None:
     """Render PATH (a study .npz or a dataset folder) as inverted grey, anterior | posterior."""

@@ -29,8 +29,8 @@ option's list, unless it is known not to identify anyone:
 * a code (Code Value + Coding Scheme Designator) that pydicom's copy of PS3.16 knows keeps its
   value and scheme, and its meaning is replaced by the standard's own meaning; the text of any
   other code is replaced by the dummy;
-* :data:`CODED_STRINGS`: the few coded-string attributes synthscan reads keep a value only if it is
-  one of the standard's enumerated values listed there;
+* :data:`CODED_STRINGS`: the few coded-string attributes synthscan reads or writes keep a value only
+  if it is one of the standard's enumerated (or, for Body Part Examined, defined) values listed there;
 * every other value of a text VR (AE, CS, LO, LT, PN, SH, ST, UC, UT) becomes ``ANONYMIZED``, and
   URIs (UR) are removed;
 * a UID that is not a registered DICOM UID (SOP classes, transfer syntaxes, coding schemes, as
@@ -109,9 +109,12 @@ CODED_STRINGS: dict[str, frozenset[str]] = {
     "LossyImageCompression": frozenset({"00", "01"}),
     "CollimatorType": frozenset({"PARA", "PINH", "FANB", "CONE", "SLNT", "ASTG", "DIVG", "NONE", "UNKN"}),
     "WholeBodyTechnique": frozenset({"1PS", "2PS", "PCN", "MSP"}),
+    "SyntheticData": frozenset({"YES", "NO"}),  # PS3.3 C.12.1: the marker a trusting import reads
+    "BodyPartExamined": frozenset({"WHOLEBODY"}),  # PS3.16 Annex L's term for a whole-body study
     "SpecificCharacterSet": frozenset(python_encoding),  # the defined terms pydicom decodes
 }
-"""Coded strings kept when every value is one of these enumerated values (PS3.3 NM Image, NM Detector)."""
+"""Coded strings kept when every value is one of these enumerated values (PS3.3 NM Image, NM Detector,
+Synthetic Data) or defined terms (Body Part Examined, Specific Character Set)."""
 
 
 class TooDeep(ValueError):

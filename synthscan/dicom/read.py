@@ -108,7 +108,7 @@ from synthscan.dicom.deidentify import (
 )
 from synthscan.dicom.write import COMMENT_PREFIX, EXPORTABLE_SOURCES
 from synthscan.importers.common import ImportOptions, ImportReport, check_salt, pseudonym, resample_sum
-from synthscan.labels import VIEWS, check_grade, check_label
+from synthscan.labels import BURDENS, VIEWS, check_grade, check_label
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +307,8 @@ def synthetic_provenance(ds: Dataset) -> dict[str, Any] | None:
         check_grade(payload["label"], payload.get("perugini_grade"))
         if payload.get("source") not in EXPORTABLE_SOURCES:
             raise ValueError("unknown source")
+        if payload.get("burden") not in (None, *BURDENS, "unknown"):
+            raise ValueError("unknown burden")
     except (ValueError, KeyError, TypeError):
         raise Unusable("bad-marker") from None
     return payload
@@ -942,7 +944,7 @@ def _import_scan(
     headers = [header_json(settings.deidentify(ds, patient_id=patient_id)) for ds in datasets.values()]
     extra = {
         k: provenance[k]
-        for k in ("model_name", "model_sha256", "steps", "guidance")
+        for k in ("model_name", "model_sha256", "steps", "guidance", "burden")
         if provenance and provenance.get(k) is not None
     }
     writer.add(
