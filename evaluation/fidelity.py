@@ -34,7 +34,7 @@ from synthscan.evaluation.lesions import LesionDetector, lesion_fidelity, lesion
 from synthscan.evaluation.privacy import embed_studies, feature_batches, fit_shape
 from synthscan.generator.conditions import condition_key
 from synthscan.generator.transform import AcquisitionWindow, body_rows
-from synthscan.labels import LABELS, PATIENT_SOURCES, VIEWS
+from synthscan.labels import LABELS, PATIENT_SOURCES, UNKNOWN, VIEWS
 
 log = logging.getLogger(__name__)
 
@@ -372,8 +372,8 @@ def evaluate_fidelity(
             {"real half A": len(a_x), "real half B": len(b_x), "synthetic": len(fake_x)}, real_x.shape[1]
         ),
     }
-    known = [i for i, r in enumerate(real_records) if r.get("tracer") not in (None, "", "unknown")]
-    asked = [i for i, r in enumerate(fake_records) if r.get("tracer") not in (None, "", "unknown")]
+    known = [i for i, r in enumerate(real_records) if r.get("tracer") not in (None, "", UNKNOWN)]
+    asked = [i for i, r in enumerate(fake_records) if r.get("tracer") not in (None, "", UNKNOWN)]
     if known and asked:
         results["tracer_fidelity"] = tracer_fidelity(
             real_x[known],

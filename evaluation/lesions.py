@@ -51,7 +51,8 @@ from synthscan.config import (
 from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.evaluation.detector import detector_inputs
 from synthscan.evaluation.stats import wilson_rate
-from synthscan.generator.conditions import BURDENS, burden_class
+from synthscan.generator.conditions import burden_class
+from synthscan.labels import BURDENS, UNKNOWN
 from synthscan.runs import RunDir
 
 log = logging.getLogger(__name__)
@@ -366,7 +367,7 @@ def lesion_fidelity(
             ) | {"mean_detected": float(np.mean([row["detected"] for row in picked]))}
         for row, record in zip(rows, records, strict=True):
             burden = requested_burden(record)
-            if record.label != "metastasis" or not burden or burden == "unknown":
+            if record.label != "metastasis" or not burden or burden == UNKNOWN:
                 continue
             entry = out["burden"].setdefault(burden, {}).setdefault(side, {"detected": []})
             entry["detected"].append(row["detected"])

@@ -18,10 +18,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from synthscan.dataset import Record
-from synthscan.labels import AMYLOIDOSIS_GRADES, BURDENS, LABELS, TRACERS, check_grade, check_label
-
-UNKNOWN = "unknown"
-"""Factor value of a training study that does not record it (a real class, unlike the null class)."""
+from synthscan.labels import AMYLOIDOSIS_GRADES, BURDENS, LABELS, TRACERS, UNKNOWN, check_grade, check_label
 
 METASTATIC_BURDENS: tuple[str, ...] = BURDENS[1:]
 """The burdens of a metastasis study (``sampling.burden_guidance`` keys)."""

@@ -28,6 +28,9 @@ TRACERS: tuple[str, ...] = ("MDP", "HDP", "DPD")
 BURDENS: tuple[str, ...] = ("none", "1-3", "4-10", ">10", "superscan")
 """Metastatic burden: number of lesions in classes, or a superscan (diffuse skeletal uptake)."""
 
+UNKNOWN = "unknown"
+"""Tracer or burden of a study that does not record it (a real class, unlike the null class)."""
+
 DEFAULT_MATRIX: tuple[int, int] = (1024, 256)
 """Rows (head → feet) × columns per view."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from synthscan.cli.options import RANDOM_STATE
 from synthscan.dataset import Dataset
 
 
@@ -47,7 +48,7 @@ from synthscan.dataset import Dataset
     "--seed",
     default=0,
     show_default=True,
-    type=click.IntRange(0, 2**32 - 1),  # scikit-learn's random_state range
+    type=RANDOM_STATE,
     help="Seed of the real-half split and CV folds.",
 )
 @click.option(

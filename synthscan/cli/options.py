@@ -85,6 +85,9 @@ def config_path(group: str, value: str) -> Path:
     return Path(value) if value.endswith((".yaml", ".yml")) else builtin_config(group, value)
 
 
+RANDOM_STATE = click.IntRange(0, 2**32 - 1)
+"""A seed handed to scikit-learn (``random_state`` must fit in 32 bits)."""
+
 guidance_option = click.option(
     "--guidance",
     type=click.FloatRange(min=0, min_open=True),

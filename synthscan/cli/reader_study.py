@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from synthscan.cli.options import RANDOM_STATE
 from synthscan.evaluation.reader_study.audit import DEFAULT_MAX_AUC, verdict
 from synthscan.evaluation.reader_study.create import StudyError
 
@@ -213,9 +214,7 @@ def score(study: str, out: str, bootstrap: int, seed: int) -> None:
 @click.option(
     "--folds", default=5, show_default=True, type=click.IntRange(min=2), help="Cross-validation folds."
 )
-@click.option(
-    "--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1), help="Fold shuffling seed."
-)
+@click.option("--seed", default=0, show_default=True, type=RANDOM_STATE, help="Fold shuffling seed.")
 @click.option(
     "--batch-size",
     default=16,

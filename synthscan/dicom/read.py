@@ -108,7 +108,7 @@ from synthscan.dicom.deidentify import (
 )
 from synthscan.dicom.write import COMMENT_PREFIX, EXPORTABLE_SOURCES
 from synthscan.importers.common import ImportOptions, ImportReport, check_salt, pseudonym, resample_sum
-from synthscan.labels import BURDENS, VIEWS, check_grade, check_label
+from synthscan.labels import BURDENS, UNKNOWN, VIEWS, check_grade, check_label
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +307,7 @@ def synthetic_provenance(ds: Dataset) -> dict[str, Any] | None:
         check_grade(payload["label"], payload.get("perugini_grade"))
         if payload.get("source") not in EXPORTABLE_SOURCES:
             raise ValueError("unknown source")
-        if payload.get("burden") not in (None, *BURDENS, "unknown"):
+        if payload.get("burden") not in (None, *BURDENS, UNKNOWN):
             raise ValueError("unknown burden")
     except (ValueError, KeyError, TypeError):
         raise Unusable("bad-marker") from None
