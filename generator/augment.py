@@ -211,10 +211,17 @@ def model_tracers(pipeline: Any) -> tuple[str, ...]:
 
 
 def check_model_fits(dataset: Dataset, pipeline: Any) -> tuple[str, ...]:
-    """Refuse a model whose matrix differs from the dataset's; return the labels it generates."""
+    """Refuse a model whose grid (matrix, pixel size) differs from the dataset's; return its labels."""
     if tuple(pipeline.matrix) != tuple(dataset.info.matrix):
         raise DatasetError(
             f"the model generates {tuple(pipeline.matrix)} studies but {dataset.root} is "
             f"{dataset.info.matrix}; use a model trained at the dataset's matrix, or resample the dataset"
+        )
+    spacing = float(pipeline.config.pixel_spacing_mm)
+    if not math.isclose(spacing, dataset.info.pixel_spacing_mm, rel_tol=1e-3):
+        raise DatasetError(
+            f"the model generates studies of {spacing} mm pixels but {dataset.root} holds "
+            f"{dataset.info.pixel_spacing_mm} mm ones; use a model trained at the dataset's pixel size, "
+            f"or import the studies again with --pixel-spacing-mm {spacing}"
         )
     return tuple(pipeline.labels)

@@ -227,8 +227,9 @@ def refuse_other_models(target: Dataset, pipeline) -> None:
         )
 
 
-def refuse_mixing(target: Dataset, condition: str, grade: int | None) -> None:
-    """Refuse to sample a condition into a dataset of real/simulated studies or of another condition."""
+def refuse_mixing(target: Dataset, condition: str, grade: int | None, add_condition: bool = False) -> None:
+    """Refuse to sample into a dataset of real/simulated studies, or of another condition unless
+    ``add_condition``."""
     patients = target.filter(source=PATIENT_SOURCES)
     if patients:
         raise DatasetError(
@@ -243,7 +244,7 @@ def refuse_mixing(target: Dataset, condition: str, grade: int | None) -> None:
             if r.label != condition or (grade is not None and r.perugini_grade != grade)
         }
     )
-    if others:
+    if others and not add_condition:
         wanted = condition_key(condition, grade)
         raise DatasetError(
             f"{target.root} holds synthetic {', '.join(others)} studies, not {wanted}; "
@@ -286,8 +287,7 @@ def sample_to_dataset(
             provenance={"generator": settings},
             exist_ok=True,
         )
-        if not add_condition:
-            refuse_mixing(target, condition, grade)
+        refuse_mixing(target, condition, grade, add_condition)
         recorded = target.info.provenance.get("generator")
         if recorded is not None and recorded != settings:
             raise DatasetError(

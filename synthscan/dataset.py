@@ -274,6 +274,9 @@ def read_study_file(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"study file {path} does not exist; is the dataset folder complete?")
+    in_dataset = path.parent.name in (STUDY_DIR, SYNTHETIC_DIR)
+    if not in_dataset and not zipfile.is_zipfile(path):  # np.load would try it as a pickle and say so
+        raise DatasetError(f"{path} is not a study .npz (counts and meta); give a study or a dataset folder")
     try:
         with np.load(path, allow_pickle=False) as data:
             counts = data["counts"]
@@ -321,7 +324,7 @@ class Dataset:
         provenance: Mapping[str, Any] | None = None,
         exist_ok: bool = False,
     ) -> Dataset:
-        """Create an empty dataset folder, or open it if ``exist_ok`` and it matches ``matrix``."""
+        """Create an empty dataset folder, or open it if ``exist_ok`` and its grid is this one."""
         root = Path(root)
         if (root / INFO).exists():
             if not exist_ok:
@@ -330,6 +333,11 @@ class Dataset:
             if dataset.info.matrix != tuple(matrix):
                 raise DatasetError(
                     f"{root} holds a {dataset.info.matrix} dataset, cannot add {tuple(matrix)} studies"
+                )
+            if not math.isclose(dataset.info.pixel_spacing_mm, pixel_spacing_mm, rel_tol=1e-3):
+                raise DatasetError(
+                    f"{root} holds studies of {dataset.info.pixel_spacing_mm} mm pixels, cannot add "
+                    f"{pixel_spacing_mm} mm ones (the body would change size); choose a new folder"
                 )
             return dataset
         if root.exists() and any(root.iterdir()):

@@ -56,6 +56,7 @@ def nm_object(
     series_uid=None,
     spacing=SPACING,
     stored_mirrored=(),
+    stored_upside_down=(),
     with_view_codes=True,
     with_orientation=True,
 ) -> Dataset:
@@ -86,9 +87,12 @@ def nm_object(
         item = Dataset()
         item.CollimatorType = "PARA"
         row = AS_ACQUIRED_ROW[view]
+        column = [0, 0, -1]
         if view in stored_mirrored:
             row = [-row[0], 0, 0]
-        item.ImageOrientationPatient = [*row, 0, 0, -1] if with_orientation else None
+        if view in stored_upside_down:  # turned 180 degrees: both vectors reversed
+            row, column = [-row[0], 0, 0], [0, 0, 1]
+        item.ImageOrientationPatient = [*row, *column] if with_orientation else None
         if with_view_codes:
             item.ViewCodeSequence = Sequence([code(VIEW_CODE[view])])
         ds.DetectorInformationSequence.append(item)

@@ -126,8 +126,12 @@ def test_refusals(tmp_path):
         plan_augmentation(dataset, supported=("normal", "metastasis"))
     with pytest.raises(DatasetError, match="generates"):
         check_model_fits(dataset, SimpleNamespace(matrix=(1024, 256), labels=("normal",)))
-    fits = SimpleNamespace(matrix=MATRIX, labels=("normal", "metastasis", "amyloidosis"))
+    config = SimpleNamespace(pixel_spacing_mm=dataset.info.pixel_spacing_mm)
+    fits = SimpleNamespace(matrix=MATRIX, labels=("normal", "metastasis", "amyloidosis"), config=config)
     assert check_model_fits(dataset, fits) == ("normal", "metastasis", "amyloidosis")
+    fits.config = SimpleNamespace(pixel_spacing_mm=2.26 * dataset.info.pixel_spacing_mm / 2.4)
+    with pytest.raises(DatasetError, match=r"mm pixels but .* --pixel-spacing-mm"):  # the body's size
+        check_model_fits(dataset, fits)
 
 
 def test_cli_dry_run(tmp_path, tiny_generator):

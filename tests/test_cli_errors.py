@@ -12,6 +12,7 @@ import errno
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -212,3 +213,13 @@ def test_every_numeric_option_is_bounded():
         result = invoke(*args)
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         assert f"Invalid value for '{args[-2]}'" in result.output
+
+
+def test_a_reader_that_leaves_the_pipe_early_gets_no_error_line():
+    """`synthscan info --card | head -1`: the closed pipe ends the command quietly, not with an Error line."""
+    command = [sys.executable, "-m", "synthscan", "info", "--card"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    assert process.stdout.read(1)  # the first byte arrives, then the reader goes away
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=120)
+    assert b"Error" not in stderr and b"Traceback" not in stderr, stderr.decode()

@@ -96,6 +96,8 @@ def test_writer_persists_manifest_periodically_and_resumes(tmp_path, monkeypatch
     np.testing.assert_array_equal(final.read("s1").counts, _counts(1))
     with pytest.raises(DatasetError, match="holds a"):
         Dataset.create(tmp_path / "ds", matrix=(32, 16), exist_ok=True)
+    with pytest.raises(DatasetError, match=r"2\.4 mm pixels, cannot add 2\.26 mm"):
+        Dataset.create(tmp_path / "ds", matrix=MATRIX, pixel_spacing_mm=2.26, exist_ok=True)
 
 
 def test_writer_persists_completed_rows_when_the_loop_fails(tmp_path):

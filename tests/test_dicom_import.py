@@ -58,6 +58,7 @@ from synthscan.dicom.read import (
 )
 from synthscan.dicom.write import export_dataset
 from synthscan.importers.common import ImportOptions
+from synthscan.labels import VIEWS
 
 
 def options(**kw) -> ImportOptions:
@@ -259,6 +260,44 @@ def test_stored_mirrored_posterior_is_flipped_back(tmp_path):
     assert np.array_equal(got, counts)
 
 
+@pytest.mark.parametrize("view", ["anterior", "posterior"])
+def test_a_view_stored_turned_180_degrees_is_turned_back_not_mirrored(tmp_path, view):
+    """A 180-degree turn is no mirror image: the old rule flipped such a posterior left-right."""
+    counts = views(7)
+    index = VIEWS.index(view)
+    stored = [np.rot90(v, 2) if i == index else v for i, v in enumerate(counts)]
+    ds = nm_object(
+        stored,
+        detectors=[1, 2],
+        windows=[1, 1],
+        detector_views=["anterior", "posterior"],
+        stored_upside_down=[view],
+    )
+    save(ds, tmp_path / "t.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
+    import_dicom(tmp_path / "t.dcm", tmp_path / "ds", labels_csv=labels, options=options())
+    ((got, record),) = imported(tmp_path / "ds").values()
+    assert np.array_equal(got, counts)
+    meta = SynthDataset.open(tmp_path / "ds").read(record).meta["dicom"]["views"][view]
+    assert meta["turned_deg"] == 180 and not meta["flipped_to_as_acquired"]
+
+
+def test_a_stored_mirrored_anterior_is_flipped_back_too(tmp_path):
+    counts = views(8)
+    ds = nm_object(
+        [counts[0][:, ::-1], counts[1]],
+        detectors=[1, 2],
+        windows=[1, 1],
+        detector_views=["anterior", "posterior"],
+        stored_mirrored=["anterior"],
+    )
+    save(ds, tmp_path / "m.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
+    import_dicom(tmp_path / "m.dcm", tmp_path / "ds", labels_csv=labels, options=options())
+    ((got, _),) = imported(tmp_path / "ds").values()
+    assert np.array_equal(got, counts)
+
+
 def test_views_from_orientation_when_no_view_code(tmp_path):
     counts = views(6)
     save(two_frame(counts, with_view_codes=False), tmp_path / "o.dcm")
@@ -401,18 +440,58 @@ def test_monochrome1_and_lossy_pixels_skipped_unless_allowed(tmp_path):
     assert saved["allow_lossy"] is True and len(saved["not_exact_counts"]) == 3
 
 
-@pytest.mark.parametrize("turns", [1, 3, 2])
-def test_view_stored_sideways_or_upside_down_is_turned_head_up(tmp_path, turns):
-    """Issue 15, defect 6: a landscape 256x1024 object was shrunk 4x and stored sideways."""
+@pytest.mark.parametrize(
+    "turns, header",
+    [(1, "portrait vectors"), (3, "portrait vectors"), (2, "silent"), (2, "stated")],
+)
+def test_view_stored_sideways_or_upside_down_is_turned_head_up(tmp_path, turns, header):
+    """Issue 15, defect 6: a landscape 256x1024 object was shrunk 4x and stored sideways.
+
+    Upside down, the head end comes from the header where it states one, else from the body; the
+    portrait orientation vectors of a landscape image describe another image and are not used.
+    """
     counts = body_views(67)
     stored = np.stack([np.rot90(view, turns) for view in counts])
-    save(two_frame(stored, spacing=9.6), tmp_path / "turned.dcm")
+    kw = {"with_orientation": False} if header == "silent" else {}
+    if header == "stated":
+        kw = {"stored_upside_down": ["anterior", "posterior"]}
+    save(two_frame(stored, spacing=9.6, **kw), tmp_path / "turned.dcm")
     labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
     import_dicom(tmp_path / "turned.dcm", tmp_path / "ds", labels_csv=labels, options=options(**BODY))
     ((got, record),) = imported(tmp_path / "ds").values()
     assert np.array_equal(got, counts)  # turned back exactly: not shrunk, not mirrored
     meta = SynthDataset.open(tmp_path / "ds").read(record).meta["dicom"]["views"]["anterior"]
     assert meta["turned_deg"] == 90 * ((4 - turns) % 4) and "shrunk_to_fit" not in meta
+    assert meta["head_end"] == ("from the header" if header == "stated" else "from the body")
+
+
+def test_a_hot_feet_end_does_not_overrule_the_header(tmp_path):
+    """An extravasated foot injection makes the feet the hotter end; the header's head end stands."""
+    counts = body_views(68).astype(np.uint32)
+    rows = np.flatnonzero(counts[0].sum(axis=1) > 0)
+    for view in counts:  # a third of each view's counts in a spot at the lowest body rows
+        view[rows[-4] : rows[-1], 20:24] += np.uint32(view.sum() // 2 // 12)
+    save(two_frame(counts, spacing=9.6), tmp_path / "feet.dcm")
+    assert head_up_turns(counts[0]) == 2  # the counts alone would turn it upside down
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
+    import_dicom(tmp_path / "feet.dcm", tmp_path / "ds", labels_csv=labels, options=options(**BODY))
+    ((got, record),) = imported(tmp_path / "ds").values()
+    assert np.array_equal(got, counts)
+    meta = SynthDataset.open(tmp_path / "ds").read(record).meta["dicom"]["views"]
+    assert all(meta[v]["turned_deg"] == 0 and "other way" in meta[v]["head_end"] for v in meta)
+
+
+def test_views_without_a_header_head_end_face_the_same_way(tmp_path):
+    """Judged on both views together: one view's hot feet cannot turn it against the other."""
+    counts = body_views(69).astype(np.uint32)
+    rows = np.flatnonzero(counts[1].sum(axis=1) > 0)
+    counts[1][rows[-4] : rows[-1], 20:24] += np.uint32(counts[1].sum() // 3 // 12)
+    assert head_up_turns(counts[1]) is None or head_up_turns(counts[1]) == 2
+    save(two_frame(counts, spacing=9.6, with_orientation=False), tmp_path / "f.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
+    import_dicom(tmp_path / "f.dcm", tmp_path / "ds", labels_csv=labels, options=options(**BODY))
+    ((got, _),) = imported(tmp_path / "ds").values()
+    assert np.array_equal(got, counts)
 
 
 def test_head_end_found_on_simulated_scans_of_every_site():
@@ -604,6 +683,12 @@ def test_bad_objects_skipped_with_reasons_and_good_ones_imported(tmp_path):
     static = two_frame(views(13))
     static.ImageType = ["ORIGINAL", "PRIMARY", "STATIC", "EMISSION"]
     save(static, src / "static.dcm")
+    spot = two_frame(views(15))  # a thorax spot view of a study protocolled as whole body
+    spot.ImageType, spot.BodyPartExamined = ["ORIGINAL", "PRIMARY", "STATIC", "EMISSION"], "WHOLEBODY"
+    save(spot, src / "spot.dcm")
+    untyped = two_frame(views(16), accession="ACC-3")  # no Image Type value 3: Body Part decides
+    untyped.ImageType, untyped.BodyPartExamined = ["ORIGINAL", "PRIMARY"], "WHOLEBODY"
+    save(untyped, src / "untyped.dcm")
     iodine = nm_object(
         views(14),
         detectors=[1, 2],
@@ -612,14 +697,16 @@ def test_bad_objects_skipped_with_reasons_and_good_ones_imported(tmp_path):
         energy_windows=((330, 400),),
     )
     save(iodine, src / "iodine.dcm")
-    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"], ["ACC-2", "normal", "0"]])
+    rows = [["ACC-1", "normal", "0"], ["ACC-2", "normal", "0"], ["ACC-3", "normal", "0"]]
+    labels = write_labels(tmp_path / "labels.csv", rows)
     report = import_dicom(src, tmp_path / "ds", labels_csv=labels, options=options())
-    assert len(report.imported) == 1
+    assert len(report.imported) == 2
     assert dict(report.skipped) == {
         "truncated.dcm": "undecodable",
         "notes.txt": "not-dicom",
         "ct.dcm": "not-nm",
         "static.dcm": "not-whole-body",
+        "spot.dcm": "not-whole-body",
         "iodine.dcm": "no-photopeak",
     }
     saved = json.loads((tmp_path / "ds" / "import_report.json").read_text())
@@ -824,6 +911,57 @@ def test_burned_in_annotation_flagged(tmp_path):
     assert report.burned_in_annotation == report.imported
     dataset = SynthDataset.open(tmp_path / "ds")
     assert dataset.read(dataset.records[0]).meta["dicom"]["burned_in_annotation"] is True
+    # a rerun (or a resumed import) keeps the finding in its report, not only in the study's meta
+    again = import_dicom(tmp_path / "a.dcm", tmp_path / "ds", labels_csv=labels, options=options())
+    assert again.already_present == report.imported == again.burned_in_annotation
+    saved = json.loads((tmp_path / "ds" / "import_report.json").read_text())
+    assert saved["burned_in_annotation"] == report.imported
+
+
+def test_a_rerun_with_corrected_labels_says_the_studies_keep_their_earlier_ones(tmp_path):
+    save(two_frame(views(22)), tmp_path / "a.dcm")
+    first = write_labels(tmp_path / "first.csv", [["ACC-1", "normal", "0"]])
+    report = import_dicom(tmp_path / "a.dcm", tmp_path / "ds", labels_csv=first, options=options())
+    resumed = import_dicom(tmp_path / "a.dcm", tmp_path / "ds", options=options())  # no labels needed
+    assert resumed.already_present == report.imported and not resumed.kept_earlier and not resumed.skipped
+    corrected = write_labels(tmp_path / "corrected.csv", [["ACC-1", "metastasis", "0"]])
+    result = cli_import(tmp_path / "a.dcm", tmp_path / "ds", labels=corrected)
+    assert result.exit_code == 0, result.output
+    assert "1 study already there: their earlier label, grade or site is kept" in result.output
+    assert [r.label for r in SynthDataset.open(tmp_path / "ds")] == ["normal"]
+    saved = json.loads((tmp_path / "ds" / "import_report.json").read_text())
+    assert saved["kept_earlier"] == report.imported
+
+
+def test_a_screen_capture_beside_its_acquisition_is_skipped(tmp_path):
+    """PACS keep the workstation's "save screen" beside the NM object: one study, counts once."""
+    src = tmp_path / "src"
+    src.mkdir()
+    counts = body_views(20)
+    nm = two_frame(counts, spacing=9.6)
+    capture = secondary_capture(counts)
+    capture.StudyInstanceUID = nm.StudyInstanceUID
+    save(nm, src / "nm.dcm")
+    save(capture, src / "screen.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
+    report = import_dicom(src, tmp_path / "ds", labels_csv=labels, options=options(**BODY))
+    assert len(report.imported) == 1 and report.skipped == [("screen.dcm", "sc-duplicate")]
+    ((got, record),) = imported(tmp_path / "ds").values()
+    assert np.array_equal(got, counts) and record.get("pixel_values") == "counts"
+
+
+def test_a_data_set_without_part_10_preamble_and_file_meta_is_read(tmp_path):
+    """Some archives export bare data sets; pydicom alone calls them "not DICOM"."""
+    counts = views(21)
+    ds = two_frame(counts)
+    del ds.file_meta
+    ds.save_as(tmp_path / "bare", implicit_vr=True, little_endian=True, enforce_file_format=False)
+    assert (tmp_path / "bare").read_bytes()[128:132] != b"DICM"
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
+    report = import_dicom(tmp_path / "bare", tmp_path / "ds", labels_csv=labels, options=options())
+    assert len(report.imported) == 1
+    ((got, _),) = imported(tmp_path / "ds").values()
+    assert np.array_equal(got, counts)
 
 
 TEXT_VRS = {"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"}

@@ -74,6 +74,13 @@ def test_a_corrupt_study_file_is_named_in_a_dataset_error(tmp_path):
         dataset.read("s0")
 
 
+def test_a_file_outside_a_dataset_that_is_no_npz_is_called_so(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("a text file")
+    with pytest.raises(DatasetError, match=r"notes\.txt is not a study \.npz"):
+        read_study_file(path)
+
+
 def test_verify_finds_missing_truncated_and_replaced_files_and_unlisted_ones(tmp_path):
     dataset = _dataset(tmp_path / "ds", n=4)
     studies = dataset.root / "studies"

@@ -41,13 +41,20 @@ LABEL_GRADES = [("normal", 0), ("metastasis", 0), ("amyloidosis", 2)]
 
 
 def make_dataset(
-    root: Path, source: str, per_label: int, seed: int, *, rate: float | None = None, bottom: float = 0.0
+    root: Path,
+    source: str,
+    per_label: int,
+    seed: int,
+    *,
+    rate: float | None = None,
+    bottom: float = 0.0,
+    pixel_spacing_mm: float = 2.4,
 ) -> Path:
     """Poisson studies; ``rate`` sets the count level (default: synthetic brighter), ``bottom`` the
     Poisson rate of the bottom 8 rows (a border tell when it differs between sources)."""
     rng = np.random.default_rng(seed)
     rate = (5.0 + 3 * (source == "synthetic")) if rate is None else rate
-    dataset = Dataset.create(root, matrix=(64, 16))
+    dataset = Dataset.create(root, matrix=(64, 16), pixel_spacing_mm=pixel_spacing_mm)
     with dataset.writer() as writer:
         for label, grade in LABEL_GRADES:
             for i in range(per_label):
@@ -216,6 +223,15 @@ def test_create_refuses_too_few(tmp_path, study):
     synthetic = make_dataset(tmp_path / "y", "synthetic", 1, 4)
     with pytest.raises(StudyError, match="has 3 real studies"):
         create_study(real, synthetic, tmp_path / "s", n_cases=12, n_readers=1, progress=False)
+
+
+def test_create_refuses_another_pixel_size(tmp_path):
+    """Bodies of 2.26 mm pixels look 6 % taller on the same matrix than 2.4 mm ones: a tell."""
+    real = make_dataset(tmp_path / "r", "real", 4, 1, pixel_spacing_mm=2.26)
+    synthetic = make_dataset(tmp_path / "y", "synthetic", 4, 2)
+    with pytest.raises(StudyError, match=r"2\.26 mm pixels and synthetic 2\.4 mm.*--pixel-spacing-mm 2\.4"):
+        create_study(real, synthetic, tmp_path / "s", n_cases=6, n_readers=1, progress=False)
+    assert not (tmp_path / "s").exists()
 
 
 def test_create_checks_sources(tmp_path):

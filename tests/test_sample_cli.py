@@ -78,8 +78,10 @@ def test_sampling_refuses_to_mix_conditions_models_or_patient_studies(tiny_gener
     assert mixed.exit_code == 0, mixed.output
     assert sorted(r.label for r in Dataset.open(out)) == ["metastasis", "normal"]
     simulated = toy_dataset(tmp_path / "sim", 2, cycle=[("normal", 0)], source="simulated", matrix=(128, 32))
-    into = sample(tiny_generator, "--condition", "normal", "-n", "1", "--out", str(simulated.root))
-    assert into.exit_code != 0 and "holds 2 real or simulated studies" in into.output
+    args = ["--condition", "normal", "-n", "1", "--out", str(simulated.root)]
+    for extra in ([], ["--add-condition"]):  # mixing conditions never means mixing in patients
+        into = sample(tiny_generator, *args, *extra)
+        assert into.exit_code != 0 and "holds 2 real or simulated studies" in into.output
     assert len(Dataset.open(simulated.root)) == 2
     pipeline = load_pipeline(tiny_generator)
     pipeline.sha256 = "0" * 64  # stands for another model

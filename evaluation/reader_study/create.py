@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import secrets
 import shutil
@@ -214,6 +215,12 @@ def create_study(
         raise StudyError(
             f"real scans are {real.info.matrix} and synthetic {synthetic.info.matrix}; image size would "
             "unblind readers, so resample one dataset to the other's matrix first"
+        )
+    if not math.isclose(real.info.pixel_spacing_mm, synthetic.info.pixel_spacing_mm, rel_tol=1e-3):
+        raise StudyError(
+            f"real scans have {real.info.pixel_spacing_mm} mm pixels and synthetic "
+            f"{synthetic.info.pixel_spacing_mm} mm; body size would unblind readers, so import the real "
+            f"scans again with --pixel-spacing-mm {synthetic.info.pixel_spacing_mm}"
         )
     patients, generated = split_sources(real, synthetic)
     per_side = n_cases // 2

@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import errno
+import os
 import shutil
 import signal
+import sys
 import threading
 import traceback
 import zipfile
@@ -85,10 +87,20 @@ def run_guarded(ctx: click.Context, call: Callable[[], Any]) -> Any:
             if ctx.meta.get(VERBOSE):
                 _print_traceback()
             raise
+        except BrokenPipeError:  # the reader of stdout left (`synthscan info --card | head`): stop quietly
+            _silence_stdout()
+            raise click.exceptions.Exit(1) from None
         except EXPECTED as error:
             if ctx.meta.get(VERBOSE):
                 _print_traceback()
             raise click.ClickException(describe(error)) from error
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the flush at exit does not fail on the closed pipe a second time."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # CliRunner's stdout has no descriptor
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def guarded(command: click.Command, name: str) -> click.Command:

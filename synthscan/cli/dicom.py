@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from synthscan.cli.importers import _matrix
+from synthscan.cli.importers import _matrix, echo_kept_earlier
+from synthscan.cli.options import studies
 from synthscan.dicom.read import LABEL_KEYS
 from synthscan.dicom.write import NMAcquisition
 from synthscan.labels import DEFAULT_MATRIX, DEFAULT_PIXEL_SPACING_MM, TRACERS
@@ -133,18 +134,19 @@ def import_dicom(
         raise click.ClickException(str(error)) from error
     _echo_skipped(report.skipped)
     click.echo(
-        f"Imported {len(report.imported)} studies into {out}"
+        f"Imported {studies(len(report.imported))} into {out}"
         f" ({len(report.already_present)} already there, {len(report.skipped)} objects skipped)."
     )
+    echo_kept_earlier(report)
     if report.burned_in_annotation:
         click.echo(
-            f"  {len(report.burned_in_annotation)} studies may show burned-in text (declared, or a screen "
+            f"  {studies(len(report.burned_in_annotation))} may show burned-in text (declared, or a screen "
             "capture that does not declare its absence): check their pixels (listed in import_report.json).",
             err=True,
         )
     if report.not_exact_counts:
         click.echo(
-            f"  {len(report.not_exact_counts)} studies hold lossy or inverted values, not exact counts "
+            f"  {studies(len(report.not_exact_counts))} hold lossy or inverted values, not exact counts "
             "(--allow-lossy; manifest column pixel_values).",
             err=True,
         )

@@ -15,6 +15,7 @@ from synthscan.cli.options import (
     parse_overrides,
     precision_option,
     steps_option,
+    studies,
 )
 from synthscan.generator.conditions import BURDENS
 from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, TRACERS
@@ -329,4 +330,4 @@ def sample(
         burden=burden,
     )
     if state.is_main_process:
-        click.echo(f"{len(dataset)} synthetic studies in {dataset.root} (format {fmt}).")
+        click.echo(f"{studies(len(dataset), 'synthetic')} in {dataset.root} (format {fmt}).")

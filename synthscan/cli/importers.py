@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
+from synthscan.cli.options import studies
 from synthscan.labels import DEFAULT_MATRIX, DEFAULT_PIXEL_SPACING_MM, LABELS, TRACERS
+
+if TYPE_CHECKING:
+    from synthscan.importers.common import ImportReport
 
 LAYOUTS = ("bs80k", "png-folders")
 
@@ -125,8 +131,19 @@ def import_public(
     except DatasetError as error:
         raise click.ClickException(str(error)) from error
     click.echo(
-        f"Imported {len(report.imported)} studies into {out}"
+        f"Imported {studies(len(report.imported))} into {out}"
         f" ({len(report.already_present)} already there, {len(report.skipped)} skipped)."
     )
     for key, reason in report.skipped:
         click.echo(f"  skipped {key}: {reason}", err=True)
+    echo_kept_earlier(report)
+
+
+def echo_kept_earlier(report: ImportReport) -> None:
+    """Warn that studies already there kept values this run would have given otherwise."""
+    if report.kept_earlier:
+        click.echo(
+            f"  {studies(len(report.kept_earlier))} already there: their earlier label, grade or site is "
+            "kept (a rerun never rewrites a study); import into a new folder to apply this run's.",
+            err=True,
+        )

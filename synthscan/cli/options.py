@@ -115,3 +115,8 @@ precision_option = click.option(
     help="Arithmetic of the UNet and decoder: fp32, or autocast to bf16/fp16 (for GPUs; the counts' "
     "statistics match fp32, the exact counts do not). Recorded with every study.",
 )
+
+
+def studies(n: int, kind: str = "") -> str:
+    """``"1 study"``, ``"3 synthetic studies"``: the count and noun of a command's summary line."""
+    return " ".join([str(n), *([kind] if kind else []), "study" if n == 1 else "studies"])

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from synthscan.cli.options import studies
+
 
 def caption(study_id: str, meta: dict[str, Any], label: str = "", grade: Any = None, site: str = "") -> str:
     """One caption line: study, condition and grade, site, tracer, seed and counts per view."""
@@ -67,4 +69,4 @@ def view(path: str, out: str, n: int, study_id: str | None, seed: int, columns: 
     image = render_grid(items, columns)
     with atomic_open(out, "wb") as handle:
         image.save(handle, format="PNG")
-    click.echo(f"Wrote {out} ({len(items)} {'study' if len(items) == 1 else 'studies'}).")
+    click.echo(f"Wrote {out} ({studies(len(items))}).")

@@ -10,7 +10,14 @@ Layouts understood (views are always found from the header, never from frame ord
 * **Whole-body Secondary Capture** (Modality NM): one grey frame with both bodies side by side,
   anterior left, posterior right (the vendors' screen-capture layout).  The pixels must show two
   bodies separated at the midline; a capture of one body is skipped, never split in two.  Its
-  values are display values, not counts; ``meta`` and the manifest's ``pixel_values`` say so.
+  values are display values, not counts; ``meta`` and the manifest's ``pixel_values`` say so.  A
+  capture of a study that also holds an NM whole-body object (the "save screen" beside the
+  acquisition, as PACS keep them) is skipped: the study's counts come from the NM object.
+* Only whole-body NM objects: Image Type value 3 ``WHOLE BODY`` (``STATIC`` spot views, ``TOMO``
+  and the like are skipped); where Image Type has no value 3, Body Part Examined ``WHOLEBODY``.
+* Files without the PS3.10 preamble and file meta (raw data sets, as some archives export them)
+  are read when they hold an SOP Class and pixel data; their transfer syntax is pydicom's guess of
+  an uncompressed encoding.
 * Compressed transfer syntaxes (JPEG 2000, JPEG lossless, JPEG-LS, RLE) decode through pydicom's
   pixel-data plugins.
 
@@ -29,17 +36,23 @@ the study's ``meta`` and the import report say which one did):
    ``POSTERIOR`` as a word of the value.
 5. Otherwise the object is refused (``no-view``).
 
-A posterior view that the header shows stored mirrored (detector row vector pointing to the
-patient's left, as seen from the front) is flipped back to as acquired; where the header says
-nothing, ``ImportOptions.posterior_mirrored`` decides.
+**Head end and mirroring from the header.**  A detector's Image Orientation (Patient) describes
+the stored image as a view from the side ``row × column`` looks from, never a mirror image: its
+column vector says whether the head is at the top (``-z``) or the bottom (``+z``, turned 180°).
+A view is stored mirrored only when its View Code names the other side than its orientation
+looks from; it is then flipped back (either view).  Where the header says nothing of mirroring,
+``ImportOptions.posterior_mirrored`` decides for the posterior.
 
-**Orientation from the body.**  Each view is turned head-up before it goes onto the grid: the
-body's long axis is the axis of the larger count-weighted spread (a landscape view is turned a
-quarter), and the head end is the end whose outer 15 % of the body holds at least
-:data:`HEAD_RATIO` times the counts of the other (skull against feet; on simulated scans of every
-site the ratio is ≥ 1.5).  A landscape view whose head end is not evident is skipped; a portrait
-view then stays as stored (head first, the vendors' convention).  Turns are rotations, never
-mirror images, and are recorded.
+**Head end from the body**, for views whose header does not give it.  The body's long axis is the
+axis of the larger count-weighted spread (a landscape view is turned a quarter), and the head end
+is the end whose outer 15 % of the body holds at least :data:`HEAD_RATIO` times the counts of the
+other (skull against feet; on simulated scans of every site the ratio is ≥ 1.5), judged on both
+views together when they share a shape, so the two always face the same way.  A landscape view
+whose head end is not evident is skipped; a portrait view then stays as stored (head first, the
+vendors' convention).  A header's head end is never overruled by the counts (a foot injection
+or an extravasation can make the feet the hotter end); where the two disagree, the view's
+``meta`` says so.  Orientation vectors of a portrait view stored as a landscape image describe
+another image: the body decides.  Turns are rotations, never mirror images, and are recorded.
 
 **Pixel values.**  Only exact counts are imported by default: MONOCHROME1 (inverted display
 values, which NM does not allow) and lossy compression (Lossy Image Compression ``01``, or a
@@ -88,7 +101,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom import uid
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from scipy import ndimage
@@ -127,7 +140,8 @@ REASONS: dict[str, str] = {
     "no-pixels": "no pixel data (truncated, or not an image)",
     "too-deep": f"sequences nested deeper than {MAX_SEQUENCE_DEPTH}: refused as corrupt or hostile",
     "not-nm": "not an NM or secondary-capture image",
-    "not-whole-body": "NM object is not a whole-body image (Image Type value 3 is not WHOLE BODY)",
+    "not-whole-body": "NM object is not a whole-body image (Image Type value 3 is not WHOLE BODY, or "
+    "there is none and Body Part Examined is not WHOLEBODY)",
     "frame-vectors": "Detector Vector or Energy Window Vector does not match the number of frames",
     "no-photopeak": "no energy window is known to hold the 140.5 keV 99mTc photopeak",
     "no-detector-item": "a frame comes from a detector without a Detector Information item",
@@ -137,6 +151,7 @@ REASONS: dict[str, str] = {
     "sc-not-nm": "secondary capture whose Modality is not NM",
     "sc-multi-frame": "multi-frame secondary capture: its views cannot be told apart",
     "sc-one-body": "secondary capture shows one body, not an ANT|POST pair",
+    "sc-duplicate": "secondary capture of a study whose NM whole-body object is imported (display values)",
     "missing-anterior": "missing the anterior view in its study",
     "missing-posterior": "missing the posterior view in its study",
     "ambiguous-pair": "its study holds several single-view objects per view",
@@ -232,6 +247,8 @@ class ViewRef:
     energy_window: int | None = None
     mirrored: bool | None = None
     """True/False when the header tells whether the view is stored mirrored; None when it does not."""
+    upside_down: bool | None = None
+    """True/False when the header tells whether the head is at the bottom; None when it does not."""
     rule: str = "view-code"
     """The rule that found the view (module doc)."""
 
@@ -260,9 +277,30 @@ class Scan:
 # -- pass 1: classify headers -------------------------------------------------------------------
 
 
+def _dcmread(path: Path, **kwargs: Any) -> Dataset:
+    """A PS3.10 file, or a raw data set without preamble and file meta that holds an image (module doc)."""
+    try:
+        return pydicom.dcmread(path, **kwargs)
+    except InvalidDicomError:
+        ds = pydicom.dcmread(path, force=True, **kwargs)
+    if "SOPClassUID" not in ds or "PixelData" not in ds:
+        raise InvalidDicomError(f"{path} is not DICOM")
+    ds.file_meta = getattr(ds, "file_meta", None) or FileMetaDataset()
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (
+            uid.ImplicitVRLittleEndian
+            if implicit
+            else uid.ExplicitVRLittleEndian
+            if little
+            else uid.ExplicitVRBigEndian
+        )
+    return ds
+
+
 def _read_header(path: Path) -> Dataset:
     try:
-        ds = pydicom.dcmread(path, defer_size="64 KB")
+        ds = _dcmread(path, defer_size="64 KB")
     except InvalidDicomError:
         raise Unusable("not-dicom") from None
     except Exception:  # pydicom raises many types on corrupt input; none may stop the import
@@ -338,7 +376,11 @@ def _photopeak_windows(ds: Dataset) -> set[int]:
 
 
 def _orientation(item: Dataset) -> tuple[str | None, bool | None]:
-    """(view, stored mirrored) from a detector's Image Orientation (Patient), or (None, None)."""
+    """(view looked from, head at the bottom) from a detector's Image Orientation (Patient), or (None, None).
+
+    The vectors describe the stored image as it is: a view from the side ``row × column`` looks
+    from, its head end at the top when the column vector points to the feet (module doc).
+    """
     try:
         values = [float(v) for v in item.ImageOrientationPatient]
     except (AttributeError, TypeError, ValueError):
@@ -349,10 +391,7 @@ def _orientation(item: Dataset) -> tuple[str | None, bool | None]:
     looking = np.cross(row, column)
     if abs(looking[1]) < 0.5 or abs(row[0]) < 0.5:
         return None, None
-    view = "anterior" if looking[1] > 0 else "posterior"
-    # As acquired, the anterior row points to the patient's left (+x), the posterior to the right.
-    mirrored = (row[0] > 0) != (view == "anterior")
-    return view, mirrored
+    return ("anterior" if looking[1] > 0 else "posterior"), bool(column[2] > 0)
 
 
 def _start_angle_view(item: Dataset) -> str | None:
@@ -404,26 +443,24 @@ def _vendor_view(ds: Dataset, item: Dataset, detector: int, detectors: int) -> s
     return None
 
 
-def _detector_view(ds: Dataset, detector: int, detectors: int) -> tuple[str, bool | None, str]:
-    """(view, stored mirrored, rule) of one detector, by the rules of the module doc, in order."""
+def _detector_view(ds: Dataset, detector: int, detectors: int) -> tuple[str, bool | None, bool | None, str]:
+    """(view, stored mirrored, head at the bottom, rule) of one detector, by the module doc's rules."""
     item = ds.DetectorInformationSequence[detector - 1]
-    oriented, mirrored = _orientation(item)
+    oriented, upside_down = _orientation(item)
     coded = codes.lookup(codes.VIEW_CODES, item.get("ViewCodeSequence", []))
     if coded is not None:
-        if oriented is None:
-            return coded, None, "view-code"
-        # The code names the view; an orientation that disagrees means the image is stored mirrored.
-        return coded, mirrored if oriented == coded else not mirrored, "view-code"
+        # The code names the view; an orientation looking from the other side means a mirror image.
+        return coded, None if oriented is None else oriented != coded, upside_down, "view-code"
     if oriented is not None:
-        return oriented, mirrored, "orientation"
+        return oriented, False, upside_down, "orientation"
     named = _vendor_view(ds, item, detector, detectors)
     angled = _start_angle_view(item)
     if angled is not None:
         if named is not None and named != angled:
             raise Unusable("view-conflict")
-        return angled, None, "start-angle"
+        return angled, None, None, "start-angle"
     if named is not None:
-        return named, None, "vendor-private"
+        return named, None, None, "vendor-private"
     raise Unusable("no-view")
 
 
@@ -438,9 +475,11 @@ def _vector(ds: Dataset, keyword: str, frames: int) -> list[int]:
 
 
 def _nm_views(ds: Dataset, path: Path) -> dict[str, ViewRef]:
-    image_type = [str(v).upper() for v in ds.get("ImageType", [])]
-    if "WHOLE BODY" not in image_type and str(ds.get("BodyPartExamined", "")).upper() != "WHOLEBODY":
-        raise Unusable("not-whole-body")
+    image_type = [str(v).strip().upper() for v in ds.get("ImageType", [])]
+    if "WHOLE BODY" not in image_type:
+        flavour = image_type[2] if len(image_type) > 2 else ""  # STATIC, TOMO, ...: another acquisition
+        if flavour or str(ds.get("BodyPartExamined", "")).upper() != "WHOLEBODY":
+            raise Unusable("not-whole-body")
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     detectors = _vector(ds, "DetectorVector", frames)
     windows = _vector(ds, "EnergyWindowVector", frames)
@@ -454,9 +493,9 @@ def _nm_views(ds: Dataset, path: Path) -> dict[str, ViewRef]:
             continue
         if not 1 <= detector <= count:
             raise Unusable("no-detector-item")
-        view, mirrored, rule = _detector_view(ds, detector, count)
+        view, mirrored, upside_down, rule = _detector_view(ds, detector, count)
         found[view].append(
-            ViewRef(path, frame if frames > 1 else None, None, detector, window, mirrored, rule)
+            ViewRef(path, frame if frames > 1 else None, None, detector, window, mirrored, upside_down, rule)
         )
     views = {}
     for view, refs in found.items():
@@ -542,7 +581,14 @@ def group_scans(objects: list[SourceObject]) -> tuple[list[Scan], list[tuple[Sou
             views = {view: sum(view in o.views for o in pool) for view in VIEWS}
             missing = [view for view, n in views.items() if not n]
             unmatched.append((obj, f"missing-{missing[0]}" if missing else "ambiguous-pair"))
-    return scans, unmatched
+    with_counts = {o.study_uid for s in scans if s.layout != "secondary-capture" for o in s.objects} - {""}
+    kept = []
+    for scan in scans:
+        if scan.layout == "secondary-capture" and scan.objects[0].study_uid in with_counts:
+            unmatched.append((scan.objects[0], "sc-duplicate"))
+        else:
+            kept.append(scan)
+    return kept, unmatched
 
 
 # -- pass 2: pixels, orientation, grid, de-identification ---------------------------------------
@@ -870,7 +916,7 @@ def _import_scan(
 ) -> None:
     options = settings.options
     try:
-        datasets = {obj.path: pydicom.dcmread(obj.path) for obj in scan.objects}
+        datasets = {obj.path: _dcmread(obj.path) for obj in scan.objects}
     except Exception:  # as in pass 1: any failure to read means "skip this scan"
         raise Unusable("unreadable") from None
     fidelity = sorted({reason for ds in datasets.values() for reason in pixel_fidelity(ds)})
@@ -882,34 +928,36 @@ def _import_scan(
     uids = {obj.path: obj.instance_uid or obj.path.name for obj in scan.objects}
     key = "\x00".join(f"{uids[ref.path]}:{ref.frame}:{ref.half}" for ref in scan.views.values())
     study_id = pseudonym(SOURCE_NAME, f"scan\x00{key}", options.salt)
-    if study_id in dataset:
-        report.already_present.append(study_id)
-        return
+    burned_in = any(_burned_in(ds) for ds in datasets.values())
     first = datasets[scan.objects[0].path]
     provenance = synthetic_provenance(first) if settings.trust_synthetic_marker else None
+    found = settings.labels.lookup(first) if settings.labels else None
     if provenance is not None:
         label, grade = provenance["label"], provenance.get("perugini_grade")
-    elif settings.labels is None:
-        raise Unusable("no-labels")
     else:
-        found = settings.labels.lookup(first)
-        if found is None:
-            raise Unusable("no-label-row")
-        label, grade = found
+        label, grade = found or (None, None)
+    if study_id in dataset:  # a resumed import needs no labels; its findings stay in the report
+        record = dataset.record(study_id)
+        given = (label, grade) if label is not None else (record.label, record.perugini_grade)
+        report.note_present(dataset, study_id, *given, options.site)
+        _note_findings(report, study_id, fidelity, burned_in)
+        return
+    if label is None:
+        raise Unusable("no-labels" if settings.labels is None else "no-label-row")
 
+    stored = {name: _view_pixels(frames[ref.path], ref) for name, ref in scan.views.items()}
     views, view_meta = [], {}
     for name in VIEWS:
-        ref = scan.views[name]
-        pixels = _view_pixels(frames[ref.path], ref)
-        mirrored = (
-            ref.mirrored if ref.mirrored is not None else (name == "posterior" and options.posterior_mirrored)
-        )
-        if name == "posterior" and mirrored:
-            pixels = pixels[:, ::-1]
-        turns = head_up_turns(pixels)
+        ref, pixels = scan.views[name], stored[name]
+        turns, head_end = _head_up(ref, pixels, stored)
         if turns is None and pixels.shape[1] > pixels.shape[0]:
             raise Unusable("head-feet")
         pixels = np.rot90(pixels, turns or 0)
+        mirrored = (
+            ref.mirrored if ref.mirrored is not None else (name == "posterior" and options.posterior_mirrored)
+        )
+        if mirrored:  # across the upright body's midline: left and right, never head and feet
+            pixels = pixels[:, ::-1]
         spacing = _spacing(datasets[ref.path])
         if spacing and (turns or 0) % 2:
             spacing = spacing[::-1]
@@ -923,9 +971,9 @@ def _import_scan(
             "half": ref.half,
             "detector": ref.detector,
             "energy_window": ref.energy_window,
-            "flipped_to_as_acquired": bool(name == "posterior" and mirrored),
+            "flipped_to_as_acquired": bool(mirrored),
             "turned_deg": 90 * (turns or 0),
-            "head_end": "from the body" if turns is not None else "as stored (not evident from the body)",
+            "head_end": head_end,
             **grid_info,
         }
     counts = np.stack(views)
@@ -937,7 +985,6 @@ def _import_scan(
     marked = is_marked_synthetic(first)
     source = provenance["source"] if provenance else "real"
     tracer = (provenance or {}).get("tracer") or _tracer(first) or options.tracer
-    burned_in = any(_burned_in(ds) for ds in datasets.values())
     pixel_values = "lossy" if fidelity else "counts"
     if scan.layout == "secondary-capture":
         pixel_values = "display"
@@ -973,6 +1020,23 @@ def _import_scan(
     )
     report.imported.append(study_id)
     report.view_rules.update(ref.rule for ref in scan.views.values())
+    _note_findings(report, study_id, fidelity, burned_in)
+
+
+def _head_up(ref: ViewRef, pixels: np.ndarray, stored: dict[str, np.ndarray]) -> tuple[int | None, str]:
+    """Quarter turns that put the head at the top, and where that came from (module doc)."""
+    shapes = {view.shape for view in stored.values()}
+    together = sum(view.astype(np.float64) for view in stored.values()) if len(shapes) == 1 else pixels
+    by_body = head_up_turns(together)
+    if ref.upside_down is None or pixels.shape[1] > pixels.shape[0]:  # silent, or describes a portrait view
+        return by_body, "from the body" if by_body is not None else "as stored (not evident from the body)"
+    turns = 2 if ref.upside_down else 0
+    if by_body is not None and by_body != turns:
+        return turns, "from the header (the body's counts point the other way: a hot feet end?)"
+    return turns, "from the header"
+
+
+def _note_findings(report: DicomImportReport, study_id: str, fidelity: list[str], burned_in: bool) -> None:
     if fidelity:
         report.not_exact_counts.append(study_id)
     if burned_in:
@@ -989,6 +1053,7 @@ def _save_report(dataset: SynthDataset, report: DicomImportReport, settings: _Se
     summary: dict[str, Any] = {
         "imported": len(report.imported),
         "already_present": len(report.already_present),
+        "kept_earlier": report.kept_earlier,
         "skipped": skipped,
         "reasons": {code: REASONS[code] for code in sorted({code for _, code in report.skipped})},
         "view_rules": dict(sorted(report.view_rules.items())),

@@ -50,6 +50,16 @@ class ImportReport:
     imported: list[str] = field(default_factory=list)
     already_present: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    kept_earlier: list[str] = field(default_factory=list)
+    """Studies already there to which this run gives another label, Perugini grade or site: a rerun
+    never rewrites a study, so they keep the earlier values (import into a new folder to apply these)."""
+
+    def note_present(self, dataset: Dataset, study_id: str, label: str, grade: int | None, site: str) -> None:
+        """Count a study already in ``dataset``; note it when this run describes it otherwise."""
+        self.already_present.append(study_id)
+        record = dataset.record(study_id)
+        if (record.label, record.perugini_grade, record.site) != (label, grade, site):
+            self.kept_earlier.append(study_id)
 
 
 @dataclass(frozen=True)
@@ -185,7 +195,7 @@ def write_studies(
             patient_id = pseudonym(source_name, study.key, options.salt)
             study_id = pseudonym(source_name, f"study\x00{study.key}", options.salt)
             if study_id in dataset:
-                report.already_present.append(study_id)
+                report.note_present(dataset, study_id, study.label, None, options.site)
                 continue
             try:
                 counts, view_meta = _convert(study, options, prepare_view)
