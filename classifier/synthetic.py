@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -170,8 +171,10 @@ def synthetic_records(dataset: Dataset) -> list[Record]:
     return records
 
 
-def open_synthetic_datasets(paths: Sequence[str | Path], matrix: tuple[int, int]) -> list[Dataset]:
-    """Open synthetic dataset folders and check they match the real data's matrix."""
+def open_synthetic_datasets(
+    paths: Sequence[str | Path], matrix: tuple[int, int], pixel_spacing_mm: float
+) -> list[Dataset]:
+    """Open synthetic dataset folders and check they match the real data's grid (matrix, pixel size)."""
     datasets = []
     for path in paths:
         dataset = Dataset.open(path)
@@ -180,17 +183,27 @@ def open_synthetic_datasets(paths: Sequence[str | Path], matrix: tuple[int, int]
                 f"synthetic dataset {path} is {dataset.info.matrix[0]}x{dataset.info.matrix[1]} but the real "
                 f"data is {matrix[0]}x{matrix[1]}; generate synthetic studies at the real matrix"
             )
+        _check_pixel_size(f"synthetic dataset {path} holds", dataset.info.pixel_spacing_mm, pixel_spacing_mm)
         synthetic_records(dataset)
         datasets.append(dataset)
     return datasets
 
 
+def _check_pixel_size(what: str, spacing: float, real: float) -> None:
+    """Bodies drawn at another pixel size on the same matrix differ in size: a class-free tell."""
+    if not math.isclose(spacing, real, rel_tol=1e-3):
+        raise DatasetError(
+            f"{what} {spacing} mm pixels but the real data {real} mm; "
+            "use synthetic studies of the real data's pixel size"
+        )
+
+
 def load_generator(
-    model_dir: str | Path | None, *, matrix: tuple[int, int], **options: Any
+    model_dir: str | Path | None, *, matrix: tuple[int, int], pixel_spacing_mm: float, **options: Any
 ) -> SyntheticGenerator:
     """The generator in ``model_dir``: its ``sample_to_dataset`` (with ``options``) and its conditions.
 
-    Refuses a model that generates another matrix than the real data's before any sampling starts.
+    Refuses a model that generates another grid than the real data's before any sampling starts.
     """
     from functools import partial
 
@@ -202,6 +215,9 @@ def load_generator(
             f"the generator {model_dir} makes {pipeline.matrix[0]}x{pipeline.matrix[1]} studies but the real "
             f"data is {matrix[0]}x{matrix[1]}; use a generator trained at the real matrix"
         )
+    _check_pixel_size(
+        f"the generator {model_dir} makes", float(pipeline.config.pixel_spacing_mm), pixel_spacing_mm
+    )
     blocks = []
     for key in pipeline.config.conditions:  # "normal", "metastasis", "amyloidosis-g2" or "amyloidosis"
         label, grade = split_key(key)

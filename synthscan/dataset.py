@@ -337,7 +337,8 @@ class Dataset:
             if not math.isclose(dataset.info.pixel_spacing_mm, pixel_spacing_mm, rel_tol=1e-3):
                 raise DatasetError(
                     f"{root} holds studies of {dataset.info.pixel_spacing_mm} mm pixels, cannot add "
-                    f"{pixel_spacing_mm} mm ones (the body would change size); choose a new folder"
+                    f"{pixel_spacing_mm} mm ones (the body would change size); keep its pixel size "
+                    f"(e.g. --pixel-spacing-mm {dataset.info.pixel_spacing_mm}) or choose a new folder"
                 )
             return dataset
         if root.exists() and any(root.iterdir()):

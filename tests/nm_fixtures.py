@@ -37,6 +37,26 @@ def body_views(seed: int, matrix=(256, 64), spacing=9.6, site="centre_a") -> np.
     return simulate_study(config, seed).counts.astype(np.uint16)
 
 
+STORAGE = {
+    "as acquired": (lambda a: a, lambda r, c: (r, c)),
+    "turned 90": (lambda a: np.rot90(a, 1), lambda r, c: (c, -r)),
+    "turned 180": (lambda a: np.rot90(a, 2), lambda r, c: (-r, -c)),
+    "turned 270": (lambda a: np.rot90(a, 3), lambda r, c: (-c, r)),
+    "mirrored": (lambda a: a[:, ::-1], lambda r, c: (-r, c)),
+    "mirrored upside down": (lambda a: a[::-1], lambda r, c: (r, -c)),
+    "transposed": (lambda a: a.T, lambda r, c: (c, r)),
+    "antitransposed": (lambda a: np.rot90(a, 2).T, lambda r, c: (-c, -r)),
+}
+"""The 8 ways a view can be stored: (pixels as acquired → as stored, (row, column) vectors likewise)."""
+
+
+def stored_as(view: str, counts: np.ndarray, storage: str) -> tuple[np.ndarray, tuple[list, list]]:
+    """A view's pixels as stored, and the Image Orientation (Patient) vectors that describe them."""
+    pixels, vectors = STORAGE[storage]
+    row, column = vectors(np.array(AS_ACQUIRED_ROW[view]), np.array([0, 0, -1]))
+    return np.ascontiguousarray(pixels(counts)), (row.tolist(), column.tolist())
+
+
 def code(value: str, scheme: str = "SCT", meaning: str = "x") -> Dataset:
     item = Dataset()
     item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
@@ -56,7 +76,7 @@ def nm_object(
     series_uid=None,
     spacing=SPACING,
     stored_mirrored=(),
-    stored_upside_down=(),
+    orientation=None,
     with_view_codes=True,
     with_orientation=True,
 ) -> Dataset:
@@ -90,9 +110,8 @@ def nm_object(
         column = [0, 0, -1]
         if view in stored_mirrored:
             row = [-row[0], 0, 0]
-        if view in stored_upside_down:  # turned 180 degrees: both vectors reversed
-            row, column = [-row[0], 0, 0], [0, 0, 1]
-        item.ImageOrientationPatient = [*row, *column] if with_orientation else None
+        vectors = (orientation or {}).get(view, (row, column))  # as the test stored the view; None: silent
+        item.ImageOrientationPatient = [*vectors[0], *vectors[1]] if with_orientation and vectors else None
         if with_view_codes:
             item.ViewCodeSequence = Sequence([code(VIEW_CODE[view])])
         ds.DetectorInformationSequence.append(item)

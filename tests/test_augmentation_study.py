@@ -423,6 +423,13 @@ def test_bad_input_fails_clearly(study, tmp_path):
             np.ones((2, 128, 32), int), study_id="w", patient_id="w", label="normal", source="synthetic"
         )
     cases.append((run(synthetic_path=wide.root), "real matrix"))
+    info = study["real"].info
+    finer = Dataset.create(tmp_path / "finer", matrix=info.matrix, pixel_spacing_mm=info.pixel_spacing_mm / 2)
+    with finer.writer() as writer:
+        writer.add(
+            np.ones((2, *info.matrix), int), study_id="f", patient_id="f", label="normal", source="synthetic"
+        )
+    cases.append((run(synthetic_path=finer.root), "use synthetic studies of the real data's pixel size"))
     for result, message in cases:
         assert result.exit_code != 0 and message in result.output, result.output
         assert "Traceback" not in result.output

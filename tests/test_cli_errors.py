@@ -23,7 +23,7 @@ from PIL import Image
 from toy_scans import toy_dataset
 
 from synthscan.cli import main
-from synthscan.cli.boundary import describe
+from synthscan.cli.boundary import describe, run_guarded
 
 CYCLE = [("normal", 0), ("metastasis", 0), ("amyloidosis", 3), ("amyloidosis", 1)]
 CORRUPT = "s0003.npz"
@@ -223,3 +223,13 @@ def test_a_reader_that_leaves_the_pipe_early_gets_no_error_line():
     process.stdout.close()
     _, stderr = process.communicate(timeout=120)
     assert b"Error" not in stderr and b"Traceback" not in stderr, stderr.decode()
+
+
+def test_a_broken_pipe_other_than_stdout_is_reported():
+    """A child process's closed stdin is a failure to explain, not a reader who left."""
+
+    def write_to_a_dead_child():
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    with pytest.raises(click.ClickException, match="Broken pipe"):
+        run_guarded(click.Context(main), write_to_a_dead_child)

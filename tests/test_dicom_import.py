@@ -16,6 +16,7 @@ from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_se
 from nm_fixtures import (
     MATRIX,
     SPACING,
+    STORAGE,
     body_views,
     code,
     deeply_nested,
@@ -23,6 +24,7 @@ from nm_fixtures import (
     save,
     secondary_capture,
     start_angle_object,
+    stored_as,
     two_frame,
     views,
     write_labels,
@@ -260,26 +262,36 @@ def test_stored_mirrored_posterior_is_flipped_back(tmp_path):
     assert np.array_equal(got, counts)
 
 
+@pytest.mark.parametrize("storage", STORAGE)
 @pytest.mark.parametrize("view", ["anterior", "posterior"])
-def test_a_view_stored_turned_180_degrees_is_turned_back_not_mirrored(tmp_path, view):
-    """A 180-degree turn is no mirror image: the old rule flipped such a posterior left-right."""
-    counts = views(7)
+def test_a_view_stored_any_way_comes_back_as_acquired(tmp_path, view, storage):
+    """Each of the 8 rotations and mirror images, described by its Image Orientation (Patient)
+    and named by its View Code. The old rule took a 180-degree turn for a mirror image."""
+    counts = body_views(70)
     index = VIEWS.index(view)
-    stored = [np.rot90(v, 2) if i == index else v for i, v in enumerate(counts)]
-    ds = nm_object(
-        stored,
-        detectors=[1, 2],
-        windows=[1, 1],
-        detector_views=["anterior", "posterior"],
-        stored_upside_down=[view],
-    )
-    save(ds, tmp_path / "t.dcm")
+    pixels, vectors = stored_as(view, counts[index], storage)
+    src = tmp_path / "src"
+    src.mkdir()
+    study, series = generate_uid(), generate_uid()
+    for i, name in enumerate(VIEWS):  # one object per view: a landscape view has its own shape
+        single = nm_object(
+            [pixels if i == index else counts[i]],
+            detectors=[1],
+            windows=[1],
+            detector_views=[name],
+            study_uid=study,
+            series_uid=series,
+            spacing=9.6,
+            orientation={view: vectors},
+        )
+        save(single, src / f"{name}.dcm")
     labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
-    import_dicom(tmp_path / "t.dcm", tmp_path / "ds", labels_csv=labels, options=options())
+    import_dicom(src, tmp_path / "ds", labels_csv=labels, options=options(**BODY))
     ((got, record),) = imported(tmp_path / "ds").values()
     assert np.array_equal(got, counts)
     meta = SynthDataset.open(tmp_path / "ds").read(record).meta["dicom"]["views"][view]
-    assert meta["turned_deg"] == 180 and not meta["flipped_to_as_acquired"]
+    assert meta["flipped_to_as_acquired"] == ("mirror" in storage or "transposed" in storage)
+    assert meta["head_end"] == "from the header"
 
 
 def test_a_stored_mirrored_anterior_is_flipped_back_too(tmp_path):
@@ -438,11 +450,23 @@ def test_monochrome1_and_lossy_pixels_skipped_unless_allowed(tmp_path):
     assert np.array_equal(mono.counts, exact)  # inverted back
     saved = json.loads((tmp_path / "lenient" / "import_report.json").read_text())
     assert saved["allow_lossy"] is True and len(saved["not_exact_counts"]) == 3
+    # a rerun without --allow-lossy finds them there (not "skipped as lossy"), and the report keeps them
+    again = import_dicom(src, tmp_path / "lenient", labels_csv=labels, options=grid)
+    assert len(again.already_present) == 4 and not again.skipped and len(again.not_exact_counts) == 3
+    saved = json.loads((tmp_path / "lenient" / "import_report.json").read_text())
+    assert len(saved["not_exact_counts"]) == 3
 
 
 @pytest.mark.parametrize(
     "turns, header",
-    [(1, "portrait vectors"), (3, "portrait vectors"), (2, "silent"), (2, "stated")],
+    [
+        (1, "portrait vectors"),
+        (3, "portrait vectors"),
+        (1, "silent"),
+        (2, "silent"),
+        (2, "stated"),
+        (3, "stated"),
+    ],
 )
 def test_view_stored_sideways_or_upside_down_is_turned_head_up(tmp_path, turns, header):
     """Issue 15, defect 6: a landscape 256x1024 object was shrunk 4x and stored sideways.
@@ -454,7 +478,8 @@ def test_view_stored_sideways_or_upside_down_is_turned_head_up(tmp_path, turns, 
     stored = np.stack([np.rot90(view, turns) for view in counts])
     kw = {"with_orientation": False} if header == "silent" else {}
     if header == "stated":
-        kw = {"stored_upside_down": ["anterior", "posterior"]}
+        storage = {1: "turned 90", 2: "turned 180", 3: "turned 270"}[turns]
+        kw = {"orientation": {v: stored_as(v, counts[i], storage)[1] for i, v in enumerate(VIEWS)}}
     save(two_frame(stored, spacing=9.6, **kw), tmp_path / "turned.dcm")
     labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
     import_dicom(tmp_path / "turned.dcm", tmp_path / "ds", labels_csv=labels, options=options(**BODY))
@@ -479,6 +504,24 @@ def test_a_hot_feet_end_does_not_overrule_the_header(tmp_path):
     assert np.array_equal(got, counts)
     meta = SynthDataset.open(tmp_path / "ds").read(record).meta["dicom"]["views"]
     assert all(meta[v]["turned_deg"] == 0 and "other way" in meta[v]["head_end"] for v in meta)
+
+
+@pytest.mark.parametrize("anterior_header", [False, True])
+def test_a_view_without_a_header_head_end_is_aligned_with_the_other(tmp_path, anterior_header):
+    """Only the posterior is stored upside down, and its header is silent: it is turned to match
+    the anterior (by its header, or by the body's profile), never summed with it head-to-feet."""
+    counts = body_views(3)
+    stored = np.stack([counts[0], np.rot90(counts[1], 2)])
+    orientation = {"posterior": None} if anterior_header else None
+    kw = {"orientation": orientation} if anterior_header else {"with_orientation": False}
+    save(two_frame(stored, spacing=9.6, **kw), tmp_path / "p.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
+    import_dicom(tmp_path / "p.dcm", tmp_path / "ds", labels_csv=labels, options=options(**BODY))
+    ((got, record),) = imported(tmp_path / "ds").values()
+    assert np.array_equal(got, counts)
+    meta = SynthDataset.open(tmp_path / "ds").read(record).meta["dicom"]["views"]["posterior"]
+    expected = "aligned with the anterior view's header" if anterior_header else "from the body"
+    assert meta["head_end"] == expected
 
 
 def test_views_without_a_header_head_end_face_the_same_way(tmp_path):
@@ -948,6 +991,36 @@ def test_a_screen_capture_beside_its_acquisition_is_skipped(tmp_path):
     assert len(report.imported) == 1 and report.skipped == [("screen.dcm", "sc-duplicate")]
     ((got, record),) = imported(tmp_path / "ds").values()
     assert np.array_equal(got, counts) and record.get("pixel_values") == "counts"
+    # the capture alone is the study when its NM object cannot be imported (here: lossy)
+    nm.LossyImageCompression = "01"
+    save(nm, src / "nm.dcm")
+    report = import_dicom(src, tmp_path / "lossy", labels_csv=labels, options=options(**BODY))
+    assert dict(report.skipped) == {"nm.dcm": "lossy"} and len(report.imported) == 1
+    ((_, record),) = imported(tmp_path / "lossy").values()
+    assert record.get("pixel_values") == "display"
+
+
+def test_findings_of_every_import_into_a_dataset_stay_in_its_report(tmp_path):
+    """Another source folder into the same dataset keeps the first folder's burned-in findings."""
+    for name, accession in (("a", "ACC-1"), ("b", "ACC-2")):
+        (tmp_path / name).mkdir()
+        ds = two_frame(views(23 + len(accession) + int(accession[-1])), accession=accession)
+        ds.BurnedInAnnotation = "YES" if name == "a" else "NO"
+        save(ds, tmp_path / name / "x.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"], ["ACC-2", "normal", "0"]])
+    first = import_dicom(tmp_path / "a", tmp_path / "ds", labels_csv=labels, options=options())
+    import_dicom(tmp_path / "b", tmp_path / "ds", labels_csv=labels, options=options())
+    saved = json.loads((tmp_path / "ds" / "import_report.json").read_text())
+    assert saved["burned_in_annotation"] == first.imported and saved["view_rules"] == {"view-code": 4}
+
+
+def test_a_single_valued_image_type_falls_back_to_body_part(tmp_path):
+    ds = two_frame(views(26))
+    ds.ImageType, ds.BodyPartExamined = "ORIGINAL", "WHOLEBODY"
+    save(ds, tmp_path / "x.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
+    report = import_dicom(tmp_path / "x.dcm", tmp_path / "ds", labels_csv=labels, options=options())
+    assert len(report.imported) == 1
 
 
 def test_a_data_set_without_part_10_preamble_and_file_meta_is_read(tmp_path):

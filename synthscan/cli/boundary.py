@@ -15,6 +15,7 @@ import contextlib
 import copy
 import errno
 import os
+import select
 import shutil
 import signal
 import sys
@@ -87,8 +88,9 @@ def run_guarded(ctx: click.Context, call: Callable[[], Any]) -> Any:
             if ctx.meta.get(VERBOSE):
                 _print_traceback()
             raise
-        except BrokenPipeError:  # the reader of stdout left (`synthscan info --card | head`): stop quietly
-            _silence_stdout()
+        except BrokenPipeError as error:  # the reader of stdout left (`synthscan info --card | head`)?
+            if not _stdout_closed():
+                raise click.ClickException(describe(error)) from error
             raise click.exceptions.Exit(1) from None
         except EXPECTED as error:
             if ctx.meta.get(VERBOSE):
@@ -96,11 +98,21 @@ def run_guarded(ctx: click.Context, call: Callable[[], Any]) -> Any:
             raise click.ClickException(describe(error)) from error
 
 
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so the flush at exit does not fail on the closed pipe a second time."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):  # CliRunner's stdout has no descriptor
+def _stdout_closed() -> bool:
+    """Whether stdout's reader has gone (its pipe polls as an error); if so stdout now points at
+    /dev/null, so the flush at exit does not fail a second time (a quiet stop, as ``cat`` makes)."""
+    try:
+        stdout = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(stdout, select.POLLERR)
+        if not any(events & select.POLLERR for _, events in poller.poll(0)):
+            return False
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, stdout)
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no descriptor (CliRunner), or no poll (Windows)
+        return False
+    return True
 
 
 def guarded(command: click.Command, name: str) -> click.Command:

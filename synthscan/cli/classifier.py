@@ -130,11 +130,15 @@ def train(
         data = Dataset.open(data_path)
         models = [p for p in synthetic_paths if is_generator_dir(p)]
         synthetic = open_synthetic_datasets(
-            [p for p in synthetic_paths if not is_generator_dir(p)], data.info.matrix
+            [p for p in synthetic_paths if not is_generator_dir(p)],
+            data.info.matrix,
+            data.info.pixel_spacing_mm,
         )
         real_train = real_split_records(data, config)["train"] if models else []
         for model in models:
-            generator = load_generator(model, matrix=data.info.matrix)
+            generator = load_generator(
+                model, matrix=data.info.matrix, pixel_spacing_mm=data.info.pixel_spacing_mm
+            )
             n = synthetic_count(synthetic_ratio, len(real_train))
             plan = plan_blocks(real_train, n, mix, generator.blocks)
             synthetic += generate_synthetic(

@@ -160,10 +160,16 @@ def augmentation(
     }
     if is_generator_dir(synthetic_path):
         options["generator"] = load_generator(
-            synthetic_path, matrix=real.info.matrix, steps=sampling_steps, guidance=guidance
+            synthetic_path,
+            matrix=real.info.matrix,
+            pixel_spacing_mm=real.info.pixel_spacing_mm,
+            steps=sampling_steps,
+            guidance=guidance,
         )
     elif design.added_ratios:
-        options["synthetic"] = open_synthetic_datasets([synthetic_path], real.info.matrix)
+        options["synthetic"] = open_synthetic_datasets(
+            [synthetic_path], real.info.matrix, real.info.pixel_spacing_mm
+        )
     results = _run_study(real, cohorts, out, config, design, parse_shard(shard), prepare_only, options)
     if results is False:
         return  # a launched process whose share is done; the main process reports

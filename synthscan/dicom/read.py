@@ -38,21 +38,24 @@ the study's ``meta`` and the import report say which one did):
 
 **Head end and mirroring from the header.**  A detector's Image Orientation (Patient) describes
 the stored image as a view from the side ``row × column`` looks from, never a mirror image: its
-column vector says whether the head is at the top (``-z``) or the bottom (``+z``, turned 180°).
+vectors say where the head is (column ``-z``: top; ``+z``: bottom; row ``+z``: right; ``-z``: left),
+hence the quarter turns that put it at the top.
 A view is stored mirrored only when its View Code names the other side than its orientation
 looks from; it is then flipped back (either view).  Where the header says nothing of mirroring,
 ``ImportOptions.posterior_mirrored`` decides for the posterior.
 
-**Head end from the body**, for views whose header does not give it.  The body's long axis is the
-axis of the larger count-weighted spread (a landscape view is turned a quarter), and the head end
-is the end whose outer 15 % of the body holds at least :data:`HEAD_RATIO` times the counts of the
-other (skull against feet; on simulated scans of every site the ratio is ≥ 1.5), judged on both
-views together when they share a shape, so the two always face the same way.  A landscape view
-whose head end is not evident is skipped; a portrait view then stays as stored (head first, the
-vendors' convention).  A header's head end is never overruled by the counts (a foot injection
-or an extravasation can make the feet the hotter end); where the two disagree, the view's
-``meta`` says so.  Orientation vectors of a portrait view stored as a landscape image describe
-another image: the body decides.  Turns are rotations, never mirror images, and are recorded.
+**Head end from the body**, for views whose header does not give it (or whose vectors would leave
+the view landscape: they describe another image).  The body's long axis is the axis of the larger
+count-weighted spread (a landscape view is turned a quarter); the view is then aligned head-to-feet
+with the other view by their row profiles (either way round), which settles it when the other
+view's header gives its head end.  Otherwise the head end is the end whose outer 15 % of the body
+holds at least :data:`HEAD_RATIO` times the counts of the other in the aligned views' summed
+profile (skull against feet; on simulated scans of every site the ratio is ≥ 1.5), so the two views
+always face the same way.  A landscape view whose head end is not evident is skipped; a portrait
+view then stays as stored (head first, the vendors' convention).  A header's head end is never
+overruled by the counts (a foot injection or an extravasation can make the feet the hotter end);
+where the two disagree, the view's ``meta`` says so.  Turns are rotations, never mirror images,
+and are recorded.
 
 **Pixel values.**  Only exact counts are imported by default: MONOCHROME1 (inverted display
 values, which NM does not allow) and lossy compression (Lossy Image Compression ``01``, or a
@@ -247,8 +250,8 @@ class ViewRef:
     energy_window: int | None = None
     mirrored: bool | None = None
     """True/False when the header tells whether the view is stored mirrored; None when it does not."""
-    upside_down: bool | None = None
-    """True/False when the header tells whether the head is at the bottom; None when it does not."""
+    turns: int | None = None
+    """Quarter turns (:func:`numpy.rot90`) that put the head at the top, when the header tells."""
     rule: str = "view-code"
     """The rule that found the view (module doc)."""
 
@@ -375,11 +378,12 @@ def _photopeak_windows(ds: Dataset) -> set[int]:
     return peak
 
 
-def _orientation(item: Dataset) -> tuple[str | None, bool | None]:
-    """(view looked from, head at the bottom) from a detector's Image Orientation (Patient), or (None, None).
+def _orientation(item: Dataset) -> tuple[str | None, int | None]:
+    """(view looked from, quarter turns to head-up) from a detector's Image Orientation (Patient).
 
     The vectors describe the stored image as it is: a view from the side ``row × column`` looks
-    from, its head end at the top when the column vector points to the feet (module doc).
+    from, head at the top when the column points to the feet (-z), at the bottom (+z), right
+    (row +z) or left (row -z) otherwise. ``(None, None)`` when they say neither.
     """
     try:
         values = [float(v) for v in item.ImageOrientationPatient]
@@ -389,9 +393,14 @@ def _orientation(item: Dataset) -> tuple[str | None, bool | None]:
         return None, None
     row, column = np.array(values[:3]), np.array(values[3:])
     looking = np.cross(row, column)
-    if abs(looking[1]) < 0.5 or abs(row[0]) < 0.5:
+    if abs(looking[1]) < 0.5:
         return None, None
-    return ("anterior" if looking[1] > 0 else "posterior"), bool(column[2] > 0)
+    view = "anterior" if looking[1] > 0 else "posterior"
+    if abs(column[2]) >= 0.5:
+        return view, 0 if column[2] < 0 else 2
+    if abs(row[2]) >= 0.5:
+        return view, 1 if row[2] > 0 else 3
+    return view, None
 
 
 def _start_angle_view(item: Dataset) -> str | None:
@@ -443,16 +452,16 @@ def _vendor_view(ds: Dataset, item: Dataset, detector: int, detectors: int) -> s
     return None
 
 
-def _detector_view(ds: Dataset, detector: int, detectors: int) -> tuple[str, bool | None, bool | None, str]:
-    """(view, stored mirrored, head at the bottom, rule) of one detector, by the module doc's rules."""
+def _detector_view(ds: Dataset, detector: int, detectors: int) -> tuple[str, bool | None, int | None, str]:
+    """(view, stored mirrored, quarter turns to head-up, rule) of one detector, by the module doc's rules."""
     item = ds.DetectorInformationSequence[detector - 1]
-    oriented, upside_down = _orientation(item)
+    oriented, turns = _orientation(item)
     coded = codes.lookup(codes.VIEW_CODES, item.get("ViewCodeSequence", []))
     if coded is not None:
         # The code names the view; an orientation looking from the other side means a mirror image.
-        return coded, None if oriented is None else oriented != coded, upside_down, "view-code"
+        return coded, None if oriented is None else oriented != coded, turns, "view-code"
     if oriented is not None:
-        return oriented, False, upside_down, "orientation"
+        return oriented, False, turns, "orientation"
     named = _vendor_view(ds, item, detector, detectors)
     angled = _start_angle_view(item)
     if angled is not None:
@@ -475,7 +484,8 @@ def _vector(ds: Dataset, keyword: str, frames: int) -> list[int]:
 
 
 def _nm_views(ds: Dataset, path: Path) -> dict[str, ViewRef]:
-    image_type = [str(v).strip().upper() for v in ds.get("ImageType", [])]
+    values = ds.get("ImageType", [])
+    image_type = [str(v).strip().upper() for v in ([values] if isinstance(values, str) else values)]
     if "WHOLE BODY" not in image_type:
         flavour = image_type[2] if len(image_type) > 2 else ""  # STATIC, TOMO, ...: another acquisition
         if flavour or str(ds.get("BodyPartExamined", "")).upper() != "WHOLEBODY":
@@ -493,9 +503,9 @@ def _nm_views(ds: Dataset, path: Path) -> dict[str, ViewRef]:
             continue
         if not 1 <= detector <= count:
             raise Unusable("no-detector-item")
-        view, mirrored, upside_down, rule = _detector_view(ds, detector, count)
+        view, mirrored, turns, rule = _detector_view(ds, detector, count)
         found[view].append(
-            ViewRef(path, frame if frames > 1 else None, None, detector, window, mirrored, upside_down, rule)
+            ViewRef(path, frame if frames > 1 else None, None, detector, window, mirrored, turns, rule)
         )
     views = {}
     for view, refs in found.items():
@@ -581,14 +591,7 @@ def group_scans(objects: list[SourceObject]) -> tuple[list[Scan], list[tuple[Sou
             views = {view: sum(view in o.views for o in pool) for view in VIEWS}
             missing = [view for view, n in views.items() if not n]
             unmatched.append((obj, f"missing-{missing[0]}" if missing else "ambiguous-pair"))
-    with_counts = {o.study_uid for s in scans if s.layout != "secondary-capture" for o in s.objects} - {""}
-    kept = []
-    for scan in scans:
-        if scan.layout == "secondary-capture" and scan.objects[0].study_uid in with_counts:
-            unmatched.append((scan.objects[0], "sc-duplicate"))
-        else:
-            kept.append(scan)
-    return kept, unmatched
+    return scans, unmatched
 
 
 # -- pass 2: pixels, orientation, grid, de-identification ---------------------------------------
@@ -634,24 +637,46 @@ def head_up_turns(view: np.ndarray) -> int | None:
     ``None`` when the head end is not evident (module doc: long axis from the count-weighted spread,
     head end from the counts of the outer 15 % of the body at each end).
     """
+    turns = _long_axis_turns(view)
+    end = _head_end(_profile(np.rot90(view, turns)))
+    return None if end is None else turns + end
+
+
+def _long_axis_turns(view: np.ndarray) -> int:
+    """0, or 1 for a landscape body: its long axis is the one of the larger count-weighted spread."""
     counts = view.astype(np.float64)
     total = counts.sum()
     if total <= 0:
-        return None
+        return 0
     rows, columns = np.indices(counts.shape)
     spread = [float((counts * (axis - (counts * axis).sum() / total) ** 2).sum()) for axis in (rows, columns)]
-    turns = 0 if spread[0] >= spread[1] else 1
-    upright = np.rot90(counts, turns)
-    profile = ndimage.uniform_filter1d(upright.sum(axis=1), size=max(1, upright.shape[0] // 64))
-    body = np.flatnonzero(profile > 0.05 * profile.max())
+    return 0 if spread[0] >= spread[1] else 1
+
+
+def _profile(upright: np.ndarray) -> np.ndarray:
+    """Counts per row of an upright view, as a share of its total (views of any count level add up)."""
+    profile = upright.astype(np.float64).sum(axis=1)
+    return profile / max(profile.sum(), 1.0)
+
+
+def _head_end(profile: np.ndarray) -> int | None:
+    """0 when the head end of a row profile is first, 2 when it is last, ``None`` when not evident."""
+    if profile.sum() <= 0:
+        return None
+    smooth = ndimage.uniform_filter1d(profile, size=max(1, profile.size // 64))
+    body = np.flatnonzero(smooth > 0.05 * smooth.max())
     top, bottom = int(body[0]), int(body[-1]) + 1
     end = max(1, round(0.15 * (bottom - top)))
-    head, feet = upright[top : top + end].sum(), upright[bottom - end : bottom].sum()
+    head, feet = profile[top : top + end].sum(), profile[bottom - end : bottom].sum()
     if head >= HEAD_RATIO * feet:
-        return turns
+        return 0
     if feet >= HEAD_RATIO * head:
-        return turns + 2
+        return 2
     return None
+
+
+def _on_length(profile: np.ndarray, size: int) -> np.ndarray:
+    return np.interp(np.linspace(0, 1, size), np.linspace(0, 1, profile.size), profile)
 
 
 def two_bodies(image: np.ndarray) -> bool:
@@ -818,11 +843,6 @@ def _open_dataset(out: Path, options: ImportOptions, trust_synthetic_marker: boo
         raise DatasetError(
             f"{out} holds a dataset that `synthscan import-dicom` did not make; import into a new folder"
         )
-    if not math.isclose(dataset.info.pixel_spacing_mm, options.pixel_spacing_mm):
-        raise DatasetError(
-            f"{out} holds {dataset.info.pixel_spacing_mm} mm pixels; import with --pixel-spacing-mm "
-            f"{dataset.info.pixel_spacing_mm} or into a new folder"
-        )
     if bool(provenance.get("trust_synthetic_marker", False)) != trust_synthetic_marker:
         flag = "with" if provenance.get("trust_synthetic_marker") else "without"
         raise DatasetError(
@@ -870,10 +890,15 @@ def import_dicom(
     if not scans:
         raise DicomImportError(_nothing_message(report), report)
     dataset = _open_dataset(out, options, trust_synthetic_marker)
+    scans.sort(key=lambda scan: scan.layout == "secondary-capture")  # a capture beside counts: a duplicate
+    with_counts: set[str] = set()  # studies whose NM object is imported or already there
     try:
         with dataset.writer() as writer:
             for scan in tqdm(scans, desc="import dicom", disable=not options.progress):
+                study = scan.objects[0].study_uid
                 try:
+                    if scan.layout == "secondary-capture" and study in with_counts:
+                        raise Unusable("sc-duplicate")
                     _import_scan(scan, dataset, writer, settings, report)
                 except Unusable as error:
                     code = error.code
@@ -884,6 +909,8 @@ def import_dicom(
                 except (AttributeError, KeyError, TypeError, ValueError, IndexError):
                     code = "malformed"  # the exception's text may quote a header value: not kept
                 else:
+                    if scan.layout != "secondary-capture" and study:
+                        with_counts.add(study)
                     continue
                 report.skipped += [(_relative(obj.path, src), code) for obj in scan.objects]
     except BaseException:
@@ -920,8 +947,6 @@ def _import_scan(
     except Exception:  # as in pass 1: any failure to read means "skip this scan"
         raise Unusable("unreadable") from None
     fidelity = sorted({reason for ds in datasets.values() for reason in pixel_fidelity(ds)})
-    if fidelity and not settings.allow_lossy:
-        raise Unusable(fidelity[0])
     frames = {path: _frames(ds) for path, ds in datasets.items()}  # decoded before "already there"
     if scan.layout == "secondary-capture" and not two_bodies(frames[scan.objects[0].path][0]):
         raise Unusable("sc-one-body")
@@ -942,15 +967,18 @@ def _import_scan(
         report.note_present(dataset, study_id, *given, options.site)
         _note_findings(report, study_id, fidelity, burned_in)
         return
+    if fidelity and not settings.allow_lossy:
+        raise Unusable(fidelity[0])
     if label is None:
         raise Unusable("no-labels" if settings.labels is None else "no-label-row")
 
     stored = {name: _view_pixels(frames[ref.path], ref) for name, ref in scan.views.items()}
+    head_up = _head_up(scan.views, stored)
     views, view_meta = [], {}
     for name in VIEWS:
         ref, pixels = scan.views[name], stored[name]
-        turns, head_end = _head_up(ref, pixels, stored)
-        if turns is None and pixels.shape[1] > pixels.shape[0]:
+        turns, head_end = head_up[name]
+        if turns is None and not _portrait(pixels):
             raise Unusable("head-feet")
         pixels = np.rot90(pixels, turns or 0)
         mirrored = (
@@ -1023,17 +1051,45 @@ def _import_scan(
     _note_findings(report, study_id, fidelity, burned_in)
 
 
-def _head_up(ref: ViewRef, pixels: np.ndarray, stored: dict[str, np.ndarray]) -> tuple[int | None, str]:
-    """Quarter turns that put the head at the top, and where that came from (module doc)."""
-    shapes = {view.shape for view in stored.values()}
-    together = sum(view.astype(np.float64) for view in stored.values()) if len(shapes) == 1 else pixels
-    by_body = head_up_turns(together)
-    if ref.upside_down is None or pixels.shape[1] > pixels.shape[0]:  # silent, or describes a portrait view
-        return by_body, "from the body" if by_body is not None else "as stored (not evident from the body)"
-    turns = 2 if ref.upside_down else 0
-    if by_body is not None and by_body != turns:
-        return turns, "from the header (the body's counts point the other way: a hot feet end?)"
-    return turns, "from the header"
+def _head_up(refs: dict[str, ViewRef], stored: dict[str, np.ndarray]) -> dict[str, tuple[int | None, str]]:
+    """Per view, the quarter turns that put the head at the top and where they came from (module doc).
+
+    A header's turns count when they leave the view portrait (else its vectors describe another
+    image). Views without them are first aligned head-to-feet with a view that has them, or with
+    each other, by their row profiles (a body's anterior and posterior share one), then turned
+    by the head end of their summed profiles, so both views always face the same way.
+    """
+    found: dict[str, tuple[int | None, str]] = {}
+    for name, ref in refs.items():
+        turns, view = ref.turns, stored[name]
+        if turns is not None and _portrait(np.rot90(view, turns)):
+            by_body = head_up_turns(view)
+            note = "" if by_body in (None, turns) else " (the body's counts point the other way: hot feet?)"
+            found[name] = (turns, "from the header" + note)
+    silent = [name for name in refs if name not in found]
+    if not silent:
+        return found
+    upright = {name: np.rot90(stored[name], turns) for name, (turns, _) in found.items()}
+    axes = {name: _long_axis_turns(stored[name]) for name in silent}
+    upright.update({name: np.rot90(stored[name], axes[name]) for name in silent})
+    reference = _profile(upright[next(iter(found), silent[0])])
+    flips = {}
+    for name in silent:
+        profile = _on_length(_profile(upright[name]), reference.size)
+        same, reversed_ = np.corrcoef(reference, profile)[0, 1], np.corrcoef(reference, profile[::-1])[0, 1]
+        flips[name] = 0 if not reversed_ > same else 2
+    if found:
+        note = f"aligned with the {next(iter(found))} view's header"
+        return found | {name: (axes[name] + flips[name], note) for name in silent}
+    aligned = [_on_length(_profile(np.rot90(upright[name], flips[name])), reference.size) for name in silent]
+    end = _head_end(np.sum(aligned, axis=0))
+    if end is None:
+        return {name: (None, "as stored (not evident from the body)") for name in silent}
+    return {name: ((axes[name] + flips[name] + end) % 4, "from the body") for name in silent}
+
+
+def _portrait(view: np.ndarray) -> bool:
+    return view.shape[0] >= view.shape[1]
 
 
 def _note_findings(report: DicomImportReport, study_id: str, fidelity: list[str], burned_in: bool) -> None:
@@ -1045,8 +1101,20 @@ def _note_findings(report: DicomImportReport, study_id: str, fidelity: list[str]
 
 
 def _save_report(dataset: SynthDataset, report: DicomImportReport, settings: _Settings) -> None:
-    """Write ``import_report.json`` and the import's provenance: codes and hashed names only."""
+    """Write ``import_report.json`` and the import's provenance: codes and hashed names only.
+
+    Counts and skipped files are this run's; the findings (burned-in text, inexact counts, view
+    rules) add up over every run into the dataset, so a rerun or another source folder keeps them.
+    """
     options = settings.options
+    try:
+        earlier = json.loads((dataset.root / IMPORT_REPORT).read_text())
+    except (OSError, ValueError):
+        earlier = {}
+
+    def every_run(key: str, now: list[str]) -> list[str]:
+        return list(dict.fromkeys([*earlier.get(key, []), *now]))
+
     skipped = [
         {"file": pseudonym("file", path, options.salt), "reason": code} for path, code in report.skipped
     ]
@@ -1056,9 +1124,9 @@ def _save_report(dataset: SynthDataset, report: DicomImportReport, settings: _Se
         "kept_earlier": report.kept_earlier,
         "skipped": skipped,
         "reasons": {code: REASONS[code] for code in sorted({code for _, code in report.skipped})},
-        "view_rules": dict(sorted(report.view_rules.items())),
-        "burned_in_annotation": report.burned_in_annotation,
-        "not_exact_counts": report.not_exact_counts,
+        "view_rules": dict(sorted((Counter(earlier.get("view_rules", {})) + report.view_rules).items())),
+        "burned_in_annotation": every_run("burned_in_annotation", report.burned_in_annotation),
+        "not_exact_counts": every_run("not_exact_counts", report.not_exact_counts),
         "allow_lossy": settings.allow_lossy,
         "trust_synthetic_marker": settings.trust_synthetic_marker,
         "label_key": settings.labels.key if settings.labels else None,
