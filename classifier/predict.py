@@ -8,6 +8,7 @@ probability reaches the task's validation-chosen (Youden) threshold stored with 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -79,7 +80,8 @@ def network_outputs(
 class Classifier:
     """A trained classifier loaded from its folder, applied to raw counts or to binned studies."""
 
-    def __init__(self, net: TwoViewNet, info: ModelInfo, *, device: str = "auto"):
+    def __init__(self, net: TwoViewNet, info: ModelInfo, *, device: str = "auto", path: Path | None = None):
+        self.path = path  # its folder, when loaded from one
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         self.info = info
@@ -89,7 +91,14 @@ class Classifier:
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto") -> Classifier:
         net, info = load_model(path)
-        return cls(net, info, device=device)
+        return cls(net, info, device=device, path=Path(path))
+
+    def seen(self) -> set[str]:
+        """Study ids the classifier trained or validated on (its folder's ``data.json``)."""
+        if self.path is None or not (self.path / "data.json").is_file():
+            return set()
+        members = json.loads((self.path / "data.json").read_text(encoding="utf-8"))
+        return {study for ids in members.values() for study in ids}
 
     @property
     def input_size(self) -> tuple[int, int]:

@@ -47,7 +47,7 @@ from synthscan.classifier.data import (
 from synthscan.classifier.model import MODEL_CONFIG, ModelInfo, build_network, is_model_dir, save_model
 from synthscan.classifier.predict import network_outputs, resolve_device
 from synthscan.classifier.synthetic import synthetic_records
-from synthscan.dataset import Dataset, DatasetError, Record, load_or_create_splits, split_records
+from synthscan.dataset import FILE_SHA256, Dataset, DatasetError, Record, load_or_create_splits, split_records
 from synthscan.evaluation.stats import youden_threshold
 from synthscan.labels import PATIENT_SOURCES
 from synthscan.runs import RunDir
@@ -320,6 +320,17 @@ def fit(
     return result
 
 
+def _first_copies(records: Sequence[Record], seen: set[str]) -> list[Record]:
+    """The records whose pixels (file checksum) are not in ``seen`` yet; adds theirs to it."""
+    kept = []
+    for record in records:
+        key = record.get(FILE_SHA256) or f"{record.study_id}\x00{record.seed}"
+        if key not in seen:
+            seen.add(key)
+            kept.append(record)
+    return kept
+
+
 def train_classifier(
     data: Dataset,
     out: str | Path,
@@ -337,10 +348,17 @@ def train_classifier(
     own = data.filter(source="synthetic")
     if own:
         log.info("%s holds %d synthetic studies; they join the training set", data.root, len(own))
-        parts.append(load_arrays(data, own, size, cache_dir=cache_dir, progress=progress))
-    for dataset in synthetic:
-        parts.append(
-            load_arrays(dataset, synthetic_records(dataset), size, cache_dir=cache_dir, progress=progress)
-        )
+    seen: set[str] = set()
+    for dataset, records in [(data, own)] + [(d, synthetic_records(d)) for d in synthetic]:
+        distinct = _first_copies(records, seen)
+        if len(distinct) < len(records):
+            log.warning(
+                "%s: %d synthetic studies are copies of ones already in training (the same pixels, e.g. "
+                "augment run twice with one --seed); each joins once",
+                dataset.root,
+                len(records) - len(distinct),
+            )
+        if distinct:
+            parts.append(load_arrays(dataset, distinct, size, cache_dir=cache_dir, progress=progress))
     val = load_arrays(data, splits["val"], size, cache_dir=cache_dir, progress=progress)
     return fit(StudyArrays.concat(parts), val, out, config, matrix=data.info.matrix, progress=progress)

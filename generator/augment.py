@@ -46,7 +46,8 @@ class AugmentPlan:
             lines.append(f"{label:<12} {real:>7} {target:>10} {added[label]:>7}")
         tracers = Counter(s.tracer for s in self.studies if s.tracer)
         if tracers:
-            lines.append("tracers (the dataset's mix): " + ", ".join(f"{t} {n}" for t, n in tracers.items()))
+            mix = ", ".join(f"{t} {n}" for t, n in tracers.items())
+            lines.append(f"tracers of the studies to add (each condition's mix in the dataset): {mix}")
         lines.append(f"{len(self.studies)} studies to add ({self.already_present} already present).")
         return "\n".join(lines)
 
@@ -79,15 +80,20 @@ def _grade_split(n: int, grade_counts: Mapping[int, int]) -> dict[int, int]:
 def _tracer_sequence(n: int, tracer_counts: Mapping[str, int]) -> list[str | None]:
     """Tracers of ``n`` planned studies in the dataset's tracer mix (``None``: the model draws them).
 
-    Interleaved (MDP, HDP, MDP, …) so that any prefix of the plan, as an interrupted run leaves it,
-    keeps the mix too.
+    Each next study takes the tracer furthest below its share so far (ties by order), so the first
+    ``k`` are the same whatever ``n``: an interrupted run, or a rerun asked for more studies, keeps
+    the mix, and a study id always gets the same tracer.
     """
-    if not sum(tracer_counts.values()):
+    total = sum(tracer_counts.values())
+    if not total:
         return [None] * n
-    share = _split(n, dict(tracer_counts))
-    # the i-th study of tracer t sits at (i + 0.5) / share[t]: an even spread of each tracer
-    slots = sorted(((i + 0.5) / k, t) for t, k in share.items() for i in range(k))
-    return [t for _, t in slots]
+    given = Counter()
+    sequence = []
+    for i in range(n):
+        tracer = max(tracer_counts, key=lambda t: (i + 1) * tracer_counts[t] / total - given[t])
+        given[tracer] += 1
+        sequence.append(tracer)
+    return sequence
 
 
 def plan_augmentation(
@@ -136,11 +142,10 @@ def plan_augmentation(
     for label in conditions:
         split = _grade_split(target[label], grades) if label == "amyloidosis" else {None: target[label]}
         mix = Counter(r.tracer for r in real_records if r.label == label and r.tracer in tracers) or overall
-        sequence = iter(_tracer_sequence(target[label], {t: mix[t] for t in tracers if mix[t]}))
         for grade, n in split.items():
-            for index in range(n):
+            sequence = _tracer_sequence(n, {t: mix[t] for t in tracers if mix[t]})  # one per condition key
+            for index, tracer in enumerate(sequence):
                 study_id = f"syn-{condition_key(label, grade)}-{index:05d}"
-                tracer = next(sequence)  # drawn for present studies too: a rerun plans the same tracers
                 if study_id in present:
                     plan.already_present += 1
                     continue

@@ -27,7 +27,7 @@ import platform
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -686,9 +686,13 @@ def finetune(
     learning_rate: float = 1.0e-4,
     batch_size: int = 16,
     sources: tuple[str, ...] = ("real",),
+    patients: Collection[str] | None = None,
     progress: bool = True,
 ) -> Path:
     """Fine-tune a generator's UNet on ``dataset``'s studies of ``sources`` so samples match that site.
+
+    ``patients`` restricts it to those patients' studies: a classifier's training split, so the
+    generator never sees the patients it is validated and tested on.
 
     The autoencoder is kept; the total-count distribution is refitted on the site's studies (its
     count level). Studies whose condition the model does not know are left out (and logged). With
@@ -702,9 +706,10 @@ def finetune(
     if pipeline.config.get("guidance_distilled"):
         raise ValueError(f"{pipeline.path} is a distilled model; fine-tune its teacher instead")
     out = Path(out)
-    records = known_condition_records(
-        pipeline, training_records(dataset, tuple(sources)), f"{'/'.join(sources)} studies", dataset.root
-    )
+    records = training_records(dataset, tuple(sources))
+    if patients is not None:
+        records = [r for r in records if r.patient_id in patients]
+    records = known_condition_records(pipeline, records, f"{'/'.join(sources)} studies", dataset.root)
     config = GeneratorConfig(seed=seed, sample_every=0)
     config.transform.bin_factor = pipeline.config.bin_factor
     config.diffusion.steps = steps

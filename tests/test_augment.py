@@ -64,7 +64,15 @@ def test_plan_follows_the_datasets_tracer_mix_for_a_model_with_tracer_conditions
     assert amyloid.count("MDP") == 6 and amyloid.count("HDP") + amyloid.count("DPD") == 2, (
         "no amyloidosis of its own: the dataset's overall 12:3:1 mix"
     )
-    assert "tracers (the dataset's mix)" in plan.table()
+    assert "tracers of the studies to add (each condition's mix in the dataset)" in plan.table()
+    # a study id keeps its tracer whatever the target: growing a dataset in steps keeps the mix
+    tracers = ("MDP", "HDP", "DPD")
+    by_id = {s.study_id: s.tracer for s in plan.studies}
+    smaller = plan_augmentation(dataset, mode="per-class", per_class=3, tracers=tracers)
+    assert all(by_id[s.study_id] == s.tracer for s in smaller.studies)
+    larger = plan_augmentation(dataset, mode="per-class", per_class=20, tracers=tracers)
+    grown = [s.tracer for s in larger.studies if s.label == "metastasis"]
+    assert grown[:8] == metastasis and grown.count("HDP") == 15 and grown.count("DPD") == 5
     untraced = plan_augmentation(dataset, mode="per-class", per_class=8)
     assert {s.tracer for s in untraced.studies} == {None}, "a model without tracer conditions draws none"
 

@@ -28,7 +28,7 @@ from synthscan.classifier.synthetic import StudyPool, allocate, plan_blocks
 from synthscan.classifier.train import real_split_records, train_classifier
 from synthscan.cli import main
 from synthscan.config import builtin_config, load_config, to_dict
-from synthscan.dataset import Record
+from synthscan.dataset import Dataset, Record
 
 CYCLE = [
     ("normal", 0),
@@ -253,6 +253,13 @@ def test_cli_train_predict_and_bad_input(data, tmp_path):
     assert probabilities.shape == targets.shape == (len(ids), 2)
     split = runner.invoke(main, [*predict, str(data["real"].root), "--split", "test"])
     assert split.exit_code == 0 and (run / "predictions-real.csv").is_file()
+    assert "left out of the AUCs" not in split.output
+    # its own training data: the AUCs leave out the studies it trained and validated on
+    seen = runner.invoke(main, [*predict, str(data["real"].root)])
+    trained = json.loads((run / "data.json").read_text())
+    n_seen = len(trained["train_real"]) + len(trained["val"])
+    assert f"{n_seen} studies left out of the AUCs" in seen.output
+    assert f"on the {len(data['real']) - n_seen} studies it never saw" in seen.output
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -281,3 +288,17 @@ def test_synthetic_studies_join_training_only(data, tmp_path):
     assert sorted(members["train_synthetic"]) == sorted(r.study_id for r in synthetic)
     assert not set(members["val"]) & set(members["train_synthetic"])
     assert json.loads((run / "config.json").read_text())["training"]["n_train_synthetic"] == 12
+
+
+def test_copies_of_synthetic_studies_join_training_once(data, tmp_path, caplog):
+    """`augment` in place and `augment --out` with one --seed write the same studies twice."""
+    import shutil
+
+    synthetic = toy_dataset(tmp_path / "syn", 12, source="synthetic", prefix="y", seed=3)
+    shutil.copytree(synthetic.root, tmp_path / "copy")
+    config = tiny(**{"train.max_steps": 2, "train.eval_every": 2})
+    twice = [synthetic, Dataset.open(tmp_path / "copy")]
+    train_classifier(data["real"], tmp_path / "run", config, synthetic=twice, progress=False)
+    members = json.loads((tmp_path / "run" / "data.json").read_text())
+    assert sorted(members["train_synthetic"]) == sorted(r.study_id for r in synthetic)
+    assert "12 synthetic studies are copies of ones already in training" in caplog.text

@@ -1166,3 +1166,26 @@ def test_clean_descriptors_replace_the_free_text_sites_type_in():
     assert not [t for t in texts if "jane" in t.lower() or "smith" in t.lower() or "jdoe" in t.lower()]
     assert ds.DetectorInformationSequence[0].ViewCodeSequence[0].CodeMeaning == "Posterior projection"
     assert ds.BurnedInAnnotation == "NO" and list(ds.ImageType)[2] == "WHOLE BODY"  # enumerated values kept
+
+
+@pytest.mark.parametrize(
+    "text, tracer",
+    [
+        ("Tc99mMDP", "MDP"),
+        ("Tc-99m Medronate", "MDP"),
+        ("Tc-99m Oxidronate", "HDP"),
+        ("99mTc HMDP", "HDP"),
+        ("TECEOS", "DPD"),
+        ("Tc-99m 3,3-diphosphono-1,2-propanedicarboxylic acid", "DPD"),
+        ("Tc-99m bone agent", ""),
+    ],
+)
+def test_the_tracer_is_read_from_the_names_sites_write(tmp_path, text, tracer):
+    ds = two_frame(views(27))
+    ds.RadiopharmaceuticalInformationSequence[0].Radiopharmaceutical = text
+    save(ds, tmp_path / "x.dcm")
+    labels = write_labels(tmp_path / "labels.csv", [["ACC-1", "normal", "0"]])
+    report = import_dicom(tmp_path / "x.dcm", tmp_path / "ds", labels_csv=labels, options=options())
+    (record,) = SynthDataset.open(tmp_path / "ds")
+    assert record.tracer == tracer
+    assert report.no_tracer == ([] if tracer else report.imported)  # said, not silently empty

@@ -122,3 +122,25 @@ def test_training_a_simulator_model_further_on_simulated_studies_keeps_the_state
     refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "none"), "--no-progress"])
     assert refused.exit_code == 1 and "holds no studies with source in ['real']" in refused.output
     assert len(refused.output.strip().splitlines()) == 1, refused.output
+
+
+def test_augment_fine_tunes_on_the_training_patients_only(tiny_generator, tmp_path):
+    """The classifier later validates and tests on the other patients: the generator must not see them."""
+    from click.testing import CliRunner
+    from conftest import write_generator_dataset
+
+    from synthscan.classifier.train import real_split_records
+    from synthscan.cli import main
+    from synthscan.cli.classifier import load_classifier_config
+
+    data = write_generator_dataset(tmp_path / "data")
+    manifest = data.root / "manifest.csv"
+    manifest.write_text(manifest.read_text().replace(",simulated,", ",real,"))
+    args = ["augment", str(data.root), "--model", str(tiny_generator), "--per-class", "1", "--finetune", "2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    dataset = Dataset.open(data.root)
+    train = real_split_records(dataset, load_classifier_config("default", ()))["train"]
+    assert 0 < len(train) < len(dataset.filter(source="real"))
+    (card,) = (data.root / "models").glob("finetuned-*/README.md")
+    assert f"{len(train)} studies ({{'real': {len(train)}}})" in card.read_text()

@@ -51,7 +51,9 @@ from synthscan.dataset import INFO, Dataset
     "--finetune",
     type=click.IntRange(min=1),
     default=None,
-    help="First fine-tune the generator for STEPS steps on DATASET's real studies.",
+    help="First fine-tune the generator for STEPS steps on the real studies of DATASET's training "
+    "patients (its splits.json, made with the classifier's default split if absent): the generator "
+    "never sees the validation and test patients.",
 )
 @click.option(
     "--seed",
@@ -162,13 +164,16 @@ def _finetuned_dir(dataset: Dataset, base_sha256: str, steps: int, seed: int) ->
 
 
 def _finetune(model_dir: str | None, base_sha256: str, dataset: Dataset, steps: int, seed: int) -> Path:
-    """Fine-tune the generator on the dataset's real studies into DATASET/models/finetuned-...."""
+    """Fine-tune the generator on the training patients' real studies into DATASET/models/finetuned-...."""
+    from synthscan.classifier.train import real_split_records
+    from synthscan.cli.classifier import load_classifier_config
     from synthscan.generator.train import finetune
 
     out = _finetuned_dir(dataset, base_sha256, steps, seed)
     if (out / "model_index.json").is_file():
         click.echo(f"Reusing fine-tuned model {out}.")
         return out
-    finetune(model_dir, dataset, out, steps=steps, seed=seed)
+    train = real_split_records(dataset, load_classifier_config("default", ()))["train"]
+    finetune(model_dir, dataset, out, steps=steps, seed=seed, patients={r.patient_id for r in train})
     dataset.update_provenance(finetuned_model=str(out))
     return out

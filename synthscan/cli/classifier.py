@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from synthscan.classifier.config import MIXES, TASKS
-from synthscan.cli.options import ConfigParam, config_path, parse_overrides
+from synthscan.cli.options import ConfigParam, config_path, parse_overrides, studies
 from synthscan.config import ConfigError
 from synthscan.dataset import DatasetError
 
@@ -186,10 +186,13 @@ def train(
 )
 def predict(model_path: str, data_path: str, out: str | None, split: str) -> None:
     """Per-study probabilities and threshold calls of both tasks as CSV; prints the AUCs where defined."""
+    import numpy as np
+
     from synthscan.classifier.predict import Classifier
     from synthscan.classifier.train import real_split_records
     from synthscan.dataset import Dataset
     from synthscan.evaluation.stats import auc_ci
+    from synthscan.labels import PATIENT_SOURCES
 
     try:
         classifier = Classifier.load(model_path)
@@ -202,10 +205,26 @@ def predict(model_path: str, data_path: str, out: str | None, split: str) -> Non
         raise click.ClickException(str(error)) from error
     path = Path(out) if out else Path(model_path) / f"predictions-{Path(data_path).resolve().name}.csv"
     predictions.write_csv(path, classifier.thresholds)
+    # AUCs only on patients' studies the classifier never trained or validated on; the CSV has all
+    seen = classifier.seen()
+    unseen = np.array([r.source in PATIENT_SOURCES and r.study_id not in seen for r in records])
     summary = []
     for k, task in enumerate(TASKS):
-        y = predictions.targets[:, k]
+        y = predictions.targets[unseen, k]
         if 0 < y.sum() < len(y):
-            result = auc_ci(y, predictions.probabilities[:, k])
-            summary.append(f"{task} AUC {result.auc:.3f} [{result.lower:.3f}, {result.upper:.3f}]")
-    click.echo(f"{len(records)} studies scored: {path}" + (f" ({'; '.join(summary)})" if summary else ""))
+            result = auc_ci(y, predictions.probabilities[unseen, k])
+            ci = (
+                f" [{result.lower:.3f}, {result.upper:.3f}]"
+                if np.isfinite(result.lower)
+                else " (too few for a CI)"
+            )
+            summary.append(f"{task} AUC {result.auc:.3f}{ci}")
+    click.echo(f"{studies(len(records))} scored: {path}")
+    left_out = len(records) - int(unseen.sum())
+    if summary:
+        click.echo(f"  on the {studies(int(unseen.sum()))} it never saw: {'; '.join(summary)}")
+    if left_out:
+        click.echo(
+            f"  {studies(left_out)} left out of the AUCs: synthetic, or the classifier's own training or "
+            "validation studies (--split test scores its test patients only)."
+        )

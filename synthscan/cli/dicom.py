@@ -144,6 +144,12 @@ def import_dicom(
             "capture that does not declare its absence): check their pixels (listed in import_report.json).",
             err=True,
         )
+    if report.no_tracer:
+        click.echo(
+            f"  {studies(len(report.no_tracer))} name no tracer synthscan knows (Radiopharmaceutical code "
+            "or name): rerun into a new folder with --tracer (augment's tracer mix counts studies with one).",
+            err=True,
+        )
     if report.not_exact_counts:
         click.echo(
             f"  {studies(len(report.not_exact_counts))} hold lossy or inverted values, not exact counts "

@@ -95,10 +95,18 @@ def known_code(value: str, scheme: str) -> Code | None:
     return _known_codes(str(scheme)).get(str(value))
 
 
-_TRACER_WORDS = {"MDP": "MDP", "HDP": "HDP", "HMDP": "HDP", "DPD": "DPD"}
+_TRACER_WORDS = {
+    **dict.fromkeys(("MDP", "MEDRONATE", "METHYLENE"), "MDP"),  # methylene diphosphonate
+    **dict.fromkeys(("HDP", "HMDP", "OXIDRONATE", "HYDROXYMETHYLENE"), "HDP"),  # hydroxymethylene d.
+    # 3,3-diphosphono-1,2-propanedicarboxylic acid; Teceos is its kit
+    **dict.fromkeys(("DPD", "TECEOS", "PROPANEDICARBOXYLIC", "PROPANODICARBOXYLIC"), "DPD"),
+    "DICARBOXYPROPANE": "DPD",
+}
+_NUCLIDE = re.compile(r"TC\s*-?\s*99\s*M|99\s*M\s*-?\s*TC|99\s*M")  # glued to the name: "Tc99mMDP"
 
 
 def tracer_of_text(text: str) -> str | None:
-    """Tracer named in a Radiopharmaceutical text such as ``Tc99m-MDP`` or ``99mTc HMDP``."""
-    found = {_TRACER_WORDS[w] for w in re.findall(r"[A-Z]+", text.upper()) if w in _TRACER_WORDS}
+    """Tracer named in a Radiopharmaceutical text: ``Tc99m-MDP``, ``99mTc HMDP``, ``Tc-99m Oxidronate``."""
+    words = re.findall(r"[A-Z]+", _NUCLIDE.sub(" ", text.upper()))
+    found = {_TRACER_WORDS[w] for w in words if w in _TRACER_WORDS}
     return found.pop() if len(found) == 1 and found <= set(TRACERS) else None

@@ -226,6 +226,8 @@ class DicomImportReport(ImportReport):
     """Study ids whose pixels may show text: Burned In Annotation YES, or a capture that does not say NO."""
     not_exact_counts: list[str] = field(default_factory=list)
     """Study ids imported with ``allow_lossy`` whose pixels are not exact counts."""
+    no_tracer: list[str] = field(default_factory=list)
+    """Study ids imported without a tracer: no Radiopharmaceutical code or name known, no ``--tracer``."""
     view_rules: Counter = field(default_factory=Counter)
     """How many views each rule of the module doc decided."""
     deidentification: dict[str, Any] = field(default_factory=dict)
@@ -1048,6 +1050,8 @@ def _import_scan(
     )
     report.imported.append(study_id)
     report.view_rules.update(ref.rule for ref in scan.views.values())
+    if not tracer:
+        report.no_tracer.append(study_id)
     _note_findings(report, study_id, fidelity, burned_in)
 
 
@@ -1127,6 +1131,7 @@ def _save_report(dataset: SynthDataset, report: DicomImportReport, settings: _Se
         "view_rules": dict(sorted((Counter(earlier.get("view_rules", {})) + report.view_rules).items())),
         "burned_in_annotation": every_run("burned_in_annotation", report.burned_in_annotation),
         "not_exact_counts": every_run("not_exact_counts", report.not_exact_counts),
+        "no_tracer": every_run("no_tracer", report.no_tracer),
         "allow_lossy": settings.allow_lossy,
         "trust_synthetic_marker": settings.trust_synthetic_marker,
         "label_key": settings.labels.key if settings.labels else None,
