@@ -30,6 +30,7 @@ from synthscan.dataset import INFO, Dataset
     "mode",
     flag_value="balance",
     default=True,
+    show_default="the mode without --ratio or --per-class",
     help="Bring every condition up to the largest real class.",
 )
 @click.option(
