@@ -1077,15 +1077,15 @@ def _head_up(refs: dict[str, ViewRef], stored: dict[str, np.ndarray]) -> dict[st
     axes = {name: _long_axis_turns(stored[name]) for name in silent}
     upright.update({name: np.rot90(stored[name], axes[name]) for name in silent})
     reference = _profile(upright[next(iter(found), silent[0])])
-    flips = {}
+    flips, aligned = {}, []
     for name in silent:
         profile = _on_length(_profile(upright[name]), reference.size)
         same, reversed_ = np.corrcoef(reference, profile)[0, 1], np.corrcoef(reference, profile[::-1])[0, 1]
         flips[name] = 0 if not reversed_ > same else 2
+        aligned.append(profile[::-1] if flips[name] else profile)  # a half turn reverses the row profile
     if found:
         note = f"aligned with the {next(iter(found))} view's header"
         return found | {name: (axes[name] + flips[name], note) for name in silent}
-    aligned = [_on_length(_profile(np.rot90(upright[name], flips[name])), reference.size) for name in silent]
     end = _head_end(np.sum(aligned, axis=0))
     if end is None:
         return {name: (None, "as stored (not evident from the body)") for name in silent}
