@@ -15,14 +15,15 @@ studies chosen for a smaller ratio are a subset of those for a larger one.
 
 With a generator folder (one holding ``model_index.json``), each (condition, grade) block is sampled
 into its own dataset with seeds ``seed + block * SEED_STRIDE + i``, recorded per study in the
-manifest; a rerun finds the studies already there and only adds missing ones.
+manifest; a rerun finds the studies already there and only adds missing ones. A model with tracer
+conditions is asked for the real training studies' tracer mix of each condition (as ``augment``
+does), not left to draw tracers in its own training proportions.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,8 @@ import numpy as np
 
 from synthscan.atomic import atomic_write_text
 from synthscan.classifier.config import MIXES
-from synthscan.dataset import Dataset, DatasetError, Record
+from synthscan.dataset import Dataset, DatasetError, Record, same_pixel_size
+from synthscan.generator.augment import tracer_sequence
 from synthscan.generator.conditions import condition_key, split_key
 from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, PATIENT_SOURCES
 
@@ -43,8 +45,9 @@ SEED_STRIDE = 1_000_000
 """Seed distance between (condition, grade) blocks: blocks never share a seed below a million studies."""
 
 SampleFn = Callable[..., Dataset]
-"""``sample(out, *, condition, n, grade, seed) -> Dataset``: the generator's ``sample_to_dataset``
-with its pipeline bound (tests inject a fake)."""
+"""``sample(out, *, condition, n, grade, seed[, tracer]) -> Dataset``: the generator's
+``sample_to_dataset`` with its pipeline bound (tests inject a fake); ``tracer`` (one per study) is
+passed only for a model with tracer conditions."""
 
 Block = tuple[str, int | None]
 ALL_BLOCKS: tuple[Block, ...] = (
@@ -63,6 +66,7 @@ class SyntheticGenerator:
     sample: SampleFn
     blocks: tuple[Block, ...] = ALL_BLOCKS[:-1]
     name: str = ""
+    tracers: tuple[str, ...] = ()  # tracers it can be asked for (none: it has no tracer condition)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -141,9 +145,17 @@ def plan_label_blocks(
 
 
 def generate_synthetic(
-    out: str | Path, plan: Mapping[Block, int], *, seed: int, sample: SampleFn
+    out: str | Path,
+    plan: Mapping[Block, int],
+    *,
+    seed: int,
+    generator: SyntheticGenerator,
+    real: Sequence[Record] = (),
 ) -> list[Dataset]:
-    """Sample each block of ``plan`` into ``out/<condition>[-g<grade>]``; ``synthetic.json`` records seeds."""
+    """Sample each block of ``plan`` into ``out/<condition>[-g<grade>]``; ``synthetic.json`` records seeds.
+
+    A generator with tracers gets each condition's tracer mix of the ``real`` training studies.
+    """
     out = Path(out)
     datasets, record = [], []
     for block, n in sorted(plan.items(), key=lambda item: ALL_BLOCKS.index(item[0])):
@@ -153,9 +165,15 @@ def generate_synthetic(
         block_seed = seed + ALL_BLOCKS.index(block) * SEED_STRIDE
         name = condition_key(label, grade)
         log.info("sampling %d synthetic %s studies from seed %d", n, name, block_seed)
-        dataset = sample(out / name, condition=label, n=n, grade=grade, seed=block_seed)
+        entry = {"condition": label, "grade": grade, "n": n, "first_seed": block_seed}
+        options = {}
+        tracers = tracer_sequence(n, label, real, generator.tracers) if generator.tracers else [None]
+        if any(tracers):
+            options["tracer"] = tracers
+            entry["tracers"] = dict(Counter(tracers))
+        dataset = generator.sample(out / name, condition=label, n=n, grade=grade, seed=block_seed, **options)
         datasets.append(dataset)
-        record.append({"condition": label, "grade": grade, "n": n, "first_seed": block_seed})
+        record.append(entry)
     atomic_write_text(out / "synthetic.json", json.dumps({"blocks": record}, indent=2) + "\n")
     return datasets
 
@@ -191,7 +209,7 @@ def open_synthetic_datasets(
 
 def _check_pixel_size(what: str, spacing: float, real: float) -> None:
     """Bodies drawn at another pixel size on the same matrix differ in size: a class-free tell."""
-    if not math.isclose(spacing, real, rel_tol=1e-3):
+    if not same_pixel_size(spacing, real):
         raise DatasetError(
             f"{what} {spacing} mm pixels but the real data {real} mm; "
             "use synthetic studies of the real data's pixel size"
@@ -207,6 +225,7 @@ def load_generator(
     """
     from functools import partial
 
+    from synthscan.generator.augment import model_tracers
     from synthscan.generator.sampling import load_pipeline, sample_to_dataset, sampler_settings
 
     pipeline = load_pipeline(None if model_dir is None else str(model_dir))
@@ -223,13 +242,14 @@ def load_generator(
         label, grade = split_key(key)
         blocks.append((label, grade if label == "amyloidosis" else None))
     sample = partial(sample_to_dataset, pipeline, **{k: v for k, v in options.items() if v is not None})
+    tracers = model_tracers(pipeline)
     settings = sampler_settings(pipeline, options.get("steps"), options.get("guidance"))
     scales = ", ".join(f"{label} {g:g}" for label, g in settings["guidance"].items())
     name = (
         f"{getattr(pipeline, 'path', model_dir)} ({settings['steps']} steps, "
         f"guidance {scales}, sha256 {settings['model_sha256'][:12]})"
     )
-    return SyntheticGenerator(sample, tuple(blocks), name=name)
+    return SyntheticGenerator(sample, tuple(blocks), name=name, tracers=tracers)
 
 
 def patient_records(dataset: Dataset) -> list[Record]:

@@ -464,7 +464,7 @@ def run_augmentation_study(
             )
         if not synthetic:
             synthetic = generate_synthetic(
-                out / "synthetic", plan, seed=design.synthetic_seed, sample=generator.sample
+                out / "synthetic", plan, seed=design.synthetic_seed, generator=generator, real=pool_train
             )
     if "synthetic" in arms and not synthetic:
         raise DatasetError("ratios above 0 need synthetic studies: pass a synthetic dataset or generator")

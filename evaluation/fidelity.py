@@ -28,7 +28,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from synthscan.atomic import atomic_write_text
-from synthscan.dataset import Dataset, DatasetError, Record
+from synthscan.dataset import Dataset, DatasetError, Record, same_pixel_size
 from synthscan.evaluation.detector import DetectorConfig, dataset_detector_auc, repeats_text
 from synthscan.evaluation.lesions import LesionDetector, lesion_fidelity, lesion_markdown
 from synthscan.evaluation.privacy import embed_studies, feature_batches, fit_shape
@@ -403,7 +403,7 @@ def evaluate_fidelity(
             )
     if lesions is not None:
         spacing = lesions.pixel_spacing_mm
-        if spacing is not None and not np.isclose(spacing, real.info.pixel_spacing_mm):
+        if spacing is not None and not same_pixel_size(spacing, real.info.pixel_spacing_mm):
             raise DatasetError(
                 f"the lesion detector learnt lesions on {spacing} mm pixels but {real.root} has "
                 f"{real.info.pixel_spacing_mm} mm; train one on simulated studies of that spacing"

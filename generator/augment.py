@@ -11,12 +11,12 @@ import hashlib
 import logging
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthscan.dataset import Dataset, DatasetError
+from synthscan.dataset import Dataset, DatasetError, Record, same_pixel_size
 from synthscan.generator.conditions import condition_key
 from synthscan.generator.sampling import SampleRequest, write_samples
 from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, PATIENT_SOURCES, TRACERS
@@ -77,13 +77,20 @@ def _grade_split(n: int, grade_counts: Mapping[int, int]) -> dict[int, int]:
     return _split(n, weights)
 
 
-def _tracer_sequence(n: int, tracer_counts: Mapping[str, int]) -> list[str | None]:
-    """Tracers of ``n`` planned studies in the dataset's tracer mix (``None``: the model draws them).
+def tracer_sequence(
+    n: int, label: str, records: Sequence[Record], tracers: Sequence[str]
+) -> list[str | None]:
+    """Tracers of ``n`` planned ``label`` studies in the tracer mix of ``records`` (real or simulated).
 
+    The mix is that of the label's own studies among the ``tracers`` a model knows, else of all the
+    studies (``None`` for every study where none names one of them: the model draws its tracer).
     Each next study takes the tracer furthest below its share so far (ties by order), so the first
     ``k`` are the same whatever ``n``: an interrupted run, or a rerun asked for more studies, keeps
     the mix, and a study id always gets the same tracer.
     """
+    known = [r for r in records if r.tracer in tracers]
+    mix = Counter(r.tracer for r in known if r.label == label) or Counter(r.tracer for r in known)
+    tracer_counts = {t: mix[t] for t in tracers if mix[t]}
     total = sum(tracer_counts.values())
     if not total:
         return [None] * n
@@ -138,12 +145,10 @@ def plan_augmentation(
         )
     present = existing if existing is not None else dataset
     plan = AugmentPlan(mode=mode, real=dict(real), target_synthetic=target)
-    overall = Counter(r.tracer for r in real_records if r.tracer in tracers)
     for label in conditions:
         split = _grade_split(target[label], grades) if label == "amyloidosis" else {None: target[label]}
-        mix = Counter(r.tracer for r in real_records if r.label == label and r.tracer in tracers) or overall
         for grade, n in split.items():
-            sequence = _tracer_sequence(n, {t: mix[t] for t in tracers if mix[t]})  # one per condition key
+            sequence = tracer_sequence(n, label, real_records, tracers)  # one per condition key
             for index, tracer in enumerate(sequence):
                 study_id = f"syn-{condition_key(label, grade)}-{index:05d}"
                 if study_id in present:
@@ -223,7 +228,7 @@ def check_model_fits(dataset: Dataset, pipeline: Any) -> tuple[str, ...]:
             f"{dataset.info.matrix}; use a model trained at the dataset's matrix, or resample the dataset"
         )
     spacing = float(pipeline.config.pixel_spacing_mm)
-    if not math.isclose(spacing, dataset.info.pixel_spacing_mm, rel_tol=1e-3):
+    if not same_pixel_size(spacing, dataset.info.pixel_spacing_mm):
         raise DatasetError(
             f"the model generates studies of {spacing} mm pixels but {dataset.root} holds "
             f"{dataset.info.pixel_spacing_mm} mm ones; use a model trained at the dataset's pixel size, "

@@ -266,18 +266,23 @@ def sample_to_dataset(
     progress: bool = True,
     on_written: Callable[[Record, np.ndarray], None] | None = None,
     add_condition: bool = False,
-    tracer: str | None = None,
+    tracer: str | Sequence[str | None] | None = None,
     burden: str | None = None,
 ) -> Dataset:
     """Generate ``n`` studies of one condition into the dataset ``out`` (created or resumed).
 
-    Study ``i`` uses seed ``seed + i``. Resuming with other sampler settings than the ones the
-    dataset was started with is refused, so one dataset never mixes settings silently; so is a
-    dataset of real or simulated studies, or of another condition unless ``add_condition``.
+    Study ``i`` uses seed ``seed + i`` and ``tracer`` (a list: ``tracer[i]``; ``None``: drawn).
+    Resuming with other sampler settings than the ones the dataset was started with is refused, so
+    one dataset never mixes settings silently; so is a dataset of real or simulated studies, or of
+    another condition unless ``add_condition``.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
-    pipeline.check_factors(condition, {"tracer": tracer, "burden": burden})
+    tracers = [tracer] * n if tracer is None or isinstance(tracer, str) else list(tracer)
+    if len(tracers) != n:
+        raise ValueError(f"{len(tracers)} tracers given for {n} studies")
+    for asked in dict.fromkeys(tracers):
+        pipeline.check_factors(condition, {"tracer": asked, "burden": burden})
     settings = sampler_settings(pipeline, steps, guidance)
     with PartialState().main_process_first():  # one process creates the folder, the others open it
         target = Dataset.create(
@@ -298,11 +303,11 @@ def sample_to_dataset(
             target.update_provenance(generator=settings)
     requests = [
         SampleRequest(
-            request_id(condition, grade, seed + i, tracer=tracer, burden=burden),
+            request_id(condition, grade, seed + i, tracer=tracers[i], burden=burden),
             condition,
             grade,
             seed + i,
-            tracer,
+            tracers[i],
             burden,
         )
         for i in range(n)

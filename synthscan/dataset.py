@@ -223,6 +223,11 @@ def check_grid(matrix: tuple[int, ...], pixel_spacing_mm: float) -> None:
         raise DatasetError(f"pixel spacing {pixel_spacing_mm} mm is not a positive size")
 
 
+def same_pixel_size(a_mm: float, b_mm: float) -> bool:
+    """Two pixel sizes alike to 0.1 %: studies of both can be mixed (the body keeps its size in pixels)."""
+    return math.isclose(a_mm, b_mm, rel_tol=1e-3)
+
+
 def _optional_int(value: str | int | None) -> int | None:
     if value is None or value == "":
         return None
@@ -334,7 +339,7 @@ class Dataset:
                 raise DatasetError(
                     f"{root} holds a {dataset.info.matrix} dataset, cannot add {tuple(matrix)} studies"
                 )
-            if not math.isclose(dataset.info.pixel_spacing_mm, pixel_spacing_mm, rel_tol=1e-3):
+            if not same_pixel_size(dataset.info.pixel_spacing_mm, pixel_spacing_mm):
                 raise DatasetError(
                     f"{root} holds studies of {dataset.info.pixel_spacing_mm} mm pixels, cannot add "
                     f"{pixel_spacing_mm} mm ones (the body would change size); keep its pixel size "

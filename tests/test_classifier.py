@@ -24,7 +24,13 @@ from synthscan.classifier.data import (
 from synthscan.classifier.features import FeatureExtractor, label_probabilities
 from synthscan.classifier.model import load_model
 from synthscan.classifier.predict import Classifier, read_predictions
-from synthscan.classifier.synthetic import StudyPool, allocate, plan_blocks
+from synthscan.classifier.synthetic import (
+    StudyPool,
+    SyntheticGenerator,
+    allocate,
+    generate_synthetic,
+    plan_blocks,
+)
 from synthscan.classifier.train import real_split_records, train_classifier
 from synthscan.cli import main
 from synthscan.config import builtin_config, load_config, to_dict
@@ -146,6 +152,27 @@ def test_allocation_is_house_monotone_and_balanced():
     assert set(plan) == set(known) and plan[("amyloidosis", 1)] == plan[("amyloidosis", 3)] == 5
     plan = plan_blocks(real, 31, "balanced", [("metastasis", None), ("amyloidosis", None)])
     assert plan == {("metastasis", None): 16, ("amyloidosis", None): 15}
+
+
+def test_generated_studies_follow_the_real_tracer_mix_of_each_condition(tmp_path):
+    rows = [("normal", "MDP")] * 9 + [("metastasis", "HDP")] * 3 + [("metastasis", "MDP")] * 3
+    real = [Record(f"r{i}", f"p{i}", "x", label, tracer=tracer) for i, (label, tracer) in enumerate(rows)]
+    calls = {}
+
+    def sample(out, *, condition, n, grade, seed, tracer=None):
+        calls[(condition, grade)] = tracer
+        return out
+
+    plan = {("normal", None): 4, ("metastasis", None): 4, ("amyloidosis", 2): 4}
+    traced = SyntheticGenerator(sample, tracers=("MDP", "HDP", "DPD"))
+    generate_synthetic(tmp_path / "a", plan, seed=0, generator=traced, real=real)
+    assert calls[("normal", None)] == ["MDP"] * 4
+    assert calls[("metastasis", None)] == ["MDP", "HDP", "MDP", "HDP"], "the metastases' own 1:1 mix"
+    assert calls[("amyloidosis", 2)].count("MDP") == 3, "no amyloidosis of its own: the overall 12:3 mix"
+    blocks = json.loads((tmp_path / "a" / "synthetic.json").read_text())["blocks"]
+    assert blocks[1]["tracers"] == {"HDP": 2, "MDP": 2}
+    generate_synthetic(tmp_path / "b", plan, seed=0, generator=SyntheticGenerator(sample), real=real)
+    assert set(calls.values()) == {None}, "a model without tracer conditions draws its own"
 
 
 def test_synthetic_pool_selection_is_seeded_and_nested(tmp_path):

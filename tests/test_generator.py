@@ -610,6 +610,17 @@ def test_a_model_with_factor_conditions_samples_the_requested_tracer_and_burden(
         result = CliRunner().invoke(main, [*args, *bad, "--out", str(tmp_path / "bad")])
         assert result.exit_code != 0 and message in result.output and len(result.output.splitlines()) == 1
     assert not (tmp_path / "bad").exists()
+    mixed = sample_to_dataset(
+        pipeline, tmp_path / "mix", condition="metastasis", n=3, tracer=["HDP", "MDP", "HDP"], progress=False
+    )
+    assert [r.tracer for r in mixed.records] == ["HDP", "MDP", "HDP"], "one tracer per study"
+    for tracers, message in (
+        (["HDP"], "1 tracers given for 3 studies"),
+        (["HDP", "MDP", "XYZ"], "no tracer 'XYZ'"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            sample_to_dataset(pipeline, tmp_path / "bad", condition="metastasis", n=3, tracer=tracers)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_burden_guidance_applies_to_metastasis_studies_asked_for_that_burden(factor_model, tmp_path):

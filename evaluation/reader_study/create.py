@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import secrets
 import shutil
@@ -38,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from synthscan.atomic import atomic_write_bytes, atomic_write_text
-from synthscan.dataset import Dataset, DatasetError, Record
+from synthscan.dataset import Dataset, DatasetError, Record, same_pixel_size
 from synthscan.labels import LABELS, PATIENT_SOURCES, VIEWS
 
 from .audit import (
@@ -216,7 +215,7 @@ def create_study(
             f"real scans are {real.info.matrix} and synthetic {synthetic.info.matrix}; image size would "
             "unblind readers, so resample one dataset to the other's matrix first"
         )
-    if not math.isclose(real.info.pixel_spacing_mm, synthetic.info.pixel_spacing_mm, rel_tol=1e-3):
+    if not same_pixel_size(real.info.pixel_spacing_mm, synthetic.info.pixel_spacing_mm):
         raise StudyError(
             f"real scans have {real.info.pixel_spacing_mm} mm pixels and synthetic "
             f"{synthetic.info.pixel_spacing_mm} mm; body size would unblind readers, so import the real "

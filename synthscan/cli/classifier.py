@@ -61,7 +61,8 @@ def config_options(command):
     multiple=True,
     type=click.Path(exists=True, file_okay=False),
     help="Extra synthetic training studies: a dataset folder (its source=synthetic rows), or a generator "
-    "folder (model_index.json) to sample from (repeatable).",
+    "folder (model_index.json) to sample from, in the real training studies' tracer mix where the model "
+    "has tracer conditions (repeatable).",
 )
 @click.option(
     "--synthetic-ratio",
@@ -142,7 +143,11 @@ def train(
             n = synthetic_count(synthetic_ratio, len(real_train))
             plan = plan_blocks(real_train, n, mix, generator.blocks)
             synthetic += generate_synthetic(
-                Path(out) / "synthetic" / Path(model).name, plan, seed=synthetic_seed, sample=generator.sample
+                Path(out) / "synthetic" / Path(model).name,
+                plan,
+                seed=synthetic_seed,
+                generator=generator,
+                real=real_train,
             )
         result = train_classifier(
             data, out, config, synthetic=synthetic, cache_dir=Path(cache_dir) if cache_dir else None
