@@ -34,9 +34,8 @@ import numpy as np
 
 from synthscan.atomic import atomic_write_text
 from synthscan.classifier.config import MIXES
-from synthscan.dataset import Dataset, DatasetError, Record, same_pixel_size
-from synthscan.generator.augment import tracer_sequence
-from synthscan.generator.conditions import condition_key, split_key
+from synthscan.dataset import INFO, Dataset, DatasetError, Record, same_pixel_size
+from synthscan.generator.conditions import condition_key, split_key, tracer_sequence
 from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, PATIENT_SOURCES
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ SEED_STRIDE = 1_000_000
 SampleFn = Callable[..., Dataset]
 """``sample(out, *, condition, n, grade, seed[, tracer]) -> Dataset``: the generator's
 ``sample_to_dataset`` with its pipeline bound (tests inject a fake); ``tracer`` (one per study) is
-passed only for a model with tracer conditions."""
+passed only for a model with tracer conditions and real studies naming one of its tracers."""
 
 Block = tuple[str, int | None]
 ALL_BLOCKS: tuple[Block, ...] = (
@@ -167,8 +166,9 @@ def generate_synthetic(
         log.info("sampling %d synthetic %s studies from seed %d", n, name, block_seed)
         entry = {"condition": label, "grade": grade, "n": n, "first_seed": block_seed}
         options = {}
-        tracers = tracer_sequence(n, label, real, generator.tracers) if generator.tracers else [None]
+        tracers = block_tracers(n, label, generator, real)
         if any(tracers):
+            _check_block_tracers(out / name, block_seed, tracers)
             options["tracer"] = tracers
             entry["tracers"] = dict(Counter(tracers))
         dataset = generator.sample(out / name, condition=label, n=n, grade=grade, seed=block_seed, **options)
@@ -176,6 +176,28 @@ def generate_synthetic(
         record.append(entry)
     atomic_write_text(out / "synthetic.json", json.dumps({"blocks": record}, indent=2) + "\n")
     return datasets
+
+
+def block_tracers(
+    n: int, label: str, generator: SyntheticGenerator, real: Sequence[Record]
+) -> list[str | None]:
+    """Tracers of a block's ``n`` studies: the ``real`` studies' mix where the generator has tracers."""
+    return tracer_sequence(n, label, real, generator.tracers) if generator.tracers else [None] * n
+
+
+def _check_block_tracers(folder: Path, first_seed: int, tracers: Sequence[str | None]) -> None:
+    """Refuse a block folder holding a planned seed sampled with another tracer (by an earlier synthscan
+    that let the model draw tracers, or for other real data): resuming would add a second study."""
+    if not (folder / INFO).is_file():
+        return
+    for record in Dataset.open(folder).filter(source="synthetic"):
+        i = -1 if record.seed is None else record.seed - first_seed
+        if 0 <= i < len(tracers) and tracers[i] is not None and record.tracer != tracers[i]:
+            raise DatasetError(
+                f"{folder} holds {record.study_id} (seed {record.seed}) with tracer "
+                f"{record.tracer or 'none'} where the real training studies' tracer mix asks for "
+                f"{tracers[i]}; delete {folder} to sample it again, or choose a new --out"
+            )
 
 
 def synthetic_records(dataset: Dataset) -> list[Record]:

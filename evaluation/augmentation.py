@@ -74,6 +74,7 @@ from synthscan.classifier.synthetic import (
     StudyPool,
     SyntheticGenerator,
     allocate,
+    block_tracers,
     generate_synthetic,
     label_weights,
     patient_records,
@@ -348,8 +349,13 @@ def plan_runs(design: StudyDesign, sizes: Sequence[int], arms: Sequence[str]) ->
     return runs
 
 
-def _prepared(out: Path, plan: dict[tuple[str, int | None], int], seed: int) -> list[Dataset] | None:
-    """The synthetic datasets already sampled for ``plan`` (``synthetic.json`` names them), else None."""
+def _prepared(
+    out: Path, plan: dict[tuple[str, int | None], int], generator: SyntheticGenerator, real: Sequence[Record]
+) -> list[Dataset] | None:
+    """The synthetic datasets already sampled for ``plan`` (``synthetic.json`` names them), else None.
+
+    Refuses studies sampled with other tracers than the real training studies' mix asks for.
+    """
     path = out / "synthetic.json"
     if not path.is_file():
         return None
@@ -357,6 +363,14 @@ def _prepared(out: Path, plan: dict[tuple[str, int | None], int], seed: int) -> 
     wanted = {(label, grade): n for (label, grade), n in plan.items() if n}
     if {(b["condition"], b["grade"]): b["n"] for b in blocks} != wanted:
         return None
+    for b in blocks:
+        tracers = Counter(t for t in block_tracers(b["n"], b["condition"], generator, real) if t)
+        if dict(tracers) != b.get("tracers", {}):
+            raise DatasetError(
+                f"{out} holds {condition_key(b['condition'], b['grade'])} studies sampled with tracers "
+                f"{b.get('tracers') or 'drawn by the model'}, but the real training studies' mix asks for "
+                f"{dict(tracers) or 'none'}; delete {out} to sample them again, or choose a new --out"
+            )
     return [Dataset.open(out / condition_key(b["condition"], b["grade"])) for b in blocks]
 
 
@@ -456,7 +470,7 @@ def run_augmentation_study(
     _check_settings(out, settings)  # before sampling anything
     if "synthetic" in arms and generator is not None:
         plan = plan_label_blocks(needed["synthetic"], pool_train, design.mix, generator.blocks)
-        synthetic = _prepared(out / "synthetic", plan, design.synthetic_seed) or []
+        synthetic = _prepared(out / "synthetic", plan, generator, pool_train) or []
         if not synthetic and shard is not None:
             raise DatasetError(
                 f"shards must not sample into {out / 'synthetic'} at the same time: run the same command "

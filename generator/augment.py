@@ -11,13 +11,13 @@ import hashlib
 import logging
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthscan.dataset import Dataset, DatasetError, Record, same_pixel_size
-from synthscan.generator.conditions import condition_key
+from synthscan.dataset import Dataset, DatasetError, same_pixel_size
+from synthscan.generator.conditions import condition_key, tracer_sequence
 from synthscan.generator.sampling import SampleRequest, write_samples
 from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, PATIENT_SOURCES, TRACERS
 
@@ -75,32 +75,6 @@ def _grade_split(n: int, grade_counts: Mapping[int, int]) -> dict[int, int]:
     if not sum(weights.values()):
         weights = dict.fromkeys(AMYLOIDOSIS_GRADES, 1)
     return _split(n, weights)
-
-
-def tracer_sequence(
-    n: int, label: str, records: Sequence[Record], tracers: Sequence[str]
-) -> list[str | None]:
-    """Tracers of ``n`` planned ``label`` studies in the tracer mix of ``records`` (real or simulated).
-
-    The mix is that of the label's own studies among the ``tracers`` a model knows, else of all the
-    studies (``None`` for every study where none names one of them: the model draws its tracer).
-    Each next study takes the tracer furthest below its share so far (ties by order), so the first
-    ``k`` are the same whatever ``n``: an interrupted run, or a rerun asked for more studies, keeps
-    the mix, and a study id always gets the same tracer.
-    """
-    known = [r for r in records if r.tracer in tracers]
-    mix = Counter(r.tracer for r in known if r.label == label) or Counter(r.tracer for r in known)
-    tracer_counts = {t: mix[t] for t in tracers if mix[t]}
-    total = sum(tracer_counts.values())
-    if not total:
-        return [None] * n
-    given = Counter()
-    sequence = []
-    for i in range(n):
-        tracer = max(tracer_counts, key=lambda t: (i + 1) * tracer_counts[t] / total - given[t])
-        given[tracer] += 1
-        sequence.append(tracer)
-    return sequence
 
 
 def plan_augmentation(

@@ -13,6 +13,7 @@ lesions, superscan), read from the manifest's ``tracer``, ``lesion_count`` and `
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -140,3 +141,29 @@ def resolve_condition(
         weights = torch.ones(len(available), dtype=torch.float64)
     index = int(torch.multinomial(weights, 1, generator=generator))
     return available[index]
+
+
+def tracer_sequence(
+    n: int, label: str, records: Sequence[Record], tracers: Sequence[str]
+) -> list[str | None]:
+    """Tracers of ``n`` planned ``label`` studies in the tracer mix of ``records`` (real or simulated).
+
+    The mix is that of the label's own studies among the ``tracers`` a model knows, else of all the
+    studies (``None`` for every study where none names one of them: the model draws its tracer).
+    Each next study takes the tracer furthest below its share so far (ties by order), so the first
+    ``k`` are the same whatever ``n``: an interrupted run, or a rerun asked for more studies, keeps
+    the mix, and a study id always gets the same tracer.
+    """
+    known = [r for r in records if r.tracer in tracers]
+    mix = Counter(r.tracer for r in known if r.label == label) or Counter(r.tracer for r in known)
+    tracer_counts = {t: mix[t] for t in tracers if mix[t]}
+    total = sum(tracer_counts.values())
+    if not total:
+        return [None] * n
+    given = Counter()
+    sequence = []
+    for i in range(n):
+        tracer = max(tracer_counts, key=lambda t: (i + 1) * tracer_counts[t] / total - given[t])
+        given[tracer] += 1
+        sequence.append(tracer)
+    return sequence

@@ -89,6 +89,10 @@ class DiffusionConfig:
     learning_rate: PositiveFloat = 1.0e-3  # AdamW peak learning rate, cosine decay after warm-up
     warmup_steps: NonNegativeInt = 300  # linear learning-rate warm-up
     ema_decay: Fraction = 0.999  # exponential moving average of the weights (the EMA weights are saved)
+    # Min-SNR-γ loss weighting (Hang et al. 2023; diffusers' training scripts' snr_gamma): each
+    # timestep's loss weighted by min(SNR, γ) / SNR (epsilon) or / (SNR + 1) (v_prediction), so the
+    # nearly noise-free timesteps no longer dominate; null: the plain mean squared error
+    snr_gamma: PositiveFloat | None = None
 
 
 @dataclass
@@ -104,6 +108,7 @@ class ContinuationConfig:
     steps: NonNegativeInt = 0  # optimizer steps (0: no continuation, OUT/model is the main stage's)
     learning_rate: PositiveFloat = 2.0e-4  # AdamW peak learning rate of the restart
     seed: NonNegativeInt = 1  # data order and noise of the restart (the main stage has its own)
+    snr_gamma: PositiveFloat | None = None  # Min-SNR-γ weighting of the restart (see DiffusionConfig)
 
 
 @dataclass

@@ -36,12 +36,12 @@ import torch.nn.functional as F
 from accelerate import Accelerator, PartialState
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
 from diffusers.optimization import get_cosine_schedule_with_warmup
-from diffusers.training_utils import EMAModel
+from diffusers.training_utils import EMAModel, compute_snr
 from tqdm.auto import tqdm
 
 import synthscan
 from synthscan.atomic import atomic_open, atomic_write_text
-from synthscan.config import dump_config
+from synthscan.config import dump_config, load_config
 from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.generator.conditions import (
     FACTORS,
@@ -425,8 +425,13 @@ def train_diffusion(
             noise if diffusion.prediction_type == "epsilon" else noise_scheduler.get_velocity(z0, noise, t)
         )
         prediction = model(zt, t, class_labels=labels).sample
-        loss = F.mse_loss(prediction, target)
-        return loss, {}
+        if diffusion.snr_gamma is None:
+            return F.mse_loss(prediction, target), {}
+        snr = compute_snr(noise_scheduler, t)
+        velocity = diffusion.prediction_type == "v_prediction"
+        weights = snr.clamp(max=diffusion.snr_gamma) / (snr + 1 if velocity else snr)
+        per_example = F.mse_loss(prediction, target, reduction="none").mean(dim=(1, 2, 3))
+        return (weights * per_example).mean(), {}
 
     def sample_with_ema(step: int) -> None:
         ema.store(unet.parameters())
@@ -665,6 +670,7 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
         learning_rate=continuation.learning_rate,
         batch_size=config.diffusion.batch_size,
         sources=tuple(sorted({r.source for r in records})),
+        snr_gamma=continuation.snr_gamma,
         progress=progress,
     )
 
@@ -687,12 +693,14 @@ def finetune(
     batch_size: int = 16,
     sources: tuple[str, ...] = ("real",),
     patients: Collection[str] | None = None,
+    snr_gamma: float | None = None,
     progress: bool = True,
 ) -> Path:
     """Fine-tune a generator's UNet on ``dataset``'s studies of ``sources`` so samples match that site.
 
     ``patients`` restricts it to those patients' studies: a classifier's training split, so the
-    generator never sees the patients it is validated and tested on.
+    generator never sees the patients it is validated and tested on. ``snr_gamma`` weighs the loss
+    by Min-SNR-γ (``DiffusionConfig.snr_gamma``; None: the plain mean squared error).
 
     The autoencoder is kept; the total-count distribution is refitted on the site's studies (its
     count level). Studies whose condition the model does not know are left out (and logged). With
@@ -716,13 +724,17 @@ def finetune(
     config.diffusion.learning_rate = learning_rate
     config.diffusion.batch_size = batch_size
     config.diffusion.warmup_steps = min(50, max(steps // 10, 1))
+    if snr_gamma is not None and not snr_gamma > 0:
+        raise ValueError(f"snr_gamma must be positive (e.g. 5) or None, got {snr_gamma}")
+    config.diffusion.snr_gamma = snr_gamma
     config.diffusion.prediction_type = pipeline.scheduler.config.prediction_type  # the base model's target
     work = out.with_name(out.name + "-run")
     recorded = work / "config.yaml"
-    if recorded.is_file() and recorded.read_text(encoding="utf-8") != dump_config(config):
+    # parsed, so a field added since the run started compares at its default
+    if recorded.is_file() and load_config(GeneratorConfig, recorded) != config:
         raise ValueError(
             f"{work} was started with other settings ({recorded}); resume with the same steps, learning "
-            "rate, batch size and seed, or write to a new folder"
+            "rate, batch size, seed and --snr-gamma, or write to a new folder"
         )
     state = PartialState()
     main = state.is_main_process
@@ -783,13 +795,14 @@ def finetune_card(
     card = base / "README.md"
     base_lines = card.read_text(encoding="utf-8").splitlines() if card.is_file() else ["(no card)"]
     counts = Counter(r.source for r in records)
+    weighting = f", Min-SNR-γ {diffusion.snr_gamma:g} loss weighting" if diffusion.snr_gamma else ""
     lines = [
         "# Fine-tuned synthscan generator",
         "",
         f"The diffusion UNet of the model below (`{base.name}`, sha256 {base_sha256}) trained "
         f"{diffusion.steps} more steps at batch {diffusion.batch_size} by `synthscan finetune`: a fresh "
         f"AdamW state, {diffusion.warmup_steps} warm-up steps and a cosine decay from "
-        f"{diffusion.learning_rate:g}, EMA {diffusion.ema_decay}; the autoencoder kept.",
+        f"{diffusion.learning_rate:g}, EMA {diffusion.ema_decay}{weighting}; the autoencoder kept.",
         "",
         f"- data: `{dataset.root.name}`, {len(records)} studies ({dict(sorted(counts.items()))})",
         f"- synthscan {synthscan.__version__}, torch {torch.__version__}, "

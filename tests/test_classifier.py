@@ -34,7 +34,8 @@ from synthscan.classifier.synthetic import (
 from synthscan.classifier.train import real_split_records, train_classifier
 from synthscan.cli import main
 from synthscan.config import builtin_config, load_config, to_dict
-from synthscan.dataset import Dataset, Record
+from synthscan.dataset import Dataset, DatasetError, Record
+from synthscan.evaluation.augmentation import _prepared
 
 CYCLE = [
     ("normal", 0),
@@ -173,6 +174,17 @@ def test_generated_studies_follow_the_real_tracer_mix_of_each_condition(tmp_path
     assert blocks[1]["tracers"] == {"HDP": 2, "MDP": 2}
     generate_synthetic(tmp_path / "b", plan, seed=0, generator=SyntheticGenerator(sample), real=real)
     assert set(calls.values()) == {None}, "a model without tracer conditions draws its own"
+    # a folder sampled before: its seed 1,000,001 (metastasis block, study 1) drawn as MDP, planned HDP
+    earlier = Dataset.create(tmp_path / "c" / "metastasis", matrix=toy_scans.MATRIX)
+    with earlier.writer() as writer:
+        writer.add(np.zeros((2, *toy_scans.MATRIX), np.int32), study_id="old", patient_id="old",
+                   label="metastasis", source="synthetic", tracer="MDP", seed=1_000_001)  # fmt: skip
+    with pytest.raises(DatasetError, match=r"seed 1000001\) with tracer MDP .* asks for HDP"):
+        generate_synthetic(tmp_path / "c", plan, seed=0, generator=traced, real=real)
+    drawn = {"blocks": [{**b, "tracers": {}} if b["condition"] == "metastasis" else b for b in blocks]}
+    (tmp_path / "a" / "synthetic.json").write_text(json.dumps(drawn))
+    with pytest.raises(DatasetError, match="sampled with tracers drawn by the model"):
+        _prepared(tmp_path / "a", plan, traced, real)
 
 
 def test_synthetic_pool_selection_is_seeded_and_nested(tmp_path):

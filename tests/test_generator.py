@@ -12,6 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from synthscan.classifier.synthetic import load_generator
 from synthscan.cli import main
 from synthscan.config import ConfigError, builtin_config, load_config
 from synthscan.dataset import Dataset, DatasetError
@@ -456,7 +457,7 @@ def test_interrupted_training_resumes_exactly(generator_dataset, tmp_path, monke
 def test_the_continuation_is_synthscan_finetune_of_the_main_stage_s_model(generator_dataset, tmp_path):
     """One `synthscan train` with a continuation gives what `train` then `finetune` give (the shipped
     default's two commands), and its card carries the main stage's card."""
-    config = tiny_config(continuation={"steps": 3, "learning_rate": 2e-4, "seed": 1})
+    config = tiny_config(continuation={"steps": 3, "learning_rate": 2e-4, "seed": 1, "snr_gamma": 5.0})
     model = train_module.train(generator_dataset.root, config, tmp_path / "run", progress=False)
     base = tmp_path / "run" / "base-model"
     assert model == tmp_path / "run" / "model" and verify_model(base) and verify_model(model)
@@ -469,8 +470,14 @@ def test_the_continuation_is_synthscan_finetune_of_the_main_stage_s_model(genera
         learning_rate=2e-4,
         batch_size=config.diffusion.batch_size,
         sources=("simulated",),
+        snr_gamma=5.0,
         progress=False,
     )
+    plain = train_module.finetune(base, generator_dataset, tmp_path / "plain", steps=3, seed=1,
+                                  learning_rate=2e-4, batch_size=config.diffusion.batch_size,
+                                  sources=("simulated",), progress=False)  # fmt: skip
+    unet = next((model / "unet").glob("*.safetensors")).read_bytes()
+    assert unet != next((plain / "unet").glob("*.safetensors")).read_bytes(), "Min-SNR-γ weighs the loss"
     for part in ("unet", "condition_encoder", "vae"):
         one = next((model / part).glob("*.safetensors")).read_bytes()
         assert one == next((two_commands / part).glob("*.safetensors")).read_bytes(), part
@@ -480,6 +487,7 @@ def test_the_continuation_is_synthscan_finetune_of_the_main_stage_s_model(genera
     assert (tmp_path / "run" / "model-run" / "samples" / "final.png").is_file(), "a grid of the final model"
     card = (model / "README.md").read_text()
     assert "3 more steps at batch 4" in card and "cosine decay from 0.0002" in card
+    assert "Min-SNR-γ 5 loss weighting" in card and "Min-SNR" not in (plain / "README.md").read_text()
     assert "\n## Base model\n" in card and "\n## Training data\n" not in card
     assert "\n### Training data\n" in card and "continuation:\n  steps: 3" in card
     sums = (model / "checksums.json").read_bytes()
@@ -614,6 +622,9 @@ def test_a_model_with_factor_conditions_samples_the_requested_tracer_and_burden(
         pipeline, tmp_path / "mix", condition="metastasis", n=3, tracer=["HDP", "MDP", "HDP"], progress=False
     )
     assert [r.tracer for r in mixed.records] == ["HDP", "MDP", "HDP"], "one tracer per study"
+    spacing = float(pipeline.config.pixel_spacing_mm)
+    generator = load_generator(factor_model, matrix=MATRIX, pixel_spacing_mm=spacing)
+    assert generator.tracers == ("MDP", "HDP", "DPD"), "classifier training asks it for the real mix"
     for tracers, message in (
         (["HDP"], "1 tracers given for 3 studies"),
         (["HDP", "MDP", "XYZ"], "no tracer 'XYZ'"),

@@ -147,7 +147,8 @@ def import_dicom(
     if report.no_tracer:
         click.echo(
             f"  {studies(len(report.no_tracer))} name no tracer synthscan knows (Radiopharmaceutical code "
-            "or name): rerun into a new folder with --tracer (augment's tracer mix counts studies with one).",
+            "or name): rerun into a new folder with --tracer (the tracer mix augment, classifier train "
+            "and evaluate augmentation ask a generator for counts studies with one).",
             err=True,
         )
     if report.not_exact_counts:

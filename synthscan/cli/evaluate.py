@@ -28,7 +28,8 @@ EXISTING_DATASET = click.Path(exists=True, file_okay=False)
     required=True,
     type=EXISTING_DATASET,
     help="Synthetic studies: a dataset folder (source=synthetic rows) or a generator folder "
-    "(model_index.json), sampled on the fly into OUT/synthetic with recorded seeds.",
+    "(model_index.json), sampled on the fly into OUT/synthetic with recorded seeds (in the real training "
+    "studies' tracer mix where the model has tracer conditions).",
 )
 @click.option(
     "--test",

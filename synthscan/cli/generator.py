@@ -158,6 +158,12 @@ def distill(
 @click.option(
     "--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Data order and noise."
 )
+@click.option(
+    "--snr-gamma",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Min-SNR-γ loss weighting (Hang et al. 2023), e.g. 5 [default: none, the plain mean squared error].",
+)
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 def finetune(
     model: str | None,
@@ -168,6 +174,7 @@ def finetune(
     batch_size: int,
     sources: str,
     seed: int,
+    snr_gamma: float | None,
     progress: bool,
 ) -> None:
     """Train a generator's diffusion UNet further on DATA; its autoencoder stays as it is.
@@ -188,6 +195,7 @@ def finetune(
         learning_rate=learning_rate,
         batch_size=batch_size,
         sources=(sources,),
+        snr_gamma=snr_gamma,
         progress=progress,
     )
     click.echo(f"Model saved to {folder}. Sample with: synthscan sample --model {folder} --condition normal")
