@@ -1,0 +1,102 @@
+"""Side-by-side table of several ``generator_quality`` runs: the numbers models are compared by.
+
+    python benchmarks/quality_table.py REPORT [REPORT ...]
+
+Each REPORT is a ``benchmarks/generator_quality.py --out`` folder (or its ``results.json``). Prints one
+Markdown row per measure and one column per run, in the order given, so two models on the same sample
+seeds sit next to each other. The image detector varies by about 0.1 between sample sets: compare
+models on at least two (``--seed 0`` and ``--seed 100000``), never one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Results = dict[str, Any]
+
+
+def _fidelity(results: Results, label: str) -> float:
+    return results["condition_fidelity"]["synthetic"]["per_condition"][label]["share"]
+
+
+def _grades(results: Results) -> str:
+    by_grade = results["condition_fidelity"]["synthetic"]["amyloidosis_by_grade"]
+    return " / ".join(f"{by_grade[g]['share']:.2f}" for g in sorted(by_grade))
+
+
+def _marks(results: Results) -> str:
+    found = results["lesions"]["with_lesions"]
+    return " / ".join(
+        f"{found[c]['synthetic']['mean_detected']:.2f}" for c in ("normal", "metastasis", "amyloidosis")
+    )
+
+
+def _burdens(results: Results) -> str:
+    burden = results["lesions"]["burden"]
+    return " / ".join(f"{burden[b]['synthetic']['share']:.2f}" for b in ("1-3", "4-10", ">10"))
+
+
+def _single_trainings(results: Results) -> str:
+    detector = results["image_detector_auc"]
+    return ", ".join(f"{auc:.3f}" for auc in detector.get("repeats", {"auc": [detector["auc"]]})["auc"])
+
+
+def _memorization(results: Results) -> str:
+    return " / ".join(str(space["n_flagged"]) for space in results["memorization"])
+
+
+ROWS: list[tuple[str, Callable[[Results], Any]]] = [
+    ("image detector AUC, trainings averaged", lambda r: r["image_detector_auc"]["auc"]),
+    ("its single trainings", _single_trainings),
+    ("feature two-sample AUC", lambda r: r["realism"]["real_vs_synthetic"]["two_sample_auc"]),
+    ("precision", lambda r: r["realism"]["real_vs_synthetic"]["precision"]),
+    ("recall", lambda r: r["realism"]["real_vs_synthetic"]["recall"]),
+    ("Fréchet distance", lambda r: r["realism"]["real_vs_synthetic"]["frechet"]),
+    ("classified as asked: normal", lambda r: _fidelity(r, "normal")),
+    ("classified as asked: metastasis", lambda r: _fidelity(r, "metastasis")),
+    ("classified as asked: amyloidosis", lambda r: _fidelity(r, "amyloidosis")),
+    ("classified amyloidosis per Perugini grade", _grades),
+    ("lesion marks per normal / metastasis / amyloidosis", _marks),
+    ("burden in class 1-3 / 4-10 / >10", _burdens),
+    ("body placement (misplaced share)", lambda r: r["body_placement"]["share"]),
+    ("memorization flags (image / feature)", _memorization),
+]
+"""(measure, how to read it from a run's ``results.json``)."""
+
+
+def load(path: str | Path) -> Results:
+    path = Path(path)
+    return json.loads((path / "results.json" if path.is_dir() else path).read_text(encoding="utf-8"))
+
+
+def table(runs: dict[str, Results]) -> str:
+    """Markdown rows × runs; a measure a run lacks (no lesion detector, an older benchmark) is left empty."""
+    lines = ["| measure | " + " | ".join(runs) + " |", "|---" * (len(runs) + 1) + "|"]
+    for name, read in ROWS:
+        cells = []
+        for results in runs.values():
+            try:
+                value = read(results)
+            except KeyError:
+                value = ""
+            cells.append(f"{value:.3f}" if isinstance(value, float) else str(value))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("reports", nargs="+", help="generator_quality --out folders (or their results.json)")
+    args = parser.parse_args()
+    runs = {str(Path(p).with_suffix("") if Path(p).is_file() else Path(p)): load(p) for p in args.reports}
+    print(table(runs))
+
+
+if __name__ == "__main__":
+    main()
