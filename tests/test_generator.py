@@ -634,6 +634,29 @@ def test_a_model_with_factor_conditions_samples_the_requested_tracer_and_burden(
     assert not (tmp_path / "bad").exists()
 
 
+def test_classifier_training_samples_a_tracer_model_in_the_real_tracer_mix(factor_model, tmp_path):
+    """`classifier train --synthetic MODEL_DIR` asks the model for each condition's real tracer mix,
+    here unlike the model's own training mix (normal MDP, metastasis MDP/HDP, amyloidosis DPD)."""
+    real = Dataset.create(tmp_path / "real", matrix=MATRIX)
+    rng = np.random.default_rng(3)
+    rows = [("normal", 0, "HDP"), ("metastasis", 0, "DPD"), ("amyloidosis", 3, "MDP")]
+    with real.writer() as writer:
+        for i, (label, grade, tracer) in enumerate(rows * 15):
+            writer.add(rng.poisson(np.full((2, *MATRIX), 4.0)), study_id=f"r{i:02d}", patient_id=f"p{i:02d}",
+                       label=label, perugini_grade=grade, source="simulated", tracer=tracer)  # fmt: skip
+    out = tmp_path / "cls"
+    args = ["classifier", "train", "--data", str(real.root), "--synthetic", str(factor_model)]
+    tiny = ["--config", "tiny", "--set", "train.max_steps=2", "--set", "train.eval_every=2"]
+    result = CliRunner().invoke(main, [*args, "--out", str(out), *tiny, "--synthetic-ratio", "0.3"])
+    assert result.exit_code == 0, result.output
+    sampled = {
+        block.name: {r.tracer for r in Dataset.open(block).records}
+        for block in (out / "synthetic" / factor_model.name).iterdir()
+        if block.is_dir()
+    }
+    assert sampled == {"normal": {"HDP"}, "metastasis": {"DPD"}, "amyloidosis-g3": {"MDP"}}
+
+
 def test_burden_guidance_applies_to_metastasis_studies_asked_for_that_burden(factor_model, tmp_path):
     """A heavy burden's own scale reaches only metastasis studies of that burden, and is recorded."""
     from synthscan.generator.distill import teacher_guidance
