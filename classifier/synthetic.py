@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from synthscan.apportion import apportion
 from synthscan.atomic import atomic_write_text
 from synthscan.classifier.config import MIXES
 from synthscan.dataset import INFO, Dataset, DatasetError, Record, same_pixel_size
@@ -78,22 +79,9 @@ def is_generator_dir(path: str | Path) -> bool:
 
 
 def allocate(n: int, weights: Mapping[Any, float]) -> dict[Any, int]:
-    """Split ``n`` items over keys in proportion to ``weights``, one item at a time (house-monotone).
-
-    Each item goes to the key furthest below its share; ties go to the earlier key, so the result
-    for ``n`` is always contained in the result for ``n + 1``.
-    """
-    keys = [k for k, w in weights.items() if w > 0]
-    counts = dict.fromkeys(weights, 0)
-    if not keys:
-        if n:
-            raise ValueError("cannot allocate studies: every condition has weight 0")
-        return counts
-    total = float(sum(weights[k] for k in keys))
-    for i in range(n):
-        deficit = [weights[k] / total * (i + 1) - counts[k] for k in keys]
-        counts[keys[int(np.argmax(deficit))]] += 1
-    return counts
+    """``n`` items per key in proportion to ``weights`` (:func:`~synthscan.apportion.apportion`: the
+    result for ``n`` is always contained in the result for ``n + 1``)."""
+    return dict.fromkeys(weights, 0) | Counter(apportion(n, weights))
 
 
 def label_weights(

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from synthscan.apportion import apportion
 from synthscan.dataset import Record
 from synthscan.labels import AMYLOIDOSIS_GRADES, BURDENS, LABELS, TRACERS, UNKNOWN, check_grade, check_label
 
@@ -156,14 +157,6 @@ def tracer_sequence(
     """
     known = [r for r in records if r.tracer in tracers]
     mix = Counter(r.tracer for r in known if r.label == label) or Counter(r.tracer for r in known)
-    tracer_counts = {t: mix[t] for t in tracers if mix[t]}
-    total = sum(tracer_counts.values())
-    if not total:
+    if not mix:
         return [None] * n
-    given = Counter()
-    sequence = []
-    for i in range(n):
-        tracer = max(tracer_counts, key=lambda t: (i + 1) * tracer_counts[t] / total - given[t])
-        given[tracer] += 1
-        sequence.append(tracer)
-    return sequence
+    return apportion(n, {t: mix[t] for t in tracers})
