@@ -81,7 +81,10 @@ def is_generator_dir(path: str | Path) -> bool:
 def allocate(n: int, weights: Mapping[Any, float]) -> dict[Any, int]:
     """``n`` items per key in proportion to ``weights`` (:func:`~synthscan.apportion.apportion`: the
     result for ``n`` is always contained in the result for ``n + 1``)."""
-    return dict.fromkeys(weights, 0) | Counter(apportion(n, weights))
+    try:
+        return dict.fromkeys(weights, 0) | Counter(apportion(n, weights))
+    except ValueError:
+        raise ValueError("cannot allocate studies: every condition has weight 0") from None
 
 
 def label_weights(
