@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synthscan.apportion import apportion
 from synthscan.dataset import Dataset, DatasetError, same_pixel_size
 from synthscan.generator.conditions import condition_key, tracer_sequence
 from synthscan.generator.sampling import SampleRequest, write_samples
@@ -58,23 +59,12 @@ def study_seed(base_seed: int, label: str, grade: int | None, index: int) -> int
     return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
 
 
-def _split(n: int, weights: Mapping[Any, int]) -> dict[Any, int]:
-    """Split ``n`` studies over keys in proportion to ``weights`` (largest remainders, ties by order)."""
-    order = {key: i for i, key in enumerate(weights)}
-    total = sum(weights.values())
-    share = {key: n * w // total for key, w in weights.items()}
-    remainders = sorted(weights, key=lambda key: (n * weights[key] % total, -order[key]), reverse=True)
-    for key in remainders[: n - sum(share.values())]:
-        share[key] += 1
-    return share
-
-
 def _grade_split(n: int, grade_counts: Mapping[int, int]) -> dict[int, int]:
     """Split ``n`` amyloidosis studies over grades like the real grades (evenly if none are known)."""
     weights = {g: grade_counts.get(g, 0) for g in AMYLOIDOSIS_GRADES}
     if not sum(weights.values()):
         weights = dict.fromkeys(AMYLOIDOSIS_GRADES, 1)
-    return _split(n, weights)
+    return dict.fromkeys(weights, 0) | Counter(apportion(n, weights))
 
 
 def plan_augmentation(
