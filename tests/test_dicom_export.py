@@ -14,7 +14,8 @@ from pydicom.fileset import FileSet
 
 from synthscan.cli import main
 from synthscan.dataset import Dataset, Record
-from synthscan.dicom.read import Unusable, import_dicom, synthetic_provenance
+from synthscan.dicom.read import import_dicom, synthetic_provenance
+from synthscan.dicom.reasons import Unusable
 from synthscan.dicom.write import COMMENT_PREFIX, ExportError, export_dataset, study_to_dicom
 from synthscan.importers.common import ImportOptions
 

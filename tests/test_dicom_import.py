@@ -48,16 +48,12 @@ from pydicom.uid import (
 
 from synthscan.cli import main
 from synthscan.dataset import Dataset as SynthDataset
+from synthscan.dicom.body import head_up_turns
 from synthscan.dicom.codes import known_code
 from synthscan.dicom.deidentify import ANNEX_E_TABLE, Deidentifier
-from synthscan.dicom.read import (
-    REASONS,
-    VENDOR_VIEW_NAMES,
-    DicomImportError,
-    head_up_turns,
-    import_dicom,
-    to_grid,
-)
+from synthscan.dicom.read import DicomImportError, import_dicom, to_grid
+from synthscan.dicom.reasons import REASONS
+from synthscan.dicom.views import VENDOR_VIEW_NAMES
 from synthscan.dicom.write import export_dataset
 from synthscan.importers.common import ImportOptions
 from synthscan.labels import VIEWS

@@ -160,7 +160,7 @@ def import_dicom(
 
 
 def _echo_skipped(skipped: list[tuple[str, str]]) -> None:
-    from synthscan.dicom.read import REASONS
+    from synthscan.dicom.reasons import REASONS
 
     for path, code in skipped:
         click.echo(f"  skipped {path}: {REASONS[code]}", err=True)

@@ -21,41 +21,10 @@ Layouts understood (views are always found from the header, never from frame ord
 * Compressed transfer syntaxes (JPEG 2000, JPEG lossless, JPEG-LS, RLE) decode through pydicom's
   pixel-data plugins.
 
-**Which view a detector shows**, in this order of trust (the first rule that answers decides, and
-the study's ``meta`` and the import report say which one did):
-
-1. ``view-code``: the detector's View Code Sequence (SNOMED CT, or the legacy SNOMED-RT codes).
-2. ``orientation``: its Image Orientation (Patient): the viewing direction ``row × column``
-   points posterior (+y, LPS) for an anterior view.
-3. ``start-angle``: its Start Angle (0054,0200), with PS3.3's NM convention: zero degrees at the
-   patient's back, increasing counter-clockwise seen from the feet; within 45° of 0 the detector
-   sees the posterior view, within 45° of 180 the anterior one.  If a vendor view name (rule 4)
-   is also present and disagrees, the object is refused rather than guessed.
-4. ``vendor-private``: a vendor's private view name (:data:`VENDOR_VIEW_NAMES`), in the detector's
-   item or, one value per detector, in the data set; ``ANT``/``ANTERIOR`` or ``POST``/
-   ``POSTERIOR`` as a word of the value.
-5. Otherwise the object is refused (``no-view``).
-
-**Head end and mirroring from the header.**  A detector's Image Orientation (Patient) describes
-the stored image as a view from the side ``row × column`` looks from, never a mirror image: its
-vectors say where the head is (column ``-z``: top; ``+z``: bottom; row ``+z``: right; ``-z``: left),
-hence the quarter turns that put it at the top.
-A view is stored mirrored only when its View Code names the other side than its orientation
-looks from; it is then flipped back (either view).  Where the header says nothing of mirroring,
-``ImportOptions.posterior_mirrored`` decides for the posterior.
-
-**Head end from the body**, for views whose header does not give it (or whose vectors would leave
-the view landscape: they describe another image).  The body's long axis is the axis of the larger
-count-weighted spread (a landscape view is turned a quarter); the view is then aligned head-to-feet
-with the other view by their row profiles (either way round), which settles it when the other
-view's header gives its head end.  Otherwise the head end is the end whose outer 15 % of the body
-holds at least :data:`HEAD_RATIO` times the counts of the other in the aligned views' summed
-profile (skull against feet; on simulated scans of every site the ratio is ≥ 1.5), so the two views
-always face the same way.  A landscape view whose head end is not evident is skipped; a portrait
-view then stays as stored (head first, the vendors' convention).  A header's head end is never
-overruled by the counts (a foot injection or an extravasation can make the feet the hotter end);
-where the two disagree, the view's ``meta`` says so.  Turns are rotations, never mirror images,
-and are recorded.
+**Views and their head end.**  Which view a detector shows, whether it is stored mirrored and where
+its head is come from the header by the rules of :mod:`synthscan.dicom.views` (the import report
+counts which rule decided); where the header does not place the head, the body's counts do
+(:mod:`synthscan.dicom.body`).
 
 **Pixel values.**  Only exact counts are imported by default: MONOCHROME1 (inverted display
 values, which NM does not allow) and lossy compression (Lossy Image Compression ``01``, or a
@@ -82,7 +51,8 @@ source and seed; even then they are never exported again (see
 :func:`synthscan.dicom.write.export_dataset`).
 
 **Failures.**  An object that cannot be imported is skipped with one of the fixed reason codes of
-:data:`REASONS`; the import stops with an error only when nothing at all could be imported.
+:data:`~synthscan.dicom.reasons.REASONS`; the import stops with an error only when nothing at all
+could be imported.
 Reports never hold a header value: skipped files are named by a salted hash of their path (a path
 may hold a patient's name) and reasons are codes; the command line prints the paths themselves.
 """
@@ -93,7 +63,6 @@ import csv
 import json
 import logging
 import math
-import re
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -107,21 +76,21 @@ from pydicom import uid
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
-from scipy import ndimage
 from tqdm import tqdm
 
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import INFO, DatasetError, DatasetWriter
 from synthscan.dataset import Dataset as SynthDataset
-from synthscan.dicom import codes
+from synthscan.dicom import body, codes
 from synthscan.dicom.deidentify import (
-    MAX_SEQUENCE_DEPTH,
     Deidentifier,
     TooDeep,
     check_depth,
     header_json,
     profile_description,
 )
+from synthscan.dicom.reasons import REASONS, Unusable
+from synthscan.dicom.views import detector_view
 from synthscan.dicom.write import COMMENT_PREFIX, EXPORTABLE_SOURCES
 from synthscan.importers.common import ImportOptions, ImportReport, check_salt, pseudonym, resample_sum
 from synthscan.labels import BURDENS, UNKNOWN, VIEWS, check_grade, check_label
@@ -132,68 +101,7 @@ SOURCE_NAME = "dicom"
 IMPORT_REPORT = "import_report.json"
 LABEL_KEYS: tuple[str, ...] = ("AccessionNumber", "StudyInstanceUID")
 PHOTOPEAK_KEV = 140.5
-HEAD_RATIO = 1.25
-"""Counts of the head end over the feet end (outer 15 % of the body) needed to tell them apart."""
 
-REASONS: dict[str, str] = {
-    "not-dicom": "not a DICOM file",
-    "unreadable": "unreadable DICOM (corrupt or truncated header)",
-    "dicomdir": "a DICOMDIR (an index of media, not an image); its images are imported from their own files",
-    "float-pixels": "float pixel data: not counts",
-    "no-pixels": "no pixel data (truncated, or not an image)",
-    "too-deep": f"sequences nested deeper than {MAX_SEQUENCE_DEPTH}: refused as corrupt or hostile",
-    "not-nm": "not an NM or secondary-capture image",
-    "not-whole-body": "NM object is not a whole-body image (Image Type value 3 is not WHOLE BODY, or "
-    "there is none and Body Part Examined is not WHOLEBODY)",
-    "frame-vectors": "Detector Vector or Energy Window Vector does not match the number of frames",
-    "no-photopeak": "no energy window is known to hold the 140.5 keV 99mTc photopeak",
-    "no-detector-item": "a frame comes from a detector without a Detector Information item",
-    "no-view": "a detector names no view (no View Code, orientation, Start Angle or vendor view name)",
-    "view-conflict": "Start Angle and the vendor's private view name disagree",
-    "same-view": "several photopeak frames show the same view",
-    "sc-not-nm": "secondary capture whose Modality is not NM",
-    "sc-multi-frame": "multi-frame secondary capture: its views cannot be told apart",
-    "sc-one-body": "secondary capture shows one body, not an ANT|POST pair",
-    "sc-duplicate": "secondary capture of a study whose NM whole-body object is imported (display values)",
-    "missing-anterior": "missing the anterior view in its study",
-    "missing-posterior": "missing the posterior view in its study",
-    "ambiguous-pair": "its study holds several single-view objects per view",
-    "malformed": "malformed header",
-    "bad-marker": "malformed synthscan condition in Image Comments",
-    "no-labels": "no label: no labels CSV (--labels)",
-    "no-label-row": "no label: no row for its key in the labels CSV",
-    "undecodable": "pixel data cannot be decoded (truncated, corrupt or unsupported compression)",
-    "colour": "colour image: a display rendering, not counts",
-    "samples": "more than one sample per pixel",
-    "not-integer": "pixel values are not integers (not counts)",
-    "negative": "negative pixel values are not counts",
-    "monochrome1": "MONOCHROME1 (inverted display values, not counts); --allow-lossy inverts it back",
-    "lossy": "lossy-compressed pixels are not exact counts; --allow-lossy imports them, flagged",
-    "head-feet": "landscape view whose head end cannot be told from its feet",
-    "not-storable": "counts do not fit the dataset (shape or range)",
-}
-"""Every reason an object is skipped for: a fixed code and its fixed message (no header value)."""
-
-
-@dataclass(frozen=True)
-class VendorViewName:
-    """A private element in which a vendor names the view; its name is pydicom's private dictionary's."""
-
-    vendor: str
-    creator: str
-    group: int
-    offset: int
-    """Element number within the private block (the low byte of the element)."""
-
-
-VENDOR_VIEW_NAMES: tuple[VendorViewName, ...] = (
-    VendorViewName("GE Xeleris/Genie", "GEMS_GENIE_1", 0x0011, 0x12),  # Dataset Name
-    VendorViewName("Siemens", "SIEMENS MED NM", 0x0009, 0x80),  # Main Acquisition View
-    VendorViewName("Philips/Elscint", "ELSCINT1", 0x0601, 0x50),  # Image View Type
-)
-"""Documented vendor private elements that name a whole-body view (rule 4 of the module doc)."""
-
-_VIEW_WORDS = {"ANT": "anterior", "ANTERIOR": "anterior", "POST": "posterior", "POSTERIOR": "posterior"}
 
 _LOSSLESS_SYNTAXES = frozenset(
     {
@@ -229,16 +137,8 @@ class DicomImportReport(ImportReport):
     no_tracer: list[str] = field(default_factory=list)
     """Study ids imported without a tracer: no Radiopharmaceutical code or name known, no ``--tracer``."""
     view_rules: Counter = field(default_factory=Counter)
-    """How many views each rule of the module doc decided."""
+    """How many views each rule of :mod:`synthscan.dicom.views` decided."""
     deidentification: dict[str, Any] = field(default_factory=dict)
-
-
-class Unusable(ValueError):
-    """This object or scan cannot be imported; ``code`` is a key of :data:`REASONS`."""
-
-    def __init__(self, code: str):
-        super().__init__(REASONS[code])
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -255,7 +155,7 @@ class ViewRef:
     turns: int | None = None
     """Quarter turns (:func:`numpy.rot90`) that put the head at the top, when the header tells."""
     rule: str = "view-code"
-    """The rule that found the view (module doc)."""
+    """The rule that found the view (:mod:`synthscan.dicom.views`)."""
 
 
 @dataclass
@@ -380,101 +280,6 @@ def _photopeak_windows(ds: Dataset) -> set[int]:
     return peak
 
 
-def _orientation(item: Dataset) -> tuple[str | None, int | None]:
-    """(view looked from, quarter turns to head-up) from a detector's Image Orientation (Patient).
-
-    The vectors describe the stored image as it is: a view from the side ``row × column`` looks
-    from, head at the top when the column points to the feet (-z), at the bottom (+z), right
-    (row +z) or left (row -z) otherwise. ``(None, None)`` when they say neither.
-    """
-    try:
-        values = [float(v) for v in item.ImageOrientationPatient]
-    except (AttributeError, TypeError, ValueError):
-        return None, None
-    if len(values) != 6:
-        return None, None
-    row, column = np.array(values[:3]), np.array(values[3:])
-    looking = np.cross(row, column)
-    if abs(looking[1]) < 0.5:
-        return None, None
-    view = "anterior" if looking[1] > 0 else "posterior"
-    if abs(column[2]) >= 0.5:
-        return view, 0 if column[2] < 0 else 2
-    if abs(row[2]) >= 0.5:
-        return view, 1 if row[2] > 0 else 3
-    return view, None
-
-
-def _start_angle_view(item: Dataset) -> str | None:
-    """View of a detector from its Start Angle (PS3.3 NM: 0° at the patient's back), or ``None``."""
-    try:
-        angle = float(item.StartAngle) % 360.0
-    except (AttributeError, TypeError, ValueError):
-        return None
-    if not math.isfinite(angle):
-        return None
-    if min(angle, 360.0 - angle) <= 45.0:
-        return "posterior"
-    if abs(angle - 180.0) <= 45.0:
-        return "anterior"
-    return None
-
-
-def _view_word(value: Any) -> str | None:
-    """``anterior``/``posterior`` when exactly one of them is named by a word of ``value``."""
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    found = {_VIEW_WORDS[w] for w in re.findall(r"[A-Z]+", str(value).upper()) if w in _VIEW_WORDS}
-    return found.pop() if len(found) == 1 else None
-
-
-def _private_values(ds: Dataset, name: VendorViewName) -> list[Any]:
-    try:
-        element = ds.private_block(name.group, name.creator)[name.offset]
-    except KeyError:
-        return []
-    value = element.value
-    if isinstance(value, MultiValue | list | tuple):
-        return list(value)
-    if isinstance(value, str) and "\\" in value:  # read as UN: the multiplicity is still in the text
-        return value.split("\\")
-    return [value]
-
-
-def _vendor_view(ds: Dataset, item: Dataset, detector: int, detectors: int) -> str | None:
-    """View named by a vendor's private element: in the detector's item, else one value per detector."""
-    for name in VENDOR_VIEW_NAMES:
-        values = _private_values(item, name)
-        if len(values) == 1:
-            return _view_word(values[0])
-    for name in VENDOR_VIEW_NAMES:
-        values = _private_values(ds, name)
-        if values and len(values) == detectors:
-            return _view_word(values[detector - 1])
-    return None
-
-
-def _detector_view(ds: Dataset, detector: int, detectors: int) -> tuple[str, bool | None, int | None, str]:
-    """(view, stored mirrored, quarter turns to head-up, rule) of one detector, by the module doc's rules."""
-    item = ds.DetectorInformationSequence[detector - 1]
-    oriented, turns = _orientation(item)
-    coded = codes.lookup(codes.VIEW_CODES, item.get("ViewCodeSequence", []))
-    if coded is not None:
-        # The code names the view; an orientation looking from the other side means a mirror image.
-        return coded, None if oriented is None else oriented != coded, turns, "view-code"
-    if oriented is not None:
-        return oriented, False, turns, "orientation"
-    named = _vendor_view(ds, item, detector, detectors)
-    angled = _start_angle_view(item)
-    if angled is not None:
-        if named is not None and named != angled:
-            raise Unusable("view-conflict")
-        return angled, None, None, "start-angle"
-    if named is not None:
-        return named, None, None, "vendor-private"
-    raise Unusable("no-view")
-
-
 def _vector(ds: Dataset, keyword: str, frames: int) -> list[int]:
     values = ds.get(keyword)
     if values is None:
@@ -505,7 +310,7 @@ def _nm_views(ds: Dataset, path: Path) -> dict[str, ViewRef]:
             continue
         if not 1 <= detector <= count:
             raise Unusable("no-detector-item")
-        view, mirrored, turns, rule = _detector_view(ds, detector, count)
+        view, mirrored, turns, rule = detector_view(ds, detector, count)
         found[view].append(
             ViewRef(path, frame if frames > 1 else None, None, detector, window, mirrored, turns, rule)
         )
@@ -631,67 +436,6 @@ def to_grid(
     if shrink > 1.0:
         info["shrunk_to_fit"] = round(shrink, 4)
     return grid, info
-
-
-def head_up_turns(view: np.ndarray) -> int | None:
-    """Quarter turns (:func:`numpy.rot90`) that put the body's head at the top, from the body itself.
-
-    ``None`` when the head end is not evident (module doc: long axis from the count-weighted spread,
-    head end from the counts of the outer 15 % of the body at each end).
-    """
-    turns = _long_axis_turns(view)
-    end = _head_end(_profile(np.rot90(view, turns)))
-    return None if end is None else turns + end
-
-
-def _long_axis_turns(view: np.ndarray) -> int:
-    """0, or 1 for a landscape body: its long axis is the one of the larger count-weighted spread."""
-    counts = view.astype(np.float64)
-    total = counts.sum()
-    if total <= 0:
-        return 0
-    rows, columns = np.indices(counts.shape)
-    spread = [float((counts * (axis - (counts * axis).sum() / total) ** 2).sum()) for axis in (rows, columns)]
-    return 0 if spread[0] >= spread[1] else 1
-
-
-def _profile(upright: np.ndarray) -> np.ndarray:
-    """Counts per row of an upright view, as a share of its total (views of any count level add up)."""
-    profile = upright.astype(np.float64).sum(axis=1)
-    return profile / max(profile.sum(), 1.0)
-
-
-def _head_end(profile: np.ndarray) -> int | None:
-    """0 when the head end of a row profile is first, 2 when it is last, ``None`` when not evident."""
-    if profile.sum() <= 0:
-        return None
-    smooth = ndimage.uniform_filter1d(profile, size=max(1, profile.size // 64))
-    body = np.flatnonzero(smooth > 0.05 * smooth.max())
-    top, bottom = int(body[0]), int(body[-1]) + 1
-    end = max(1, round(0.15 * (bottom - top)))
-    head, feet = profile[top : top + end].sum(), profile[bottom - end : bottom].sum()
-    if head >= HEAD_RATIO * feet:
-        return 0
-    if feet >= HEAD_RATIO * head:
-        return 2
-    return None
-
-
-def _on_length(profile: np.ndarray, size: int) -> np.ndarray:
-    return np.interp(np.linspace(0, 1, size), np.linspace(0, 1, profile.size), profile)
-
-
-def two_bodies(image: np.ndarray) -> bool:
-    """Whether a capture shows two bodies side by side: a near-empty gap around its midline.
-
-    The column profile's minimum in the middle tenth must be under a fifth of each half's peak (on
-    simulated scans: at most 0.09 for ANT|POST pairs, at least 0.36 for one body).
-    """
-    profile = ndimage.uniform_filter1d(image.astype(np.float64).sum(axis=0), size=3)
-    half = profile.size // 2
-    peaks = min(profile[:half].max(initial=0), profile[half:].max(initial=0))
-    middle = profile[int(0.45 * profile.size) : int(0.55 * profile.size) + 1]
-    return peaks > 0 and middle.size > 0 and middle.min() < 0.2 * peaks
 
 
 def _spacing(ds: Dataset) -> tuple[float, float] | None:
@@ -950,7 +694,7 @@ def _import_scan(
         raise Unusable("unreadable") from None
     fidelity = sorted({reason for ds in datasets.values() for reason in pixel_fidelity(ds)})
     frames = {path: _frames(ds) for path, ds in datasets.items()}  # decoded before "already there"
-    if scan.layout == "secondary-capture" and not two_bodies(frames[scan.objects[0].path][0]):
+    if scan.layout == "secondary-capture" and not body.two_bodies(frames[scan.objects[0].path][0]):
         raise Unusable("sc-one-body")
     uids = {obj.path: obj.instance_uid or obj.path.name for obj in scan.objects}
     key = "\x00".join(f"{uids[ref.path]}:{ref.frame}:{ref.half}" for ref in scan.views.values())
@@ -975,12 +719,12 @@ def _import_scan(
         raise Unusable("no-labels" if settings.labels is None else "no-label-row")
 
     stored = {name: _view_pixels(frames[ref.path], ref) for name, ref in scan.views.items()}
-    head_up = _head_up(scan.views, stored)
+    head_up = body.head_up({name: ref.turns for name, ref in scan.views.items()}, stored)
     views, view_meta = [], {}
     for name in VIEWS:
         ref, pixels = scan.views[name], stored[name]
         turns, head_end = head_up[name]
-        if turns is None and not _portrait(pixels):
+        if turns is None and not body.portrait(pixels):
             raise Unusable("head-feet")
         pixels = np.rot90(pixels, turns or 0)
         mirrored = (
@@ -1053,47 +797,6 @@ def _import_scan(
     if not tracer:
         report.no_tracer.append(study_id)
     _note_findings(report, study_id, fidelity, burned_in)
-
-
-def _head_up(refs: dict[str, ViewRef], stored: dict[str, np.ndarray]) -> dict[str, tuple[int | None, str]]:
-    """Per view, the quarter turns that put the head at the top and where they came from (module doc).
-
-    A header's turns count when they leave the view portrait (else its vectors describe another
-    image). Views without them are first aligned head-to-feet with a view that has them, or with
-    each other, by their row profiles (a body's anterior and posterior share one), then turned
-    by the head end of their summed profiles, so both views always face the same way.
-    """
-    found: dict[str, tuple[int | None, str]] = {}
-    for name, ref in refs.items():
-        turns, view = ref.turns, stored[name]
-        if turns is not None and _portrait(np.rot90(view, turns)):
-            by_body = head_up_turns(view)
-            note = "" if by_body in (None, turns) else " (the body's counts point the other way: hot feet?)"
-            found[name] = (turns, "from the header" + note)
-    silent = [name for name in refs if name not in found]
-    if not silent:
-        return found
-    upright = {name: np.rot90(stored[name], turns) for name, (turns, _) in found.items()}
-    axes = {name: _long_axis_turns(stored[name]) for name in silent}
-    upright.update({name: np.rot90(stored[name], axes[name]) for name in silent})
-    reference = _profile(upright[next(iter(found), silent[0])])
-    flips, aligned = {}, []
-    for name in silent:
-        profile = _on_length(_profile(upright[name]), reference.size)
-        same, reversed_ = np.corrcoef(reference, profile)[0, 1], np.corrcoef(reference, profile[::-1])[0, 1]
-        flips[name] = 0 if not reversed_ > same else 2
-        aligned.append(profile[::-1] if flips[name] else profile)  # a half turn reverses the row profile
-    if found:
-        note = f"aligned with the {next(iter(found))} view's header"
-        return found | {name: (axes[name] + flips[name], note) for name in silent}
-    end = _head_end(np.sum(aligned, axis=0))
-    if end is None:
-        return {name: (None, "as stored (not evident from the body)") for name in silent}
-    return {name: ((axes[name] + flips[name] + end) % 4, "from the body") for name in silent}
-
-
-def _portrait(view: np.ndarray) -> bool:
-    return view.shape[0] >= view.shape[1]
 
 
 def _note_findings(report: DicomImportReport, study_id: str, fidelity: list[str], burned_in: bool) -> None:
