@@ -20,7 +20,6 @@ from synthscan.cli import main
 from synthscan.config import builtin_config, load_config
 from synthscan.dataset import Dataset
 from synthscan.evaluation.augmentation import (
-    EXTERNAL,
     Run,
     StudyDesign,
     _headline,
@@ -31,6 +30,7 @@ from synthscan.evaluation.augmentation import (
     patient_strata,
     run_augmentation_study,
 )
+from synthscan.evaluation.augmentation_report import EXTERNAL
 
 MIXED = [
     ("normal", 0),
