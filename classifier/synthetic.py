@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from synthscan.apportion import apportion
+from synthscan.apportion import apportion_counts
 from synthscan.atomic import atomic_write_text
 from synthscan.classifier.config import MIXES
 from synthscan.dataset import INFO, Dataset, DatasetError, Record, same_pixel_size
@@ -79,10 +79,9 @@ def is_generator_dir(path: str | Path) -> bool:
 
 
 def allocate(n: int, weights: Mapping[Any, float]) -> dict[Any, int]:
-    """``n`` items per key in proportion to ``weights`` (:func:`~synthscan.apportion.apportion`: the
-    result for ``n`` is always contained in the result for ``n + 1``)."""
+    """``n`` items per key in proportion to ``weights`` (:func:`~synthscan.apportion.apportion_counts`)."""
     try:
-        return dict.fromkeys(weights, 0) | Counter(apportion(n, weights))
+        return apportion_counts(n, weights)
     except ValueError:
         raise ValueError("cannot allocate studies: every condition has weight 0") from None
 

@@ -37,7 +37,7 @@ Every run is a classifier run folder ``runs/n<size>-d<draw>-s<seed>-<arm><ratio>
 predictions; it is written as it ends and skipped by a rerun, and runs are independent, so
 ``shard=(i, N)`` trains every N-th run and any number of processes or machines share one study
 (``results.json`` is assembled once every run is complete, and equals a single process's). Binned
-arrays are cached under ``cache/``.
+arrays are cached under ``cache/``; the report is written by :mod:`.augmentation_report`.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ from synthscan.classifier.train import (
 )
 from synthscan.config import NonNegativeInt, PositiveInt, to_dict
 from synthscan.dataset import Dataset, DatasetError, Record
-from synthscan.evaluation.augmentation_report import EXTERNAL, REAL, RESULTS, write_report
+from synthscan.evaluation.augmentation_report import EXTERNAL, INTERNAL, REAL, RESULTS, write_report
 from synthscan.evaluation.stats import across_draws, auc_ci, delong_test, effective_size, operating_point
 from synthscan.generator.conditions import condition_key
 from synthscan.labels import LABELS, PATIENT_SOURCES
@@ -97,7 +97,6 @@ from synthscan.runs import RunDir
 log = logging.getLogger(__name__)
 
 SETTINGS = "study.json"
-INTERNAL = "internal"
 ADDED_ARMS: tuple[str, ...] = ("synthetic", "oracle", "simulator")
 """Arms that add studies to the real ones: generated, extra real from the generator's site, simulated."""
 ALL = 0

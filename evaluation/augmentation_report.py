@@ -19,6 +19,8 @@ from synthscan.classifier.config import TASKS
 
 RESULTS = "results.json"
 REPORT = "report.md"
+# Names the study writes into run folders and results.json, and the report reads back.
+INTERNAL = "internal"
 EXTERNAL = "external (pooled)"  # the pooled row: each run's value averaged over the external cohorts
 REAL = "real"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthscan.apportion import apportion
+from synthscan.apportion import apportion_counts
 from synthscan.dataset import Dataset, DatasetError, same_pixel_size
 from synthscan.generator.conditions import condition_key, tracer_sequence
 from synthscan.generator.sampling import SampleRequest, write_samples
@@ -64,7 +64,7 @@ def _grade_split(n: int, grade_counts: Mapping[int, int]) -> dict[int, int]:
     weights = {g: grade_counts.get(g, 0) for g in AMYLOIDOSIS_GRADES}
     if not sum(weights.values()):
         weights = dict.fromkeys(AMYLOIDOSIS_GRADES, 1)
-    return dict.fromkeys(weights, 0) | Counter(apportion(n, weights))
+    return apportion_counts(n, weights)
 
 
 def plan_augmentation(

@@ -29,3 +29,12 @@ def apportion(n: int, weights: Mapping[K, float]) -> list[K]:
         given[key] += 1
         sequence.append(key)
     return sequence
+
+
+def apportion_counts(n: int, weights: Mapping[K, float]) -> dict[K, int]:
+    """How many of ``n`` items each key gets by :func:`apportion` (keys in ``weights``' order, 0 included).
+
+    A key's count never falls as ``n`` grows (no Alabama paradox, which largest remainders have), so a
+    plan grown in steps keeps what a smaller one already made.
+    """
+    return dict.fromkeys(weights, 0) | Counter(apportion(n, weights))

@@ -1,5 +1,6 @@
 """Augmentation planning and idempotent, resumable execution with a tiny trained generator."""
 
+import itertools
 from types import SimpleNamespace
 
 import numpy as np
@@ -46,6 +47,23 @@ def test_balance_plan(tmp_path, source):
     per = plan_augmentation(dataset, mode="per-class", per_class=2)
     assert {s.label for s in per.studies} == {"normal", "metastasis", "amyloidosis"} and len(per.studies) == 6
     assert plan_augmentation(dataset, mode="ratio", ratio=0.5).target_synthetic["normal"] == 5
+
+
+def test_a_plan_grown_in_steps_keeps_every_grade_study_of_the_smaller_one(tmp_path):
+    dataset = Dataset.create(tmp_path / "d", matrix=MATRIX)
+    rng = np.random.default_rng(0)
+    grades = [1] * 6 + [2] * 6 + [3] * 2  # largest remainders: 10 → (4, 4, 2), 11 → (5, 5, 1)
+    with dataset.writer() as w:
+        for i, grade in enumerate(grades):
+            w.add(rng.poisson(20, size=(2, *MATRIX)), study_id=f"r{i}", patient_id=f"p{i}",
+                  label="amyloidosis", perugini_grade=grade, source="real")  # fmt: skip
+    planned = [
+        {s.study_id for s in plan_augmentation(dataset, mode="per-class", per_class=n).studies}
+        for n in range(1, 30)
+    ]
+    assert all(smaller <= larger for smaller, larger in itertools.pairwise(planned))
+    eleven = [s.grade for s in plan_augmentation(dataset, mode="per-class", per_class=11).studies]
+    assert [eleven.count(g) for g in (1, 2, 3)] == [5, 4, 2]
 
 
 def test_plan_follows_the_datasets_tracer_mix_for_a_model_with_tracer_conditions(tmp_path):

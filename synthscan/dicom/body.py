@@ -8,7 +8,7 @@ with the other view by their row profiles (either way round), which settles it w
 view's header gives its head end.  Otherwise the head end is the end whose outer 15 % of the body
 holds at least :data:`HEAD_RATIO` times the counts of the other in the aligned views' summed
 profile (skull against feet; on simulated scans of every site the ratio is ≥ 1.5), so the two views
-always face the same way.  A landscape view whose head end is not evident is skipped; a portrait
+always face the same way.  The import skips a landscape view whose head end is not evident; a portrait
 view then stays as stored (head first, the vendors' convention).  A header's head end is never
 overruled by the counts (a foot injection or an extravasation can make the feet the hotter end);
 where the two disagree, the view's ``meta`` says so.  Turns are rotations, never mirror images,
@@ -125,4 +125,5 @@ def head_up(
 
 
 def portrait(view: np.ndarray) -> bool:
+    """At least as tall as wide: how a whole-body view stands head-up."""
     return view.shape[0] >= view.shape[1]

@@ -81,7 +81,8 @@ from tqdm import tqdm
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import INFO, DatasetError, DatasetWriter
 from synthscan.dataset import Dataset as SynthDataset
-from synthscan.dicom import body, codes
+from synthscan.dicom import codes
+from synthscan.dicom.body import head_up, portrait, two_bodies
 from synthscan.dicom.deidentify import (
     Deidentifier,
     TooDeep,
@@ -137,7 +138,7 @@ class DicomImportReport(ImportReport):
     no_tracer: list[str] = field(default_factory=list)
     """Study ids imported without a tracer: no Radiopharmaceutical code or name known, no ``--tracer``."""
     view_rules: Counter = field(default_factory=Counter)
-    """How many views each rule of :mod:`synthscan.dicom.views` decided."""
+    """How many views each rule decided (:mod:`synthscan.dicom.views`, or ``secondary-capture``)."""
     deidentification: dict[str, Any] = field(default_factory=dict)
 
 
@@ -155,7 +156,7 @@ class ViewRef:
     turns: int | None = None
     """Quarter turns (:func:`numpy.rot90`) that put the head at the top, when the header tells."""
     rule: str = "view-code"
-    """The rule that found the view (:mod:`synthscan.dicom.views`)."""
+    """The rule that found the view (:mod:`synthscan.dicom.views`, or ``secondary-capture``)."""
 
 
 @dataclass
@@ -239,7 +240,8 @@ def synthetic_provenance(ds: Dataset) -> dict[str, Any] | None:
     """synthscan's condition and provenance from an object marked synthetic (see :mod:`.write`).
 
     ``None`` for objects not marked synthetic or without synthscan's Image Comments; raises
-    :class:`Unusable` when the comment is there but malformed.  Only a trusting import uses it.
+    :class:`~synthscan.dicom.reasons.Unusable` when the comment is there but malformed.  Only a
+    trusting import uses it.
     """
     comment = str(ds.get("ImageComments", ""))
     if not is_marked_synthetic(ds) or not comment.startswith(COMMENT_PREFIX):
@@ -338,7 +340,10 @@ def _sc_views(ds: Dataset, path: Path) -> dict[str, ViewRef]:
 
 
 def classify(path: Path) -> SourceObject:
-    """Pass 1: read a header and say where its views are; raises :class:`Unusable` with the reason."""
+    """Pass 1: read a header and say where its views are.
+
+    Raises :class:`~synthscan.dicom.reasons.Unusable` with the reason.
+    """
     ds = _read_header(path)
     try:
         return _classify(ds, path)
@@ -694,7 +699,7 @@ def _import_scan(
         raise Unusable("unreadable") from None
     fidelity = sorted({reason for ds in datasets.values() for reason in pixel_fidelity(ds)})
     frames = {path: _frames(ds) for path, ds in datasets.items()}  # decoded before "already there"
-    if scan.layout == "secondary-capture" and not body.two_bodies(frames[scan.objects[0].path][0]):
+    if scan.layout == "secondary-capture" and not two_bodies(frames[scan.objects[0].path][0]):
         raise Unusable("sc-one-body")
     uids = {obj.path: obj.instance_uid or obj.path.name for obj in scan.objects}
     key = "\x00".join(f"{uids[ref.path]}:{ref.frame}:{ref.half}" for ref in scan.views.values())
@@ -719,12 +724,12 @@ def _import_scan(
         raise Unusable("no-labels" if settings.labels is None else "no-label-row")
 
     stored = {name: _view_pixels(frames[ref.path], ref) for name, ref in scan.views.items()}
-    head_up = body.head_up({name: ref.turns for name, ref in scan.views.items()}, stored)
+    head_ends = head_up({name: ref.turns for name, ref in scan.views.items()}, stored)
     views, view_meta = [], {}
     for name in VIEWS:
         ref, pixels = scan.views[name], stored[name]
-        turns, head_end = head_up[name]
-        if turns is None and not body.portrait(pixels):
+        turns, head_end = head_ends[name]
+        if turns is None and not portrait(pixels):
             raise Unusable("head-feet")
         pixels = np.rot90(pixels, turns or 0)
         mirrored = (

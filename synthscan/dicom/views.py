@@ -20,8 +20,8 @@ the stored image as a view from the side ``row × column`` looks from, never a m
 vectors say where the head is (column ``-z``: top; ``+z``: bottom; row ``+z``: right; ``-z``: left),
 hence the quarter turns that put it at the top.
 A view is stored mirrored only when its View Code names the other side than its orientation
-looks from; it is then flipped back (either view).  Where the header says nothing of mirroring,
-``ImportOptions.posterior_mirrored`` decides for the posterior.
+looks from; :mod:`synthscan.dicom.read` then flips it back (either view).  Where the header says
+nothing of mirroring, ``ImportOptions.posterior_mirrored`` decides for the posterior there.
 """
 
 from __future__ import annotations
