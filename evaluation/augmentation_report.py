@@ -23,6 +23,8 @@ REPORT = "report.md"
 INTERNAL = "internal"
 EXTERNAL = "external (pooled)"  # the pooled row: each run's value averaged over the external cohorts
 REAL = "real"
+GAIN_COLUMNS = ("AUC [95% CI]", "absolute gain", "relative gain %", "headroom closed", "p")
+"""The columns every gain table of the report shares, after its row keys."""
 
 
 def _clean(value: Any) -> Any:
@@ -185,11 +187,7 @@ def write_report(results: dict[str, Any], out: str | Path) -> Path:
             "task",
             "size",
             "arm",
-            "AUC [95% CI]",
-            "absolute gain",
-            "relative gain %",
-            "headroom closed",
-            "p",
+            *GAIN_COLUMNS,
             "multiplier",
             "per-model DeLong p < 0.05 (better / worse of tests)",
         ),
@@ -210,16 +208,7 @@ def write_report(results: dict[str, Any], out: str | Path) -> Path:
             "",
             f"## {task}, per cohort",
             "",
-            _row(
-                "cohort",
-                "size",
-                "arm",
-                "AUC [95% CI]",
-                "absolute gain",
-                "relative gain %",
-                "headroom closed",
-                "p",
-            ),
+            _row("cohort", "size", "arm", *GAIN_COLUMNS),
             _row(*["---"] * 8),
         ]
         for key in rows:
