@@ -5,7 +5,9 @@
 Both must share the autoencoder (checked) and sampler settings (the first's are kept).
 """
 import sys
+
 import torch
+
 from synthscan.generator.storage import load_pipeline, save_model
 
 a, b, out = sys.argv[1:4]
