@@ -4,6 +4,7 @@
 
 Both must share the autoencoder (checked) and sampler settings (the first's are kept).
 """
+
 import sys
 
 import torch
@@ -16,7 +17,9 @@ for name in ("unet", "condition_encoder"):
     ma, mb = getattr(pa, name), getattr(pb, name)
     sb = mb.state_dict()
     with torch.no_grad():
-        ma.load_state_dict({k: (v + sb[k]) / 2 if v.is_floating_point() else v for k, v in ma.state_dict().items()})
+        ma.load_state_dict(
+            {k: (v + sb[k]) / 2 if v.is_floating_point() else v for k, v in ma.state_dict().items()}
+        )
 va, vb = pa.vae.state_dict(), pb.vae.state_dict()
 assert all(torch.equal(va[k], vb[k]) for k in va), "autoencoders differ"
 save_model(pa, out, card=f"Weight average (model soup) of the UNet and condition encoder of {a} and {b}.\n")
