@@ -102,13 +102,18 @@ class ContinuationConfig:
     Exactly ``synthscan finetune`` of the main stage's model on the same studies, at
     ``diffusion.batch_size``: a fresh AdamW state, a short warm-up and a new cosine decay from a lower
     peak, finetune's EMA and logging defaults (docs/continued_training). The main stage's model stays
-    in ``OUT/base-model``; the continued one is ``OUT/model``.
+    in ``OUT/base-model``; the continued one is ``OUT/model``, or with ``soup_snr_gammas`` the average
+    of the restarts ``OUT/restart-1``, ``OUT/restart-2``, … (:mod:`synthscan.generator.soup`).
     """
 
     steps: NonNegativeInt = 0  # optimizer steps (0: no continuation, OUT/model is the main stage's)
     learning_rate: PositiveFloat = 2.0e-4  # AdamW peak learning rate of the restart
     seed: NonNegativeInt = 1  # data order and noise of the restart (the main stage has its own)
-    snr_gamma: PositiveFloat | None = None  # Min-SNR-γ weighting of the restart (see DiffusionConfig)
+    snr_gamma: PositiveFloat | None = None  # Min-SNR-γ weighting of the (first) restart (see DiffusionConfig)
+    # a model soup (Wortsman et al. 2022; docs/min_snr): one more restart per Min-SNR-γ here (null: the
+    # plain loss), otherwise the same as the first (same seed: one basin of the loss); OUT/model is then
+    # the mean of all restarts' UNet and condition-encoder weights. Each restart costs `steps` of training
+    soup_snr_gammas: tuple[PositiveFloat | None, ...] = ()
 
 
 @dataclass
@@ -199,6 +204,16 @@ class GeneratorConfig:
         if not 0 <= self.diffusion.cond_drop_prob < 1:
             raise ConfigError(
                 f"diffusion.cond_drop_prob must lie in [0, 1), got {self.diffusion.cond_drop_prob}"
+            )
+        restarts = [self.continuation.snr_gamma, *self.continuation.soup_snr_gammas]
+        if self.continuation.soup_snr_gammas and not self.continuation.steps:
+            raise ConfigError(
+                "continuation.soup_snr_gammas needs continuation.steps > 0 (the steps of every restart)"
+            )
+        if len(set(restarts)) < len(restarts):
+            raise ConfigError(
+                f"continuation restarts must differ in their Min-SNR-γ (snr_gamma and soup_snr_gammas), "
+                f"got {restarts}: two alike would train the same weights twice"
             )
 
     @property

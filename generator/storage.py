@@ -30,6 +30,20 @@ NO_PATIENT_SOURCES: tuple[str, ...] = ("simulated",)
 """Training sources that hold no patient: a model trained only on these cannot reproduce a patient."""
 
 
+BASE_MODEL_HEADING = "## Base model"
+"""The heading under which a fine-tuned or averaged model's card carries its base model's card."""
+
+
+def demote_headings(lines: list[str]) -> list[str]:
+    """Markdown headings one level down, so a model's card nests in another's; lines in code blocks
+    (a shell comment) left as they are."""
+    out, fenced = [], False
+    for line in lines:
+        fenced ^= line.startswith("```")
+        out.append("#" + line if line.startswith("#") and not fenced else line)
+    return out
+
+
 class ModelError(ValueError):
     """A generator folder is missing, incomplete or corrupt; the message says how to fix it."""
 

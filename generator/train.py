@@ -10,6 +10,7 @@ A run folder holds::
     model/                                             (the SynthScanPipeline: load it with `--model`)
     base-model/, model-run/                            (with a continuation: the main stage's model, and
                                                         the finetune run that continues it into model/)
+    restart-<i>/, restart-<i>-run/                     (with a soup: each restart; model/ their average)
 
 Everything runs through 🤗 Accelerate, so the same command works on a CPU, a GPU or under
 ``accelerate launch`` with several processes (each process draws its own batches; the global batch
@@ -52,7 +53,7 @@ from synthscan.generator.conditions import (
     split_key,
     study_factors,
 )
-from synthscan.generator.config import DiffusionConfig, DistillConfig, GeneratorConfig
+from synthscan.generator.config import ContinuationConfig, DiffusionConfig, DistillConfig, GeneratorConfig
 from synthscan.generator.data import TrainingImages, random_crops, shared_images, training_records
 from synthscan.generator.models import (
     ConditionedUNet,
@@ -63,7 +64,8 @@ from synthscan.generator.models import (
     build_unet,
 )
 from synthscan.generator.pipeline import SynthScanPipeline
-from synthscan.generator.storage import save_model
+from synthscan.generator.soup import average_models
+from synthscan.generator.storage import BASE_MODEL_HEADING, demote_headings, save_model
 from synthscan.generator.transform import ConditionLogNormal
 from synthscan.runs import RunDir
 
@@ -583,18 +585,23 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
 
     With ``config.continuation.steps`` the main stage's model is saved to ``out/base-model`` and
     :func:`finetune` continues its UNet into ``out/model`` (``out/model-run``), as the two commands
-    would. Rerunning with the same ``out`` resumes from the latest checkpoint of the unfinished stage.
+    would; with ``soup_snr_gammas`` once per Min-SNR-γ into ``out/restart-<i>``, and ``out/model`` is
+    their weight average. Rerunning with the same ``out`` resumes from the latest checkpoint of the
+    unfinished stage.
     """
     state = PartialState()
     main = state.is_main_process
     out = Path(out)
     continuation = config.continuation
     model_folder = out / ("base-model" if continuation.steps else "model")
-    if not continuation.steps and (out / "model-run").is_dir():
-        raise ValueError(
-            f"{out} holds a continued model ({out / 'model-run'}); rerun it with its continuation "
-            "settings, or train into a new --out"
-        )
+    gammas = [continuation.snr_gamma, *continuation.soup_snr_gammas]
+    if not continuation.steps:
+        continued = {}
+    elif len(gammas) == 1:
+        continued = {out / "model": gammas[0]}
+    else:  # a soup: one restart per Min-SNR-γ, averaged into out/model
+        continued = {out / f"restart-{i}": gamma for i, gamma in enumerate(gammas, 1)}
+    _check_continued_runs(out, continued, continuation)
     dataset = Dataset.open(data)
     records = training_records(dataset, tuple(config.sources))
     run = RunDir(out, config, kind="generator") if main else None
@@ -661,18 +668,59 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
             run.close()
     if not continuation.steps:
         return model_folder
-    return finetune(
-        model_folder,
-        dataset,
-        out / "model",
-        steps=continuation.steps,
-        seed=continuation.seed,
-        learning_rate=continuation.learning_rate,
-        batch_size=config.diffusion.batch_size,
-        sources=tuple(sorted({r.source for r in records})),
-        snr_gamma=continuation.snr_gamma,
-        progress=progress,
-    )
+    models = [
+        finetune(
+            model_folder,
+            dataset,
+            folder,
+            steps=continuation.steps,
+            seed=continuation.seed,
+            learning_rate=continuation.learning_rate,
+            batch_size=config.diffusion.batch_size,
+            sources=tuple(sorted({r.source for r in records})),
+            snr_gamma=gamma,
+            progress=progress,
+        )
+        for folder, gamma in continued.items()
+    ]
+    if len(models) == 1:
+        return models[0]
+    try:
+        if main:
+            average_models(models, out / "model")
+    finally:  # an error on the main process must not leave the others waiting
+        state.wait_for_everyone()
+    return out / "model"
+
+
+def _check_continued_runs(
+    out: Path, continued: dict[Path, float | None], continuation: ContinuationConfig
+) -> None:
+    """Before the main stage: refuse a rerun whose continuation settings would not make the continued
+    runs ``out`` holds (it would replace them, or stop after the main stage), naming the settings.
+    ``continued``: the folder of each model the continuation makes, with its Min-SNR-γ."""
+    runs = [out / "model-run", *sorted(out.glob("restart-*-run"))]
+    stray = [r for r in runs if r.is_dir() and r.with_name(r.name.removesuffix("-run")) not in continued]
+    if stray:
+        hint = ""
+        if stray == [out / "model-run"] and out / "restart-1" in continued:
+            hint = " (to keep it as the soup's first restart, rename model and model-run to restart-1(-run))"
+        raise ValueError(
+            f"{out} holds a continued model ({stray[0]}) that these continuation settings would not "
+            f"make{hint}; rerun it with its continuation settings, or train into a new --out"
+        )
+    for folder, gamma in continued.items():
+        recorded = folder.with_name(folder.name + "-run") / "config.yaml"
+        if not recorded.is_file():
+            continue
+        was = load_config(GeneratorConfig, recorded)
+        now = (continuation.steps, continuation.learning_rate, continuation.seed, gamma)
+        if (was.diffusion.steps, was.diffusion.learning_rate, was.seed, was.diffusion.snr_gamma) != now:
+            raise ValueError(
+                f"{recorded.parent} was started with steps {was.diffusion.steps}, learning rate "
+                f"{was.diffusion.learning_rate:g}, seed {was.seed} and Min-SNR-γ {was.diffusion.snr_gamma}; "
+                "rerun with those continuation settings, or train into a new --out"
+            )
 
 
 def _factor_id(table: list[str], value: str) -> int:
@@ -809,18 +857,9 @@ def finetune_card(
         f"{torch.get_num_threads()} threads per process",
         f"- wall time: {seconds / 3600:.2f} h",
         "",
-        "## Base model",
+        BASE_MODEL_HEADING,
         "",
-        *_demote_headings(base_lines),
+        *demote_headings(base_lines),
         "",
     ]
     return "\n".join(lines)
-
-
-def _demote_headings(lines: list[str]) -> list[str]:
-    """Markdown headings one level down; lines in code blocks (a shell comment) left as they are."""
-    out, fenced = [], False
-    for line in lines:
-        fenced ^= line.startswith("```")
-        out.append("#" + line if line.startswith("#") and not fenced else line)
-    return out

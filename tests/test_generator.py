@@ -34,6 +34,7 @@ from synthscan.generator.sampling import (
     sample_to_dataset,
     sampler_settings,
 )
+from synthscan.generator.soup import average_models
 from synthscan.generator.storage import (
     CHECKSUMS,
     ModelError,
@@ -497,6 +498,74 @@ def test_the_continuation_is_synthscan_finetune_of_the_main_stage_s_model(genera
                 generator_dataset.root, tiny_config(continuation=changed), tmp_path / "run", progress=False
             )
     assert (model / "checksums.json").read_bytes() == sums
+
+
+def weights(model: Path, part: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(next((model / part).glob("*.safetensors")))
+
+
+def test_a_soup_continuation_is_the_weight_average_of_its_restarts(generator_dataset, tmp_path):
+    """With ``continuation.soup_snr_gammas`` one `synthscan train` gives the mean of the restarts'
+    UNet and condition-encoder weights, each restart `synthscan finetune` of the main stage with its
+    Min-SNR-γ; the autoencoder and settings are the restarts' own."""
+    soup = {"steps": 3, "learning_rate": 2e-4, "seed": 1, "soup_snr_gammas": [5.0]}
+    model = train_module.train(generator_dataset.root, tiny_config(continuation=soup), tmp_path / "run",
+                               progress=False)  # fmt: skip
+    run = tmp_path / "run"
+    assert model == run / "model" and verify_model(model) and not (run / "model-run").exists()
+    common = dict(steps=3, seed=1, learning_rate=2e-4, batch_size=4, sources=("simulated",), progress=False)
+    plain = train_module.finetune(run / "base-model", generator_dataset, tmp_path / "plain", **common)
+    gamma = train_module.finetune(run / "base-model", generator_dataset, tmp_path / "g5", snr_gamma=5.0,
+                                  **common)  # fmt: skip
+    for part in ("unet", "condition_encoder"):
+        a, b, mean = weights(plain, part), weights(gamma, part), weights(model, part)
+        first, second = weights(run / "restart-1", part), weights(run / "restart-2", part)
+        assert first.keys() == a.keys() == b.keys() == mean.keys()
+        assert any(not torch.equal(a[k], b[k]) for k in a), f"{part}: the restarts are identical"
+        for key in a:
+            assert torch.equal(first[key], a[key]) and torch.equal(second[key], b[key]), key
+            assert torch.allclose(mean[key], (a[key] + b[key]) / 2, rtol=0, atol=1e-7), key
+    assert (model / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == (
+        plain / "vae" / "diffusion_pytorch_model.safetensors"
+    ).read_bytes()
+    assert (model / "model_index.json").read_text() == (plain / "model_index.json").read_text()
+    card = (model / "README.md").read_text()
+    assert "## `restart-1`" in card and "## `restart-2`" in card and "Min-SNR-γ 5 loss weighting" in card
+    assert card.count("\n## Base model\n") == 1 and "continuation:\n  steps: 3" in card
+    unet = (model / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+    again = train_module.train(generator_dataset.root, tiny_config(continuation=soup), run, progress=False)
+    assert (again / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == unet, "a rerun resumes"
+    for changed in ({"steps": 3, "learning_rate": 2e-4, "seed": 1}, {"steps": 0}):
+        with pytest.raises(ValueError, match="restart-1-run"):  # never replaced by a single restart
+            train_module.train(generator_dataset.root, tiny_config(continuation=changed), run, progress=False)
+    with pytest.raises(ValueError, match=r"restart-2-run was started with .* Min-SNR-γ 5\.0"):
+        other_gamma = {**soup, "soup_snr_gammas": [20.0]}
+        train_module.train(generator_dataset.root, tiny_config(continuation=other_gamma), run, progress=False)
+    other_base = shutil.copytree(gamma, tmp_path / "other-base")
+    card = other_base / "README.md"
+    card.write_text(card.read_text().replace("## Base model\n", "## Base model\n\nAnother run.\n"))
+    with pytest.raises(ValueError, match="different base models"):
+        average_models([plain, other_base], tmp_path / "mixed")
+    tampered = load_pipeline(gamma)
+    with torch.no_grad():
+        next(tampered.vae.parameters()).add_(1e-3)
+    save_model(tampered, tmp_path / "tampered")
+    with pytest.raises(ValueError, match="different autoencoder weights"):
+        average_models([plain, tmp_path / "tampered"], tmp_path / "mixed")
+    assert not (tmp_path / "mixed").exists()
+
+
+def test_soup_restarts_must_differ():
+    with pytest.raises(ConfigError, match="differ in their Min-SNR"):
+        tiny_config(continuation={"steps": 3, "snr_gamma": 5.0, "soup_snr_gammas": [5.0]})
+    with pytest.raises(ConfigError, match=r"needs continuation\.steps"):
+        tiny_config(continuation={"soup_snr_gammas": [20.0]})
+    with pytest.raises(ConfigError, match=r"got \[None, None, 20\.0\]"):
+        tiny_config(continuation={"steps": 3, "soup_snr_gammas": [None, 20]})
+    three = tiny_config(continuation={"steps": 3, "snr_gamma": 5, "soup_snr_gammas": [None, 20]})
+    assert three.continuation.soup_snr_gammas == (None, 20.0)
 
 
 def test_training_refuses_synthetic_sources_and_empty_data(generator_dataset, tmp_path):
