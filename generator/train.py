@@ -3,7 +3,7 @@
 A run folder holds::
 
     config.yaml, run.json, log.txt, metrics.jsonl      (synthscan.runs.RunDir)
-    data/images.npy, data/index.json, data/latents.npz (caches, reused on resume)
+    data/images.npy, data/index.json, data/latents.npz (caches, reused on resume and by the continuation)
     autoencoder/checkpoint/, autoencoder/final/        (training state; the trained autoencoder)
     diffusion/checkpoint/                              (training state incl. EMA weights)
     samples/<stage>-<step>.png                         (sample grids rendered like `synthscan view`)
@@ -679,6 +679,7 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
             batch_size=config.diffusion.batch_size,
             sources=tuple(sorted({r.source for r in records})),
             snr_gamma=gamma,
+            image_cache=out / "data",
             progress=progress,
         )
         for folder, gamma in continued.items()
@@ -742,13 +743,16 @@ def finetune(
     sources: tuple[str, ...] = ("real",),
     patients: Collection[str] | None = None,
     snr_gamma: float | None = None,
+    image_cache: Path | None = None,
     progress: bool = True,
 ) -> Path:
     """Fine-tune a generator's UNet on ``dataset``'s studies of ``sources`` so samples match that site.
 
     ``patients`` restricts it to those patients' studies: a classifier's training split, so the
     generator never sees the patients it is validated and tested on. ``snr_gamma`` weighs the loss
-    by Min-SNR-γ (``DiffusionConfig.snr_gamma``; None: the plain mean squared error).
+    by Min-SNR-γ (``DiffusionConfig.snr_gamma``; None: the plain mean squared error). ``image_cache``:
+    the folder of the training-image cache (default ``OUT-run/data``; rebuilt if it holds other studies),
+    so a training's restarts share its main stage's instead of writing one copy each.
 
     The autoencoder is kept; the total-count distribution is refitted on the site's studies (its
     count level). Studies whose condition the model does not know are left out (and logged). With
@@ -789,7 +793,12 @@ def finetune(
     run = RunDir(work, config, kind="generator-finetune") if main else None
     try:
         images = shared_images(
-            state, dataset, records, config.transform.bin_factor, work / "data", progress=progress
+            state,
+            dataset,
+            records,
+            config.transform.bin_factor,
+            image_cache or work / "data",
+            progress=progress,
         )
         class_ids, null_ids, network = pretrained_conditioning(pipeline, records)
         network.train()

@@ -486,6 +486,7 @@ def test_the_continuation_is_synthscan_finetune_of_the_main_stage_s_model(genera
             assert one != next((base / part).glob("*.safetensors")).read_bytes(), f"{part} not trained"
     assert (model / "model_index.json").read_text() == (two_commands / "model_index.json").read_text()
     assert (tmp_path / "run" / "model-run" / "samples" / "final.png").is_file(), "a grid of the final model"
+    assert not (tmp_path / "run" / "model-run" / "data").exists(), "the main stage's image cache is reused"
     card = (model / "README.md").read_text()
     assert "3 more steps at batch 4" in card and "cosine decay from 0.0002" in card
     assert "Min-SNR-γ 5 loss weighting" in card and "Min-SNR" not in (plain / "README.md").read_text()
@@ -515,6 +516,7 @@ def test_a_soup_continuation_is_the_weight_average_of_its_restarts(generator_dat
                                progress=False)  # fmt: skip
     run = tmp_path / "run"
     assert model == run / "model" and verify_model(model) and not (run / "model-run").exists()
+    assert not any((run / f"restart-{i}-run" / "data").exists() for i in (1, 2)), "one image cache: run/data"
     common = dict(steps=3, seed=1, learning_rate=2e-4, batch_size=4, sources=("simulated",), progress=False)
     plain = train_module.finetune(run / "base-model", generator_dataset, tmp_path / "plain", **common)
     gamma = train_module.finetune(run / "base-model", generator_dataset, tmp_path / "g5", snr_gamma=5.0,
