@@ -32,7 +32,8 @@ def average_models(models: Sequence[str | Path], out: str | Path) -> Path:
     first = pipelines[0]
     for other, card in zip(pipelines[1:], cards[1:], strict=True):
         _check_compatible(first, other)
-        if _base_section(card) != _base_section(cards[0]):
+        bases = _base_section(cards[0]), _base_section(card)
+        if None not in bases and bases[0] != bases[1]:  # a hand-written card may not say its base
             raise ValueError(f"{first.path} and {other.path} were fine-tuned from different base models")
     for name in AVERAGED:
         networks = [getattr(p, name, None) for p in pipelines]
@@ -100,7 +101,7 @@ def soup_card(pipelines: Sequence[SynthScanPipeline], cards: Sequence[str]) -> s
         own = card.split(f"\n{BASE_MODEL_HEADING}\n", 1)[0].splitlines()
         body = own[1:] if own and own[0].startswith("# ") else own
         lines += [f"## `{Path(pipeline.path).name}` (sha256 {pipeline.sha256})", *demote_headings(body), ""]
-    base = _base_section(cards[0])
+    base = next((b for b in map(_base_section, cards) if b is not None), None)
     if base is not None:
         lines += [BASE_MODEL_HEADING, base.rstrip("\n"), ""]
     return "\n".join(lines)

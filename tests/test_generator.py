@@ -550,13 +550,16 @@ def test_a_soup_continuation_is_the_weight_average_of_its_restarts(generator_dat
     card.write_text(card.read_text().replace("## Base model\n", "## Base model\n\nAnother run.\n"))
     with pytest.raises(ValueError, match="different base models"):
         average_models([plain, other_base], tmp_path / "mixed")
+    (other_base / "README.md").unlink()  # a card that does not say its base (hand-written) is not refused
+    mixed = average_models([other_base, plain], tmp_path / "mixed")
+    assert (mixed / "README.md").read_text().count("\n## Base model\n") == 1
     tampered = load_pipeline(gamma)
     with torch.no_grad():
         next(tampered.vae.parameters()).add_(1e-3)
     save_model(tampered, tmp_path / "tampered")
     with pytest.raises(ValueError, match="different autoencoder weights"):
-        average_models([plain, tmp_path / "tampered"], tmp_path / "mixed")
-    assert not (tmp_path / "mixed").exists()
+        average_models([plain, tmp_path / "tampered"], tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
 
 
 def test_soup_restarts_must_differ():
