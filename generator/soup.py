@@ -16,7 +16,13 @@ from pathlib import Path
 import torch
 
 from synthscan.generator.pipeline import SynthScanPipeline
-from synthscan.generator.storage import BASE_MODEL_HEADING, demote_headings, load_pipeline, save_model
+from synthscan.generator.storage import (
+    BASE_MODEL_HEADING,
+    demote_headings,
+    load_pipeline,
+    read_card,
+    save_model,
+)
 
 AVERAGED = ("unet", "condition_encoder")
 """The pipeline components whose weights are averaged (the condition encoder where a model has one)."""
@@ -28,12 +34,11 @@ def average_models(models: Sequence[str | Path], out: str | Path) -> Path:
     if len(models) < 2:
         raise ValueError(f"averaging needs at least two models, got {len(models)}")
     pipelines = [load_pipeline(m) for m in models]
-    cards = [_card(p) for p in pipelines]
+    cards = [_split_card(read_card(p.path)) for p in pipelines]
     first = pipelines[0]
-    for other, card in zip(pipelines[1:], cards[1:], strict=True):
+    for other, (_, base) in zip(pipelines[1:], cards[1:], strict=True):
         _check_compatible(first, other)
-        bases = _base_section(cards[0]), _base_section(card)
-        if None not in bases and bases[0] != bases[1]:  # a hand-written card may not say its base
+        if None not in (base, cards[0][1]) and base != cards[0][1]:  # a hand-written card may not say it
             raise ValueError(f"{first.path} and {other.path} were fine-tuned from different base models")
     for name in AVERAGED:
         networks = [getattr(p, name, None) for p in pipelines]
@@ -75,20 +80,16 @@ def _mean(tensors: list[torch.Tensor], key: str) -> torch.Tensor:
     return tensors[0]
 
 
-def _card(pipeline: SynthScanPipeline) -> str:
-    path = Path(pipeline.path) / "README.md"
-    return path.read_text(encoding="utf-8") if path.is_file() else "(no card)\n"
+def _split_card(card: str) -> tuple[str, str | None]:
+    """A fine-tuned model's card as what it says of its own training and of its base model (None for a
+    card without that section)."""
+    own, marker, base = card.partition(f"\n{BASE_MODEL_HEADING}\n")
+    return own, base if marker else None
 
 
-def _base_section(card: str) -> str | None:
-    """What a fine-tuned model's card says of its base model (None for a card without that section)."""
-    marker = f"\n{BASE_MODEL_HEADING}\n"
-    return card.split(marker, 1)[1] if marker in card else None
-
-
-def soup_card(pipelines: Sequence[SynthScanPipeline], cards: Sequence[str]) -> str:
+def soup_card(pipelines: Sequence[SynthScanPipeline], cards: Sequence[tuple[str, str | None]]) -> str:
     """The average's card: what each averaged model's card says of its own training, then their common
-    base model's card once (each restart's card repeats it)."""
+    base model's card once (each restart's card repeats it); ``cards`` as :func:`_split_card` gives."""
     lines = [
         "# Averaged synthscan generator (model soup)",
         "",
@@ -97,11 +98,11 @@ def soup_card(pipelines: Sequence[SynthScanPipeline], cards: Sequence[str]) -> s
         "(checked) and kept.",
         "",
     ]
-    for pipeline, card in zip(pipelines, cards, strict=True):
-        own = card.split(f"\n{BASE_MODEL_HEADING}\n", 1)[0].splitlines()
-        body = own[1:] if own and own[0].startswith("# ") else own
+    for pipeline, (own, _) in zip(pipelines, cards, strict=True):
+        own_lines = own.splitlines()
+        body = own_lines[1:] if own_lines and own_lines[0].startswith("# ") else own_lines
         lines += [f"## `{Path(pipeline.path).name}` (sha256 {pipeline.sha256})", *demote_headings(body), ""]
-    base = next((b for b in map(_base_section, cards) if b is not None), None)
+    base = next((b for _, b in cards if b is not None), None)
     if base is not None:
         lines += [BASE_MODEL_HEADING, base.rstrip("\n"), ""]
     return "\n".join(lines)

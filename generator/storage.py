@@ -34,6 +34,12 @@ BASE_MODEL_HEADING = "## Base model"
 """The heading under which a fine-tuned or averaged model's card carries its base model's card."""
 
 
+def read_card(folder: str | Path) -> str:
+    """A model folder's card (``README.md``), or a placeholder for a folder without one."""
+    path = Path(folder) / "README.md"
+    return path.read_text(encoding="utf-8") if path.is_file() else "(no card)\n"
+
+
 def demote_headings(lines: list[str]) -> list[str]:
     """Markdown headings one level down, so a model's card nests in another's; lines in code blocks
     (a shell comment) left as they are."""

@@ -65,7 +65,7 @@ from synthscan.generator.models import (
 )
 from synthscan.generator.pipeline import SynthScanPipeline
 from synthscan.generator.soup import average_models
-from synthscan.generator.storage import BASE_MODEL_HEADING, demote_headings, save_model
+from synthscan.generator.storage import BASE_MODEL_HEADING, demote_headings, read_card, save_model
 from synthscan.generator.transform import ConditionLogNormal
 from synthscan.runs import RunDir
 
@@ -849,8 +849,7 @@ def finetune_card(
 ) -> str:
     """A fine-tuned model's card: what the fine-tune did, then its base model's card (headings demoted),
     so the model carries its whole history."""
-    card = base / "README.md"
-    base_lines = card.read_text(encoding="utf-8").splitlines() if card.is_file() else ["(no card)"]
+    base_lines = read_card(base).splitlines()
     counts = Counter(r.source for r in records)
     weighting = f", Min-SNR-γ {diffusion.snr_gamma:g} loss weighting" if diffusion.snr_gamma else ""
     lines = [
