@@ -1,0 +1,84 @@
+"""``benchmarks/generator_quality.py`` on a model sampled with another guidance rule (2026-12-03).
+
+    python docs/autoguidance/guide_variants.py VARIANT [--guide FOLDER] [--weight W] GENERATOR_QUALITY_ARGS
+
+VARIANT changes only ``SynthScanPipeline._guided_output`` (the UNet output of each solver step); the
+model's scales, seeds and everything else stay as in ``model_index.json``. ``g`` is a study's own
+guidance scale, ``D(c)`` the model's output for condition ``c``, ``G(c)`` the guide's:
+
+- ``autoguide-null``: ``G(null) + g (D(c) - G(null))`` — classifier-free guidance whose null branch
+  comes from the weaker guide model (two network calls, as shipped);
+- ``autoguide-cond``: ``D(null) + g (D(c) - D(null)) + W (D(c) - G(c))`` — classifier-free guidance
+  plus autoguidance (Karras et al. 2024, "Guiding a Diffusion Model with a Bad Version of Itself"),
+  three calls;
+- ``negative-metastasis``: normal studies only, ``D(m) + W (D(c) - D(m))`` with ``m`` = metastasis,
+  the study's tracer and the burden's null class (a negative condition in place of the null one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import generator_quality
+
+from synthscan.generator.storage import load_pipeline
+
+VARIANTS = ("autoguide-null", "autoguide-cond", "negative-metastasis")
+
+
+def outputs(unet, encoder, x, t, ids):
+    """One UNet call of ``ids`` rows (factor ids through the model's condition encoder)."""
+    labels = ids if encoder is None else encoder(ids).to(unet.dtype)
+    return unet(x, t.expand(len(x)), class_labels=labels).sample
+
+
+def guided_variant(variant: str, guide_folder: str | None, weight: float):
+    """A ``load_pipeline`` whose pipelines guide by ``variant``."""
+
+    def load(path):
+        pipe = load_pipeline(path)
+        guide = load_pipeline(guide_folder) if variant.startswith("autoguide") else None
+        normal, metastasis = (list(pipe.config.conditions).index(k) for k in ("normal", "metastasis"))
+        shipped = pipe._guided_output
+
+        def guided(self, x, t, labels, nulls, g):
+            model = lambda ids: outputs(self.unet, self.condition_encoder, x, t, ids)  # noqa: E731
+            if variant == "autoguide-null":
+                weak_null = outputs(guide.unet, guide.condition_encoder, x, t, nulls)
+                return weak_null + g * (model(labels) - weak_null)
+            if variant == "autoguide-cond":
+                strong, weak = model(labels), outputs(guide.unet, guide.condition_encoder, x, t, labels)
+                cfg = strong if g == 1.0 else model(nulls) + g * (strong - model(nulls))
+                return cfg + weight * (strong - weak)
+            if not bool((labels[:, 0] == normal).all()):  # normals have their own scale: own groups
+                return shipped(x, t, labels, nulls, g)
+            negative = labels.clone()
+            negative[:, 0], negative[:, 2] = metastasis, nulls[:, 2]
+            away = model(negative)
+            return away + weight * (model(labels) - away)
+
+        pipe._guided_output = types.MethodType(guided, pipe)
+        return pipe
+
+    return load
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variant", choices=VARIANTS)
+    parser.add_argument("--guide", help="the weaker model of the autoguide variants (a model folder)")
+    parser.add_argument("--weight", type=float, default=1.0, help="W of the variant [default: 1.0]")
+    args, rest = parser.parse_known_args()
+    if args.variant.startswith("autoguide") and not args.guide:
+        parser.error(f"{args.variant} needs --guide")
+    generator_quality.load_pipeline = guided_variant(args.variant, args.guide, args.weight)
+    sys.argv = [sys.argv[0], *rest]
+    generator_quality.main()
+
+
+if __name__ == "__main__":
+    main()
