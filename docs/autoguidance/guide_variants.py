@@ -52,7 +52,8 @@ def guided_variant(variant: str, guide_folder: str | None, weight: float):
                 return weak_null + g * (model(labels) - weak_null)
             if variant == "autoguide-cond":
                 strong, weak = model(labels), outputs(guide.unet, guide.condition_encoder, x, t, labels)
-                cfg = strong if g == 1.0 else model(nulls) + g * (strong - model(nulls))
+                null = strong if g == 1.0 else model(nulls)
+                cfg = null + g * (strong - null)
                 return cfg + weight * (strong - weak)
             if not bool((labels[:, 0] == normal).all()):  # normals have their own scale: own groups
                 return shipped(x, t, labels, nulls, g)
