@@ -1,0 +1,81 @@
+"""The posterior ribs' vertical period in normal studies, against what a latent grid can draw.
+
+    python docs/normal_hot_spots/rib_period.py [--reconstruct MODEL] DATASET [DATASET ...]
+
+For each dataset's first 40 normal studies: the posterior counts in two paravertebral strips (6-18 %
+of the body's width either side of its midline) over the thorax (15-32 % of the body's height),
+summed per row, detrended (31-row moving mean removed), Hann-windowed; the mean normalised power
+spectrum's peak above 0.03 cycles per native pixel and its share in the 0.05-0.12 band (periods of
+8-20 native pixels, 19-48 mm at 2.4 mm). ``--reconstruct MODEL``: also the first dataset's studies
+encoded and decoded by MODEL's autoencoder and redrawn as Poisson counts at their own counts per view
+(``benchmarks/autoencoder_detectability.py``'s ``reconstructed_counts``): what its latents can carry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from synthscan.dataset import Dataset
+from synthscan.generator.storage import load_pipeline
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from autoencoder_detectability import reconstructed_counts
+from generator_fine_structure import Autoencoder
+
+N_FFT = 256
+
+
+def extent(profile: np.ndarray) -> tuple[int, int]:
+    rows = np.flatnonzero(ndimage.uniform_filter1d(profile, 9) > 0.05 * profile.max())
+    return rows[0], rows[-1]
+
+
+def paravertebral_spectrum(posterior: np.ndarray) -> np.ndarray:
+    top, bottom = extent(posterior.sum(axis=1))
+    left, right = extent(posterior.sum(axis=0))
+    height, width, middle = bottom - top, right - left, (left + right) // 2
+    rows = slice(top + int(0.15 * height), top + int(0.32 * height))
+    near, far = int(0.06 * width), int(0.18 * width)
+    strip = posterior[rows, middle - far : middle - near].sum(1) + posterior[
+        rows, middle + near : middle + far
+    ].sum(1)
+    strip = strip - ndimage.uniform_filter1d(strip, 31)
+    power = np.abs(np.fft.rfft(strip * np.hanning(len(strip)), n=N_FFT)) ** 2
+    return power / power.sum()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("datasets", nargs="+")
+    parser.add_argument("--reconstruct", help="a model whose autoencoder redraws the first dataset's studies")
+    args = parser.parse_args()
+    freqs = np.fft.rfftfreq(N_FFT)
+    above, rib_band = freqs > 0.03, (freqs > 0.05) & (freqs < 0.12)
+    runs = [(root, None) for root in args.datasets]
+    if args.reconstruct:
+        pipeline = load_pipeline(args.reconstruct)
+        runs.append((args.datasets[0], Autoencoder(pipeline.vae, pipeline.config.bin_factor)))
+    for root, ae in runs:
+        dataset = Dataset.open(root)
+        records = [r for r in dataset.records if r.label == "normal"][:40]
+        studies = [dataset.read(r).counts for r in records]
+        if ae is not None:
+            rng = np.random.default_rng(0)
+            studies = [reconstructed_counts(ae, c, rng) for c in studies]
+        spectrum = np.mean([paravertebral_spectrum(c[1].astype(float)) for c in studies], 0)
+        peak = freqs[np.argmax(np.where(above, spectrum, 0))]
+        share = spectrum[rib_band].sum() / spectrum[above].sum()
+        name = f"{root} reconstructed by {args.reconstruct}'s autoencoder" if ae is not None else root
+        print(
+            f"{name}: peak {peak:.3f} cycles/px (period {1 / peak:.1f} native px), "
+            f"0.05-0.12 share {share:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
