@@ -26,13 +26,9 @@ from synthscan.generator.storage import load_pipeline
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from autoencoder_detectability import reconstructed_counts
 from generator_fine_structure import Autoencoder
+from where import extent  # the body's extent, as where.py measures it (this folder)
 
 N_FFT = 256
-
-
-def extent(profile: np.ndarray) -> tuple[int, int]:
-    rows = np.flatnonzero(ndimage.uniform_filter1d(profile, 9) > 0.05 * profile.max())
-    return rows[0], rows[-1]
 
 
 def paravertebral_spectrum(posterior: np.ndarray) -> np.ndarray:
