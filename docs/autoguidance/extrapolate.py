@@ -2,8 +2,9 @@
 
     python docs/autoguidance/extrapolate.py STRONG WEAK ALPHA OUT
 
-Weight-space extrapolation past the shipped model, away from the main stage it was trained on from:
-what the continued training's direction would give with more of it, at no sampling cost.
+Weight-space extrapolation past the shipped model, away from the main stage its training continued:
+what the continued training's direction would give with more of it, at no sampling cost. The card
+gets one line saying so; the rest of the folder is STRONG's.
 """
 
 from __future__ import annotations
@@ -26,8 +27,15 @@ def main() -> None:
     for component in TRAINED:
         name = f"{component}/diffusion_pytorch_model.safetensors"
         s, w = load_file(strong / name), load_file(weak / name)
+        if {k: (v.shape, v.dtype) for k, v in s.items()} != {k: (v.shape, v.dtype) for k, v in w.items()}:
+            raise SystemExit(f"{strong / name} and {weak / name} are not the same network")
         save_file({k: (s[k] + alpha * (s[k] - w[k])).contiguous() for k in s}, out / name, {"format": "pt"})
         checksums[name] = hashlib.sha256((out / name).read_bytes()).hexdigest()
+    card = out / "README.md"
+    note = (
+        f"Extrapolated: UNet and condition encoder at this model + {alpha:g} × (this model − `{weak}`).\n\n"
+    )
+    card.write_text(note + card.read_text())
     (out / "checksums.json").write_text(json.dumps(checksums, indent=2, sort_keys=True) + "\n")
 
 

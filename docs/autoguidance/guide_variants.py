@@ -10,7 +10,7 @@ guidance scale, ``D(c)`` the model's output for condition ``c``, ``G(c)`` the gu
   comes from the weaker guide model (two network calls, as shipped);
 - ``autoguide-cond``: ``D(null) + g (D(c) - D(null)) + W (D(c) - G(c))`` — classifier-free guidance
   plus autoguidance (Karras et al. 2024, "Guiding a Diffusion Model with a Bad Version of Itself"),
-  three calls;
+  three calls (two where ``g`` is 1);
 - ``negative-metastasis``: normal studies only, ``D(m) + W (D(c) - D(m))`` with ``m`` = metastasis,
   the study's tracer and the burden's null class (a negative condition in place of the null one).
 """
@@ -55,8 +55,13 @@ def guided_variant(variant: str, guide_folder: str | None, weight: float):
                 null = strong if g == 1.0 else model(nulls)
                 cfg = null + g * (strong - null)
                 return cfg + weight * (strong - weak)
-            if not bool((labels[:, 0] == normal).all()):  # normals have their own scale: own groups
+            is_normal = labels[:, 0] == normal
+            if not bool(is_normal.any()):
                 return shipped(x, t, labels, nulls, g)
+            if not bool(is_normal.all()):
+                raise ValueError(
+                    "normal studies share a guidance group with others: give normals their own scale"
+                )
             negative = labels.clone()
             negative[:, 0], negative[:, 2] = metastasis, nulls[:, 2]
             away = model(negative)

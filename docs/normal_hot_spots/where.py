@@ -3,9 +3,10 @@
     python docs/normal_hot_spots/where.py DET OUT.png DATASET [DATASET ...]
 
 For each dataset's first 60 normal studies: marks per study by body-height band (head to feet: the
-rows with counts between the first and last above 5 % of the peak row), the abdomen band's marks by
-body-width fraction (spine at the middle, kidneys beside it), and, in OUT.png, each dataset's four
-most-marked studies among its first 40 (anterior | posterior mirrored to match; red: a mark).
+rows between the first and last whose 9-row moving mean exceeds 5 % of the peak row's counts), the
+abdomen band's marks by body-width fraction (spine at the middle, kidneys beside it), and, in OUT.png,
+each dataset's four most-marked studies among its first 40 (anterior | posterior mirrored into the
+anterior's left-right frame, as the detector sees them; red: a mark).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def panel(detector: LesionDetector, counts: np.ndarray, probabilities: np.ndarra
     f = counts.shape[1] // probabilities.shape[0]
     labels, n = detector.regions(probabilities)
     for y, x in ndimage.center_of_mass(np.ones_like(labels), labels, range(1, n + 1)):
-        for cx in (x * f, 2 * width - 1 - x * f):
+        for cx in (x * f, width + x * f):  # the posterior is shown mirrored into the anterior's frame
             draw.ellipse([cx - 12, y * f - 12, cx + 12, y * f + 12], outline=(220, 0, 0), width=3)
     draw.text((4, 4), title, fill=(0, 0, 255))
     return out.crop((0, 0, out.width, 800))
