@@ -7,7 +7,7 @@ of the body's width either side of its midline) over the thorax (15-32 % of the 
 summed per row, detrended (31-row moving mean removed), Hann-windowed; the mean normalised power
 spectrum's peak above 0.03 cycles per native pixel ("none" where the power falls from there on) and
 the 0.05-0.12 band's share of the power above 0.03 (periods of 8-20 native pixels, 19-48 mm at
-2.4 mm; a flat spectrum gives 0.15). ``--reconstruct MODEL``: also the first dataset's studies
+2.4 mm; a flat spectrum gives 0.15). ``--reconstruct MODEL`` (repeatable): also the first dataset's studies
 encoded and decoded by MODEL's autoencoder and redrawn as Poisson counts at their own counts per view
 (``benchmarks/autoencoder_detectability.py``'s ``reconstructed_counts``): what its latents can carry.
 """
@@ -49,15 +49,20 @@ def paravertebral_spectrum(posterior: np.ndarray) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="+")
-    parser.add_argument("--reconstruct", help="a model whose autoencoder redraws the first dataset's studies")
+    parser.add_argument(
+        "--reconstruct",
+        action="append",
+        default=[],
+        help="a model whose autoencoder redraws the first dataset's studies",
+    )
     args = parser.parse_args()
     freqs = np.fft.rfftfreq(N_FFT)
     above, rib_band = freqs > 0.03, (freqs > 0.05) & (freqs < 0.12)
-    runs = [(root, None) for root in args.datasets]
-    if args.reconstruct:
-        pipeline = load_pipeline(args.reconstruct)
-        runs.append((args.datasets[0], Autoencoder(pipeline.vae, pipeline.config.bin_factor)))
-    for root, ae in runs:
+    runs = [(root, None, None) for root in args.datasets]
+    for model in args.reconstruct:
+        pipeline = load_pipeline(model)
+        runs.append((args.datasets[0], model, Autoencoder(pipeline.vae, pipeline.config.bin_factor)))
+    for root, model, ae in runs:
         dataset = Dataset.open(root)
         records = [r for r in dataset.records if r.label == "normal"][:40]
         studies = [dataset.read(r).counts for r in records]
@@ -68,7 +73,7 @@ def main() -> None:
         k = int(np.argmax(np.where(above, spectrum, 0)))
         peak = f"{freqs[k]:.3f} cycles/px (period {1 / freqs[k]:.1f} native px)" if above[k - 1] else "none"
         share = spectrum[rib_band].sum() / spectrum[above].sum()
-        name = f"{root} reconstructed by {args.reconstruct}'s autoencoder" if ae is not None else root
+        name = f"{root} reconstructed by {model}'s autoencoder" if ae is not None else root
         print(f"{name}: spectral peak above 0.03 cycles/px {peak}, 0.05-0.12 share {share:.3f}")
 
 
