@@ -7,9 +7,11 @@ of the body's width either side of its midline) over the thorax (15-32 % of the 
 summed per row, detrended (31-row moving mean removed), Hann-windowed; the mean normalised power
 spectrum's peak above 0.03 cycles per native pixel ("none" where the power falls from there on) and
 the 0.05-0.12 band's share of the power above 0.03 (periods of 8-20 native pixels, 19-48 mm at
-2.4 mm; a flat spectrum gives 0.15). ``--reconstruct MODEL`` (repeatable): also the first dataset's studies
-encoded and decoded by MODEL's autoencoder and redrawn as Poisson counts at their own counts per view
-(``benchmarks/autoencoder_detectability.py``'s ``reconstructed_counts``): what its latents can carry.
+2.4 mm; a flat spectrum gives 0.15). ``--reconstruct MODEL`` (repeatable): also the first dataset's
+studies encoded and decoded by MODEL's autoencoder (MODEL a generator folder, or a bare diffusers
+``AutoencoderKL`` folder on ``--bin-factor`` binned images) and redrawn as Poisson counts at their own
+counts per view (``benchmarks/autoencoder_detectability.py``'s ``reconstructed_counts``): what its
+latents can carry.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from diffusers import AutoencoderKL
 from scipy import ndimage
 
 from synthscan.dataset import Dataset
@@ -53,15 +56,20 @@ def main() -> None:
         "--reconstruct",
         action="append",
         default=[],
-        help="a model whose autoencoder redraws the first dataset's studies",
+        help="a model, or a bare diffusers AutoencoderKL folder, that redraws the first dataset's studies",
     )
+    parser.add_argument("--bin-factor", type=int, default=2, help="a bare autoencoder's binning [default: 2]")
     args = parser.parse_args()
     freqs = np.fft.rfftfreq(N_FFT)
     above, rib_band = freqs > 0.03, (freqs > 0.05) & (freqs < 0.12)
     runs = [(root, None, None) for root in args.datasets]
     for model in args.reconstruct:
-        pipeline = load_pipeline(model)
-        runs.append((args.datasets[0], model, Autoencoder(pipeline.vae, pipeline.config.bin_factor)))
+        if (Path(model) / "model_index.json").is_file():
+            pipeline = load_pipeline(model)
+            ae = Autoencoder(pipeline.vae, pipeline.config.bin_factor)
+        else:
+            ae = Autoencoder(AutoencoderKL.from_pretrained(model).eval(), args.bin_factor)
+        runs.append((args.datasets[0], model, ae))
     for root, model, ae in runs:
         dataset = Dataset.open(root)
         records = [r for r in dataset.records if r.label == "normal"][:40]
