@@ -30,12 +30,6 @@ from synthscan.generator.storage import load_pipeline
 VARIANTS = ("autoguide-null", "autoguide-cond", "negative-metastasis")
 
 
-def outputs(unet, encoder, x, t, ids):
-    """One UNet call of ``ids`` rows (factor ids through the model's condition encoder)."""
-    labels = ids if encoder is None else encoder(ids).to(unet.dtype)
-    return unet(x, t.expand(len(x)), class_labels=labels).sample
-
-
 def guided_variant(variant: str, guide_folder: str | None, weight: float):
     """A ``load_pipeline`` whose pipelines guide by ``variant``."""
 
@@ -46,15 +40,16 @@ def guided_variant(variant: str, guide_folder: str | None, weight: float):
         shipped = pipe._guided_output
 
         def guided(self, x, t, labels, nulls, g):
-            model = lambda ids: outputs(self.unet, self.condition_encoder, x, t, ids)  # noqa: E731
+            # a pipeline's guided output at scale 1 is its conditional UNet output for ``ids``
+            model = lambda ids: shipped(x, t, ids, ids, 1.0)  # noqa: E731
+            weak = lambda ids: guide._guided_output(x, t, ids, ids, 1.0)  # noqa: E731
             if variant == "autoguide-null":
-                weak_null = outputs(guide.unet, guide.condition_encoder, x, t, nulls)
+                weak_null = weak(nulls)
                 return weak_null + g * (model(labels) - weak_null)
             if variant == "autoguide-cond":
-                strong, weak = model(labels), outputs(guide.unet, guide.condition_encoder, x, t, labels)
+                strong = model(labels)
                 null = strong if g == 1.0 else model(nulls)
-                cfg = null + g * (strong - null)
-                return cfg + weight * (strong - weak)
+                return null + g * (strong - null) + weight * (strong - weak(labels))
             is_normal = labels[:, 0] == normal
             if not bool(is_normal.any()):
                 return shipped(x, t, labels, nulls, g)
