@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synthscan.generator.models import unfold_latents
 from synthscan.generator.storage import load_pipeline
 
 
@@ -40,14 +41,14 @@ class GuidedUNet(torch.nn.Module):
 
 
 class Decoder(torch.nn.Module):
-    """The decoder call of one chunk: scaled latents → binned rate maps."""
+    """The decoder call of one chunk: the UNet's scaled latents → binned rate maps."""
 
-    def __init__(self, vae: torch.nn.Module):
+    def __init__(self, vae: torch.nn.Module, latent_patch: int):
         super().__init__()
-        self.vae = vae
+        self.vae, self.latent_patch = vae, latent_patch
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.vae.decode(z / self.vae.config.scaling_factor).sample
+        return self.vae.decode(unfold_latents(z, self.latent_patch) / self.vae.config.scaling_factor).sample
 
 
 def seconds_per_call(fn: Callable[[], object], repeats: int) -> float:
@@ -161,11 +162,12 @@ def main() -> None:
         "labels": class_input,
     }
     print(f"model: {pipeline.path}; {args.threads} threads; torch {torch.__version__}")
+    decoder = Decoder(pipeline.vae, pipeline.config.get("latent_patch", 1)).eval()
     with tempfile.TemporaryDirectory() as tmp:
         report = {
             "threads": args.threads,
             "UNet": compare("UNet", GuidedUNet(pipeline.unet).eval(), unet_inputs, Path(tmp), args),
-            "decoder": compare("decoder", Decoder(pipeline.vae).eval(), {"z": latents}, Path(tmp), args),
+            "decoder": compare("decoder", decoder, {"z": latents}, Path(tmp), args),
         }
     unet_share, decoder_share = args.split
     remaining = 1 - unet_share - decoder_share

@@ -123,7 +123,7 @@ def ddpm_seconds_per_study(pipeline, batch: int, steps_run: int, clock: Clock) -
         clock.sync()
         per_step = (time.perf_counter() - start) / steps_run
         start = time.perf_counter()
-        pipeline.vae.decode(latents / pipeline.vae.config.scaling_factor)
+        pipeline.decode_latents(latents)
         clock.sync()
         decode = time.perf_counter() - start
     return (per_step * scheduler.config.num_train_timesteps + decode) / batch

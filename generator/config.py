@@ -71,6 +71,9 @@ class UNetConfig:
     attention_levels: tuple[bool, ...] = (False, False, True)  # self-attention at each level
     norm_num_groups: PositiveInt = 8  # GroupNorm groups (must divide every channel count)
     dropout: Annotated[float, Range(min=0, max=1)] = 0.0  # ResNet dropout
+    # latent pixels per side folded into channels before the UNet (pixel unshuffle, DiT's patch size):
+    # a 2x-down latent of C channels is diffused as 4C channels on the 4x grid, at a 4x latent's cost
+    latent_patch: PositiveInt = 1
 
 
 @dataclass

@@ -50,6 +50,7 @@ from synthscan.generator.train import (
     _sample_grid,
     cached_latents,
     draw_latents,
+    fold_posterior,
     known_condition_records,
     pretrained_conditioning,
     run_stage,
@@ -331,7 +332,8 @@ def distill(
         if main:
             cached_latents(teacher.vae, images, out / "data", progress=progress)
         state.wait_for_everyone()
-        mean, std = cached_latents(teacher.vae, images, out / "data", progress=False)
+        latents = cached_latents(teacher.vae, images, out / "data", progress=False)
+        mean, std = fold_posterior(latents, teacher.config.get("latent_patch", 1))
         teacher_net.eval().requires_grad_(False)
         torch.manual_seed(config.seed)
         # trained in the default memory format (load_pipeline's channels-last weights are for inference)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, ModelMixin, UNet2DModel, UniPCMultistepScheduler
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
@@ -49,6 +50,26 @@ def build_autoencoder(config: AutoencoderConfig) -> AutoencoderKL:
         norm_num_groups=config.norm_num_groups,
         mid_block_add_attention=False,
     )
+
+
+def fold_latents(latents: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, C, H, W) autoencoder latents → (B, C·patch², H/patch, W/patch), the UNet's input."""
+    return latents if patch == 1 else F.pixel_unshuffle(latents, patch)
+
+
+def unfold_latents(latents: torch.Tensor, patch: int) -> torch.Tensor:
+    """The inverse of :func:`fold_latents`: the UNet's latents back on the autoencoder's grid."""
+    return latents if patch == 1 else F.pixel_shuffle(latents, patch)
+
+
+def check_latent_patch(latent_shape: tuple[int, int, int], patch: int) -> None:
+    """Refuse a ``latent_patch`` that does not divide the autoencoder's latent grid."""
+    _, rows, cols = latent_shape
+    if rows % patch or cols % patch:
+        raise ValueError(
+            f"unet.latent_patch {patch} does not divide the {rows}x{cols} latent grid; choose a divisor "
+            "of both, or change autoencoder.block_out_channels"
+        )
 
 
 def build_unet(

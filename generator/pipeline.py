@@ -30,7 +30,7 @@ from diffusers.utils import BaseOutput
 
 from synthscan.generator.conditions import FACTORS, UNKNOWN, resolve_condition, resolve_factor, split_key
 from synthscan.generator.config import GUIDED_EVERY_STEP
-from synthscan.generator.models import ConditionEncoder
+from synthscan.generator.models import ConditionEncoder, unfold_latents
 from synthscan.generator.transform import (
     AcquisitionWindow,
     ConditionLogNormal,
@@ -109,6 +109,7 @@ class SynthScanPipeline(DiffusionPipeline):
         factor_weights: dict[str, dict[str, dict[str, float]]] | None = None,
         guidance_distilled: bool = False,
         guidance_interval: list[float] | None = None,
+        latent_patch: int = 1,
     ):
         super().__init__()
         self.register_modules(vae=vae, unet=unet, scheduler=scheduler, condition_encoder=condition_encoder)
@@ -133,6 +134,7 @@ class SynthScanPipeline(DiffusionPipeline):
             factor_weights=factor_weights or {},
             guidance_distilled=bool(guidance_distilled),
             guidance_interval=[float(v) for v in guidance_interval or GUIDED_EVERY_STEP],
+            latent_patch=int(latent_patch),
         )
 
     @property
@@ -224,9 +226,16 @@ class SynthScanPipeline(DiffusionPipeline):
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
-        factor = self.config.bin_factor * 2 ** (len(self.vae.config.block_out_channels) - 1)
+        """Shape of one study's latent as the UNet sees it (the autoencoder's, folded by ``latent_patch``)."""
+        patch = self.config.get("latent_patch", 1)  # 1 for models saved before it
+        factor = self.config.bin_factor * 2 ** (len(self.vae.config.block_out_channels) - 1) * patch
         rows, cols = self.matrix
-        return self.vae.config.latent_channels, rows // factor, cols // factor
+        return self.vae.config.latent_channels * patch**2, rows // factor, cols // factor
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """The decoder's output (model-space images) for latents of :attr:`latent_shape`."""
+        latents = unfold_latents(latents, self.config.get("latent_patch", 1))
+        return self.vae.decode(latents / self.vae.config.scaling_factor).sample
 
     def _class_input(self, ids: torch.Tensor) -> torch.Tensor:
         """The UNet's class input: the ids themselves, or the factor models' summed embedding of them."""
@@ -357,9 +366,7 @@ class SynthScanPipeline(DiffusionPipeline):
             latents = self.scheduler.step(output, t, latents, **noise).prev_sample
 
         with autocast:
-            decoded = run_chunked(
-                lambda z: self.vae.decode(z / self.vae.config.scaling_factor).sample, (latents,), chunk
-            ).float()
+            decoded = run_chunked(self.decode_latents, (latents,), chunk).float()
         window = AcquisitionWindow.from_dict(self.config.get("acquisition_window"))
         rate = expected_counts(
             decoded.cpu(),

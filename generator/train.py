@@ -62,6 +62,8 @@ from synthscan.generator.models import (
     build_noise_scheduler,
     build_sampler,
     build_unet,
+    check_latent_patch,
+    fold_latents,
 )
 from synthscan.generator.pipeline import SynthScanPipeline
 from synthscan.generator.soup import average_models
@@ -330,6 +332,13 @@ def cached_latents(vae: AutoencoderKL, images: TrainingImages, folder: Path, *, 
     return mean, std
 
 
+def fold_posterior(latents: tuple[np.ndarray, np.ndarray], patch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and deviations on the UNet's grid (:func:`fold_latents`; exact: the posterior
+    is Gaussian per element)."""
+    mean, std = (fold_latents(torch.from_numpy(a), patch).numpy() for a in latents)
+    return mean, std
+
+
 def draw_latents(
     mean: np.ndarray, std: np.ndarray, index: np.ndarray, scaling: float, generator: torch.Generator
 ) -> torch.Tensor:
@@ -531,6 +540,7 @@ def assemble_pipeline(
         burden_guidance=config.sampling.burden_guidance,
         grade_guidance=config.sampling.grade_guidance,
         guidance_interval=config.sampling.guidance_interval,
+        latent_patch=config.unet.latent_patch,
         eval_chunk=config.sampling.eval_chunk,
         tracer=Counter(r.tracer for r in records).most_common(1)[0][0],
         training_sources=sorted({r.source for r in records}),
@@ -611,10 +621,14 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
         )
         conditions = condition_table(images.keys)
         log.info("training on %d studies; conditions %s", len(images), conditions)
+        down = 2 ** (len(config.autoencoder.block_out_channels) - 1)
+        grid = tuple(n // down for n in images.images.shape[2:])
+        check_latent_patch((config.autoencoder.latent_channels, *grid), config.unet.latent_patch)
         vae = train_autoencoder(images, config, out, run, progress=progress).to(state.device)
         latents = cached_latents(vae, images, out / "data", progress=progress) if main else None
         state.wait_for_everyone()
         latents = latents or cached_latents(vae, images, out / "data", progress=False)
+        latents = fold_posterior(latents, config.unet.latent_patch)
         torch.manual_seed(config.seed)
         tables = factor_tables([study_factors(r) for r in records])
         class_ids = np.array([conditions.index(k) for k in images.keys])
@@ -802,7 +816,8 @@ def finetune(
         )
         class_ids, null_ids, network = pretrained_conditioning(pipeline, records)
         network.train()
-        mean, std = encode_latents(pipeline.vae, images, progress=progress and main)
+        latents = encode_latents(pipeline.vae, images, progress=progress and main)
+        mean, std = fold_posterior(latents, pipeline.config.get("latent_patch", 1))
         noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
         trained = train_diffusion(
             network,

@@ -28,6 +28,7 @@ from synthscan.generator.conditions import (
 )
 from synthscan.generator.config import GeneratorConfig
 from synthscan.generator.data import random_crops
+from synthscan.generator.models import fold_latents, unfold_latents
 from synthscan.generator.sampling import (
     SampleRequest,
     generate_studies,
@@ -453,6 +454,39 @@ def test_interrupted_training_resumes_exactly(generator_dataset, tmp_path, monke
         a = next((reference / part).glob("*.safetensors")).read_bytes()
         b = next((resumed / part).glob("*.safetensors")).read_bytes()
         assert a == b, f"{part} weights differ after resuming"
+
+
+def test_folded_latents_are_the_autoencoder_s_2x2_blocks_as_channels():
+    x = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).reshape(2, 3, 4, 6)
+    folded = fold_latents(x, 2)
+    assert folded.shape == (2, 12, 2, 3)
+    assert folded[1, 2 * 4 + 1 * 2 + 0, 1, 2] == x[1, 2, 3, 4]  # channel 2, offset (1, 0) in block (1, 2)
+    assert torch.equal(unfold_latents(folded, 2), x)
+    assert fold_latents(x, 1) is x
+
+
+def test_a_model_with_folded_latents_trains_samples_and_continues(generator_dataset, tmp_path):
+    """unet.latent_patch 2: the UNet diffuses the autoencoder's latents folded 2x2 into channels, the
+    pipeline unfolds them before decoding, and finetune continues the same network."""
+    model = train_module.train(
+        generator_dataset.root, tiny_config(**{"unet.latent_patch": 2}), tmp_path / "run", progress=False
+    )
+    pipeline = load_pipeline(model)
+    assert pipeline.config.latent_patch == 2
+    assert pipeline.latent_shape == (16, 16, 4)  # 4 channels on a 32x8 grid (64x16 images, 2x down)
+    assert pipeline.unet.config.in_channels == 16 and tuple(pipeline.unet.config.sample_size) == (16, 4)
+    seeds = [torch.Generator().manual_seed(s) for s in (0, 1)]
+    out = pipeline(["normal", "metastasis"], generator=seeds, return_expected=True)
+    assert out.counts.shape == (2, 2, *MATRIX) and np.all(out.expected.sum(axis=(1, 2, 3)) > 0)
+    tuned = train_module.finetune(
+        model, generator_dataset, tmp_path / "tuned", steps=2, sources=("simulated",), progress=False
+    )
+    assert load_pipeline(tuned).latent_shape == pipeline.latent_shape
+    with pytest.raises(ValueError, match=r"unet.latent_patch 3 does not divide the 32x8 latent grid"):
+        train_module.train(
+            generator_dataset.root, tiny_config(**{"unet.latent_patch": 3}), tmp_path / "bad", progress=False
+        )
+    assert not (tmp_path / "bad" / "autoencoder").exists(), "refused before the autoencoder trained"
 
 
 def test_the_continuation_is_synthscan_finetune_of_the_main_stage_s_model(generator_dataset, tmp_path):
