@@ -26,8 +26,9 @@ from synthscan.generator.conditions import (
     resolve_factor,
     split_key,
 )
-from synthscan.generator.config import GeneratorConfig
+from synthscan.generator.config import DistillConfig, GeneratorConfig
 from synthscan.generator.data import random_crops
+from synthscan.generator.distill import distill
 from synthscan.generator.models import fold_latents, unfold_latents
 from synthscan.generator.sampling import (
     SampleRequest,
@@ -467,7 +468,8 @@ def test_folded_latents_are_the_autoencoder_s_2x2_blocks_as_channels():
 
 def test_a_model_with_folded_latents_trains_samples_and_continues(generator_dataset, tmp_path):
     """unet.latent_patch 2: the UNet diffuses the autoencoder's latents folded 2x2 into channels, the
-    pipeline unfolds them before decoding, and finetune continues the same network."""
+    pipeline unfolds them before decoding, finetune continues the same network and distill's student
+    learns on the same folded latents."""
     model = train_module.train(
         generator_dataset.root, tiny_config(**{"unet.latent_patch": 2}), tmp_path / "run", progress=False
     )
@@ -482,6 +484,16 @@ def test_a_model_with_folded_latents_trains_samples_and_continues(generator_data
         model, generator_dataset, tmp_path / "tuned", steps=2, sources=("simulated",), progress=False
     )
     assert load_pipeline(tuned).latent_shape == pipeline.latent_shape
+    student = distill(
+        model,
+        generator_dataset.root,
+        load_config(DistillConfig, builtin_config("distill", "tiny")),
+        tmp_path / "student",
+        progress=False,
+    )
+    student = load_pipeline(student)
+    assert student.config.latent_patch == 2 and student.unet.config.in_channels == 16
+    assert student(["normal"], generator=[torch.Generator().manual_seed(0)]).counts.shape == (1, 2, *MATRIX)
     with pytest.raises(ValueError, match=r"unet.latent_patch 3 does not divide the 32x8 latent grid"):
         train_module.train(
             generator_dataset.root, tiny_config(**{"unet.latent_patch": 3}), tmp_path / "bad", progress=False
