@@ -614,6 +614,9 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
     _check_continued_runs(out, continued, continuation)
     dataset = Dataset.open(data)
     records = training_records(dataset, tuple(config.sources))
+    down = config.transform.bin_factor * 2 ** (len(config.autoencoder.block_out_channels) - 1)
+    grid = tuple(n // down for n in dataset.info.matrix)
+    check_latent_patch((config.autoencoder.latent_channels, *grid), config.unet.latent_patch)
     run = RunDir(out, config, kind="generator") if main else None
     try:
         images = shared_images(
@@ -621,9 +624,6 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
         )
         conditions = condition_table(images.keys)
         log.info("training on %d studies; conditions %s", len(images), conditions)
-        down = 2 ** (len(config.autoencoder.block_out_channels) - 1)
-        grid = tuple(n // down for n in images.images.shape[2:])
-        check_latent_patch((config.autoencoder.latent_channels, *grid), config.unet.latent_patch)
         vae = train_autoencoder(images, config, out, run, progress=progress).to(state.device)
         latents = cached_latents(vae, images, out / "data", progress=progress) if main else None
         state.wait_for_everyone()
