@@ -1,0 +1,103 @@
+"""At which noise level a generator's UNet loses the posterior ribs: an SDEdit probe.
+
+    python docs/normal_hot_spots/where_ribs_go.py HELD_OUT [--model default] [--t T ...]
+
+HELD_OUT's first 40 normal studies are encoded (posterior means), noised to timestep t by the
+model's own forward process, denoised back to t = 0 by deterministic DDIM (20 steps over [0, t], the
+conditional model under each study's own condition, no guidance: the samples' rib share does not
+move with the guidance scale), decoded and redrawn as Poisson counts at each study's own counts per
+view (``rib_period.py --reconstruct``). The normals' rib-band share (``rib_period.py``) at each t
+says where the reverse process loses the ribs: at the autoencoder's own reconstruction (t = 0 row)
+if the UNet keeps them from there, at the samples' level (about 0.4) if it redraws them. Beside it, the
+noisy latent itself rescaled (x_t / sqrt(ᾱ_t), no denoiser): what the noise alone does to the share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synthscan.dataset import Dataset
+from synthscan.generator.storage import load_pipeline
+from synthscan.generator.train import pretrained_conditioning
+from synthscan.generator.transform import to_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from autoencoder_detectability import reconstructed_counts
+from generator_fine_structure import Autoencoder
+from rib_period import N_FFT, paravertebral_spectrum
+
+STEPS = 20
+
+
+@torch.no_grad()
+def denoise(network, latents: torch.Tensor, ids: torch.Tensor, alphas: torch.Tensor, t: int) -> torch.Tensor:
+    """Deterministic DDIM (v-prediction) from timestep ``t`` to 0."""
+    grid = np.linspace(t, 0, STEPS + 1).round().astype(int)
+    x = latents
+    for now, nxt in itertools.pairwise(grid):
+        a_now, a_next = alphas[now], alphas[nxt] if nxt > 0 else torch.tensor(1.0)
+        v = network(x, torch.full((len(x),), int(now)), class_labels=ids).sample
+        x0 = a_now.sqrt() * x - (1 - a_now).sqrt() * v
+        eps = (1 - a_now).sqrt() * x + a_now.sqrt() * v
+        x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
+    return x
+
+
+def rib_share(studies: list[np.ndarray]) -> float:
+    freqs = np.fft.rfftfreq(N_FFT)
+    above, band = freqs > 0.03, (freqs > 0.05) & (freqs < 0.12)
+    spectrum = np.mean([paravertebral_spectrum(c[1].astype(float)) for c in studies], 0)
+    return float(spectrum[band].sum() / spectrum[above].sum())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("held_out")
+    parser.add_argument("--model", default=None, help="generator folder or shipped name [default: default]")
+    parser.add_argument("--t", type=int, nargs="+", default=[10, 25, 50, 100, 200, 300, 500, 700, 999])
+    args = parser.parse_args()
+    pipeline = load_pipeline(args.model)
+    if (
+        pipeline.config.get("latent_patch", 1) != 1
+        or pipeline.scheduler.config.prediction_type != "v_prediction"
+    ):
+        raise SystemExit("the probe handles unfolded latents and v-prediction models only")
+    dataset = Dataset.open(args.held_out)
+    records = [r for r in dataset.records if r.label == "normal"][:40]
+    counts = [dataset.read(r).counts for r in records]
+    ids, _, network = pretrained_conditioning(pipeline, records)
+    ids = torch.from_numpy(ids)
+    network.eval()
+    ae = Autoencoder(pipeline.vae, pipeline.config.bin_factor)
+    scaling = pipeline.vae.config.scaling_factor
+    x, _ = to_model(np.stack(counts), ae.bin_factor)
+    with torch.no_grad():
+        z0 = torch.cat([pipeline.vae.encode(x[i : i + 8]).latent_dist.mean for i in range(0, len(x), 8)])
+    alphas = pipeline.scheduler.alphas_cumprod
+    rng = np.random.default_rng(0)
+    reconstructed = [reconstructed_counts(ae, c, rng) for c in counts]
+    print(f"t 0 (autoencoder only): rib-band share {rib_share(reconstructed):.3f}")
+    for t in args.t:
+        noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(t))
+        noisy = alphas[t].sqrt() * z0 * scaling + (1 - alphas[t]).sqrt() * noise
+        shares = []
+        for latent in (denoise(network, noisy, ids, alphas, t), noisy / alphas[t].sqrt()):
+            rng = np.random.default_rng(0)
+            studies = [
+                reconstructed_counts(ae, c, rng, latent=z / scaling)
+                for z, c in zip(latent, counts, strict=True)
+            ]
+            shares.append(rib_share(studies))
+        snr = float(alphas[t] / (1 - alphas[t]))
+        print(f"t {t} (SNR {snr:.3g}): rib-band share {shares[0]:.3f} denoised, {shares[1]:.3f} left noisy")
+
+
+if __name__ == "__main__":
+    main()
