@@ -52,6 +52,7 @@ from synthscan.generator.train import (
     draw_latents,
     fold_posterior,
     known_condition_records,
+    noise_generator,
     pretrained_conditioning,
     run_stage,
 )
@@ -139,11 +140,11 @@ class GuidanceObjective:
         self,
         student: torch.nn.Module,
         z0: torch.Tensor,
+        noise: torch.Tensor,
         labels: torch.Tensor,
         nulls: torch.Tensor,
         generator: torch.Generator,
     ) -> torch.Tensor:
-        noise = torch.randn(z0.shape, generator=generator).to(z0.device)
         steps = self.noise_scheduler.config.num_train_timesteps
         t = torch.randint(0, steps, (len(z0),), generator=generator).to(z0.device)
         x = self.noise_scheduler.add_noise(z0, noise, t)
@@ -206,12 +207,12 @@ class ConsistencyObjective:
         self,
         student: torch.nn.Module,
         z0: torch.Tensor,
+        noise: torch.Tensor,
         labels: torch.Tensor,
         nulls: torch.Tensor,
         generator: torch.Generator,
     ) -> torch.Tensor:
         device = z0.device
-        noise = torch.randn(z0.shape, generator=generator).to(device)
         start = self.grid[torch.randint(0, len(self.grid), (len(z0),), generator=generator)].to(device)
         end = (start - self.skip).clamp(min=0)
         x = self.scheduler.add_noise(z0, noise, start)
@@ -334,6 +335,7 @@ def distill(
         state.wait_for_everyone()
         latents = cached_latents(teacher.vae, images, out / "data", progress=False)
         mean, std = fold_posterior(latents, teacher.config.get("latent_patch", 1))
+        mean, std = torch.from_numpy(mean).to(state.device), torch.from_numpy(std).to(state.device)
         teacher_net.eval().requires_grad_(False)
         torch.manual_seed(config.seed)
         # trained in the default memory format (load_pipeline's channels-last weights are for inference)
@@ -364,10 +366,12 @@ def distill(
 
         def step(network, rng, generator):
             index = rng.choice(len(mean), config.batch_size, p=weights)
-            z0 = draw_latents(mean, std, index, scaling, generator).to(state.device)
+            noise_source = noise_generator(generator, state.device)  # latents and noise on the device
+            z0 = draw_latents(mean, std, index, scaling, noise_source)
+            noise = torch.randn(z0.shape, generator=noise_source, device=state.device)
             labels = torch.from_numpy(class_ids[index]).to(state.device)
             nulls = torch.as_tensor(null_ids, device=state.device).expand_as(labels)
-            return objective(network, z0, labels, nulls, generator), {}
+            return objective(network, z0, noise, labels, nulls, generator), {}
 
         def card(pipeline: SynthScanPipeline, steps: int, seconds: float) -> str:
             """The student's model card; its sampler and steps are read from ``pipeline``."""

@@ -200,15 +200,18 @@ def test_guidance_distillation_regresses_the_pipeline_s_guided_output(tiny_gener
 
     z0 = torch.randn(3, *teacher.latent_shape, generator=g)
     student = Guided()
-    exact = objective(student, z0, labels, nulls, torch.Generator().manual_seed(1))
+    generator = torch.Generator().manual_seed(1)
+    noise = torch.randn(z0.shape, generator=generator)
+    exact = objective(student, z0, noise, labels, nulls, generator)
     (teacher_x, teacher_t), (student_x, student_t) = net.calls[-2], student.seen
     assert torch.equal(teacher_x[:3], student_x) and torch.equal(teacher_t[:3], student_t)
-    draw = torch.Generator().manual_seed(1)  # the objective's draws: noise, then timesteps
-    noise = torch.randn(z0.shape, generator=draw)
+    draw = torch.Generator().manual_seed(1)  # the step's draws: noise, then the objective's timesteps
+    torch.randn(z0.shape, generator=draw)
     t_drawn = torch.randint(0, noise_scheduler.config.num_train_timesteps, (3,), generator=draw)
     assert torch.equal(student_t, t_drawn)
     torch.testing.assert_close(student_x, noise_scheduler.add_noise(z0, noise, t_drawn))
-    conditional = objective(net, z0, labels, nulls, torch.Generator().manual_seed(1))
+    generator = torch.Generator().manual_seed(1)
+    conditional = objective(net, z0, torch.randn(z0.shape, generator=generator), labels, nulls, generator)
     assert exact.item() < 1e-10 < conditional.item(), "the conditional network alone is not the target"
 
 
