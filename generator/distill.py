@@ -131,7 +131,8 @@ def guided_output(
 
 class GuidanceObjective:
     """Guidance distillation's loss: the student's one row against the guided teacher's two, at
-    training latents noised to uniformly drawn timesteps (the diffusion training's noise schedule)."""
+    training latents noised (by the step's ``noise``) to uniformly drawn timesteps (the diffusion
+    training's noise schedule)."""
 
     def __init__(self, teacher: torch.nn.Module, noise_scheduler: DDPMScheduler, guidance: torch.Tensor):
         self.teacher, self.noise_scheduler, self.guidance = teacher, noise_scheduler, guidance
@@ -154,7 +155,8 @@ class GuidanceObjective:
 
 
 class ConsistencyObjective:
-    """One distillation step's loss for a batch of training latents (see the module docstring)."""
+    """One distillation step's loss for a batch of training latents noised by the step's ``noise`` (see
+    the module docstring)."""
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ move with the guidance scale), decoded and redrawn as Poisson counts at each stu
 view (``rib_period.py --reconstruct``). The normals' rib-band share (``rib_period.py``) at each t
 says where the reverse process loses the ribs: at the autoencoder's own reconstruction (t = 0 row)
 if the UNet keeps them from there, at the samples' level (about 0.4) if it redraws them. Beside it, the
-noisy latent itself rescaled (x_t / sqrt(ᾱ_t), no denoiser): what the noise alone does to the share.
+noisy latent rescaled (x_t / sqrt(ᾱ_t)) and decoded without a denoiser: what the noise alone does.
 """
 
 from __future__ import annotations
@@ -36,10 +36,14 @@ from rib_period import N_FFT, paravertebral_spectrum
 STEPS = 20
 
 
-@torch.no_grad()
-def denoise(network, latents: torch.Tensor, ids: torch.Tensor, alphas: torch.Tensor, t: int) -> torch.Tensor:
-    """Deterministic DDIM (v-prediction) from timestep ``t`` to 0."""
-    grid = np.linspace(t, 0, STEPS + 1).round().astype(int)
+def denoise(
+    network: torch.nn.Module, latents: torch.Tensor, ids: torch.Tensor, alphas: torch.Tensor, t: int
+) -> torch.Tensor:
+    """Deterministic DDIM (v-prediction) from timestep ``t`` to clean latents (ᾱ = 1 after the last step).
+
+    At most STEPS distinct timesteps: a short span (t = 10) takes one step per timestep, never a repeat.
+    """
+    grid = np.unique(np.linspace(t, 0, STEPS + 1).round().astype(int))[::-1]
     x = latents
     for now, nxt in itertools.pairwise(grid):
         a_now, a_next = alphas[now], alphas[nxt] if nxt > 0 else torch.tensor(1.0)
@@ -51,6 +55,7 @@ def denoise(network, latents: torch.Tensor, ids: torch.Tensor, alphas: torch.Ten
 
 
 def rib_share(studies: list[np.ndarray]) -> float:
+    """The 0.05-0.12 cycles/px share of the posterior paravertebral power above 0.03 (rib_period.py)."""
     freqs = np.fft.rfftfreq(N_FFT)
     above, band = freqs > 0.03, (freqs > 0.05) & (freqs < 0.12)
     spectrum = np.mean([paravertebral_spectrum(c[1].astype(float)) for c in studies], 0)
@@ -63,6 +68,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="generator folder or shipped name [default: default]")
     parser.add_argument("--t", type=int, nargs="+", default=[10, 25, 50, 100, 200, 300, 500, 700, 999])
     args = parser.parse_args()
+    torch.set_grad_enabled(False)
     pipeline = load_pipeline(args.model)
     if (
         pipeline.config.get("latent_patch", 1) != 1
@@ -78,8 +84,7 @@ def main() -> None:
     ae = Autoencoder(pipeline.vae, pipeline.config.bin_factor)
     scaling = pipeline.vae.config.scaling_factor
     x, _ = to_model(np.stack(counts), ae.bin_factor)
-    with torch.no_grad():
-        z0 = torch.cat([pipeline.vae.encode(x[i : i + 8]).latent_dist.mean for i in range(0, len(x), 8)])
+    z0 = torch.cat([pipeline.vae.encode(x[i : i + 8]).latent_dist.mean for i in range(0, len(x), 8)])
     alphas = pipeline.scheduler.alphas_cumprod
     rng = np.random.default_rng(0)
     reconstructed = [reconstructed_counts(ae, c, rng) for c in counts]
