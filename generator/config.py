@@ -60,6 +60,9 @@ class AutoencoderConfig:
     # [low, high]: split each study's counts by binomial thinning, a share drawn from this range feeds
     # the encoder and the rest scores the decoder (Noise2Noise); null: score against the input itself
     split_range: tuple[Fraction, Fraction] | None = None
+    # a trained generator (folder or shipped name) whose autoencoder is reused as it is, skipping this
+    # stage, so UNet designs compare on one latent space; the fields above must match its architecture
+    from_model: str | None = None
 
 
 @dataclass

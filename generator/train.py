@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 import synthscan
 from synthscan.atomic import atomic_open, atomic_write_text
-from synthscan.config import dump_config, load_config
+from synthscan.config import ConfigError, dump_config, load_config
 from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.generator.conditions import (
     FACTORS,
@@ -310,6 +310,38 @@ def train_autoencoder(
         vae.save_pretrained(final)
     state.wait_for_everyone()
     return AutoencoderKL.from_pretrained(final)
+
+
+def pretrained_autoencoder(config: GeneratorConfig) -> SynthScanPipeline:
+    """The generator named by ``autoencoder.from_model``, whose autoencoder stage 1 then reuses.
+
+    Raises ``ConfigError`` (before any output) if its autoencoder or binning differs from ``config``'s,
+    since the latent grid, the UNet's input and the card follow the config.
+    """
+    from synthscan.generator.storage import ModelError, load_pipeline, model_dir, shipped_models
+
+    name = config.autoencoder.from_model
+    if not (model_dir(name) / "model_index.json").is_file():
+        shipped = ", ".join(shipped_models())
+        raise ConfigError(
+            f"autoencoder.from_model {name} is not a synthscan generator (no model_index.json); give a "
+            f"folder written by `synthscan train` (RUN/model) or a shipped model's name ({shipped})"
+        )
+    try:
+        source = load_pipeline(name)
+    except ModelError as error:  # a damaged model: the message names the file
+        raise ConfigError(f"autoencoder.from_model: {error}") from None
+    ae, have = config.autoencoder, source.vae.config
+    fields = ("block_out_channels", "layers_per_block", "latent_channels", "norm_num_groups")
+    differ = [f for f in fields if list(np.atleast_1d(getattr(ae, f))) != list(np.atleast_1d(have[f]))]
+    if source.config.bin_factor != config.transform.bin_factor:
+        differ.append(f"transform.bin_factor ({source.config.bin_factor})")
+    if differ:
+        raise ConfigError(
+            f"autoencoder.from_model {source.path} has another autoencoder: {', '.join(differ)} differ; "
+            f"set them as in its config ({Path(source.path) / 'vae' / 'config.json'})"
+        )
+    return source
 
 
 def cached_latents(vae: AutoencoderKL, images: TrainingImages, folder: Path, *, progress: bool = True):
@@ -580,8 +612,10 @@ def model_card(
     images: TrainingImages,
     seconds: float,
     state: PartialState,
+    source: SynthScanPipeline | None = None,
 ) -> str:
-    """The card written beside the weights: data, command, config, time and hardware."""
+    """The card written beside the weights: data, command, config, time and hardware; ``source``: the
+    model whose autoencoder was reused."""
     counts = Counter(images.keys)
     provenance = dataset.info.provenance
     lines = [
@@ -603,6 +637,14 @@ def model_card(
         f"- hardware: {state.num_processes} process(es) on {state.device.type}"
         f" ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads per process",
         f"- wall time: {seconds / 3600:.2f} h",
+        *(
+            [
+                f"- autoencoder: `{Path(source.path).name}`'s (sha256 {source.sha256[:12]}…), unchanged; the "
+                "config's autoencoder training settings were not used",
+            ]
+            if source is not None
+            else []
+        ),
         "",
         "```yaml",
         dump_config(config).rstrip(),
@@ -639,6 +681,7 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
     down = config.transform.bin_factor * 2 ** (len(config.autoencoder.block_out_channels) - 1)
     grid = tuple(n // down for n in dataset.info.matrix)
     check_latent_patch((config.autoencoder.latent_channels, *grid), config.unet.latent_patch)
+    source = pretrained_autoencoder(config) if config.autoencoder.from_model else None
     run = RunDir(out, config, kind="generator") if main else None
     try:
         images = shared_images(
@@ -646,7 +689,10 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
         )
         conditions = condition_table(images.keys)
         log.info("training on %d studies; conditions %s", len(images), conditions)
-        vae = train_autoencoder(images, config, out, run, progress=progress).to(state.device)
+        if source is None:
+            vae = train_autoencoder(images, config, out, run, progress=progress).to(state.device)
+        else:
+            vae = source.vae.to(state.device)
         latents = cached_latents(vae, images, out / "data", progress=progress) if main else None
         state.wait_for_everyone()
         latents = latents or cached_latents(vae, images, out / "data", progress=False)
@@ -694,9 +740,13 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
             pipeline = assemble_pipeline(
                 vae, unet, noise_scheduler, images, conditions, config, dataset, records
             )
+            if source is not None:  # its autoencoder saw what its model was trained on ("real": patients)
+                sources = {*pipeline.config.training_sources, *source.config.training_sources}
+                pipeline.register_to_config(training_sources=sorted(sources))
             _sample_grid(pipeline, out / "samples" / "final.png")
             seconds = run.active_seconds()
-            save_model(pipeline, model_folder, card=model_card(config, dataset, images, seconds, state))
+            card = model_card(config, dataset, images, seconds, state, source)
+            save_model(pipeline, model_folder, card=card)
             run.log_metrics(stage="done", seconds=seconds)
         state.wait_for_everyone()
     finally:

@@ -172,6 +172,17 @@ def test_a_corrupt_study_fails_in_one_line_naming_it_before_writing_anything(com
     assert_clean_failure(result, CORRUPT, tmp_path / "new")
 
 
+@pytest.mark.parametrize("other", [["autoencoder.from_model=nowhere"], ["autoencoder.latent_channels=3"]])
+def test_train_refuses_an_autoencoder_it_cannot_reuse_before_writing(other, inputs, tmp_path):
+    """`autoencoder.from_model`: a folder that is no generator, or one whose autoencoder the config's
+    fields do not match, stops `train` in one line naming the setting."""
+    out = tmp_path / "run"
+    sets = [f"autoencoder.from_model={inputs['model']}", *other]
+    result = invoke("train", "--data", str(inputs["real"]), "--config", "tiny", "--out", str(out),
+                    *(a for s in sets for a in ("--set", s)), "--no-progress")  # fmt: skip
+    assert_clean_failure(result, "autoencoder.from_model", out)
+
+
 def test_verbose_shows_the_traceback(inputs, tmp_path):
     result = invoke("-v", "view", str(inputs["bad_study"]), "--out", str(tmp_path / "v.png"))
     assert result.exit_code != 0 and "Traceback" in result.output and CORRUPT in result.output

@@ -42,6 +42,7 @@ from synthscan.generator.storage import (
     ModelError,
     describe_model,
     load_pipeline,
+    privacy_statement,
     save_model,
     verify_model,
 )
@@ -562,6 +563,32 @@ def test_training_draws_on_the_cpu_with_the_step_s_own_generator():
     assert torch.equal(drawn, expected)
     again = train_module.draw_latents(mean, std, index, 0.5, torch.Generator().manual_seed(7))
     assert torch.equal(again, expected) and drawn.device.type == "cpu"
+
+
+def test_a_model_on_another_s_autoencoder_keeps_it_and_what_it_saw(
+    tiny_generator, generator_dataset, tmp_path
+):
+    """`autoencoder.from_model` skips stage 1: the new model's autoencoder is the source's byte for byte,
+    and the patients that autoencoder saw stay on the record (no "no patient" statement)."""
+    source = load_pipeline(tiny_generator)
+    source.register_to_config(training_sources=["real"])  # as if trained on a hospital's studies
+    save_model(source, tmp_path / "seen-patients", card="A model that saw patients.")
+    config = tiny_config(**{"autoencoder.from_model": str(tmp_path / "seen-patients")})
+    model = train_module.train(generator_dataset.root, config, tmp_path / "run", progress=False)
+    for folder in (model, tmp_path / "seen-patients"):
+        assert verify_model(folder)
+    assert weights(model, "vae").keys() == weights(tiny_generator, "vae").keys()
+    for key, tensor in weights(model, "vae").items():
+        assert torch.equal(tensor, weights(tiny_generator, "vae")[key]), key
+    assert weights(model, "unet").keys() == weights(tiny_generator, "unet").keys(), "same design, new UNet"
+    assert not (tmp_path / "run" / "autoencoder").exists(), "stage 1 skipped"
+    index = json.loads((model / "model_index.json").read_text())
+    assert index["training_sources"] == ["real", "simulated"] and privacy_statement(model) is None
+    assert "- autoencoder: `seen-patients`'s" in (model / "README.md").read_text()
+    other = tiny_config(**{"autoencoder.from_model": str(tiny_generator), "autoencoder.latent_channels": 3})
+    with pytest.raises(ConfigError, match=r"latent_channels differ.*vae/config.json"):
+        train_module.train(generator_dataset.root, other, tmp_path / "refused", progress=False)
+    assert not (tmp_path / "refused").exists(), "refused before any output"
 
 
 def weights(model: Path, part: str) -> dict[str, torch.Tensor]:
