@@ -52,7 +52,6 @@ from synthscan.generator.train import (
     draw_latents,
     fold_posterior,
     known_condition_records,
-    noise_generator,
     pretrained_conditioning,
     run_stage,
 )
@@ -368,9 +367,7 @@ def distill(
 
         def step(network, rng, generator):
             index = rng.choice(len(mean), config.batch_size, p=weights)
-            noise_source = noise_generator(generator, state.device)  # latents and noise on the device
-            z0 = draw_latents(mean, std, index, scaling, noise_source)
-            noise = torch.randn(z0.shape, generator=noise_source, device=state.device)
+            z0, noise = draw_latents(mean, std, index, scaling, generator)
             labels = torch.from_numpy(class_ids[index]).to(state.device)
             nulls = torch.as_tensor(null_ids, device=state.device).expand_as(labels)
             return objective(network, z0, noise, labels, nulls, generator), {}

@@ -372,31 +372,22 @@ def fold_posterior(latents: tuple[np.ndarray, np.ndarray], patch: int) -> tuple[
 
 
 def draw_latents(
-    mean: np.ndarray | torch.Tensor,
-    std: np.ndarray | torch.Tensor,
-    index: np.ndarray,
-    scaling: float,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """Scaled latents of the studies ``index``, each drawn from its cached posterior.
+    mean: torch.Tensor, std: torch.Tensor, index: np.ndarray, scaling: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A step's scaled latents of the studies ``index``, each drawn from its cached posterior, and its
+    noise, both drawn on the posteriors' device.
 
-    NumPy posteriors are drawn on the CPU; tensors on their own device, with ``generator`` of that device.
+    On the CPU from ``generator`` itself, so CPU runs stay bit for bit what they were; on an accelerator
+    from a generator of that device seeded like it (the draws repeat on the same kind of device): drawn
+    on the CPU and copied over, they starve a GPU (``docs/gpu_continuation``).
     """
-    mean, std = torch.as_tensor(mean), torch.as_tensor(std)
-    index = torch.as_tensor(index, device=mean.device)
+    device = mean.device
+    if device.type != "cpu":
+        generator = torch.Generator(device).manual_seed(generator.initial_seed())
+    index = torch.as_tensor(index, device=device)
     mu, sigma = mean[index], std[index]
-    return (mu + sigma * torch.randn(mu.shape, generator=generator, device=mean.device)) * scaling
-
-
-def noise_generator(generator: torch.Generator, device: torch.device) -> torch.Generator:
-    """``generator`` itself on the CPU; on an accelerator a generator of that device seeded like it.
-
-    Drawn on the CPU and copied over, a step's latents and noise starve a GPU (``docs/gpu_continuation``).
-    CPU training keeps its bit-for-bit results; on a GPU the draws repeat on the same kind of device.
-    """
-    if device.type == "cpu":
-        return generator
-    return torch.Generator(device).manual_seed(generator.initial_seed())
+    z0 = (mu + sigma * torch.randn(mu.shape, generator=generator, device=device)) * scaling
+    return z0, torch.randn(z0.shape, generator=generator, device=device)
 
 
 def known_condition_records(
@@ -477,9 +468,7 @@ def train_diffusion(
 
     def objective(model, rng, generator):
         index = rng.integers(0, len(mean), diffusion.batch_size)
-        noise_source = noise_generator(generator, device)
-        z0 = draw_latents(mean, std, index, scaling_factor, noise_source)
-        noise = torch.randn(z0.shape, generator=noise_source, device=device)
+        z0, noise = draw_latents(mean, std, index, scaling_factor, generator)
         t = torch.randint(0, timesteps, (len(index),), generator=generator).to(device)
         labels = torch.from_numpy(class_ids[index]).to(device)
         dropped = torch.rand(len(index), generator=generator).to(device) < diffusion.cond_drop_prob

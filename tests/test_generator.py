@@ -549,20 +549,21 @@ def test_the_continuation_is_synthscan_finetune_of_the_main_stage_s_model(genera
 
 
 def test_training_draws_on_the_cpu_with_the_step_s_own_generator():
-    """CPU training draws latents and noise from the step's CPU generator, as before the GPU path
-    (docs/gpu_continuation), so CPU runs stay bit-for-bit reproducible; the cached NumPy posteriors
-    and tensors on the CPU give the same draw."""
+    """CPU training draws a step's latents, then its noise, from the step's CPU generator, as before the
+    GPU path (docs/gpu_continuation), so CPU runs stay bit-for-bit reproducible."""
     posterior = np.random.default_rng(0).normal(size=(2, 5, 3, 4, 2)).astype(np.float32)
     mean, std = posterior[0], np.abs(posterior[1])
     index = np.array([4, 0, 4])
     generator = torch.Generator().manual_seed(7)
-    assert train_module.noise_generator(generator, torch.device("cpu")) is generator
-    drawn = train_module.draw_latents(torch.from_numpy(mean), torch.from_numpy(std), index, 0.5, generator)
-    eps = torch.randn((3, 3, 4, 2), generator=torch.Generator().manual_seed(7))
+    drawn, noise = train_module.draw_latents(
+        torch.from_numpy(mean), torch.from_numpy(std), index, 0.5, generator
+    )
+    reference = torch.Generator().manual_seed(7)
+    eps = torch.randn((3, 3, 4, 2), generator=reference)
     expected = (torch.from_numpy(mean[index]) + torch.from_numpy(std[index]) * eps) * 0.5
-    assert torch.equal(drawn, expected)
-    again = train_module.draw_latents(mean, std, index, 0.5, torch.Generator().manual_seed(7))
-    assert torch.equal(again, expected) and drawn.device.type == "cpu"
+    assert torch.equal(drawn, expected) and drawn.device.type == "cpu"
+    assert torch.equal(noise, torch.randn((3, 3, 4, 2), generator=reference))
+    assert torch.equal(generator.get_state(), reference.get_state()), "the step's own generator, no other"
 
 
 def test_a_model_on_another_s_autoencoder_keeps_it_and_what_it_saw(
