@@ -607,6 +607,10 @@ def model_card(
     model whose autoencoder was reused."""
     counts = Counter(images.keys)
     provenance = dataset.info.provenance
+    reused = [] if source is None else [
+        f"- autoencoder: `{Path(source.path).name}`'s (sha256 {source.sha256[:12]}…), unchanged; the "
+        "config's autoencoder training settings were not used"
+    ]  # fmt: skip
     lines = [
         "# synthscan generator",
         "",
@@ -626,14 +630,7 @@ def model_card(
         f"- hardware: {state.num_processes} process(es) on {state.device.type}"
         f" ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads per process",
         f"- wall time: {seconds / 3600:.2f} h",
-        *(
-            [
-                f"- autoencoder: `{Path(source.path).name}`'s (sha256 {source.sha256[:12]}…), unchanged; the "
-                "config's autoencoder training settings were not used",
-            ]
-            if source is not None
-            else []
-        ),
+        *reused,
         "",
         "```yaml",
         dump_config(config).rstrip(),
@@ -667,8 +664,7 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
     _check_continued_runs(out, continued, continuation)
     dataset = Dataset.open(data)
     records = training_records(dataset, tuple(config.sources))
-    down = config.transform.bin_factor * 2 ** (len(config.autoencoder.block_out_channels) - 1)
-    grid = tuple(n // down for n in dataset.info.matrix)
+    grid = tuple(n // config.downsampling for n in dataset.info.matrix)
     check_latent_patch((config.autoencoder.latent_channels, *grid), config.unet.latent_patch)
     source = pretrained_autoencoder(config) if config.autoencoder.from_model else None
     run = RunDir(out, config, kind="generator") if main else None
