@@ -33,6 +33,8 @@ from generator_fine_structure import Autoencoder
 from where import extent  # the body's extent, as where.py measures it (this folder)
 
 N_FFT = 256
+FREQS = np.fft.rfftfreq(N_FFT)
+ABOVE, RIB_BAND = FREQS > 0.03, (FREQS > 0.05) & (FREQS < 0.12)
 
 
 def paravertebral_spectrum(posterior: np.ndarray) -> np.ndarray:
@@ -49,6 +51,16 @@ def paravertebral_spectrum(posterior: np.ndarray) -> np.ndarray:
     return power / power.sum()
 
 
+def mean_spectrum(studies: list[np.ndarray]) -> np.ndarray:
+    """The studies' mean normalised posterior paravertebral spectrum."""
+    return np.mean([paravertebral_spectrum(c[1].astype(float)) for c in studies], 0)
+
+
+def rib_share(spectrum: np.ndarray) -> float:
+    """The 0.05-0.12 cycles/px band's share of the power above 0.03."""
+    return float(spectrum[RIB_BAND].sum() / spectrum[ABOVE].sum())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="+")
@@ -60,8 +72,6 @@ def main() -> None:
     )
     parser.add_argument("--bin-factor", type=int, default=2, help="a bare autoencoder's binning [default: 2]")
     args = parser.parse_args()
-    freqs = np.fft.rfftfreq(N_FFT)
-    above, rib_band = freqs > 0.03, (freqs > 0.05) & (freqs < 0.12)
     runs = [(root, None, None) for root in args.datasets]
     for model in args.reconstruct:
         if (Path(model) / "model_index.json").is_file():
@@ -77,10 +87,10 @@ def main() -> None:
         if ae is not None:
             rng = np.random.default_rng(0)
             studies = [reconstructed_counts(ae, c, rng) for c in studies]
-        spectrum = np.mean([paravertebral_spectrum(c[1].astype(float)) for c in studies], 0)
-        k = int(np.argmax(np.where(above, spectrum, 0)))
-        peak = f"{freqs[k]:.3f} cycles/px (period {1 / freqs[k]:.1f} native px)" if above[k - 1] else "none"
-        share = spectrum[rib_band].sum() / spectrum[above].sum()
+        spectrum = mean_spectrum(studies)
+        k = int(np.argmax(np.where(ABOVE, spectrum, 0)))
+        peak = f"{FREQS[k]:.3f} cycles/px (period {1 / FREQS[k]:.1f} native px)" if ABOVE[k - 1] else "none"
+        share = rib_share(spectrum)
         name = f"{root} reconstructed by {model}'s autoencoder" if ae is not None else root
         print(f"{name}: spectral peak above 0.03 cycles/px {peak}, 0.05-0.12 share {share:.3f}")
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from autoencoder_detectability import reconstructed_counts
 from generator_fine_structure import Autoencoder
-from rib_period import N_FFT, paravertebral_spectrum
+from rib_period import mean_spectrum, rib_share
 
 STEPS = 20
 
@@ -52,14 +52,6 @@ def denoise(
         eps = (1 - a_now).sqrt() * x + a_now.sqrt() * v
         x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
     return x
-
-
-def rib_share(studies: list[np.ndarray]) -> float:
-    """The 0.05-0.12 cycles/px share of the posterior paravertebral power above 0.03 (rib_period.py)."""
-    freqs = np.fft.rfftfreq(N_FFT)
-    above, band = freqs > 0.03, (freqs > 0.05) & (freqs < 0.12)
-    spectrum = np.mean([paravertebral_spectrum(c[1].astype(float)) for c in studies], 0)
-    return float(spectrum[band].sum() / spectrum[above].sum())
 
 
 def main() -> None:
@@ -88,7 +80,7 @@ def main() -> None:
     alphas = pipeline.scheduler.alphas_cumprod
     rng = np.random.default_rng(0)
     reconstructed = [reconstructed_counts(ae, c, rng) for c in counts]
-    print(f"t 0 (autoencoder only): rib-band share {rib_share(reconstructed):.3f}")
+    print(f"t 0 (autoencoder only): rib-band share {rib_share(mean_spectrum(reconstructed)):.3f}")
     for t in args.t:
         noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(t))
         noisy = alphas[t].sqrt() * z0 * scaling + (1 - alphas[t]).sqrt() * noise
@@ -99,7 +91,7 @@ def main() -> None:
                 reconstructed_counts(ae, c, rng, latent=z / scaling)
                 for z, c in zip(latent, counts, strict=True)
             ]
-            shares.append(rib_share(studies))
+            shares.append(rib_share(mean_spectrum(studies)))
         snr = float(alphas[t] / (1 - alphas[t]))
         print(f"t {t} (SNR {snr:.3g}): rib-band share {shares[0]:.3f} denoised, {shares[1]:.3f} left noisy")
 
