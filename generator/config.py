@@ -99,6 +99,11 @@ class DiffusionConfig:
     # timestep's loss weighted by min(SNR, γ) / SNR (epsilon) or / (SNR + 1) (v_prediction), so the
     # nearly noise-free timesteps no longer dominate; null: the plain mean squared error
     snr_gamma: PositiveFloat | None = None
+    # diffusers' SDXL training scripts' timestep bias, strategy "earlier": the least noisy
+    # `low_noise_portion` of the training timesteps drawn `low_noise_multiplier` times as often as the
+    # rest, where the sampler sets fine texture (docs/normal_hot_spots); 1: uniform timesteps
+    low_noise_multiplier: PositiveFloat = 1.0
+    low_noise_portion: Annotated[float, Range(min=0, max=1, min_open=True)] = 0.2
 
 
 @dataclass

@@ -390,6 +390,18 @@ def draw_latents(
     return z0, torch.randn(z0.shape, generator=generator, device=device)
 
 
+def draw_timesteps(
+    diffusion: DiffusionConfig, timesteps: int, n: int, generator: torch.Generator
+) -> torch.Tensor:
+    """``n`` training timesteps: uniform, or with the least noisy ones drawn more often
+    (``DiffusionConfig.low_noise_multiplier``; diffusers' ``timestep_bias_strategy="earlier"``)."""
+    if diffusion.low_noise_multiplier == 1:
+        return torch.randint(0, timesteps, (n,), generator=generator)
+    weights = torch.ones(timesteps)
+    weights[: max(1, round(diffusion.low_noise_portion * timesteps))] = diffusion.low_noise_multiplier
+    return torch.multinomial(weights, n, replacement=True, generator=generator)
+
+
 def known_condition_records(
     pipeline: SynthScanPipeline, records: list[Record], what: str, where: Path
 ) -> list[Record]:
@@ -469,7 +481,7 @@ def train_diffusion(
     def objective(model, rng, generator):
         index = rng.integers(0, len(mean), diffusion.batch_size)
         z0, noise = draw_latents(mean, std, index, scaling_factor, generator)
-        t = torch.randint(0, timesteps, (len(index),), generator=generator).to(device)
+        t = draw_timesteps(diffusion, timesteps, len(index), generator).to(device)
         labels = torch.from_numpy(class_ids[index]).to(device)
         dropped = torch.rand(len(index), generator=generator).to(device) < diffusion.cond_drop_prob
         nulls = torch.as_tensor(null_ids, device=device).expand_as(labels)
@@ -814,6 +826,8 @@ def finetune(
     sources: tuple[str, ...] = ("real",),
     patients: Collection[str] | None = None,
     snr_gamma: float | None = None,
+    low_noise_multiplier: float = 1.0,
+    low_noise_portion: float = 0.2,
     image_cache: Path | None = None,
     progress: bool = True,
 ) -> Path:
@@ -821,9 +835,11 @@ def finetune(
 
     ``patients`` restricts it to those patients' studies: a classifier's training split, so the
     generator never sees the patients it is validated and tested on. ``snr_gamma`` weighs the loss
-    by Min-SNR-γ (``DiffusionConfig.snr_gamma``; None: the plain mean squared error). ``image_cache``:
-    the folder of the training-image cache (default ``OUT-run/data``; rebuilt if it holds other studies),
-    so a training's restarts share its main stage's instead of writing one copy each.
+    by Min-SNR-γ (``DiffusionConfig.snr_gamma``; None: the plain mean squared error);
+    ``low_noise_multiplier`` and ``low_noise_portion`` bias its timesteps (``DiffusionConfig``).
+    ``image_cache``: the folder of the training-image cache (default ``OUT-run/data``; rebuilt if it
+    holds other studies), so a training's restarts share its main stage's instead of writing one copy
+    each.
 
     The autoencoder is kept; the total-count distribution is refitted on the site's studies (its
     count level). Studies whose condition the model does not know are left out (and logged). With
@@ -850,6 +866,13 @@ def finetune(
     if snr_gamma is not None and not snr_gamma > 0:
         raise ValueError(f"snr_gamma must be positive (e.g. 5) or None, got {snr_gamma}")
     config.diffusion.snr_gamma = snr_gamma
+    if not (low_noise_multiplier > 0 and 0 < low_noise_portion <= 1):
+        raise ValueError(
+            f"low_noise_multiplier must be positive and low_noise_portion in (0, 1], got "
+            f"{low_noise_multiplier} and {low_noise_portion}"
+        )
+    config.diffusion.low_noise_multiplier = low_noise_multiplier
+    config.diffusion.low_noise_portion = low_noise_portion
     config.diffusion.prediction_type = pipeline.scheduler.config.prediction_type  # the base model's target
     work = out.with_name(out.name + "-run")
     recorded = work / "config.yaml"
@@ -924,6 +947,11 @@ def finetune_card(
     base_lines = read_card(base).splitlines()
     counts = Counter(r.source for r in records)
     weighting = f", Min-SNR-γ {diffusion.snr_gamma:g} loss weighting" if diffusion.snr_gamma else ""
+    if diffusion.low_noise_multiplier != 1:
+        weighting += (
+            f", the least noisy {diffusion.low_noise_portion:g} of the timesteps drawn "
+            f"{diffusion.low_noise_multiplier:g}× as often"
+        )
     lines = [
         "# Fine-tuned synthscan generator",
         "",

@@ -26,7 +26,7 @@ from synthscan.generator.conditions import (
     resolve_factor,
     split_key,
 )
-from synthscan.generator.config import DistillConfig, GeneratorConfig
+from synthscan.generator.config import DiffusionConfig, DistillConfig, GeneratorConfig
 from synthscan.generator.data import random_crops
 from synthscan.generator.distill import distill
 from synthscan.generator.models import fold_latents, unfold_latents
@@ -564,6 +564,44 @@ def test_training_draws_on_the_cpu_with_the_step_s_own_generator():
     assert torch.equal(drawn, expected) and drawn.device.type == "cpu"
     assert torch.equal(noise, torch.randn((3, 3, 4, 2), generator=reference))
     assert torch.equal(generator.get_state(), reference.get_state()), "the step's own generator, no other"
+
+
+def test_a_low_noise_bias_draws_the_least_noisy_timesteps_that_much_more_often():
+    """Uniform timesteps draw exactly as before the option; with it, the least noisy portion is drawn
+    `multiplier` times as often as the rest, uniformly within each part."""
+    drawn = train_module.draw_timesteps(DiffusionConfig(), 1000, 64, torch.Generator().manual_seed(3))
+    assert torch.equal(drawn, torch.randint(0, 1000, (64,), generator=torch.Generator().manual_seed(3)))
+    biased = DiffusionConfig(low_noise_multiplier=5.0, low_noise_portion=0.2)
+    t = train_module.draw_timesteps(biased, 1000, 40_000, torch.Generator().manual_seed(0)).float()
+    assert t.min() == 0 and t.max() == 999, "every timestep can be drawn"
+    assert abs((t < 200).float().mean().item() - 5 * 0.2 / (5 * 0.2 + 0.8)) < 0.01  # 4 binomial SDs
+    assert abs((t < 100).float().mean().item() / (t < 200).float().mean().item() - 0.5) < 0.02
+    assert abs((t >= 600).float().mean().item() / (t >= 200).float().mean().item() - 0.5) < 0.02
+
+
+def test_finetune_with_a_low_noise_bias_trains_otherwise_and_says_so(
+    tiny_generator, generator_dataset, tmp_path
+):
+    common = dict(steps=2, seed=1, learning_rate=2e-4, batch_size=4, sources=("simulated",), progress=False)
+    uniform = train_module.finetune(tiny_generator, generator_dataset, tmp_path / "uniform", **common)
+    data = str(generator_dataset.root)
+    args = ["finetune", "--model", str(tiny_generator), "--data", data, "--steps", "2", "--seed", "1",
+            "--learning-rate", "2e-4", "--batch-size", "4", "--sources", "simulated"]  # fmt: skip
+    biased = tmp_path / "biased"
+    result = CliRunner().invoke(
+        main, [*args, "--out", str(biased), "--low-noise-multiplier", "5", "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    one, other = weights(biased, "unet"), weights(uniform, "unet")
+    assert not all(torch.equal(one[k], other[k]) for k in one), "other timesteps, other updates"
+    card = (biased / "README.md").read_text()
+    assert "the least noisy 0.2 of the timesteps drawn 5× as often" in card
+    assert "least noisy" not in (uniform / "README.md").read_text()
+    recorded = load_config(GeneratorConfig, tmp_path / "biased-run" / "config.yaml").diffusion
+    assert (recorded.low_noise_multiplier, recorded.low_noise_portion) == (5.0, 0.2)
+    refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "bad"), "--low-noise-portion", "0"])
+    assert refused.exit_code == 2 and "--low-noise-portion" in refused.output
+    assert not (tmp_path / "bad").exists()
 
 
 def test_a_model_on_another_s_autoencoder_keeps_it_and_what_it_saw(

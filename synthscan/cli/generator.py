@@ -164,6 +164,21 @@ def distill(
     type=click.FloatRange(min=0, min_open=True),
     help="Min-SNR-γ loss weighting (Hang et al. 2023), e.g. 5 [default: none, the plain mean squared error].",
 )
+@click.option(
+    "--low-noise-multiplier",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Draw the least noisy timesteps (--low-noise-portion of them) this many times as often as the "
+    "rest (diffusers' timestep bias 'earlier'); 1: uniform timesteps.",
+)
+@click.option(
+    "--low-noise-portion",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    help="Share of the training timesteps, the least noisy, that --low-noise-multiplier favours.",
+)
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 def finetune(
     model: str | None,
@@ -175,6 +190,8 @@ def finetune(
     sources: str,
     seed: int,
     snr_gamma: float | None,
+    low_noise_multiplier: float,
+    low_noise_portion: float,
     progress: bool,
 ) -> None:
     """Train a generator's diffusion UNet further on DATA; its autoencoder stays as it is.
@@ -196,6 +213,8 @@ def finetune(
         batch_size=batch_size,
         sources=(sources,),
         snr_gamma=snr_gamma,
+        low_noise_multiplier=low_noise_multiplier,
+        low_noise_portion=low_noise_portion,
         progress=progress,
     )
     click.echo(f"Model saved to {folder}. Sample with: synthscan sample --model {folder} --condition normal")
