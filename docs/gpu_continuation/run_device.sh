@@ -15,12 +15,7 @@ WORK=${WORK:-/tmp/gpu_continuation}
 export PYTHONUNBUFFERED=1
 here=$(dirname "$0")
 mkdir -p "$WORK"
-if [ -d .whl ]; then  # packages the machine lacks (diffusers), carried as wheels
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        && export PYTHONPATH=/tmp/site || exit 1
-fi
-python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . || exit 1
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+source "$here/setup_device.sh"
 start=$(date +%s)
 python3 "$here/step_rate.py" "$BATCH" >"$WORK/rate.txt" &
 synthscan simulate -n "$N" --out "$WORK/centre_a" --seed 0 --workers "$(nproc)" --no-progress || exit 1

@@ -1,25 +1,43 @@
-"""Optimizer steps per second of the shipped default's UNet at a batch size, on this machine's accelerator.
+"""Optimizer steps per second of a generator UNet at a batch size, on this machine's accelerator.
 
-The device script sizes its continuation from this rate, since the whole call has a fixed time limit.
-Usage: python docs/gpu_continuation/step_rate.py BATCH
+The device scripts size their training from this rate, since the whole call has a fixed time limit.
+Usage: python docs/gpu_continuation/step_rate.py BATCH [CONFIG.yaml [KEY=VALUE ...]]
+Without a config: the shipped default's UNet; with one: a fresh UNet of that generator config (and its
+``--set``-style overrides) on the latents of a 1024x256 study.
 """
 
 import sys
 import time
 
 import torch
+import yaml
 
-from synthscan.generator.models import ConditionedUNet
+from synthscan.config import load_config
+from synthscan.generator.config import GeneratorConfig
+from synthscan.generator.models import ConditionedUNet, build_unet
 from synthscan.generator.storage import load_pipeline
 
 batch = int(sys.argv[1])
 device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-pipeline = load_pipeline("default")
-network = ConditionedUNet(pipeline.unet, pipeline.condition_encoder).to(device).train()
+if len(sys.argv) > 2:
+    overrides = dict(item.split("=", 1) for item in sys.argv[3:])
+    config = load_config(GeneratorConfig, sys.argv[2], {k: yaml.safe_load(v) for k, v in overrides.items()})
+    patch = config.unet.latent_patch
+    shape = (
+        config.autoencoder.latent_channels * patch**2,
+        1024 // config.downsampling // patch,
+        256 // config.downsampling // patch,
+    )
+    network = build_unet(config.unet, shape, num_conditions=3).to(device).train()
+    labels = torch.full((batch,), 3, device=device)  # the null class
+else:
+    pipeline = load_pipeline("default")
+    network = ConditionedUNet(pipeline.unet, pipeline.condition_encoder).to(device).train()
+    shape = pipeline.latent_shape
+    labels = pipeline.condition_encoder.null_ids(batch, device)
 optimizer = torch.optim.AdamW(network.parameters(), lr=1e-6)
-x = torch.randn((batch, *pipeline.latent_shape), device=device)
+x = torch.randn((batch, *shape), device=device)
 t = torch.randint(0, 1000, (batch,), device=device)
-labels = pipeline.condition_encoder.null_ids(batch, device)
 
 
 def step() -> None:
