@@ -880,7 +880,7 @@ def finetune(
     if recorded.is_file() and load_config(GeneratorConfig, recorded) != config:
         raise ValueError(
             f"{work} was started with other settings ({recorded}); resume with the same steps, learning "
-            "rate, batch size, seed and --snr-gamma, or write to a new folder"
+            "rate, batch size, seed, --snr-gamma and --low-noise-*, or write to a new folder"
         )
     state = PartialState()
     main = state.is_main_process

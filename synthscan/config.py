@@ -53,7 +53,7 @@ class Range:
 
     def describe(self) -> str:
         if self.max is not None:
-            return f"in [{self.min:g}, {self.max:g}]"
+            return f"in {'(' if self.min_open else '['}{self.min:g}, {self.max:g}]"
         return f"{'>' if self.min_open else '>='} {self.min:g}"
 
 
