@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 import synthscan
 from synthscan.atomic import atomic_open, atomic_write_text
-from synthscan.config import ConfigError, dump_config, load_config
+from synthscan.config import ConfigError, dump_config, from_dict, load_config
 from synthscan.dataset import Dataset, DatasetError, Record
 from synthscan.generator.conditions import (
     FACTORS,
@@ -857,23 +857,19 @@ def finetune(
     if patients is not None:
         records = [r for r in records if r.patient_id in patients]
     records = known_condition_records(pipeline, records, f"{'/'.join(sources)} studies", dataset.root)
-    config = GeneratorConfig(seed=seed, sample_every=0)
-    config.transform.bin_factor = pipeline.config.bin_factor
-    config.diffusion.steps = steps
-    config.diffusion.learning_rate = learning_rate
-    config.diffusion.batch_size = batch_size
-    config.diffusion.warmup_steps = min(50, max(steps // 10, 1))
-    if snr_gamma is not None and not snr_gamma > 0:
-        raise ValueError(f"snr_gamma must be positive (e.g. 5) or None, got {snr_gamma}")
-    config.diffusion.snr_gamma = snr_gamma
-    if not (low_noise_multiplier > 0 and 0 < low_noise_portion <= 1):
-        raise ValueError(
-            f"low_noise_multiplier must be positive and low_noise_portion in (0, 1], got "
-            f"{low_noise_multiplier} and {low_noise_portion}"
-        )
-    config.diffusion.low_noise_multiplier = low_noise_multiplier
-    config.diffusion.low_noise_portion = low_noise_portion
-    config.diffusion.prediction_type = pipeline.scheduler.config.prediction_type  # the base model's target
+    diffusion = {
+        "steps": steps,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "warmup_steps": min(50, max(steps // 10, 1)),
+        "snr_gamma": snr_gamma,
+        "low_noise_multiplier": low_noise_multiplier,
+        "low_noise_portion": low_noise_portion,
+        "prediction_type": pipeline.scheduler.config.prediction_type,  # the base model's target
+    }
+    settings = {"seed": seed, "sample_every": 0, "transform": {"bin_factor": pipeline.config.bin_factor}}
+    # checked against the config's own bounds: a bad value fails here, naming its field
+    config = from_dict(GeneratorConfig, {**settings, "diffusion": diffusion}, where="finetune")
     work = out.with_name(out.name + "-run")
     recorded = work / "config.yaml"
     # parsed, so a field added since the run started compares at its default

@@ -105,7 +105,10 @@ def _coerce(hint: Any, value: Any, field: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        for arg in (a for a in args if a is not type(None)):
+        members = [a for a in args if a is not type(None)]
+        if len(members) == 1:  # an optional value: its own type's message (bounds included)
+            return _coerce(members[0], value, field)
+        for arg in members:
             try:
                 return _coerce(arg, value, field)
             except ConfigError:

@@ -23,6 +23,7 @@ def _generator(overrides=None, path=None):
         ({"diffusion.learning_rate": 0}, "diffusion.learning_rate must be > 0"),
         ({"diffusion.cond_drop_prob": 1.5}, "diffusion.cond_drop_prob must be in [0, 1]"),
         ({"diffusion.low_noise_portion": 0}, "diffusion.low_noise_portion must be in (0, 1], got 0"),
+        ({"diffusion.snr_gamma": -1}, "diffusion.snr_gamma must be > 0, got -1.0"),
         ({"autoencoder.block_out_channels": [8, "x"]}, "block_out_channels[1] must be an integer"),
         ({"unet.attention_levels": "yes"}, "unet.attention_levels must be a list"),
         ({"sampling.guidance_scale": 0}, "sampling.guidance_scale must be > 0"),

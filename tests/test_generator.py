@@ -601,7 +601,13 @@ def test_finetune_with_a_low_noise_bias_trains_otherwise_and_says_so(
     assert (recorded.low_noise_multiplier, recorded.low_noise_portion) == (5.0, 0.2)
     refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "bad"), "--low-noise-portion", "0"])
     assert refused.exit_code == 2 and "--low-noise-portion" in refused.output
-    assert not (tmp_path / "bad").exists()
+    with pytest.raises(
+        ConfigError, match=r"finetune: diffusion.low_noise_portion must be in \(0, 1\], got 0.0"
+    ):
+        train_module.finetune(
+            tiny_generator, generator_dataset, tmp_path / "bad", low_noise_portion=0.0, **common
+        )
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad-run").exists()
 
 
 def test_a_model_on_another_s_autoencoder_keeps_it_and_what_it_saw(
