@@ -10,8 +10,8 @@ import sys
 import time
 
 import torch
-import yaml
 
+from synthscan.cli.options import parse_overrides
 from synthscan.config import load_config
 from synthscan.generator.config import GeneratorConfig
 from synthscan.generator.models import ConditionedUNet, build_unet
@@ -20,8 +20,7 @@ from synthscan.generator.storage import load_pipeline
 batch = int(sys.argv[1])
 device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 if len(sys.argv) > 2:
-    overrides = dict(item.split("=", 1) for item in sys.argv[3:])
-    config = load_config(GeneratorConfig, sys.argv[2], {k: yaml.safe_load(v) for k, v in overrides.items()})
+    config = load_config(GeneratorConfig, sys.argv[2], parse_overrides(tuple(sys.argv[3:])))
     patch = config.unet.latent_patch
     shape = (
         config.autoencoder.latent_channels * patch**2,
