@@ -11,6 +11,11 @@ blocks (still Poisson), Anscombe-transformed (``2 sqrt(c + 3/8)``, unit noise va
 by the study's mean, so the detector sees structure and noise texture but not the count level
 (total counts are compared separately, in the fidelity report's count statistics). Folds are
 patient-disjoint (``StratifiedGroupKFold``): a patient's studies never sit on both sides of a split.
+
+Where it looks: the logit is a linear layer on globally averaged features, so it is exactly the mean
+of a per-location logit map (a class activation map, Zhou et al. 2016). The out-of-fold maps of the
+synthetic studies minus those of the real ones say where the tell lies (``where`` of the result): the
+regions to fix, which a single AUC cannot say.
 """
 
 from __future__ import annotations
@@ -73,10 +78,17 @@ def build_detector(channels: Sequence[int]) -> nn.Module:
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(previous, 1))
 
 
+def logit_maps(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """(B, h, w) per-location logits of a :func:`build_detector` network; their mean is its logit."""
+    features = model[:-3](x)  # before pooling, flattening and the linear layer
+    linear = model[-1]
+    return torch.einsum("bchw,c->bhw", features, linear.weight[0]) + linear.bias[0]
+
+
 def _fit_predict(
     x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, config: DetectorConfig, seed: int
 ) -> np.ndarray:
-    """Train one detector on a fold's training studies; its logits for the held-out studies."""
+    """Train one detector on a fold's training studies; its logit maps of the held-out studies."""
     torch.manual_seed(seed)
     generator = np.random.default_rng(seed)
     model = build_detector(config.channels)
@@ -97,7 +109,7 @@ def _fit_predict(
     model.eval()
     with torch.no_grad():
         return torch.cat(
-            [model(torch.from_numpy(x_test[i : i + 64])).squeeze(1) for i in range(0, len(x_test), 64)]
+            [logit_maps(model, torch.from_numpy(x_test[i : i + 64])) for i in range(0, len(x_test), 64)]
         ).numpy()
 
 
@@ -115,6 +127,11 @@ def detector_auc(
     scored only by detectors that did not see it), and ``repeats`` holds each repeat's own AUC, their
     mean and standard deviation. ``fold_auc`` holds, per repeat, each fold's AUC on its own test
     studies: a tell that only some folds' detectors find shows as folds near 1 beside folds near 0.5.
+    ``where`` holds the mean out-of-fold logit map of the synthetic studies minus the real ones'
+    (``difference``, rows top to bottom, anterior orientation, each cell ``cell_pixels`` native pixels
+    square; positive: looks synthetic there), the real studies' mean input on the same grid
+    (``real_mean``, both views averaged: where the body is), and ``row_profile``, the difference summed
+    over columns.
     """
     config = config or DetectorConfig()
     if config.repeats < 1:
@@ -126,10 +143,15 @@ def detector_auc(
     if folds < 2:
         raise ValueError("the image detector needs at least two real and two synthetic studies")
     runs = [
-        out_of_fold_scores(x, y, groups, folds, config, config.seed + 1000 * r) for r in range(config.repeats)
+        out_of_fold_maps(x, y, groups, folds, config, config.seed + 1000 * r) for r in range(config.repeats)
     ]
-    scores = [s for s, _ in runs]
+    maps = np.mean([m for m, _ in runs], axis=0)  # each study's maps averaged over the repeats
+    scores = [m.mean(axis=(1, 2)) for m, _ in runs]
     result = auc_ci(y, np.mean(scores, axis=0))
+    difference = maps[y == 1].mean(axis=0) - maps[y == 0].mean(axis=0)
+    cell = config.bin_factor * 2 ** len(config.channels)
+    cells = torch.from_numpy(x[y == 0].mean(axis=(0, 1))[None, None])
+    real_mean = nn.functional.adaptive_avg_pool2d(cells, difference.shape)[0, 0].numpy()
     out = {
         "auc": result.auc,
         "ci95": [result.lower, result.upper],
@@ -138,7 +160,16 @@ def detector_auc(
         "folds": folds,
         "bin_factor": config.bin_factor,
         "epochs": config.epochs,
-        "fold_auc": [[_fold_auc(y[fold == k], s[fold == k]) for k in range(folds)] for s, fold in runs],
+        "fold_auc": [
+            [_fold_auc(y[fold == k], s[fold == k]) for k in range(folds)]
+            for s, (_, fold) in zip(scores, runs, strict=True)
+        ],
+        "where": {
+            "cell_pixels": cell,
+            "difference": np.round(difference, 4).tolist(),
+            "real_mean": np.round(real_mean, 4).tolist(),
+            "row_profile": np.round(difference.sum(axis=1), 4).tolist(),
+        },
     }
     if config.repeats > 1:
         aucs = [auc_ci(y, s).auc for s in scores]
@@ -171,19 +202,50 @@ def repeats_text(result: dict[str, Any]) -> str:
     return text
 
 
-def out_of_fold_scores(
+def where_text(result: dict[str, Any]) -> str:
+    """A sentence, leading space included, on where the detector's tell lies: the fewest adjacent rows
+    of its map that hold half of the positive (looks-synthetic) difference."""
+    where = result.get("where")
+    if not where:
+        return ""
+    profile = np.clip(np.asarray(where["row_profile"]), 0, None)
+    if profile.sum() <= 0:
+        return " Its maps find no region where the synthetic studies look more synthetic than the real ones."
+    sums = np.cumsum(np.r_[0.0, profile])
+    half = profile.sum() / 2
+    first, last = min(
+        (
+            (a, b)
+            for a in range(len(profile))
+            for b in range(a, len(profile))
+            if sums[b + 1] - sums[a] >= half
+        ),
+        key=lambda ab: (ab[1] - ab[0], -(sums[ab[1] + 1] - sums[ab[0]])),
+    )
+    cell = where["cell_pixels"]
+    return (
+        f" Where it looks (out-of-fold logit maps, synthetic minus real, `image_detector_map.png`): half of"
+        f" the looks-synthetic difference lies in rows {first * cell}-{(last + 1) * cell - 1}"
+        f" ({last - first + 1} of {len(profile)} row bands of {cell} pixels)."
+    )
+
+
+def out_of_fold_maps(
     x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int, config: DetectorConfig, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """One patient-disjoint cross-validation: every study scored by the detector that did not see it.
 
-    Returns the scores and each study's fold.
+    Returns the studies' logit maps (their means are the scores) and each study's fold.
     """
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    scores, fold_of = np.empty(len(y)), np.empty(len(y), int)
+    maps, fold_of = None, np.empty(len(y), int)
     for fold, (train, test) in enumerate(splitter.split(x, y, groups)):
-        scores[test] = _fit_predict(x[train], y[train], x[test], config, seed + fold)
+        fold_maps = _fit_predict(x[train], y[train], x[test], config, seed + fold)
+        if maps is None:
+            maps = np.empty((len(y), *fold_maps.shape[1:]), np.float32)
+        maps[test] = fold_maps
         fold_of[test] = fold
-    return scores, fold_of
+    return maps, fold_of
 
 
 def _fold_auc(y: np.ndarray, scores: np.ndarray) -> float | None:

@@ -29,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import Dataset, DatasetError, Record, same_pixel_size
-from synthscan.evaluation.detector import DetectorConfig, dataset_detector_auc, repeats_text
+from synthscan.evaluation.detector import DetectorConfig, dataset_detector_auc, repeats_text, where_text
 from synthscan.evaluation.lesions import LesionDetector, lesion_fidelity, lesion_markdown
 from synthscan.evaluation.privacy import embed_studies, feature_batches, fit_shape
 from synthscan.generator.conditions import condition_key
@@ -485,7 +485,39 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
     fig.savefig(out / "noise_power_spectrum.png", dpi=100)
     plt.close(fig)
     names.append("noise_power_spectrum.png")
+    if "where" in results.get("image_detector", {}):
+        names.append(_detector_map(results["image_detector"]["where"], out / "image_detector_map.png"))
     return names
+
+
+def _detector_map(where: dict[str, Any], path: Path) -> str:
+    """The image detector's looks-synthetic map beside the real studies' mean, and its row profile."""
+    import matplotlib.pyplot as plt
+
+    difference, real_mean = np.asarray(where["difference"]), np.asarray(where["real_mean"])
+    cell, (rows, cols) = where["cell_pixels"], difference.shape
+    extent = (0, cols * cell, rows * cell, 0)
+    limit = float(np.abs(difference).max()) or 1.0
+    fig, axes = plt.subplots(1, 3, figsize=(7, 7), sharey=True, gridspec_kw={"width_ratios": [1, 1.25, 1.2]})
+    axes[0].imshow(real_mean, cmap="gray_r", extent=extent, aspect="auto")
+    axes[0].set_title("real studies, mean", fontsize=8)
+    shown = axes[1].imshow(difference, cmap="RdBu_r", vmin=-limit, vmax=limit, extent=extent, aspect="auto")
+    centres = (np.arange(rows) + 0.5) * cell
+    if min(rows, cols) >= 2:  # the body's outline: above the mean input's level, mostly body
+        level = [float(real_mean.mean())]
+        axes[1].contour((np.arange(cols) + 0.5) * cell, centres, real_mean, level, colors="k", linewidths=0.6)
+    axes[1].set_title("synthetic − real logit", fontsize=8)
+    fig.colorbar(shown, ax=axes[1], fraction=0.08)
+    axes[2].barh(centres, where["row_profile"], height=cell * 0.9, color="tab:red")
+    axes[2].axvline(0, color="k", linewidth=0.5)
+    axes[2].set_title("summed over columns", fontsize=8)
+    for ax in axes[:2]:
+        ax.set_xticks([])
+    axes[0].set_ylabel("row (native pixels; posterior mirrored onto anterior)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
 
 
 def body_placement_text(placement: dict) -> str:
@@ -537,7 +569,7 @@ def write_fidelity_report(
             f"Image-space detector (a small CNN on the count images, {d['folds']}-fold patient-disjoint"
             f" cross-validation, {d['n_real']} real vs {d['n_synthetic']} synthetic studies): AUC "
             f"{d['auc']:.3f} [DeLong 95 % CI {d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]"
-            " (0.5: indistinguishable)." + repeats_text(d),
+            " (0.5: indistinguishable)." + repeats_text(d) + where_text(d),
         ]
     if "body_placement" in results:
         lines += ["", body_placement_text(results["body_placement"])]

@@ -4,9 +4,18 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 from scipy.ndimage import gaussian_filter1d
 
-from synthscan.evaluation.detector import DetectorConfig, detector_auc, detector_inputs, repeats_text
+from synthscan.evaluation.detector import (
+    DetectorConfig,
+    build_detector,
+    detector_auc,
+    detector_inputs,
+    logit_maps,
+    repeats_text,
+    where_text,
+)
 
 CONFIG = DetectorConfig(bin_factor=1, channels=(8, 16), epochs=6, folds=4)
 
@@ -70,3 +79,31 @@ def test_repeats_report_the_spread_of_the_detectors_own_training():
     assert "trainings'" not in repeats_text(once) and "The 4 fold detectors'" in repeats_text(once)
     with pytest.raises(ValueError, match="repeats"):
         detector_auc(a, b, groups, groups, dataclasses.replace(CONFIG, repeats=0))
+
+
+def test_the_logit_map_averages_to_the_detectors_logit():
+    torch.manual_seed(0)
+    model = build_detector((8, 16)).eval()
+    x = torch.randn(3, 2, 64, 16)
+    with torch.no_grad():
+        maps, logits = logit_maps(model, x), model(x).squeeze(1)
+    assert maps.shape == (3, 16, 4)
+    torch.testing.assert_close(maps.mean(dim=(1, 2)), logits)
+
+
+def test_the_map_finds_a_tell_where_it_is():
+    """Synthetic studies blurred in their lower half only: the looks-synthetic difference lies there."""
+    rng = np.random.default_rng(4)
+    real, synthetic = striped_studies(24, rng), striped_studies(24, rng)
+    synthetic[:, :, 40:] = striped_studies(24, rng, blur=1.5)[:, :, 40:]
+    groups = [str(i) for i in range(24)]
+    result = detector_auc(real, synthetic, groups, groups, CONFIG)
+    assert result["auc"] > 0.9, result
+    where = result["where"]
+    assert where["cell_pixels"] == 4 and np.shape(where["difference"]) == (16, 4)
+    profile = np.asarray(where["row_profile"])  # cells 10-15 hold rows 40-63
+    assert profile[10:].mean() > 2 * profile[:10].mean(), profile
+    # (the detector's group norms see the whole image, so the unaltered rows are not at 0)
+    first, last = map(int, where_text(result).split(" lies in rows ")[1].split(" ")[0].split("-"))
+    assert first >= 40 and last == 63, where_text(result)
+    assert np.shape(where["real_mean"]) == (16, 4)

@@ -179,6 +179,7 @@ def test_report_end_to_end(tmp_path):
     assert results["tracer_fidelity"]["chance"] == 0.5 and "Tracer fidelity" in text
     assert json.loads((tmp_path / "rep" / "results.json").read_text())["n_synthetic"] == 20
     assert (tmp_path / "rep" / "noise_power_spectrum.png").is_file()
+    assert "Where it looks" in text and (tmp_path / "rep" / "image_detector_map.png").is_file()
 
 
 def test_cli_fidelity(tmp_path):
