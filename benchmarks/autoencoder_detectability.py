@@ -7,7 +7,8 @@ A latent diffusion model only generates what its decoder can draw. If the image-
 (:mod:`synthscan.evaluation.detector`, the one ``generator_quality`` reports) already tells the
 autoencoder's reconstructions of real studies from other real studies, more diffusion training cannot
 bring the samples below that AUC: the autoencoder is the next thing to change. HELD_OUT's patients are
-shuffled (seeded) and split in two; ``n`` studies of the first half are encoded, decoded, cut to
+shuffled (seeded) and split in two; ``n`` studies of the first half are encoded, decoded (through
+the model's rate calibration where it has one, as its samples are), cut to
 their own acquired rows, scaled to their own counts per view and redrawn as Poisson counts (as a
 sample is), and compared with ``n`` studies of the second half. The same comparison with the first
 half's studies as acquired is the detector's chance level on this data (real vs real: 0.5 expected).
@@ -84,7 +85,7 @@ def main() -> None:
         )
     first, second = first[: args.n], second[: args.n]
     pipeline = load_pipeline(args.model, device="cpu")
-    ae = Autoencoder(pipeline.vae, pipeline.config.bin_factor)
+    ae = Autoencoder.of(pipeline)
     rng = np.random.default_rng(args.seed)
 
     def counts(records: list[Record]) -> np.ndarray:

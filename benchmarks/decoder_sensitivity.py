@@ -72,7 +72,7 @@ def main() -> None:
     detector = LesionDetector.load(args.lesion_detector)
     pipeline = load_pipeline(args.model, device="cpu")
     vae, scale = pipeline.vae, pipeline.vae.config.scaling_factor
-    ae = Autoencoder(vae, pipeline.config.bin_factor)
+    ae = Autoencoder.of(pipeline)
     spacing = dataset.info.pixel_spacing_mm
 
     def marks(counts: np.ndarray) -> float:

@@ -52,6 +52,8 @@ from scipy import ndimage
 from synthscan.dataset import Dataset
 from synthscan.evaluation.lesions import LesionDetector, score_studies, visible_hot_lesions
 from synthscan.evaluation.realism import Study, bone_texture
+from synthscan.generator.calibration import RateCalibration
+from synthscan.generator.pipeline import SynthScanPipeline
 from synthscan.generator.storage import load_pipeline
 from synthscan.generator.transform import expected_counts, to_model
 from synthscan.render import render_grid
@@ -62,10 +64,17 @@ HELD_OUT_SEED = 900_000
 
 
 class Autoencoder(NamedTuple):
-    """What the reconstruction measures need: the autoencoder and the model images' bin factor."""
+    """What the reconstruction measures need: the autoencoder, the model images' bin factor and the
+    decoder's rate calibration (a model's, so reconstructions are drawn as its samples are)."""
 
     vae: AutoencoderKL
     bin_factor: int
+    calibration: RateCalibration | None = None
+
+    @classmethod
+    def of(cls, pipeline: SynthScanPipeline) -> Autoencoder:
+        calibration = RateCalibration.from_dict(pipeline.config.get("rate_calibration"))
+        return cls(pipeline.vae, pipeline.config.bin_factor, calibration)
 
 
 def band_power(view: np.ndarray, band: tuple[float, float], floor: float = 0.0) -> float:
@@ -109,7 +118,9 @@ def reconstruct(
     if latent is None:
         latent = ae.vae.encode(to_model(counts[None], ae.bin_factor)[0]).latent_dist.mean[0]
     decoded = ae.vae.decode(latent[None]).sample
-    return expected_counts(decoded, torch.tensor([total]), ae.bin_factor)[0].numpy()
+    return expected_counts(decoded, torch.tensor([total]), ae.bin_factor, calibration=ae.calibration)[
+        0
+    ].numpy()
 
 
 def reconstruction(ae: Autoencoder, site: str, n: int) -> dict[str, list[float]]:
@@ -247,7 +258,7 @@ def main() -> None:
         ae = Autoencoder(AutoencoderKL.from_pretrained(args.autoencoder).eval(), args.bin_factor)
     else:
         pipeline = load_pipeline(args.model, device="cpu")
-        ae = Autoencoder(pipeline.vae, pipeline.config.bin_factor)
+        ae = Autoencoder.of(pipeline)
     if args.png:
         render_grid(reconstruction_panels(ae, args.site), columns=3).save(args.png)
     results = {"reconstruction_over_truth": medians(reconstruction(ae, args.site, args.n))}

@@ -32,6 +32,11 @@ class TransformConfig:
 
     # native pixels summed per model pixel along each axis (2: 1024x256 → 512x128)
     bin_factor: PositiveInt = 2
+    # training studies run through the autoencoder to fit its rate calibration (the count each decoded
+    # level stands for, synthscan.generator.calibration; docs/detector_map); 0: none
+    calibration_studies: NonNegativeInt = 64
+    # outermost model-image columns on each side calibrated each on its own (the decoder's border)
+    calibration_edge_columns: NonNegativeInt = 8
 
 
 @dataclass

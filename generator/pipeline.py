@@ -28,6 +28,7 @@ import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, SchedulerMixin, UNet2DModel
 from diffusers.utils import BaseOutput
 
+from synthscan.generator.calibration import RateCalibration
 from synthscan.generator.conditions import FACTORS, UNKNOWN, resolve_condition, resolve_factor, split_key
 from synthscan.generator.config import GUIDED_EVERY_STEP
 from synthscan.generator.models import ConditionEncoder, unfold_latents
@@ -110,6 +111,7 @@ class SynthScanPipeline(DiffusionPipeline):
         guidance_distilled: bool = False,
         guidance_interval: list[float] | None = None,
         latent_patch: int = 1,
+        rate_calibration: dict | None = None,
     ):
         super().__init__()
         self.register_modules(vae=vae, unet=unet, scheduler=scheduler, condition_encoder=condition_encoder)
@@ -135,6 +137,7 @@ class SynthScanPipeline(DiffusionPipeline):
             guidance_distilled=bool(guidance_distilled),
             guidance_interval=[float(v) for v in guidance_interval or GUIDED_EVERY_STEP],
             latent_patch=int(latent_patch),
+            rate_calibration=rate_calibration,
         )
 
     @property
@@ -375,6 +378,7 @@ class SynthScanPipeline(DiffusionPipeline):
             window,
             torch.stack(margin_draws),
             torch.tensor(ratios) if ratios else None,
+            RateCalibration.from_dict(self.config.get("rate_calibration")),
         )
         counts = poisson_counts(rate, generators)
         expected = rate.numpy() if return_expected else None

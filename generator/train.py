@@ -44,6 +44,7 @@ import synthscan
 from synthscan.atomic import atomic_open, atomic_write_text
 from synthscan.config import ConfigError, dump_config, from_dict, load_config
 from synthscan.dataset import Dataset, DatasetError, Record
+from synthscan.generator.calibration import RateCalibration, fit_rate_calibration
 from synthscan.generator.conditions import (
     FACTORS,
     UNKNOWN,
@@ -572,8 +573,10 @@ def assemble_pipeline(
     config: GeneratorConfig,
     dataset: Dataset,
     records: list[Record],
+    calibration: RateCalibration | None = None,
 ) -> SynthScanPipeline:
-    """The inference pipeline with what it learned from the training set stored in its config."""
+    """The inference pipeline with what it learned from the training set stored in its config
+    (``calibration``: its decoder's, :func:`decoder_calibration`)."""
     amyloid = Counter(k for k in images.keys if split_key(k)[0] == "amyloidosis")
     grade_weights = {k: n / sum(amyloid.values()) for k, n in sorted(amyloid.items())}
     encoder = unet.encoder.eval() if isinstance(unet, ConditionedUNet) else None
@@ -602,9 +605,38 @@ def assemble_pipeline(
         acquisition_window=images.window.to_dict(),
         factors=tables,
         factor_weights=factor_weights(records, tables) if tables else None,
+        rate_calibration=calibration.to_dict() if calibration is not None else None,
     )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
+
+
+def _check_calibration_columns(config: GeneratorConfig, dataset: Dataset) -> None:
+    """Refuse, before any training, edge columns that the model images are too narrow for."""
+    transform = config.transform
+    width, edges = dataset.info.matrix[1] // transform.bin_factor, transform.calibration_edge_columns
+    if transform.calibration_studies and width <= 2 * edges:
+        raise ValueError(
+            f"transform.calibration_edge_columns {edges} needs model images over {2 * edges} columns wide, "
+            f"{dataset.root}'s are {width}: set it lower"
+        )
+
+
+def decoder_calibration(
+    vae: AutoencoderKL, images: TrainingImages, config: GeneratorConfig
+) -> RateCalibration | None:
+    """The rate calibration of ``vae`` on ``config.transform.calibration_studies`` of the training
+    images (None when that is 0); the same on every process (seeded)."""
+    transform = config.transform
+    if not transform.calibration_studies:
+        return None
+    return fit_rate_calibration(
+        vae,
+        images.images,
+        studies=transform.calibration_studies,
+        edge_columns=transform.calibration_edge_columns,
+        seed=config.seed,
+    )
 
 
 def model_card(
@@ -678,6 +710,7 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
     records = training_records(dataset, tuple(config.sources))
     grid = tuple(n // config.downsampling for n in dataset.info.matrix)
     check_latent_patch((config.autoencoder.latent_channels, *grid), config.unet.latent_patch)
+    _check_calibration_columns(config, dataset)
     source = pretrained_autoencoder(config) if config.autoencoder.from_model else None
     run = RunDir(out, config, kind="generator") if main else None
     try:
@@ -693,6 +726,7 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
         latents = cached_latents(vae, images, out / "data", progress=progress) if main else None
         state.wait_for_everyone()
         latents = latents or cached_latents(vae, images, out / "data", progress=False)
+        calibration = decoder_calibration(vae, images, config)
         latents = fold_posterior(latents, config.unet.latent_patch)
         torch.manual_seed(config.seed)
         tables = factor_tables([study_factors(r) for r in records])
@@ -714,7 +748,7 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
 
         def on_sample(model: UNet2DModel | ConditionedUNet, step: int) -> None:
             pipeline = assemble_pipeline(
-                vae, model, noise_scheduler, images, conditions, config, dataset, records
+                vae, model, noise_scheduler, images, conditions, config, dataset, records, calibration
             )
             _sample_grid(pipeline, out / "samples" / f"diffusion-{step:06d}.png")
             model.train()
@@ -735,7 +769,7 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
         )
         if main:
             pipeline = assemble_pipeline(
-                vae, unet, noise_scheduler, images, conditions, config, dataset, records
+                vae, unet, noise_scheduler, images, conditions, config, dataset, records, calibration
             )
             if source is not None:  # its autoencoder saw what its model was trained on ("real": patients)
                 sources = {*pipeline.config.training_sources, *source.config.training_sources}
@@ -841,10 +875,10 @@ def finetune(
     holds other studies), so a training's restarts share its main stage's instead of writing one copy
     each.
 
-    The autoencoder is kept; the total-count distribution is refitted on the site's studies (its
-    count level). Studies whose condition the model does not know are left out (and logged). With
-    ``sources=("simulated",)`` it continues a simulator-trained model's training on simulated studies,
-    and the model still has seen no patient.
+    The autoencoder is kept; the total-count distribution and the decoder's rate calibration are
+    refitted on the site's studies (its count and background levels). Studies whose condition the
+    model does not know are left out (and logged). With ``sources=("simulated",)`` it continues a
+    simulator-trained model's training on simulated studies, and the model still has seen no patient.
     """
     from synthscan.generator.storage import load_pipeline
 
@@ -867,9 +901,13 @@ def finetune(
         "low_noise_portion": low_noise_portion,
         "prediction_type": pipeline.scheduler.config.prediction_type,  # the base model's target
     }
-    settings = {"seed": seed, "sample_every": 0, "transform": {"bin_factor": pipeline.config.bin_factor}}
+    transform = {"bin_factor": pipeline.config.bin_factor}
+    if base_calibration := RateCalibration.from_dict(pipeline.config.get("rate_calibration")):
+        transform["calibration_edge_columns"] = base_calibration.edge_columns  # refitted alike
+    settings = {"seed": seed, "sample_every": 0, "transform": transform}
     # checked against the config's own bounds: a bad value fails here, naming its field
     config = from_dict(GeneratorConfig, {**settings, "diffusion": diffusion}, where="finetune")
+    _check_calibration_columns(config, dataset)
     work = out.with_name(out.name + "-run")
     recorded = work / "config.yaml"
     # parsed, so a field added since the run started compares at its default
@@ -913,7 +951,12 @@ def finetune(
         else:
             pipeline.register_modules(unet=trained)
         trained_on = sorted({*pipeline.config.training_sources, *sources})  # "real": it has now seen patients
-        pipeline.register_to_config(**count_distributions(images), training_sources=trained_on)
+        calibration = decoder_calibration(pipeline.vae, images, config)  # at the site's background
+        pipeline.register_to_config(
+            **count_distributions(images),
+            training_sources=trained_on,
+            rate_calibration=calibration.to_dict() if calibration is not None else None,
+        )
         if main:
             _sample_grid(pipeline, work / "samples" / "final.png")
             seconds = run.active_seconds()
@@ -967,3 +1010,58 @@ def finetune_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def calibrate(
+    model: str | Path | None,
+    dataset: Dataset,
+    out: str | Path,
+    *,
+    studies: int = 64,
+    edge_columns: int = 8,
+    seed: int = 0,
+    sources: tuple[str, ...] = ("real",),
+) -> Path:
+    """Fit a saved generator's decoder rate calibration on ``studies`` of ``dataset``'s studies of
+    ``sources`` (``edge_columns``: see :class:`RateCalibration`) and save the model with it at
+    ``out``; its weights stay as they are.
+
+    For models trained before calibrations existed, and to move a model to a site's background level
+    without training (``synthscan.generator.calibration``). The calibration is pooled pixel means, but
+    fitted on real studies the model is marked as having seen patients, as by ``finetune``.
+    """
+    from synthscan.generator.storage import load_pipeline
+    from synthscan.generator.transform import to_model
+
+    pipeline = load_pipeline(model)
+    base, base_sha256 = Path(pipeline.path), pipeline.sha256
+    records = training_records(dataset, tuple(sources))
+    records = known_condition_records(pipeline, records, f"{'/'.join(sources)} studies", dataset.root)
+    rng = np.random.default_rng(seed)
+    chosen = [
+        records[i] for i in np.sort(rng.choice(len(records), min(studies, len(records)), replace=False))
+    ]
+    counts = np.stack([s.counts for s in dataset.iter_studies(chosen)])
+    images = to_model(counts, pipeline.config.bin_factor)[0].numpy()
+    calibration = fit_rate_calibration(
+        pipeline.vae, images, studies=len(images), edge_columns=edge_columns, seed=seed
+    )
+    pipeline.register_to_config(
+        rate_calibration=calibration.to_dict(),
+        training_sources=sorted({*pipeline.config.training_sources, *sources}),
+    )
+    lines = [
+        "# Calibrated synthscan generator",
+        "",
+        f"The model below (`{base.name}`, sha256 {base_sha256}) with its decoder's rate calibration "
+        f"(`rate_calibration` in `model_index.json`, {len(calibration.tables)} tables: the outermost "
+        f"{edge_columns} columns of each side and the rest) fitted by "
+        f"`synthscan calibrate` on {len(chosen)} {'/'.join(sources)} studies of `{dataset.root.name}` "
+        f"(seed {seed}); its weights unchanged.",
+        "",
+        BASE_MODEL_HEADING,
+        "",
+        *demote_headings(read_card(base).splitlines()),
+        "",
+    ]
+    return save_model(pipeline, out, card="\n".join(lines))

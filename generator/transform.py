@@ -30,6 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from synthscan.generator.calibration import RateCalibration
+
 MARGIN_QUANTILES = 21
 """Quantiles (0, 5, ..., 100 %) of the training margins an :class:`AcquisitionWindow` stores."""
 
@@ -71,10 +73,13 @@ def expected_counts(
     window: AcquisitionWindow | None = None,
     margin_draws: torch.Tensor | None = None,
     posterior_ratio: torch.Tensor | None = None,
+    calibration: RateCalibration | None = None,
 ) -> torch.Tensor:
     """Decoded model images → expected native counts (B, 2, H, W), posterior as acquired.
 
-    The rate is the square of the decoder output, exactly as in the autoencoder's training loss, set to
+    The rate is the square of the decoder output, exactly as in the autoencoder's training loss, mapped
+    through the decoder's ``calibration`` where the model has one (the count each decoded level stands
+    for, :mod:`synthscan.generator.calibration`), set to
     exactly 0 outside each study's acquisition ``window`` (margins picked by ``margin_draws``). Each
     study is scaled so both views together hold ``total_counts``, split between the views so that the
     posterior holds ``posterior_ratio`` times the anterior's counts; without it the split is the
@@ -84,6 +89,8 @@ def expected_counts(
     end plates) with it, 59 % with bilinear interpolation.
     """
     rate = x.square()
+    if calibration is not None:
+        rate = calibration.apply(rate)
     mask = window.mask(rate, bin_factor, margin_draws) if window is not None else None
     if bin_factor > 1:
         rate = F.interpolate(rate, scale_factor=bin_factor, mode="bicubic", align_corners=False).clamp_min(0)

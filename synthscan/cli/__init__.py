@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str] | tuple[str, dict[str, tuple[str, str]]]] = 
     "export-dicom": ("synthscan.cli.dicom:export_dicom", "Export a dataset as synthetic NM DICOM."),
     "train": ("synthscan.cli.generator:train", "Train the conditional latent diffusion generator."),
     "finetune": ("synthscan.cli.generator:finetune", "Train a generator's diffusion UNet further."),
+    "calibrate": ("synthscan.cli.generator:calibrate", "Fit a generator's decoder rate calibration."),
     "distill": ("synthscan.cli.generator:distill", "Distil a generator into a few-step sampler."),
     "sample": ("synthscan.cli.generator:sample", "Generate labelled synthetic scans."),
     "augment": ("synthscan.cli.augment:augment", "Add synthetic studies to a dataset where it is short."),

@@ -220,6 +220,70 @@ def finetune(
     click.echo(f"Model saved to {folder}. Sample with: synthscan sample --model {folder} --condition normal")
 
 
+@click.command()
+@click.option(
+    "--model",
+    type=GeneratorParam(),
+    default=None,
+    help="Generator to calibrate: a folder or a shipped name [default: the shipped default model].",
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Dataset whose studies of --sources the calibration is fitted on.",
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
+@click.option(
+    "--studies",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Studies run through the autoencoder (drawn with --seed).",
+)
+@click.option(
+    "--sources",
+    default="real",
+    show_default=True,
+    type=click.Choice(["real", "simulated"]),
+    help="Studies to fit on: a site's real ones (the model is then marked as having seen patients), or "
+    "simulated ones.",
+)
+@click.option(
+    "--edge-columns",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Outermost model-image columns of each side calibrated each on its own (the decoder's border).",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Studies and pixels drawn."
+)
+def calibrate(
+    model: str | None, data: str, out: str, studies: int, sources: str, edge_columns: int, seed: int
+) -> None:
+    """Fit a generator's decoder rate calibration on DATA; its weights stay as they are.
+
+    The calibration maps each decoded rate to the mean count it stands for on the studies, column by
+    column at the image border (without it the shipped default's decoder draws the camera's flat
+    background at a third of its rate and its outermost columns too bright: docs/detector_map). Training
+    fits one itself; this adds one to an older model or refits it at another site's background level.
+    """
+    from synthscan.dataset import Dataset
+    from synthscan.generator.train import calibrate as calibrate_generator
+
+    folder = calibrate_generator(
+        model,
+        Dataset.open(data),
+        out,
+        studies=studies,
+        edge_columns=edge_columns,
+        seed=seed,
+        sources=(sources,),
+    )
+    click.echo(f"Model saved to {folder}. Sample with: synthscan sample --model {folder} --condition normal")
+
+
 def _new_folder(name: str) -> Path:
     """``name``, or ``name-2``, ``name-3``… : the first that does not exist in the working directory."""
     candidate, index = Path(name), 1
