@@ -237,10 +237,18 @@ def describe_model(model: str | Path | None = None) -> dict[str, str]:
         + ("built in: " if index.get("guidance_distilled") else "")
         + ", ".join(f"{k} {v:g}" for k, v in guidance.items() if v is not None)
         + _interval_text(index.get("guidance_interval")),
+        "decoder_calibration": _calibration_text(index.get("rate_calibration")),
         "training_sources": ", ".join(index.get("training_sources") or ["not recorded"]),
         "privacy": statement["statement"] if statement else "no statement: audit samples before sharing them",
         "card": str(folder / "README.md") if (folder / "README.md").is_file() else "none",
     }
+
+
+def _calibration_text(calibration: dict | None) -> str:
+    if not calibration:
+        return "none (decoded rates used as they are)"
+    edges = calibration["edge_columns"]
+    return f"{len(calibration['tables'])} tables (the {edges} outermost columns of each side and the rest)"
 
 
 def load_pipeline(model: str | Path | None = None, *, device: str | None = None, precision: str = "fp32"):

@@ -11,7 +11,7 @@ from synthscan.generator.calibration import (
     decoded_rates,
     fit_rate_calibration,
 )
-from synthscan.generator.storage import load_pipeline
+from synthscan.generator.storage import describe_model, load_pipeline
 from synthscan.generator.transform import expected_counts, to_model
 
 
@@ -116,6 +116,10 @@ def test_calibrate_refits_the_table_and_keeps_the_weights(tiny_generator, genera
     table = RateCalibration.from_dict(calibrated.config.rate_calibration)
     assert table is not None and table != RateCalibration.from_dict(base.config.rate_calibration), "4 studies"
     assert calibrated.config.training_sources == ["simulated"]
+    assert (
+        describe_model(out)["decoder_calibration"]
+        == "5 tables (the 2 outermost columns of each side and the rest)"
+    )
     card = (out / "README.md").read_text()
     assert card.startswith("# Calibrated synthscan generator") and base.sha256 in card
     refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "real")])  # the default: real studies

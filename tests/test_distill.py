@@ -355,6 +355,7 @@ def test_a_shipped_student_is_the_current_default_model_s():
         assert student.config.conditions == default.config.conditions and student.matrix == default.matrix
         assert student.config.factors == default.config.factors, f"{name}: other tracer/burden conditions"
         assert default.sha256 in (student.path / "README.md").read_text(), f"{name}: another teacher"
+        assert student.config.rate_calibration == default.config.rate_calibration, f"{name}: its decoder's"
 
 
 def test_a_shipped_model_is_named_unless_a_folder_of_that_name_exists(tmp_path, monkeypatch):

@@ -18,14 +18,24 @@ from synthscan.cli.options import GeneratorParam
 )
 @click.option("--card", is_flag=True, help="Also print the model card (README.md).")
 def info(model: str | None, card: bool) -> None:
-    """Show a generator's path, SHA-256, conditions, sampler defaults, training data and privacy
-    statement, and the names of the shipped models. `--model` takes a name or a path (the `--synthetic`
-    option of `classifier train` and `evaluate augmentation` takes a path)."""
+    """Show a generator's path, SHA-256, conditions, sampler defaults, decoder calibration, training
+    data and privacy statement, and the names of the shipped models. `--model` takes a name or a path
+    (the `--synthetic` option of `classifier train` and `evaluate augmentation` takes a path)."""
     from synthscan.generator.storage import describe_model, shipped_models
 
     details = describe_model(model)
     click.echo(f"generator: {details['path']}")
-    for key in ("sha256", "conditions", "matrix", "sampler", "training_sources", "privacy", "card"):
+    keys = (
+        "sha256",
+        "conditions",
+        "matrix",
+        "sampler",
+        "decoder_calibration",
+        "training_sources",
+        "privacy",
+        "card",
+    )
+    for key in keys:
         click.echo(f"  {key.replace('_', ' ')}: {details[key]}")
     click.echo(f"shipped models (--model NAME): {', '.join(shipped_models())}")
     if card and details["card"] != "none":
