@@ -13,6 +13,8 @@ mask covers (``body_fraction``: haze around the body raises it), of:
 - ``reconstruction_padded``: the same with the model image padded by 64 rows and 16 columns of zeros
   before encoding (the decoder then never sees the image border): isolates the border effects of the
   convolutions' zero padding and of training the autoencoder on row crops;
+- ``reconstruction_calibrated``: the reconstruction through the model's decoder rate calibration,
+  for a model with one (:mod:`synthscan.generator.calibration`; its samples are drawn through it);
 - ``samples_no_window`` and ``samples``: expected counts of ``n`` samples (normal, seeds 0…n-1)
   without and with the acquisition window (:class:`synthscan.generator.transform.AcquisitionWindow`),
   and ``samples_counts``: their Poisson counts with it.
@@ -33,6 +35,7 @@ import torch.nn.functional as F
 
 from synthscan.dataset import Dataset
 from synthscan.evaluation.realism import simple_body
+from synthscan.generator.calibration import RateCalibration
 from synthscan.generator.sampling import SampleRequest
 from synthscan.generator.storage import load_pipeline
 from synthscan.generator.transform import AcquisitionWindow, expected_counts, mirror_posterior, to_model
@@ -76,6 +79,9 @@ def measure(pipeline, dataset: Dataset, n_studies: int, n_samples: int) -> dict[
         "reconstruction_nearest": summary(nearest.numpy()),
         "reconstruction_padded": summary(expected_counts(decoded_padded, totals, f).numpy()),
     }
+    if calibration := RateCalibration.from_dict(pipeline.config.get("rate_calibration")):
+        calibrated = expected_counts(decoded, totals, f, calibration=calibration)
+        results["reconstruction_calibrated"] = summary(calibrated.numpy())
     requests = [SampleRequest(f"s{i}", "normal", None, i) for i in range(n_samples)]
     generators = [torch.Generator().manual_seed(r.seed) for r in requests]
     stored = pipeline.config.get("acquisition_window")

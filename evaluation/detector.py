@@ -64,7 +64,7 @@ def detector_inputs(counts: np.ndarray, bin_factor: int) -> np.ndarray:
     return (x / x.mean(axis=(1, 2, 3), keepdims=True)).astype(np.float32)
 
 
-def build_detector(channels: Sequence[int]) -> nn.Module:
+def build_detector(channels: Sequence[int]) -> nn.Sequential:
     """Stride-2 convolutions, global average pooling and one logit: small enough to train on a CPU."""
     layers: list[nn.Module] = []
     previous = 2
@@ -166,6 +166,7 @@ def detector_auc(
         ],
         "where": {
             "cell_pixels": cell,
+            "image_rows": int(real.shape[-2]),
             "difference": np.round(difference, 4).tolist(),
             "real_mean": np.round(real_mean, 4).tolist(),
             "row_profile": np.round(difference.sum(axis=1), 4).tolist(),
@@ -223,9 +224,10 @@ def where_text(result: dict[str, Any]) -> str:
         key=lambda ab: (ab[1] - ab[0], -(sums[ab[1] + 1] - sums[ab[0]])),
     )
     cell = where["cell_pixels"]
+    end = min((last + 1) * cell, where["image_rows"]) - 1  # the last band may reach past the image
     return (
         f" Where it looks (out-of-fold logit maps, synthetic minus real, `image_detector_map.png`): half of"
-        f" the looks-synthetic difference lies in rows {first * cell}-{(last + 1) * cell - 1}"
+        f" the looks-synthetic difference lies in rows {first * cell}-{end}"
         f" ({last - first + 1} of {len(profile)} row bands of {cell} pixels)."
     )
 

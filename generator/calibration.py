@@ -16,7 +16,7 @@ every decoded rate before upsampling. It holds pooled means of many pixels, no s
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,19 +41,21 @@ class CalibrationTable:
         d, e = np.asarray(self.decoded), np.asarray(self.expected)
         if len(d) < 2 or len(d) != len(e) or d[0] != 0 or np.any(np.diff(d) <= 0):
             raise ValueError("a rate calibration table needs >= 2 increasing knots from 0, one value each")
-        if np.any(np.diff(e) < 0) or e[-1] <= 0 or e[0] < 0:
-            raise ValueError("a rate calibration table must be non-negative, non-decreasing and end above 0")
+        if np.any(np.diff(e) < 0) or e[0] < 0:
+            raise ValueError("a rate calibration table must be non-negative and non-decreasing")
 
     def apply(self, rate: torch.Tensor) -> torch.Tensor:
-        """Calibrated rates of decoded rates (any shape, >= 0)."""
-        knots = torch.tensor(self.decoded, dtype=rate.dtype, device=rate.device)
-        values = torch.tensor(self.expected, dtype=rate.dtype, device=rate.device)
-        index = torch.searchsorted(knots, rate.contiguous(), right=True).clamp(1, len(knots) - 1)
+        """Calibrated rates of decoded rates (any shape, >= 0), computed in float32 (knots closer than
+        half precision resolves stay apart)."""
+        r = rate.float()
+        knots = torch.tensor(self.decoded, dtype=torch.float32, device=rate.device)
+        values = torch.tensor(self.expected, dtype=torch.float32, device=rate.device)
+        index = torch.searchsorted(knots, r.contiguous(), right=True).clamp(1, len(knots) - 1)
         left, right = knots[index - 1], knots[index]
-        weight = ((rate - left) / (right - left)).clamp(0, 1)
+        weight = ((r - left) / (right - left)).clamp(0, 1)
         inside = values[index - 1] + weight * (values[index] - values[index - 1])
-        beyond = rate * (values[-1] / knots[-1])
-        return torch.where(rate > knots[-1], beyond, inside)
+        beyond = r * (values[-1] / knots[-1])
+        return torch.where(r > knots[-1], beyond, inside).to(rate.dtype)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ class RateCalibration:
         return torch.cat([t.apply(rate[..., g]) for t, g in zip(self.tables, groups, strict=True)], dim=-1)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"edge_columns": self.edge_columns, "tables": [asdict(t) for t in self.tables]}
+        tables = [{"decoded": list(t.decoded), "expected": list(t.expected)} for t in self.tables]
+        return {"edge_columns": self.edge_columns, "tables": tables}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> RateCalibration | None:
@@ -132,23 +135,33 @@ def fit_rate_calibration(
 ) -> RateCalibration:
     """Fit the calibration on up to ``studies`` model images ``x`` (N, 2, H, W) of training studies.
 
-    Pixels of rows a study did not acquire (no count in either view: outside the camera's window,
-    which sampling sets to 0 itself) are left out; of the rest, up to ``pixels`` per column group
-    drawn with ``seed`` are fitted (:func:`calibration_table`).
+    Pixels a study did not acquire are left out: its rows and its columns without a count in either
+    view (outside the camera's window, which sampling sets to 0 itself; the zero padding of a narrower
+    camera's views). Of the rest, up to ``pixels`` per column group drawn with ``seed`` are fitted
+    (:func:`calibration_table`); an edge column no study acquired takes the middle table.
     """
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(images), size=min(studies, len(images)), replace=False))
     x = np.asarray(images[chosen], np.float32)
     observed, decoded = np.square(x), decoded_rates(vae, x)
-    acquired = np.broadcast_to(observed.sum(axis=(1, 3), keepdims=True) > 0, observed.shape)
-    tables = []
-    for group in column_groups(x.shape[-1], edge_columns):
+    rows = observed.sum(axis=(1, 3), keepdims=True) > 0
+    columns = observed.sum(axis=(1, 2), keepdims=True) > 0
+    acquired = np.broadcast_to(rows & columns, observed.shape)
+    groups = column_groups(x.shape[-1], edge_columns)
+    tables: list[CalibrationTable | None] = []
+    for group in groups:
         inside = np.flatnonzero(acquired[..., group].ravel())
-        rows = rng.choice(inside, size=min(pixels, len(inside)), replace=False)
+        if not len(inside):
+            tables.append(None)
+            continue
+        drawn = rng.choice(inside, size=min(pixels, len(inside)), replace=False)
         tables.append(
-            calibration_table(decoded[..., group].ravel()[rows], observed[..., group].ravel()[rows], knots)
+            calibration_table(decoded[..., group].ravel()[drawn], observed[..., group].ravel()[drawn], knots)
         )
-    return RateCalibration(tuple(tables), edge_columns)
+    middle = tables[edge_columns]
+    if middle is None:
+        raise ValueError("the studies hold no acquired pixel to fit a rate calibration on")
+    return RateCalibration(tuple(t or middle for t in tables), edge_columns)
 
 
 def calibration_table(decoded: np.ndarray, observed: np.ndarray, knots: int = 64) -> CalibrationTable:

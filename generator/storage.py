@@ -248,6 +248,8 @@ def _calibration_text(calibration: dict | None) -> str:
     if not calibration:
         return "none (decoded rates used as they are)"
     edges = calibration["edge_columns"]
+    if not edges:
+        return "1 table for every column"
     return f"{len(calibration['tables'])} tables (the {edges} outermost columns of each side and the rest)"
 
 

@@ -54,7 +54,13 @@ from synthscan.generator.conditions import (
     split_key,
     study_factors,
 )
-from synthscan.generator.config import ContinuationConfig, DiffusionConfig, DistillConfig, GeneratorConfig
+from synthscan.generator.config import (
+    ContinuationConfig,
+    DiffusionConfig,
+    DistillConfig,
+    GeneratorConfig,
+    TransformConfig,
+)
 from synthscan.generator.data import TrainingImages, random_crops, shared_images, training_records
 from synthscan.generator.models import (
     ConditionedUNet,
@@ -626,7 +632,7 @@ def decoder_calibration(
     vae: AutoencoderKL, images: TrainingImages, config: GeneratorConfig
 ) -> RateCalibration | None:
     """The rate calibration of ``vae`` on ``config.transform.calibration_studies`` of the training
-    images (None when that is 0); the same on every process (seeded)."""
+    images (None when that is 0); seeded, so every process fits the one the main process saves."""
     transform = config.transform
     if not transform.calibration_studies:
         return None
@@ -796,6 +802,7 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
             batch_size=config.diffusion.batch_size,
             sources=tuple(sorted({r.source for r in records})),
             snr_gamma=gamma,
+            calibration_studies=config.transform.calibration_studies,
             image_cache=out / "data",
             progress=progress,
         )
@@ -862,6 +869,7 @@ def finetune(
     snr_gamma: float | None = None,
     low_noise_multiplier: float = 1.0,
     low_noise_portion: float = 0.2,
+    calibration_studies: int = 64,
     image_cache: Path | None = None,
     progress: bool = True,
 ) -> Path:
@@ -875,8 +883,10 @@ def finetune(
     holds other studies), so a training's restarts share its main stage's instead of writing one copy
     each.
 
-    The autoencoder is kept; the total-count distribution and the decoder's rate calibration are
-    refitted on the site's studies (its count and background levels). Studies whose condition the
+    The autoencoder is kept; the total-count distribution and, where the model has one, the decoder's
+    rate calibration (on ``calibration_studies`` of them, the model's edge columns) are refitted on the
+    site's studies (its count and background levels; ``synthscan calibrate`` adds a calibration to a
+    model without one). Studies whose condition the
     model does not know are left out (and logged). With ``sources=("simulated",)`` it continues a
     simulator-trained model's training on simulated studies, and the model still has seen no patient.
     """
@@ -901,9 +911,10 @@ def finetune(
         "low_noise_portion": low_noise_portion,
         "prediction_type": pipeline.scheduler.config.prediction_type,  # the base model's target
     }
-    transform = {"bin_factor": pipeline.config.bin_factor}
+    transform = {"bin_factor": pipeline.config.bin_factor, "calibration_studies": 0}
     if base_calibration := RateCalibration.from_dict(pipeline.config.get("rate_calibration")):
-        transform["calibration_edge_columns"] = base_calibration.edge_columns  # refitted alike
+        edges = base_calibration.edge_columns  # refitted alike
+        transform |= {"calibration_studies": calibration_studies, "calibration_edge_columns": edges}
     settings = {"seed": seed, "sample_every": 0, "transform": transform}
     # checked against the config's own bounds: a bad value fails here, naming its field
     config = from_dict(GeneratorConfig, {**settings, "diffusion": diffusion}, where="finetune")
@@ -1018,23 +1029,34 @@ def calibrate(
     out: str | Path,
     *,
     studies: int = 64,
-    edge_columns: int = 8,
+    edge_columns: int | None = None,
     seed: int = 0,
     sources: tuple[str, ...] = ("real",),
 ) -> Path:
     """Fit a saved generator's decoder rate calibration on ``studies`` of ``dataset``'s studies of
-    ``sources`` (``edge_columns``: see :class:`RateCalibration`) and save the model with it at
-    ``out``; its weights stay as they are.
+    ``sources`` (``edge_columns``: see :class:`RateCalibration`; None: the model's own, else 8) and
+    save the model with it at ``out``; its weights stay as they are.
 
     For models trained before calibrations existed, and to move a model to a site's background level
     without training (``synthscan.generator.calibration``). The calibration is pooled pixel means, but
     fitted on real studies the model is marked as having seen patients, as by ``finetune``.
     """
+    from synthscan.generator.augment import check_model_fits
     from synthscan.generator.storage import load_pipeline
     from synthscan.generator.transform import to_model
 
     pipeline = load_pipeline(model)
     base, base_sha256 = Path(pipeline.path), pipeline.sha256
+    check_model_fits(dataset, pipeline)
+    if edge_columns is None:
+        own = RateCalibration.from_dict(pipeline.config.get("rate_calibration"))
+        edge_columns = own.edge_columns if own is not None else TransformConfig.calibration_edge_columns
+    width = pipeline.matrix[1] // pipeline.config.bin_factor
+    if width <= 2 * edge_columns:
+        raise ValueError(
+            f"--edge-columns {edge_columns} needs model images over {2 * edge_columns} columns wide, "
+            f"{base.name}'s are {width}: choose fewer"
+        )
     records = training_records(dataset, tuple(sources))
     records = known_condition_records(pipeline, records, f"{'/'.join(sources)} studies", dataset.root)
     rng = np.random.default_rng(seed)

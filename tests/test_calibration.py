@@ -12,7 +12,7 @@ from synthscan.generator.calibration import (
     fit_rate_calibration,
 )
 from synthscan.generator.storage import describe_model, load_pipeline
-from synthscan.generator.transform import expected_counts, to_model
+from synthscan.generator.transform import AcquisitionWindow, expected_counts, to_model
 
 
 def test_a_table_interpolates_between_knots_and_keeps_the_last_ratio_beyond():
@@ -78,6 +78,32 @@ def test_expected_counts_apply_the_calibration_before_the_window_and_the_total()
     assert plain.sum() == pytest.approx(1e4, rel=1e-5) and calibrated.sum() == pytest.approx(1e4, rel=1e-5)
     ratio = [r[0][background].mean() / r[0][body].mean() for r in (plain, calibrated)]
     assert ratio == pytest.approx([0.01, 0.04], rel=0.02)
+    # the window still cuts the lifted background: exactly 0 outside it, lifted inside
+    x[:, :, 8:15, 1:7] = 1.0  # a wider body, its rows far above the lifted background's
+    milder = RateCalibration((CalibrationTable((0.0, 0.01, 1.0), (0.01, 0.02, 1.0)),))
+    window = AcquisitionWindow(top_margin=0, bottom_margin=0, cols=(0, 11))  # native (32, 16) images
+    plain, calibrated = (
+        expected_counts(x, torch.tensor([1e4]), 2, window, calibration=c)[0] for c in (None, milder)
+    )
+    rows = calibrated.sum(dim=(0, 2))
+    inside = torch.nonzero(rows).flatten()
+    assert 10 <= int(inside[0]) <= 14 and int(inside[-1]) == 31, "the body's rows, not the lifted haze"
+    assert float(calibrated[0, :, 12:].sum()) == float(calibrated[1, :, :4].sum()) == 0, (
+        "posterior as acquired"
+    )
+    assert torch.equal(rows > 0, plain.sum(dim=(0, 2)) > 0)
+    edge = (slice(int(inside[0]), int(inside[0]) + 2), slice(0, 12))  # background rows above the body
+    assert float(calibrated[0][edge].mean() / plain[0][edge].mean()) > 1.5, "lifted inside the window"
+
+
+def test_edge_columns_no_study_acquired_take_the_middle_table(tiny_generator, generator_dataset):
+    """A narrower camera's views are zero-padded to the matrix: no count, no fit, the middle table."""
+    pipeline = load_pipeline(tiny_generator)
+    counts = np.stack([s.counts for s in generator_dataset.iter_studies(generator_dataset.records)])
+    x = to_model(counts, pipeline.config.bin_factor)[0].numpy()
+    x[..., :1] = 0
+    table = fit_rate_calibration(pipeline.vae, x, studies=len(x), edge_columns=2, knots=16)
+    assert table.tables[0] == table.tables[2] != table.tables[1]
 
 
 def test_a_model_samples_with_its_calibration(tiny_generator):
@@ -105,10 +131,12 @@ def test_calibrate_refits_the_table_and_keeps_the_weights(tiny_generator, genera
     args = ["calibrate", "--model", str(tiny_generator), "--data", str(generator_dataset.root)]
     out = tmp_path / "calibrated"
     result = CliRunner().invoke(main, [*args, "--out", str(out), "--sources", "simulated", "--studies", "4"])
-    assert result.exit_code == 1 and "16 columns wide, these have 16: choose fewer edge" in result.output
-    args += ["--edge-columns", "2"]
-    result = CliRunner().invoke(main, [*args, "--out", str(out), "--sources", "simulated", "--studies", "4"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, result.output  # the model's own 2 edge columns
+    wide = CliRunner().invoke(
+        main, [*args, "--out", str(tmp_path / "w"), "--sources", "simulated", "--edge-columns", "8"]
+    )
+    assert wide.exit_code == 1 and "--edge-columns 8 needs model images over 16 columns wide" in wide.output
+    assert not (tmp_path / "w").exists()
     base, calibrated = load_pipeline(tiny_generator), load_pipeline(out)
     for part in ("unet", "vae"):
         one, other = (load_file(next((m / part).glob("*.safetensors"))) for m in (tiny_generator, out))
@@ -124,3 +152,16 @@ def test_calibrate_refits_the_table_and_keeps_the_weights(tiny_generator, genera
     assert card.startswith("# Calibrated synthscan generator") and base.sha256 in card
     refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "real")])  # the default: real studies
     assert refused.exit_code == 1 and "real" in refused.output and not (tmp_path / "real").exists()
+
+
+def test_finetune_refits_the_models_calibration_unless_told_not_to(
+    tiny_generator, generator_dataset, tmp_path
+):
+    from synthscan.generator.train import finetune
+
+    common = dict(steps=1, batch_size=2, sources=("simulated",), progress=False)
+    refitted = load_pipeline(finetune(tiny_generator, generator_dataset, tmp_path / "a", **common))
+    table = RateCalibration.from_dict(refitted.config.rate_calibration)
+    assert table is not None and table.edge_columns == 2, "the base model's edge columns"
+    none = finetune(tiny_generator, generator_dataset, tmp_path / "b", calibration_studies=0, **common)
+    assert load_pipeline(none).config.rate_calibration is None

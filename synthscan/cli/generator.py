@@ -251,16 +251,16 @@ def finetune(
 )
 @click.option(
     "--edge-columns",
-    default=8,
-    show_default=True,
+    default=None,
     type=click.IntRange(min=0),
-    help="Outermost model-image columns of each side calibrated each on its own (the decoder's border).",
+    help="Outermost model-image columns of each side calibrated each on its own (the decoder's border) "
+    "[default: the model's own, else 8].",
 )
 @click.option(
     "--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Studies and pixels drawn."
 )
 def calibrate(
-    model: str | None, data: str, out: str, studies: int, sources: str, edge_columns: int, seed: int
+    model: str | None, data: str, out: str, studies: int, sources: str, edge_columns: int | None, seed: int
 ) -> None:
     """Fit a generator's decoder rate calibration on DATA; its weights stay as they are.
 
