@@ -35,7 +35,6 @@ import torch.nn.functional as F
 
 from synthscan.dataset import Dataset
 from synthscan.evaluation.realism import simple_body
-from synthscan.generator.calibration import RateCalibration
 from synthscan.generator.sampling import SampleRequest
 from synthscan.generator.storage import load_pipeline
 from synthscan.generator.transform import AcquisitionWindow, expected_counts, mirror_posterior, to_model
@@ -79,7 +78,7 @@ def measure(pipeline, dataset: Dataset, n_studies: int, n_samples: int) -> dict[
         "reconstruction_nearest": summary(nearest.numpy()),
         "reconstruction_padded": summary(expected_counts(decoded_padded, totals, f).numpy()),
     }
-    if calibration := RateCalibration.from_dict(pipeline.config.get("rate_calibration")):
+    if calibration := pipeline.calibration:
         calibrated = expected_counts(decoded, totals, f, calibration=calibration)
         results["reconstruction_calibrated"] = summary(calibrated.numpy())
     requests = [SampleRequest(f"s{i}", "normal", None, i) for i in range(n_samples)]

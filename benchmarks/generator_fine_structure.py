@@ -73,8 +73,7 @@ class Autoencoder(NamedTuple):
 
     @classmethod
     def of(cls, pipeline: SynthScanPipeline) -> Autoencoder:
-        calibration = RateCalibration.from_dict(pipeline.config.get("rate_calibration"))
-        return cls(pipeline.vae, pipeline.config.bin_factor, calibration)
+        return cls(pipeline.vae, pipeline.config.bin_factor, pipeline.calibration)
 
 
 def band_power(view: np.ndarray, band: tuple[float, float], floor: float = 0.0) -> float:

@@ -99,14 +99,22 @@ class RateCalibration:
         return cls(tables, int(values["edge_columns"]))
 
 
+def check_edge_columns(
+    width: int, edge_columns: int, setting: str = "edge columns", images: str = "these"
+) -> None:
+    """Refuse ``edge_columns`` that model images ``width`` columns wide leave no middle column for;
+    ``setting`` and ``images`` name them in the message (a config field or option, a dataset)."""
+    if width <= 2 * edge_columns:
+        raise ValueError(
+            f"{setting} {edge_columns} needs model images over {2 * edge_columns} columns wide, "
+            f"{images} are {width}: choose fewer"
+        )
+
+
 def column_groups(width: int, edge_columns: int) -> list[slice]:
     """The columns of each table of a :class:`RateCalibration`, in its tables' order."""
+    check_edge_columns(width, edge_columns)
     e = edge_columns
-    if width < 2 * e + 1:
-        raise ValueError(
-            f"a rate calibration with {e} edge columns needs model images over {2 * e} columns wide, "
-            f"these have {width}: choose fewer edge columns"
-        )
     right = [slice(width - e + c, width - e + c + 1) for c in range(e)]
     return [*[slice(c, c + 1) for c in range(e)], slice(e, width - e), *right]
 

@@ -181,6 +181,11 @@ class SynthScanPipeline(DiffusionPipeline):
                 )
 
     @property
+    def calibration(self) -> RateCalibration | None:
+        """The decoder's rate calibration (:mod:`synthscan.generator.calibration`); None if it has none."""
+        return RateCalibration.from_dict(self.config.get("rate_calibration"))
+
+    @property
     def sampler(self) -> str:
         """The solver, as recorded with every study (e.g. ``UniPCMultistepScheduler, Karras sigmas``)."""
         karras = ", Karras sigmas" if self.scheduler.config.get("use_karras_sigmas") else ""
@@ -378,7 +383,7 @@ class SynthScanPipeline(DiffusionPipeline):
             window,
             torch.stack(margin_draws),
             torch.tensor(ratios) if ratios else None,
-            RateCalibration.from_dict(self.config.get("rate_calibration")),
+            self.calibration,
         )
         counts = poisson_counts(rate, generators)
         expected = rate.numpy() if return_expected else None

@@ -44,7 +44,7 @@ import synthscan
 from synthscan.atomic import atomic_open, atomic_write_text
 from synthscan.config import ConfigError, dump_config, from_dict, load_config
 from synthscan.dataset import Dataset, DatasetError, Record
-from synthscan.generator.calibration import RateCalibration, fit_rate_calibration
+from synthscan.generator.calibration import RateCalibration, check_edge_columns, fit_rate_calibration
 from synthscan.generator.conditions import (
     FACTORS,
     UNKNOWN,
@@ -620,12 +620,10 @@ def assemble_pipeline(
 def _check_calibration_columns(config: GeneratorConfig, dataset: Dataset) -> None:
     """Refuse, before any training, edge columns that the model images are too narrow for."""
     transform = config.transform
-    width, edges = dataset.info.matrix[1] // transform.bin_factor, transform.calibration_edge_columns
-    if transform.calibration_studies and width <= 2 * edges:
-        raise ValueError(
-            f"transform.calibration_edge_columns {edges} needs model images over {2 * edges} columns wide, "
-            f"{dataset.root}'s are {width}: set it lower"
-        )
+    if transform.calibration_studies:
+        width = dataset.info.matrix[1] // transform.bin_factor
+        setting, images = "transform.calibration_edge_columns", f"{dataset.root}'s"
+        check_edge_columns(width, transform.calibration_edge_columns, setting, images)
 
 
 def decoder_calibration(
@@ -912,7 +910,7 @@ def finetune(
         "prediction_type": pipeline.scheduler.config.prediction_type,  # the base model's target
     }
     transform = {"bin_factor": pipeline.config.bin_factor, "calibration_studies": 0}
-    if base_calibration := RateCalibration.from_dict(pipeline.config.get("rate_calibration")):
+    if base_calibration := pipeline.calibration:
         edges = base_calibration.edge_columns  # refitted alike
         transform |= {"calibration_studies": calibration_studies, "calibration_edge_columns": edges}
     settings = {"seed": seed, "sample_every": 0, "transform": transform}
@@ -1049,14 +1047,10 @@ def calibrate(
     base, base_sha256 = Path(pipeline.path), pipeline.sha256
     check_model_fits(dataset, pipeline)
     if edge_columns is None:
-        own = RateCalibration.from_dict(pipeline.config.get("rate_calibration"))
+        own = pipeline.calibration
         edge_columns = own.edge_columns if own is not None else TransformConfig.calibration_edge_columns
     width = pipeline.matrix[1] // pipeline.config.bin_factor
-    if width <= 2 * edge_columns:
-        raise ValueError(
-            f"--edge-columns {edge_columns} needs model images over {2 * edge_columns} columns wide, "
-            f"{base.name}'s are {width}: choose fewer"
-        )
+    check_edge_columns(width, edge_columns, "--edge-columns", f"{base.name}'s")
     records = training_records(dataset, tuple(sources))
     records = known_condition_records(pipeline, records, f"{'/'.join(sources)} studies", dataset.root)
     rng = np.random.default_rng(seed)
