@@ -17,6 +17,8 @@ Samples ``n`` studies per condition (amyloidosis split over the model's grades) 
   classifier learnt from HELD_OUT reads as their tracer, beside its accuracy on HELD_OUT;
 - realism: Fréchet distance, precision/recall/density/coverage and a classifier two-sample test on the
   classifier's penultimate features, each beside a real-vs-real baseline (`synthscan evaluate fidelity`);
+  the two-sample AUC also within conditions (only studies of one condition compared), since the samples
+  are drawn a third per condition and HELD_OUT is mostly normal: that mix alone separates the sets;
 - ``image_detector_auc``: a small CNN trained from scratch to tell the samples from HELD_OUT's studies
   on the count images themselves, cross-validated patient-disjointly, AUC with a DeLong 95 % CI
   (:mod:`synthscan.evaluation.detector`; 0.5 = indistinguishable, what a reader's eye approximates);
@@ -44,7 +46,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from synthscan.classifier.features import FeatureExtractor
 from synthscan.dataset import Dataset, Record
-from synthscan.evaluation.detector import DetectorConfig, repeats_text
+from synthscan.evaluation.detector import DetectorConfig, repeats_text, within_condition_text
 from synthscan.evaluation.fidelity import (
     body_placement_text,
     classifier_model,
@@ -268,7 +270,8 @@ def markdown(results: dict, n_synthetic: int) -> str:
         "|---|---|---|",
         *[
             f"| {k} | {rr[k]:.4g} | {rs[k]:.4g} |"
-            for k in ("frechet", "precision", "recall", "two_sample_auc")
+            for k in ("frechet", "precision", "recall", "two_sample_auc", "two_sample_auc_within_condition")
+            if k in rr and k in rs
         ],
         "",
         "Image-space detector (CNN on the count images, patient-disjoint {folds}-fold CV): AUC {auc:.3f}"
@@ -278,6 +281,7 @@ def markdown(results: dict, n_synthetic: int) -> str:
             hi=results["image_detector_auc"]["ci95"][1],
             **results["image_detector_auc"],
         )
+        + within_condition_text(results["image_detector_auc"])
         + repeats_text(results["image_detector_auc"]),
         "",
         body_placement_text(results["body_placement"]),

@@ -31,7 +31,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 from torch import nn
 
 from synthscan.dataset import Dataset, Record
-from synthscan.evaluation.stats import auc_ci
+from synthscan.evaluation.stats import auc_ci, stratified_auc
+from synthscan.generator.conditions import condition_keys
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ def detector_auc(
     real_groups: Sequence[str],
     synthetic_groups: Sequence[str],
     config: DetectorConfig | None = None,
+    conditions: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Out-of-fold AUC (DeLong 95 % CI) of the detector telling ``synthetic`` from ``real`` counts.
 
@@ -131,7 +133,9 @@ def detector_auc(
     (``difference``, rows top to bottom, anterior orientation, each cell ``cell_pixels`` native pixels
     square; positive: looks synthetic there), the real studies' mean input on the same grid
     (``real_mean``, both views averaged: where the body is), and ``row_profile``, the difference summed
-    over columns.
+    over columns. With ``conditions`` (the real studies', the synthetic ones'), ``within_condition``
+    holds the same scores' AUC over pairs of one condition only (and, repeated, each repeat's): the
+    pooled AUC also counts a condition mix that differs between the sets.
     """
     config = config or DetectorConfig()
     if config.repeats < 1:
@@ -172,6 +176,12 @@ def detector_auc(
             "row_profile": np.round(difference.sum(axis=1), 4).tolist(),
         },
     }
+    if conditions is not None and set(conditions[0]) & set(conditions[1]):
+        strata = np.concatenate([np.asarray(c, dtype=str) for c in conditions])
+        within = stratified_auc(y, np.mean(scores, axis=0), strata)
+        out["within_condition"] = {"auc": within.auc, "ci95": [within.lower, within.upper]}
+        if config.repeats > 1:
+            out["within_condition"]["repeats"] = [stratified_auc(y, s, strata).auc for s in scores]
     if config.repeats > 1:
         aucs = [auc_ci(y, s).auc for s in scores]
         out["repeats"] = {
@@ -181,6 +191,18 @@ def detector_auc(
             "sd": float(np.std(aucs, ddof=1)),
         }
     return out
+
+
+def within_condition_text(result: dict[str, Any]) -> str:
+    """A sentence, leading space included, on the detector's AUC over pairs of one condition only."""
+    within = result.get("within_condition")
+    if not within:
+        return ""
+    lo, hi = within["ci95"]
+    return (
+        f" Within conditions (only real and synthetic studies of one condition compared): "
+        f"{within['auc']:.3f} [{lo:.3f}, {hi:.3f}]."
+    )
 
 
 def repeats_text(result: dict[str, Any]) -> str:
@@ -274,4 +296,5 @@ def dataset_detector_auc(
         [r.patient_id for r in real_records],
         [r.patient_id for r in synthetic_records],
         config,
+        conditions=(condition_keys(real_records), condition_keys(synthetic_records)),
     )

@@ -29,10 +29,17 @@ from sklearn.preprocessing import StandardScaler
 
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import Dataset, DatasetError, Record, same_pixel_size
-from synthscan.evaluation.detector import DetectorConfig, dataset_detector_auc, repeats_text, where_text
+from synthscan.evaluation.detector import (
+    DetectorConfig,
+    dataset_detector_auc,
+    repeats_text,
+    where_text,
+    within_condition_text,
+)
 from synthscan.evaluation.lesions import LesionDetector, lesion_fidelity, lesion_markdown
 from synthscan.evaluation.privacy import embed_studies, feature_batches, fit_shape
-from synthscan.generator.conditions import condition_key
+from synthscan.evaluation.stats import stratified_auc
+from synthscan.generator.conditions import condition_keys
 from synthscan.generator.transform import AcquisitionWindow, body_rows
 from synthscan.labels import LABELS, PATIENT_SOURCES, UNKNOWN, VIEWS
 
@@ -86,8 +93,9 @@ def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T
 
 
-def two_sample_auc(real: np.ndarray, fake: np.ndarray, *, folds: int = 5, seed: int = 0) -> float:
-    """Cross-validated ROC AUC of a logistic regression telling real from synthetic (0.5 = no difference)."""
+def two_sample_scores(real: np.ndarray, fake: np.ndarray, *, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Cross-validated probability, from a logistic regression, that each row (``real``, then ``fake``)
+    is synthetic."""
     x = np.concatenate([real, fake])
     y = np.concatenate([np.zeros(len(real)), np.ones(len(fake))])
     folds = min(folds, len(real), len(fake))
@@ -95,8 +103,32 @@ def two_sample_auc(real: np.ndarray, fake: np.ndarray, *, folds: int = 5, seed: 
         raise ValueError("the two-sample test needs at least two real and two synthetic samples")
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    scores = cross_val_predict(model, x, y, cv=cv, method="predict_proba")[:, 1]
-    return float(roc_auc_score(y, scores))
+    return cross_val_predict(model, x, y, cv=cv, method="predict_proba")[:, 1]
+
+
+def two_sample_auc(
+    real: np.ndarray,
+    fake: np.ndarray,
+    *,
+    conditions: tuple[Sequence[str], Sequence[str]] | None = None,
+    folds: int = 5,
+    seed: int = 0,
+) -> float:
+    """ROC AUC of :func:`two_sample_scores` (0.5 = no difference).
+
+    With ``conditions`` (the real rows', the fake rows'), only real and synthetic studies of the same
+    condition are compared (:func:`~synthscan.evaluation.stats.stratified_auc`): a synthetic set drawn
+    in other proportions than the real one (a third amyloidosis against a tenth) is otherwise told
+    apart by its condition mix alone, which says nothing about how real each study looks.
+    """
+    return _auc(two_sample_scores(real, fake, folds=folds, seed=seed), len(real), conditions)
+
+
+def _auc(scores: np.ndarray, n_real: int, conditions: tuple[Sequence[str], Sequence[str]] | None) -> float:
+    y = np.r_[np.zeros(n_real), np.ones(len(scores) - n_real)]
+    if conditions is None:
+        return float(roc_auc_score(y, scores))
+    return stratified_auc(y, scores, np.concatenate([np.asarray(c, dtype=str) for c in conditions])).auc
 
 
 def patient_halves(records: Sequence[Record], seed: int = 0) -> tuple[list[Record], list[Record]]:
@@ -109,12 +141,22 @@ def patient_halves(records: Sequence[Record], seed: int = 0) -> tuple[list[Recor
     return [r for r in records if r.patient_id in first], [r for r in records if r.patient_id not in first]
 
 
-def feature_metrics(real: np.ndarray, fake: np.ndarray, *, k: int = 5, seed: int = 0) -> dict[str, float]:
-    return {
-        "frechet": frechet_distance(real, fake),
-        **prdc(real, fake, k),
-        "two_sample_auc": two_sample_auc(real, fake, seed=seed),
-    }
+def feature_metrics(
+    real: np.ndarray,
+    fake: np.ndarray,
+    *,
+    k: int = 5,
+    seed: int = 0,
+    conditions: tuple[Sequence[str], Sequence[str]] | None = None,
+) -> dict[str, float]:
+    """Fréchet distance, PRDC and the pooled two-sample AUC; with ``conditions``, also the
+    within-condition one (``two_sample_auc_within_condition``, :func:`two_sample_auc`)."""
+    scores = two_sample_scores(real, fake, seed=seed)
+    out = {"frechet": frechet_distance(real, fake), **prdc(real, fake, k)}
+    out["two_sample_auc"] = _auc(scores, len(real), None)
+    if conditions is not None and set(conditions[0]) & set(conditions[1]):
+        out["two_sample_auc_within_condition"] = _auc(scores, len(real), conditions)
+    return out
 
 
 def body_mask(view: np.ndarray, sigma: float = 2.0, fraction: float = 0.1) -> np.ndarray:
@@ -326,6 +368,26 @@ def small_sample_caveats(sizes: dict[str, int], dimensions: int) -> list[str]:
     ]
 
 
+def condition_mix_caveats(
+    real_keys: Sequence[str], fake_keys: Sequence[str], tolerance: float = 0.1
+) -> list[str]:
+    """Why pooled numbers mislead when the two sets hold the conditions in other proportions."""
+    shares = [
+        {k: n / len(keys) for k, n in zip(*np.unique(keys, return_counts=True), strict=True)}
+        for keys in (real_keys, fake_keys)
+    ]
+    names = sorted(set(shares[0]) | set(shares[1]))
+    distance = 0.5 * sum(abs(shares[0].get(k, 0.0) - shares[1].get(k, 0.0)) for k in names)
+    if distance <= tolerance:
+        return []
+    mix = [", ".join(f"{k} {share.get(k, 0.0):.2f}" for k in names) for share in shares]
+    return [
+        f"the synthetic set holds the conditions in other proportions ({mix[1]}) than the real one "
+        f"({mix[0]}; total variation {distance:.2f}): the pooled Fréchet distance, PRDC and two-sample AUCs "
+        "count that difference in; the within-condition AUCs compare studies of one condition only"
+    ]
+
+
 def evaluate_fidelity(
     real: Dataset,
     synthetic: Dataset,
@@ -360,17 +422,21 @@ def evaluate_fidelity(
     index = {r.study_id: i for i, r in enumerate(real_records)}
     a_x = real_x[[index[r.study_id] for r in half_a]]
     b_x = real_x[[index[r.study_id] for r in half_b]]
+    a_keys, fake_keys = condition_keys(half_a), condition_keys(fake_records)
     # Same sample size as the baseline: the synthetic set is compared with half the real set.
     results: dict[str, Any] = {
         "features": model.name,
         "n_real": len(real_records),
         "n_synthetic": len(fake_records),
-        "real_vs_real": feature_metrics(a_x, b_x, k=k, seed=seed),
-        "real_vs_synthetic": feature_metrics(a_x, fake_x, k=k, seed=seed),
+        "real_vs_real": feature_metrics(
+            a_x, b_x, k=k, seed=seed, conditions=(a_keys, condition_keys(half_b))
+        ),
+        "real_vs_synthetic": feature_metrics(a_x, fake_x, k=k, seed=seed, conditions=(a_keys, fake_keys)),
         "real_vs_synthetic_all_real": {"frechet": frechet_distance(real_x, fake_x)},
         "caveats": small_sample_caveats(
             {"real half A": len(a_x), "real half B": len(b_x), "synthetic": len(fake_x)}, real_x.shape[1]
-        ),
+        )
+        + condition_mix_caveats(a_keys, fake_keys),
     }
     known = [i for i, r in enumerate(real_records) if r.get("tracer") not in (None, "", UNKNOWN)]
     asked = [i for i, r in enumerate(fake_records) if r.get("tracer") not in (None, "", UNKNOWN)]
@@ -434,7 +500,7 @@ def evaluate_fidelity(
     results["body_placement"] = misplaced_bodies(
         real_counts["body_first_row"],
         fake_counts["body_first_row"],
-        [condition_key(r.label, r.perugini_grade) for r in fake_records],
+        condition_keys(fake_records),
         real.info.pixel_spacing_mm,
     )
     return results
@@ -559,9 +625,11 @@ def write_fidelity_report(
         "density": "≈ 1",
         "coverage": "≈ baseline",
         "two_sample_auc": "0.5",
+        "two_sample_auc_within_condition": "0.5",
     }
     for key, target in ideal.items():
-        lines.append(f"| {key} | {rr[key]:.4g} | {rs[key]:.4g} | {target} |")
+        if key in rr and key in rs:
+            lines.append(f"| {key} | {rr[key]:.4g} | {rs[key]:.4g} | {target} |")
     if "image_detector" in results:
         d = results["image_detector"]
         lines += [
@@ -569,7 +637,7 @@ def write_fidelity_report(
             f"Image-space detector (a small CNN on the count images, {d['folds']}-fold patient-disjoint"
             f" cross-validation, {d['n_real']} real vs {d['n_synthetic']} synthetic studies): AUC "
             f"{d['auc']:.3f} [DeLong 95 % CI {d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]"
-            " (0.5: indistinguishable)." + repeats_text(d) + where_text(d),
+            " (0.5: indistinguishable)." + within_condition_text(d) + repeats_text(d) + where_text(d),
         ]
     if "body_placement" in results:
         lines += ["", body_placement_text(results["body_placement"])]

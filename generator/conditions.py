@@ -92,6 +92,12 @@ def condition_key(label: str, grade: int | None) -> str:
     return f"{label}-g{grade}" if label == "amyloidosis" and grade is not None else label
 
 
+def condition_keys(records: Sequence[Record]) -> list[str]:
+    """:func:`condition_key` of each record: the strata of the fidelity reports' within-condition
+    tests (an amyloidosis study of unknown grade pairs only with its like)."""
+    return [condition_key(r.label, r.perugini_grade) for r in records]
+
+
 def split_key(key: str) -> tuple[str, int | None]:
     """Inverse of :func:`condition_key`."""
     label, _, grade = key.partition("-g")

@@ -15,6 +15,7 @@ from synthscan.evaluation.detector import (
     logit_maps,
     repeats_text,
     where_text,
+    within_condition_text,
 )
 
 CONFIG = DetectorConfig(bin_factor=1, channels=(8, 16), epochs=6, folds=4)
@@ -61,6 +62,20 @@ def test_detector_does_not_separate_two_draws_of_one_distribution():
     assert result["n_real"] == result["n_synthetic"] == 24 and result["folds"] == 4
     assert 0.2 < np.mean(result["fold_auc"]) < 0.8, result["fold_auc"]
 
+
+
+def test_within_conditions_the_mix_of_two_looks_is_no_tell():
+    rng = np.random.default_rng(5)
+    # "amyloidosis" studies look blurred in both sets; the synthetic set simply holds more of them
+    real = np.concatenate([striped_studies(24, rng), striped_studies(8, rng, blur=1.5)])
+    fake = np.concatenate([striped_studies(8, rng), striped_studies(24, rng, blur=1.5)])
+    keys = (["normal"] * 24 + ["amyloidosis-g3"] * 8, ["normal"] * 8 + ["amyloidosis-g3"] * 24)
+    groups = [str(i) for i in range(32)]
+    result = detector_auc(real, fake, groups, groups, CONFIG, conditions=keys)
+    assert result["ci95"][0] > 0.5, "pooled, the mix is a tell"
+    within = result["within_condition"]
+    assert within["ci95"][0] < 0.5 < within["ci95"][1], within
+    assert "Within conditions" in within_condition_text(result)
 
 def test_repeats_report_the_spread_of_the_detectors_own_training():
     rng = np.random.default_rng(2)

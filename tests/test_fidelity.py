@@ -12,6 +12,7 @@ from synthscan.evaluation.fidelity import (
     FidelityModel,
     count_statistics,
     evaluate_fidelity,
+    feature_metrics,
     frechet_distance,
     grade_ordering,
     misplaced_bodies,
@@ -52,6 +53,29 @@ def test_prdc_and_two_sample_auc_separate_good_from_bad():
     assert far["precision"] < 0.1 and far["coverage"] < 0.1
     assert abs(two_sample_auc(real, good) - 0.5) < 0.1
     assert two_sample_auc(real, shifted) > 0.95
+
+
+def test_within_condition_two_sample_auc_sees_studies_not_the_condition_mix():
+    rng = np.random.default_rng(5)
+
+    def draw(n_normal: int, n_amyloid: int, shift: float = 0.0) -> tuple[np.ndarray, list[str]]:
+        x = rng.normal(size=(n_normal + n_amyloid, 4))
+        x[n_normal:, 0] += 4.0  # the condition shows in the features
+        x[:, 1] += shift
+        return x, ["normal"] * n_normal + ["amyloidosis-g3"] * n_amyloid
+
+    real, real_keys = draw(270, 30)
+    same, same_keys = draw(100, 100)  # the real studies' look, drawn a half per condition
+    assert two_sample_auc(real, same) > 0.65, "the mix alone separates the pooled sets"
+    within = two_sample_auc(real, same, conditions=(real_keys, same_keys))
+    assert abs(within - 0.5) < 0.08
+    unlike, unlike_keys = draw(100, 100, shift=2.0)
+    assert two_sample_auc(real, unlike, conditions=(real_keys, unlike_keys)) > 0.9
+    metrics = feature_metrics(real, same, conditions=(real_keys, same_keys))
+    assert metrics["two_sample_auc_within_condition"] == pytest.approx(within)
+    assert "two_sample_auc_within_condition" not in feature_metrics(
+        real, same, conditions=(real_keys, ["metastasis"] * len(same))
+    ), "no shared condition: nothing to compare within"
 
 
 def test_nps_flat_for_poisson_and_falls_for_smoothed_noise():
@@ -167,6 +191,8 @@ def test_report_end_to_end(tmp_path):
     assert nps > 0.5  # blurred synthetic noise is detected
     fake, base = results["real_vs_synthetic"], results["real_vs_real"]
     assert fake["two_sample_auc"] > 0.8 > base["two_sample_auc"]
+    assert fake["two_sample_auc_within_condition"] > 0.8, "the blur shows within every condition too"
+    assert "within_condition" in results["image_detector"]
     assert fake["frechet"] > 1.3 * base["frechet"]
     assert results["per_condition"]["metastasis"]["share_correct"] == 1.0
     assert set(results["per_tracer"]) == {"MDP", "DPD"} and set(results["per_burden"]) == {"none", "1-3"}
@@ -174,6 +200,7 @@ def test_report_end_to_end(tmp_path):
     report = write_fidelity_report(results, tmp_path / "rep", "real", "synth")
     text = report.read_text()
     assert "| frechet |" in text and "Image-space detector" in text and "Per-tracer fidelity" in text
+    assert "| two_sample_auc_within_condition |" in text and "Within conditions" in text
     assert results["body_placement"]["n"] == 20 and "Body placement" in text
     # the tracers of these toy studies leave no trace in the images: the tracer classifier is at chance
     assert results["tracer_fidelity"]["chance"] == 0.5 and "Tracer fidelity" in text

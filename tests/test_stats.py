@@ -12,6 +12,7 @@ from synthscan.evaluation.stats import (
     delong_test,
     effective_size,
     operating_point,
+    stratified_auc,
     youden_threshold,
 )
 
@@ -147,3 +148,27 @@ def test_effective_size_inverts_the_learning_curve():
     bumpy = np.array([0.70, 0.75, 0.74, 0.80, 0.82])  # a dip is smoothed (more data does not hurt)
     n, bound = effective_size(sizes, bumpy, 0.75)
     assert bound == "=" and 100 < n < 200  # 50 and 100 both pool to 0.745
+
+
+def test_stratified_auc_ignores_a_stratum_mix_and_weights_strata_by_pairs():
+    rng = np.random.default_rng(7)
+    # positives mostly in stratum "b", whose scores are higher; within each stratum no difference
+    strata = np.r_[np.repeat(["a", "b"], [300, 100]), np.repeat(["a", "b"], [100, 300])]
+    y = np.r_[np.zeros(400, int), np.ones(400, int)]
+    score = (strata == "b") * 2.0 + rng.normal(size=800)
+    assert roc_auc_score(y, score) > 0.65
+    within = stratified_auc(y, score, strata)
+    assert within.lower < 0.5 < within.upper and within.n_positive == within.n_negative == 400
+    # the pooled pair-weighted mean of the strata's own AUCs; one stratum alone is the plain AUC
+    a, b = strata == "a", strata == "b"
+    expected = (300 * 100 * roc_auc_score(y[a], score[a]) + 100 * 300 * roc_auc_score(y[b], score[b])) / 60000
+    assert within.auc == pytest.approx(expected)
+    one = stratified_auc(y[a], score[a], strata[a])
+    assert one.auc == pytest.approx(auc_ci(y[a], score[a]).auc) and one.se == pytest.approx(
+        auc_ci(y[a], score[a]).se
+    )
+    # a stratum holding one side only adds no pairs and no cases
+    extra = stratified_auc(np.r_[y, 1], np.r_[score, 99.0], np.append(strata, "c"))
+    assert extra.auc == pytest.approx(within.auc) and extra.n_positive == 400
+    with pytest.raises(ValueError, match="no stratum"):
+        stratified_auc(np.array([0, 1]), np.array([0.1, 0.2]), np.array(["a", "b"]))

@@ -88,7 +88,7 @@ def fidelity(
     lesion_detector_path: str | None,
 ) -> None:
     """Fréchet distance, PRDC, two-sample AUC and count statistics, each beside a real-vs-real baseline."""
-    from synthscan.evaluation.detector import DetectorConfig, repeats_text
+    from synthscan.evaluation.detector import DetectorConfig, repeats_text, within_condition_text
     from synthscan.evaluation.fidelity import (
         FidelityModel,
         classifier_model,
@@ -106,14 +106,22 @@ def fidelity(
     )
     report = write_fidelity_report(results, out, real_path, synthetic_path)
     rr, rs = results["real_vs_real"], results["real_vs_synthetic"]
+    within = "two_sample_auc_within_condition"
     click.echo(
         f"Fréchet {rs['frechet']:.4g} (real-vs-real {rr['frechet']:.4g}); two-sample AUC "
-        f"{rs['two_sample_auc']:.3f} (real-vs-real {rr['two_sample_auc']:.3f}). Report: {report}"
+        f"{rs['two_sample_auc']:.3f} (real-vs-real {rr['two_sample_auc']:.3f})"
+        + (
+            f", within conditions {rs[within]:.3f} (real-vs-real {rr[within]:.3f})"
+            if within in rs and within in rr
+            else ""
+        )
+        + f". Report: {report}"
     )
     if "image_detector" in results:
         d = results["image_detector"]
         click.echo(
             f"Image detector AUC {d['auc']:.3f} (95 % CI {d['ci95'][0]:.3f}-{d['ci95'][1]:.3f})."
+            + within_condition_text(d)
             + repeats_text(d)
         )
     if results.get("tracer_fidelity"):
