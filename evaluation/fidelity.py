@@ -2,7 +2,10 @@
 
 Every feature metric is reported beside a real-vs-real baseline computed from two disjoint halves
 of the real set (split by patient), so a reader sees how far synthetic is from real relative to
-how far real is from itself at the same sample size.
+how far real is from itself at the same sample size. The two-sample tests (features and image
+detector) are also scored within conditions, over real-synthetic pairs of one condition only: a
+synthetic set drawn a third per condition is told from a mostly normal real set by its mix alone
+(``docs/condition_mix``).
 
 Features are the classifier's penultimate layer when a classifier run is given; otherwise the
 image-space embedding of :mod:`synthscan.evaluation.privacy` (stated in the report).
