@@ -182,7 +182,9 @@ def main() -> None:
         lesions=lesions,
     )
     write_fidelity_report(fidelity, out / "fidelity", str(real.root), str(synthetic.root))
-    results["realism"] = {k: fidelity[k] for k in ("features", "real_vs_real", "real_vs_synthetic")}
+    results["realism"] = {
+        k: fidelity[k] for k in ("features", "real_vs_real", "real_vs_synthetic", "caveats")
+    }
     results["image_detector_auc"] = fidelity["image_detector"]
     results["body_placement"] = fidelity["body_placement"]
     if fidelity.get("tracer_fidelity"):
@@ -274,6 +276,7 @@ def markdown(results: dict, n_synthetic: int) -> str:
             if k in rr and k in rs
         ],
         "",
+        *[f"Caveat: {caveat}.\n" for caveat in results["realism"].get("caveats", [])],
         "Image-space detector (CNN on the count images, patient-disjoint {folds}-fold CV): AUC {auc:.3f}"
         " [DeLong 95 % CI {lo:.3f}, {hi:.3f}] ({n_synthetic} samples vs {n_real} held-out studies;"
         " 0.5 = indistinguishable).".format(

@@ -54,12 +54,12 @@ ROWS: list[tuple[str, Callable[[Results], Any]]] = [
     ("its single trainings", _single_trainings),
     (
         "image detector AUC within conditions",
-        lambda r: r["image_detector_auc"].get("within_condition", {}).get("auc", ""),
+        lambda r: r["image_detector_auc"]["within_condition"]["auc"],
     ),
     ("feature two-sample AUC", lambda r: r["realism"]["real_vs_synthetic"]["two_sample_auc"]),
     (
         "feature two-sample AUC within conditions",
-        lambda r: r["realism"]["real_vs_synthetic"].get("two_sample_auc_within_condition", ""),
+        lambda r: r["realism"]["real_vs_synthetic"]["two_sample_auc_within_condition"],
     ),
     ("precision", lambda r: r["realism"]["real_vs_synthetic"]["precision"]),
     ("recall", lambda r: r["realism"]["real_vs_synthetic"]["recall"]),

@@ -31,7 +31,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from torch import nn
 
 from synthscan.dataset import Dataset, Record
-from synthscan.evaluation.stats import auc_ci, stratified_auc
+from synthscan.evaluation.stats import auc_ci, joint_strata, stratified_auc
 from synthscan.generator.conditions import condition_keys
 
 log = logging.getLogger(__name__)
@@ -176,10 +176,15 @@ def detector_auc(
             "row_profile": np.round(difference.sum(axis=1), 4).tolist(),
         },
     }
-    if conditions is not None and set(conditions[0]) & set(conditions[1]):
-        strata = np.concatenate([np.asarray(c, dtype=str) for c in conditions])
+    strata = None if conditions is None else joint_strata(*conditions)
+    if strata is not None:
         within = stratified_auc(y, np.mean(scores, axis=0), strata)
-        out["within_condition"] = {"auc": within.auc, "ci95": [within.lower, within.upper]}
+        out["within_condition"] = {
+            "auc": within.auc,
+            "ci95": [within.lower, within.upper],
+            "n_real": within.n_negative,
+            "n_synthetic": within.n_positive,
+        }
         if config.repeats > 1:
             out["within_condition"]["repeats"] = [stratified_auc(y, s, strata).auc for s in scores]
     if config.repeats > 1:
@@ -200,8 +205,9 @@ def within_condition_text(result: dict[str, Any]) -> str:
         return ""
     lo, hi = within["ci95"]
     return (
-        f" Within conditions (only real and synthetic studies of one condition compared): "
-        f"{within['auc']:.3f} [{lo:.3f}, {hi:.3f}]."
+        f" Within conditions (only real and synthetic studies of one condition compared; "
+        f"{within['n_real']} real and {within['n_synthetic']} synthetic studies have a counterpart of "
+        f"their condition): {within['auc']:.3f} [{lo:.3f}, {hi:.3f}]."
     )
 
 

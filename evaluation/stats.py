@@ -130,6 +130,14 @@ def auc_ci(y: np.ndarray, score: np.ndarray, *, alpha: float = 0.05) -> AUCResul
     )
 
 
+def joint_strata(first: Sequence[str], second: Sequence[str]) -> np.ndarray | None:
+    """The strata of two sets' cases, ``first``'s then ``second``'s, for :func:`stratified_auc`;
+    ``None`` when no stratum is in both (nothing to compare within)."""
+    if not set(first) & set(second):
+        return None
+    return np.concatenate([np.asarray(first, dtype=str), np.asarray(second, dtype=str)])
+
+
 def stratified_auc(
     y: np.ndarray, score: np.ndarray, strata: Sequence[str], *, alpha: float = 0.05
 ) -> AUCResult:
@@ -137,20 +145,28 @@ def stratified_auc(
 
     The per-stratum AUCs are averaged with weights proportional to their pair counts (the stratified
     Mann-Whitney statistic); strata are independent, so the variance is the weighted sum of their
-    DeLong variances. Strata holding one class only add no pairs. Why: when the two sets mix strata in
-    different proportions (a synthetic set drawn one third per condition against a mostly normal real
-    set), a pooled AUC rewards a score that only recognises the stratum; within strata it cannot.
+    DeLong variances; a stratum with a single case of a class has no DeLong estimate and counts with
+    the largest variance an AUC of its size can have, 1 / (4 min(m, n)) (van Dantzig's bound), so one
+    small stratum widens the interval instead of blanking it. Strata holding one class only add no
+    pairs, and their cases are not counted in ``n_positive``/``n_negative``. Why: when the two sets
+    mix strata in different proportions (a synthetic set drawn one third per condition against a
+    mostly normal real set), a pooled AUC rewards a score that only recognises the stratum; within
+    strata it cannot.
     """
     y, strata, score = check_binary(y), np.asarray(strata), np.asarray(score)
+    if not len(y) == len(strata) == len(score):
+        raise ValueError(
+            f"{len(y)} labels, {len(score)} scores and {len(strata)} strata: give one each per case"
+        )
     aucs, variances, pairs, paired = [], [], [], np.zeros(len(y), bool)
     for stratum in np.unique(strata):
         rows = strata == stratum
-        n_pos = int(y[rows].sum())
-        if 0 < n_pos < rows.sum():
+        n_pos, n_neg = int(y[rows].sum()), int((1 - y[rows]).sum())
+        if n_pos and n_neg:
             auc, cov = _delong(y[rows], score[rows][None, :])
             aucs.append(float(auc[0]))
-            variances.append(float(cov[0, 0]))
-            pairs.append(n_pos * int(rows.sum() - n_pos))
+            variances.append(float(cov[0, 0]) if min(n_pos, n_neg) > 1 else 0.25 / min(n_pos, n_neg))
+            pairs.append(n_pos * n_neg)
             paired |= rows
     if not pairs:
         raise ValueError("no stratum holds both positives and negatives")

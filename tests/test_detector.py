@@ -63,7 +63,6 @@ def test_detector_does_not_separate_two_draws_of_one_distribution():
     assert 0.2 < np.mean(result["fold_auc"]) < 0.8, result["fold_auc"]
 
 
-
 def test_within_conditions_the_mix_of_two_looks_is_no_tell():
     rng = np.random.default_rng(5)
     # "amyloidosis" studies look blurred in both sets; the synthetic set simply holds more of them
@@ -76,6 +75,7 @@ def test_within_conditions_the_mix_of_two_looks_is_no_tell():
     within = result["within_condition"]
     assert within["ci95"][0] < 0.5 < within["ci95"][1], within
     assert "Within conditions" in within_condition_text(result)
+
 
 def test_repeats_report_the_spread_of_the_detectors_own_training():
     rng = np.random.default_rng(2)

@@ -10,6 +10,7 @@ from synthscan.dataset import Dataset
 from synthscan.evaluation.detector import DetectorConfig
 from synthscan.evaluation.fidelity import (
     FidelityModel,
+    condition_mix_caveats,
     count_statistics,
     evaluate_fidelity,
     feature_metrics,
@@ -76,6 +77,11 @@ def test_within_condition_two_sample_auc_sees_studies_not_the_condition_mix():
     assert "two_sample_auc_within_condition" not in feature_metrics(
         real, same, conditions=(real_keys, ["metastasis"] * len(same))
     ), "no shared condition: nothing to compare within"
+    with pytest.raises(ValueError, match="share no condition"):
+        two_sample_auc(real, same, conditions=(real_keys, ["metastasis"] * len(same)))
+    mix, alone = condition_mix_caveats(real_keys, [*same_keys, "metastasis"])
+    assert "other proportions" in mix and alone.startswith("0 real and 1 synthetic")
+    assert condition_mix_caveats(real_keys, real_keys[::-1]) == []
 
 
 def test_nps_flat_for_poisson_and_falls_for_smoothed_noise():

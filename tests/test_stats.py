@@ -152,23 +152,31 @@ def test_effective_size_inverts_the_learning_curve():
 
 def test_stratified_auc_ignores_a_stratum_mix_and_weights_strata_by_pairs():
     rng = np.random.default_rng(7)
-    # positives mostly in stratum "b", whose scores are higher; within each stratum no difference
-    strata = np.r_[np.repeat(["a", "b"], [300, 100]), np.repeat(["a", "b"], [100, 300])]
-    y = np.r_[np.zeros(400, int), np.ones(400, int)]
-    score = (strata == "b") * 2.0 + rng.normal(size=800)
-    assert roc_auc_score(y, score) > 0.65
-    within = stratified_auc(y, score, strata)
-    assert within.lower < 0.5 < within.upper and within.n_positive == within.n_negative == 400
-    # the pooled pair-weighted mean of the strata's own AUCs; one stratum alone is the plain AUC
+    # positives mostly in stratum "b", whose scores are higher; within "a" the positives score higher
+    strata = np.r_[np.repeat(["a", "b"], [300, 100]), np.repeat(["a", "b"], [50, 300])]
+    y = np.r_[np.zeros(400, int), np.ones(350, int)]
+    score = (strata == "b") * 2.0 + rng.normal(size=750) + ((strata == "a") & (y == 1)) * 1.0
     a, b = strata == "a", strata == "b"
-    expected = (300 * 100 * roc_auc_score(y[a], score[a]) + 100 * 300 * roc_auc_score(y[b], score[b])) / 60000
-    assert within.auc == pytest.approx(expected)
-    one = stratified_auc(y[a], score[a], strata[a])
-    assert one.auc == pytest.approx(auc_ci(y[a], score[a]).auc) and one.se == pytest.approx(
-        auc_ci(y[a], score[a]).se
-    )
+    auc_a, auc_b = auc_ci(y[a], score[a]), auc_ci(y[b], score[b])
+    assert auc_a.auc > 0.7 and abs(auc_b.auc - 0.5) < 0.07
+    within = stratified_auc(y, score, strata)
+    pairs = np.array([300 * 50, 100 * 300])  # 15,000 and 30,000 pairs; 350 and 400 cases
+    assert within.auc == pytest.approx(pairs @ [auc_a.auc, auc_b.auc] / pairs.sum())
+    assert within.auc != pytest.approx(np.array([350, 400]) @ [auc_a.auc, auc_b.auc] / 750, abs=1e-3)
+    weights = pairs / pairs.sum()
+    assert within.se == pytest.approx(np.sqrt(weights**2 @ [auc_a.se**2, auc_b.se**2]))
+    assert within.n_positive == 350 and within.n_negative == 400
+    # a pooled AUC mistakes the strata's mix for a difference: all of stratum b's positives outrank a
+    assert roc_auc_score(y, score) > within.auc + 0.1
     # a stratum holding one side only adds no pairs and no cases
     extra = stratified_auc(np.r_[y, 1], np.r_[score, 99.0], np.append(strata, "c"))
-    assert extra.auc == pytest.approx(within.auc) and extra.n_positive == 400
+    assert extra.auc == pytest.approx(within.auc) and extra.n_positive == 350
+    # one case of a class: no DeLong estimate, so the bound 1 / (4 min(m, n)) keeps the interval finite
+    single = stratified_auc(np.r_[y, 0, 1, 1], np.r_[score, 0.0, 1.0, 2.0], np.append(strata, ["d"] * 3))
+    w = np.r_[pairs, 2] / (pairs.sum() + 2)
+    assert single.se == pytest.approx(np.sqrt(w**2 @ [auc_a.se**2, auc_b.se**2, 0.25]))
+    assert np.isfinite([single.lower, single.upper]).all()
     with pytest.raises(ValueError, match="no stratum"):
         stratified_auc(np.array([0, 1]), np.array([0.1, 0.2]), np.array(["a", "b"]))
+    with pytest.raises(ValueError, match="one each per case"):
+        stratified_auc(y, score, strata[:-1])
