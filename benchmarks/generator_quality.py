@@ -1,7 +1,8 @@
 """Quality of a generator: condition fidelity, realism and memorization, measured against real data.
 
     python benchmarks/generator_quality.py --train TRAIN --real HELD_OUT --classifier RUN --out REPORT \
-        [--model DIR] [-n 100] [--seed 0] [--steps N] [--detector-repeats K] [--lesion-detector DIR]
+        [--model DIR] [-n 100] [--seed 0] [--steps N] [--precision bf16] [--detector-repeats K]
+        [--lesion-detector DIR]
 
 - TRAIN: the generator's training set (the memorization audit compares samples with it);
 - HELD_OUT: real (or simulated) studies of the same site the generator never saw;
@@ -119,6 +120,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="first sample seed")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps [default: the model's]")
     parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="arithmetic of the UNet and decoder while sampling (autocast) [default: fp32]",
+    )
+    parser.add_argument(
         "--detector-repeats",
         type=int,
         default=1,
@@ -141,7 +148,7 @@ def main() -> None:
     out = Path(args.out)
     real, train = Dataset.open(args.real), Dataset.open(args.train)
     lesions = lesion_detector(Path(args.lesion_detector), train) if args.lesion_detector else None
-    pipeline = load_pipeline(args.model)
+    pipeline = load_pipeline(args.model, precision=args.precision)
     synthetic_root = out / "synthetic"
     for offset, label in enumerate(pipeline.labels):
         grades = sorted({split_key(k)[1] for k in pipeline.config.conditions if split_key(k)[0] == label})
@@ -166,6 +173,7 @@ def main() -> None:
         "model": args.model or "shipped default (synthscan/models/default)",
         "model_sha256": pipeline.sha256,
         "steps": settings["steps"],
+        "precision": args.precision,
         "guidance": settings["guidance"],
         "burden_guidance": settings.get("burden_guidance", {}),
         "grade_guidance": settings.get("grade_guidance", {}),
@@ -215,6 +223,7 @@ def markdown(results: dict, n_synthetic: int) -> str:
         + ", ".join(f"{label} {g:g}" for label, g in results["guidance"].items())
         + "".join(f", burden {b} {g:g}" for b, g in results.get("burden_guidance", {}).items())
         + "".join(f", Perugini {k} {g:g}" for k, g in results.get("grade_guidance", {}).items())
+        + ("" if results.get("precision", "fp32") == "fp32" else f", {results['precision']} autocast")
         + ")",
         "",
         "Condition fidelity: share assigned to the requested condition by a classifier trained on real"
