@@ -118,7 +118,12 @@ def auc_ci(y: np.ndarray, score: np.ndarray, *, alpha: float = 0.05) -> AUCResul
     """Empirical AUC (ties count one half) with a DeLong (1 − alpha) confidence interval."""
     y = check_binary(y)
     aucs, cov = _delong(y, np.asarray(score)[None, :])
-    auc, se = float(aucs[0]), float(np.sqrt(np.maximum(cov[0, 0], 0.0)))
+    return _normal_interval(float(aucs[0]), float(cov[0, 0]), y, alpha)
+
+
+def _normal_interval(auc: float, variance: float, y: np.ndarray, alpha: float) -> AUCResult:
+    """``auc`` with its normal-approximation interval, clipped to [0, 1], and the cases ``y`` counted."""
+    se = float(np.sqrt(np.maximum(variance, 0.0)))
     half = norm.ppf(1 - alpha / 2) * se
     return AUCResult(
         auc=auc,
@@ -171,16 +176,8 @@ def stratified_auc(
     if not pairs:
         raise ValueError("no stratum holds both positives and negatives")
     weights = np.asarray(pairs) / sum(pairs)
-    auc = float(weights @ np.asarray(aucs))
-    se = float(np.sqrt(np.maximum(weights**2 @ np.asarray(variances), 0.0)))
-    half = norm.ppf(1 - alpha / 2) * se
-    return AUCResult(
-        auc=auc,
-        lower=float(np.clip(auc - half, 0.0, 1.0)),
-        upper=float(np.clip(auc + half, 0.0, 1.0)),
-        se=se,
-        n_positive=int(y[paired].sum()),
-        n_negative=int((1 - y[paired]).sum()),
+    return _normal_interval(
+        float(weights @ np.asarray(aucs)), float(weights**2 @ np.asarray(variances)), y[paired], alpha
     )
 
 

@@ -12,55 +12,37 @@ whatever the pooled AUC finds between A and the subsample is the mix.
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 
 import numpy as np
+from feature_sets import arguments, feature_sets
 
-from synthscan.dataset import Dataset
-from synthscan.evaluation.fidelity import classifier_model, patient_halves, two_sample_auc
-from synthscan.generator.conditions import condition_keys
-from synthscan.labels import PATIENT_SOURCES
+from synthscan.evaluation.fidelity import two_sample_auc
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("held_out")
-    parser.add_argument("classifier")
-    parser.add_argument("synthetic", nargs="+")
-    parser.add_argument("--repeats", type=int, default=8)
-    args = parser.parse_args()
-    model = classifier_model(args.classifier)
-    real = Dataset.open(args.held_out)
-    half_a, half_b = patient_halves(real.filter(source=PATIENT_SOURCES), seed=0)
-    xa, xb = model.embed(real, half_a), model.embed(real, half_b)
-    ka, kb = np.asarray(condition_keys(half_a)), np.asarray(condition_keys(half_b))
-    sets = []
-    for root in args.synthetic:
-        dataset = Dataset.open(root)
-        records = dataset.filter(source="synthetic")
-        sets.append((root, model.embed(dataset, records), condition_keys(records)))
-    mix = Counter(sets[0][2])
-    scale = min(np.sum(kb == key) / n for key, n in mix.items())
-    for name, keys in (("A", ka), ("B", kb)):
+    args = arguments(__doc__.splitlines()[0])
+    f = feature_sets(args.held_out, args.classifier, args.synthetic)
+    mix = Counter(f.synthetic[0][2].tolist())
+    for name, keys in (("A", f.keys_a), ("B", f.keys_b)):
         print(f"real half {name}: {len(keys)} studies {dict(Counter(keys.tolist()))}")
-    print(f"synthetic mix {dict(mix)}: B subsampled to {sum(int(n * scale) for n in mix.values())} studies")
+    print(f"synthetic mix {dict(mix)}: B subsampled to {len(f.b_at_mix(mix, 0))} studies")
     print("repeat | A vs B at the synthetic mix: pooled | within conditions")
     rows = []
     for repeat in range(args.repeats):
-        rng = np.random.default_rng(repeat)
-        picked = np.concatenate(
-            [rng.choice(np.flatnonzero(kb == key), int(n * scale), replace=False) for key, n in mix.items()]
+        picked = f.b_at_mix(mix, repeat)
+        pooled = two_sample_auc(f.real_a, f.real_b[picked], seed=repeat)
+        within = two_sample_auc(
+            f.real_a, f.real_b[picked], conditions=(f.keys_a, f.keys_b[picked]), seed=repeat
         )
-        pooled = two_sample_auc(xa, xb[picked], seed=repeat)
-        within = two_sample_auc(xa, xb[picked], conditions=(ka, kb[picked]), seed=repeat)
         rows.append((pooled, within))
         print(f"{repeat} | {pooled:.3f} | {within:.3f}")
     mean = np.mean(rows, axis=0)
     print(f"mean | {mean[0]:.3f} | {mean[1]:.3f}")
     print("set | pooled | within conditions")
-    for root, x, keys in [("real half B (the real mix)", xb, kb), *sets]:
-        print(f"{root} | {two_sample_auc(xa, x):.3f} | {two_sample_auc(xa, x, conditions=(ka, keys)):.3f}")
+    for root, x, keys in [("real half B (the real mix)", f.real_b, f.keys_b), *f.synthetic]:
+        pooled = two_sample_auc(f.real_a, x)
+        print(f"{root} | {pooled:.3f} | {two_sample_auc(f.real_a, x, conditions=(f.keys_a, keys)):.3f}")
 
 
 if __name__ == "__main__":

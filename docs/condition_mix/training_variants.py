@@ -13,20 +13,16 @@ range over ``--repeats`` draws).
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 
 import numpy as np
+from feature_sets import arguments, feature_sets
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from synthscan.dataset import Dataset
-from synthscan.evaluation.fidelity import classifier_model, patient_halves
 from synthscan.evaluation.stats import stratified_auc
-from synthscan.generator.conditions import condition_keys
-from synthscan.labels import PATIENT_SOURCES
 
 VARIANTS = ("pooled (shipped)", "one-hot", "balanced")
 
@@ -56,37 +52,19 @@ def within_auc(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("held_out")
-    parser.add_argument("classifier")
-    parser.add_argument("synthetic", nargs="+")
-    parser.add_argument("--repeats", type=int, default=8)
-    args = parser.parse_args()
-    model = classifier_model(args.classifier)
-    real = Dataset.open(args.held_out)
-    half_a, half_b = patient_halves(real.filter(source=PATIENT_SOURCES), seed=0)
-    xa, xb = model.embed(real, half_a), model.embed(real, half_b)
-    ka, kb = np.asarray(condition_keys(half_a)), np.asarray(condition_keys(half_b))
-    sets = []
-    for root in args.synthetic:
-        dataset = Dataset.open(root)
-        records = dataset.filter(source="synthetic")
-        sets.append((model.embed(dataset, records), condition_keys(records)))
-    mix = Counter(sets[0][1])
-    scale = min(np.sum(kb == key) / n for key, n in mix.items())
+    args = arguments(__doc__.splitlines()[0])
+    f = feature_sets(args.held_out, args.classifier, args.synthetic)
+    mix = Counter(f.synthetic[0][2].tolist())
     print("variant | real half B | " + " | ".join(args.synthetic) + " | real half B at the first set's mix")
     for variant in VARIANTS:
-        row = [within_auc(xa, ka, xb, kb, variant)] + [within_auc(xa, ka, x, k, variant) for x, k in sets]
+        row = [within_auc(f.real_a, f.keys_a, f.real_b, f.keys_b, variant)]
+        row += [within_auc(f.real_a, f.keys_a, x, keys, variant) for _, x, keys in f.synthetic]
         baseline = []
         for repeat in range(args.repeats):
-            rng = np.random.default_rng(repeat)
-            picked = np.concatenate(
-                [
-                    rng.choice(np.flatnonzero(kb == key), int(n * scale), replace=False)
-                    for key, n in mix.items()
-                ]
+            picked = f.b_at_mix(mix, repeat)
+            baseline.append(
+                within_auc(f.real_a, f.keys_a, f.real_b[picked], f.keys_b[picked], variant, repeat)
             )
-            baseline.append(within_auc(xa, ka, xb[picked], kb[picked], variant, seed=repeat))
         cells = " | ".join(f"{v:.3f}" for v in row)
         print(f"{variant} | {cells} | {np.mean(baseline):.3f} ({min(baseline):.3f}-{max(baseline):.3f})")
 
