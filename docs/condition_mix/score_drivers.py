@@ -43,20 +43,24 @@ def statistics(dataset: Dataset, records: list[Record]) -> np.ndarray:
     return np.asarray(rows)
 
 
+def study_landmarks(counts: np.ndarray) -> list[float]:
+    """One study's body rows, head and bladder peaks and count quantile rows (``LANDMARKS``)."""
+    counts = counts.astype(np.float64)
+    profile = counts.sum(axis=(0, 2))
+    body = np.flatnonzero(profile > 0.05 * profile.max())
+    anterior = gaussian_filter1d(counts[0].sum(axis=1), 3)
+    share = np.cumsum(profile) / profile.sum()
+    return (
+        [body[0], np.argmax(anterior[:150]), 300 + np.argmax(anterior[300:600])]
+        + [int(np.searchsorted(share, q)) for q in (0.5, 0.9, 0.99)]
+        + [body[-1]]
+    )
+
+
 def landmarks(dataset: Dataset, records: list[Record]) -> np.ndarray:
-    rows = []
-    for study in dataset.iter_studies([r for r in records if r.label == "normal"][:120]):
-        counts = study.counts.astype(np.float64)
-        profile = counts.sum(axis=(0, 2))
-        body = np.flatnonzero(profile > 0.05 * profile.max())
-        anterior = gaussian_filter1d(counts[0].sum(axis=1), 3)
-        share = np.cumsum(profile) / profile.sum()
-        rows.append(
-            [body[0], np.argmax(anterior[:150]), 300 + np.argmax(anterior[300:600])]
-            + [int(np.searchsorted(share, q)) for q in (0.5, 0.9, 0.99)]
-            + [body[-1]]
-        )
-    return np.median(rows, axis=0)
+    """Median :func:`study_landmarks` of the first 120 normal studies of ``records``."""
+    normal = [r for r in records if r.label == "normal"][:120]
+    return np.median([study_landmarks(s.counts) for s in dataset.iter_studies(normal)], axis=0)
 
 
 def main() -> None:
