@@ -519,7 +519,7 @@ def evaluate_fidelity(
     results["body_placement"] = misplaced_bodies(
         real_counts["body_first_row"],
         fake_counts["body_first_row"],
-        condition_keys(fake_records),
+        fake_keys,
         real.info.pixel_spacing_mm,
     )
     return results

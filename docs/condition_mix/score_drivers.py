@@ -29,16 +29,10 @@ def statistics(dataset: Dataset, records: list[Record]) -> np.ndarray:
     rows = []
     for study in dataset.iter_studies(records):
         counts = study.counts.astype(np.float64)
-        profile = counts.sum(axis=(0, 2))
-        body = np.flatnonzero(profile > 0.05 * profile.max())
+        marks = study_landmarks(counts)
+        first, last = marks[0], marks[-1]
         rows.append(
-            [
-                counts.sum(),
-                counts[1].sum() / counts[0].sum(),
-                body[0],
-                body[-1] - body[0],
-                (counts[0] > 0).mean(),
-            ]
+            [counts.sum(), counts[1].sum() / counts[0].sum(), first, last - first, (counts[0] > 0).mean()]
         )
     return np.asarray(rows)
 
