@@ -226,10 +226,13 @@ def test_every_numeric_option_is_bounded():
         assert f"Invalid value for '{args[-2]}'" in result.output
 
 
-def test_a_reader_that_leaves_the_pipe_early_gets_no_error_line():
+def test_a_reader_that_leaves_the_pipe_early_gets_no_error_line(tmp_path):
     """`synthscan info --card | head -1`: the closed pipe ends the command quietly, not with an Error line."""
     command = [sys.executable, "-m", "synthscan", "info", "--card"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    # cwd away from a source checkout, whose synthscan/ folder would shadow the installed package
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, cwd=tmp_path
+    )
     assert process.stdout.read(1)  # the first byte arrives, then the reader goes away
     process.stdout.close()
     _, stderr = process.communicate(timeout=120)
