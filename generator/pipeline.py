@@ -250,17 +250,23 @@ class SynthScanPipeline(DiffusionPipeline):
         return ids if self.condition_encoder is None else self.condition_encoder(ids).to(self.unet.dtype)
 
     def _guided_output(
-        self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, nulls: torch.Tensor, guidance: float
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        labels: torch.Tensor,
+        nulls: torch.Tensor,
+        guidance: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """UNet output with classifier-free guidance; conditional and null rows share one call.
-
-        A distilled model's conditional row is already guided: one row per study."""
-        if guidance == 1.0 or self.config.get("guidance_distilled"):
+        """UNet output with classifier-free guidance at each row's scale (``guidance`` (B,)); the
+        conditional and null rows share one call. ``None``: the conditional model alone, one row per
+        study (unguided steps, and a distilled model, whose conditional row is already guided)."""
+        if guidance is None:
             return self.unet(x, t.expand(len(x)), class_labels=self._class_input(labels)).sample
         ids = self._class_input(torch.cat([labels, nulls]))
         both = self.unet(torch.cat([x, x]), t.expand(2 * len(x)), class_labels=ids)
         conditional, unconditional = both.sample.chunk(2)
-        return unconditional + guidance * (conditional - unconditional)
+        scale = guidance.to(conditional.dtype)[:, None, None, None]
+        return unconditional + scale * (conditional - unconditional)
 
     @torch.no_grad()
     def __call__(
@@ -355,22 +361,33 @@ class SynthScanPipeline(DiffusionPipeline):
         ]
         if self.config.get("guidance_distilled"):
             scales = [1.0] * batch  # guidance is in the weights: every study shares the network calls
-        groups = {g: torch.tensor([i for i, s in enumerate(scales) if s == g]) for g in dict.fromkeys(scales)}
+        scales = torch.tensor(scales, device=device)
+        guided = scales != 1  # a study at scale 1 needs no null row
         half = PRECISIONS[self.precision]
         autocast = torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None)
-        unguided = {1.0: torch.arange(batch)}
         timesteps = self.scheduler.timesteps
         for i, t in enumerate(self.progress_bar(timesteps)):
             model_input = self.scheduler.scale_model_input(latents, t)
             output = torch.empty_like(model_input)
-            # studies of one guidance scale share network calls; outside the interval all of them do
-            for guidance, rows in (groups if self.guided_step(i, len(timesteps)) else unguided).items():
-                with autocast:
-                    output[rows] = run_chunked(
-                        lambda x, labels, nulls, t=t, g=guidance: self._guided_output(x, t, labels, nulls, g),
-                        (model_input[rows], class_ids[rows], null_ids[rows]),
-                        chunk,
-                    ).to(output.dtype)
+            with_null = guided & self.guided_step(i, len(timesteps))
+            # guided studies share network calls whatever their scales, and so do the others
+            for rows, guidance in (
+                (with_null.nonzero().flatten(), (scales,)),
+                ((~with_null).nonzero().flatten(), ()),
+            ):
+                if len(rows):
+                    inputs = (
+                        model_input[rows],
+                        class_ids[rows],
+                        null_ids[rows],
+                        *(w[rows] for w in guidance),
+                    )
+                    with autocast:
+                        output[rows] = run_chunked(
+                            lambda x, labels, nulls, *w, t=t: self._guided_output(x, t, labels, nulls, *w),
+                            inputs,
+                            chunk,
+                        ).to(output.dtype)
             latents = self.scheduler.step(output, t, latents, **noise).prev_sample
 
         with autocast:

@@ -356,14 +356,19 @@ def test_samples_depend_on_seed_not_on_batch(trained, tmp_path):
 
 
 def test_label_guidance_applies_per_study_and_is_recorded(trained, tmp_path):
-    """A per-label default scale reaches only that label's studies, in a mixed batch as alone."""
+    """A per-label default scale reaches only that label's studies, in a mixed batch as alone; studies
+    of different scales share the network calls (one chunk of 4 conditional + 4 null rows per step)."""
     pipeline = load_pipeline(trained)
     pipeline.register_to_config(label_guidance={"normal": 4.0})
     assert pipeline.guidance_for("normal") == 4.0 and pipeline.guidance_for("metastasis") == 2.0
     assert pipeline.guidance_for("normal", 1.5) == 1.5, "an explicit scale overrides the label's"
+    rows = []
+    hook = pipeline.unet.register_forward_hook(lambda module, args, output: rows.append(len(args[0])))
     mixed = generate_studies(
         pipeline, [SampleRequest("n", "normal", None, 3), SampleRequest("m", "metastasis", None, 4)]
     )
+    hook.remove()
+    assert rows == [8] * pipeline.config.default_steps
     normal_alone = generate_studies(pipeline, [SampleRequest("n", "normal", None, 3)], guidance=4.0)
     metastasis_alone = generate_studies(pipeline, [SampleRequest("m", "metastasis", None, 4)], guidance=2.0)
     assert np.array_equal(mixed[0][0], normal_alone[0][0]) and np.array_equal(
@@ -384,7 +389,8 @@ def test_label_guidance_applies_per_study_and_is_recorded(trained, tmp_path):
 
 
 def test_guided_output_combines_conditional_and_null_rows(trained):
-    """One UNet call on conditional + null rows gives the classifier-free guidance combination."""
+    """One UNet call on conditional + null rows gives the classifier-free guidance combination, each row
+    at its own scale."""
     pipeline = load_pipeline(trained)
     x = torch.randn(3, *pipeline.latent_shape, generator=torch.Generator().manual_seed(0))
     t = torch.tensor(400)
@@ -397,12 +403,14 @@ def test_guided_output_combines_conditional_and_null_rows(trained):
     with torch.no_grad():
         conditional = pipeline.unet(x, t, class_labels=pipeline._class_input(labels)).sample
         unconditional = pipeline.unet(x, t, class_labels=pipeline._class_input(nulls)).sample
-        guided = {g: pipeline._guided_output(x, t, labels, nulls, g) for g in (0.0, 1.0, 3.0)}
-    torch.testing.assert_close(guided[0.0], unconditional, rtol=1e-4, atol=1e-5)
+        guided = pipeline._guided_output(x, t, labels, nulls, torch.tensor([0.0, 1.0, 3.0]))
+        alone = pipeline._guided_output(x, t, labels, nulls)
+    torch.testing.assert_close(guided[0], unconditional[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(guided[1], conditional[1], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(
-        guided[3.0], unconditional + 3.0 * (conditional - unconditional), rtol=1e-4, atol=1e-4
+        guided[2], unconditional[2] + 3.0 * (conditional[2] - unconditional[2]), rtol=1e-4, atol=1e-4
     )
-    assert torch.equal(guided[1.0], conditional), "guidance 1 skips the null rows"
+    assert torch.equal(alone, conditional), "no guidance: the conditional rows alone"
 
 
 @pytest.mark.parametrize(("interval", "rows"), [((0.0, 1.0), [8, 8, 8, 8]), ((0.5, 1.0), [4, 4, 8, 8])])

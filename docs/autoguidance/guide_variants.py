@@ -22,6 +22,8 @@ import sys
 import types
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import generator_quality
 
@@ -36,31 +38,31 @@ def guided_variant(variant: str, guide_folder: str | None, weight: float):
     def load(path):
         pipe = load_pipeline(path)
         guide = load_pipeline(guide_folder) if variant.startswith("autoguide") else None
-        normal, metastasis = (list(pipe.config.conditions).index(k) for k in ("normal", "metastasis"))
+        normal_id, metastasis_id = (list(pipe.config.conditions).index(k) for k in ("normal", "metastasis"))
         shipped = pipe._guided_output
 
-        def guided(self, x, t, labels, nulls, g):
-            # a pipeline's guided output at scale 1 is its conditional UNet output for ``ids``
-            model = lambda ids: shipped(x, t, ids, ids, 1.0)  # noqa: E731
-            weak = lambda ids: guide._guided_output(x, t, ids, ids, 1.0)  # noqa: E731
+        def guided(self, x, t, labels, nulls, g=None):
+            # the pipeline's output without scales is its conditional UNet output for ``ids``; a step
+            # outside the guidance interval gives none: every study at scale 1
+            model = lambda ids: shipped(x, t, ids, ids)  # noqa: E731
+            weak = lambda ids: guide._guided_output(x, t, ids, ids)  # noqa: E731
+            g = torch.ones(len(x)) if g is None else g
+            w = g.to(x.dtype)[:, None, None, None]
             if variant == "autoguide-null":
                 weak_null = weak(nulls)
-                return weak_null + g * (model(labels) - weak_null)
+                return weak_null + w * (model(labels) - weak_null)
             if variant == "autoguide-cond":
                 strong = model(labels)
-                null = strong if g == 1.0 else model(nulls)
-                return null + g * (strong - null) + weight * (strong - weak(labels))
-            is_normal = labels[:, 0] == normal
-            if not bool(is_normal.any()):
-                return shipped(x, t, labels, nulls, g)
-            if not bool(is_normal.all()):
-                raise ValueError(
-                    "normal studies share a guidance group with others: give normals their own scale"
-                )
-            negative = labels.clone()
-            negative[:, 0], negative[:, 2] = metastasis, nulls[:, 2]
-            away = model(negative)
-            return away + weight * (model(labels) - away)
+                null = strong if bool((g == 1).all()) else model(nulls)
+                return null + w * (strong - null) + weight * (strong - weak(labels))
+            out = shipped(x, t, labels, nulls, g)
+            normal = labels[:, 0] == normal_id
+            if bool(normal.any()):
+                negative = labels[normal].clone()
+                negative[:, 0], negative[:, 2] = metastasis_id, nulls[normal][:, 2]
+                away = shipped(x[normal], t, negative, negative)
+                out[normal] = away + weight * (shipped(x[normal], t, labels[normal], labels[normal]) - away)
+            return out
 
         pipe._guided_output = types.MethodType(guided, pipe)
         return pipe
