@@ -14,8 +14,9 @@ Samples ``n`` studies per condition (amyloidosis split over the model's grades) 
   (normal, metastasis, amyloidosis with Perugini grade >= 2 — the classifier's amyloidosis output), next
   to the same share on HELD_OUT, which bounds what a perfect generator could reach; and, per Perugini
   grade, the mean amyloidosis probability and the share classified amyloidosis (both should rise
-  with the grade, like HELD_OUT's); for models with tracer conditions, the share of samples a tracer
-  classifier learnt from HELD_OUT reads as their tracer, beside its accuracy on HELD_OUT;
+  with the grade, like HELD_OUT's); for models with tracer conditions, how strongly each tracer's
+  effect (bone-to-soft-tissue ratios against the most common tracer's) shows in the samples against
+  HELD_OUT, within conditions (``tracer_effect``, :mod:`synthscan.evaluation.tracer`);
 - realism: Fréchet distance, precision/recall/density/coverage and a classifier two-sample test on the
   classifier's penultimate features, each beside a real-vs-real baseline (`synthscan evaluate fidelity`);
   the two-sample AUC also within conditions (only studies of one condition compared), since the samples
@@ -62,6 +63,7 @@ from synthscan.evaluation.lesions import (
 )
 from synthscan.evaluation.privacy import feature_batches, run_audit
 from synthscan.evaluation.privacy import write_report as write_audit_report
+from synthscan.evaluation.tracer import tracer_effect_text
 from synthscan.generator.conditions import split_key
 from synthscan.generator.sampling import sample_to_dataset, sampler_settings
 from synthscan.generator.storage import load_pipeline
@@ -195,8 +197,8 @@ def main() -> None:
     }
     results["image_detector_auc"] = fidelity["image_detector"]
     results["body_placement"] = fidelity["body_placement"]
-    if fidelity.get("tracer_fidelity"):
-        results["tracer_fidelity"] = fidelity["tracer_fidelity"]
+    if fidelity.get("tracer_effect"):
+        results["tracer_effect"] = fidelity["tracer_effect"]
     audit = run_audit(train, synthetic, features=extractor, holdout=real)
     write_audit_report(audit, train, synthetic, out / "privacy")
     results["memorization"] = [space.summary() for space in audit.spaces]
@@ -254,24 +256,8 @@ def markdown(results: dict, n_synthetic: int) -> str:
             f"| {grade} | {row['mean_probability']:.3f} | {row['share']:.3f} (n={row['n']}) | "
             f"{ref['mean_probability']:.3f} | {ref['share']:.3f} (n={ref['n']}) |"
         )
-    if "tracer_fidelity" in results:
-        t = results["tracer_fidelity"]
-        lines += [
-            "",
-            "Tracer fidelity: share of samples a tracer classifier (logistic regression on the same"
-            " features, learnt from the held-out studies) reads as the tracer they were drawn with:"
-            f" {t['synthetic_share_correct']:.3f}; its patient-disjoint cross-validated accuracy on the"
-            f" held-out studies (the ceiling) {t['real_accuracy']:.3f}, chance {t['chance']:.3f}.",
-            "",
-            "| tracer | synthetic share (n) | held-out real share (n) |",
-            "|---|---|---|",
-        ]
-        for name, row in t["per_tracer"].items():
-            share = row["synthetic_share_correct"]
-            lines.append(
-                f"| {name} | {'' if share is None else f'{share:.3f}'} (n={row['n_synthetic']}) | "
-                f"{row['real_share_correct']:.3f} (n={row['n_real']}) |"
-            )
+    if "tracer_effect" in results:
+        lines += ["", *tracer_effect_text(results["tracer_effect"])]
     lines.append("")
     rr, rs = results["realism"]["real_vs_real"], results["realism"]["real_vs_synthetic"]
     lines += [

@@ -45,6 +45,11 @@ def _single_trainings(results: Results) -> str:
     return ", ".join(f"{auc:.3f}" for auc in detector.get("repeats", {"auc": [detector["auc"]]})["auc"])
 
 
+def _tracers(results: Results) -> str:
+    kept = {name: row["kept"] for name, row in results["tracer_effect"]["per_tracer"].items()}
+    return " / ".join(f"{name} " + ("n/a" if k is None else f"{k:.2f}") for name, k in kept.items())
+
+
 def _memorization(results: Results) -> str:
     return " / ".join(str(space["n_flagged"]) for space in results["memorization"])
 
@@ -71,6 +76,7 @@ ROWS: list[tuple[str, Callable[[Results], Any]]] = [
     ("lesion marks per normal / metastasis / amyloidosis", _marks),
     ("burden in class 1-3 / 4-10 / >10", _burdens),
     ("body placement (misplaced share)", lambda r: r["body_placement"]["share"]),
+    ("tracer effect kept (1 = as in real studies)", _tracers),
     ("memorization flags (image / feature)", _memorization),
 ]
 """(measure, how to read it from a run's ``results.json``)."""

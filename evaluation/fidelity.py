@@ -25,7 +25,7 @@ from scipy import linalg, stats
 from scipy.ndimage import gaussian_filter
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -42,6 +42,7 @@ from synthscan.evaluation.detector import (
 from synthscan.evaluation.lesions import LesionDetector, lesion_fidelity, lesion_markdown
 from synthscan.evaluation.privacy import embed_studies, feature_batches, fit_shape
 from synthscan.evaluation.stats import joint_strata, stratified_auc
+from synthscan.evaluation.tracer import soft_tissue_measures, tracer_effect, tracer_effect_text
 from synthscan.generator.conditions import condition_keys
 from synthscan.generator.transform import AcquisitionWindow, body_rows
 from synthscan.labels import LABELS, PATIENT_SOURCES, UNKNOWN, VIEWS
@@ -298,50 +299,6 @@ def grade_ordering(probabilities: np.ndarray, grades: Sequence[int | None]) -> d
     return {"mean_amyloidosis_probability": means, "spearman_rho": float(rho)}
 
 
-def tracer_fidelity(
-    real_x: np.ndarray,
-    real_tracers: Sequence[str],
-    real_groups: Sequence[str],
-    fake_x: np.ndarray,
-    fake_tracers: Sequence[str],
-    *,
-    folds: int = 5,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Do samples look like the tracer they were asked for? A tracer classifier says, next to its ceiling.
-
-    A logistic regression on the features learns the tracer from the real studies. Its accuracy on
-    them, cross-validated by patient, is the ceiling (tracers differ subtly: soft-tissue retention,
-    cardiac avidity); fitted on all of them, it reads each sample's tracer, and the share read as the
-    requested tracer is the sample's fidelity. Chance is the real set's most common tracer's share.
-    """
-    real_tracers, fake_tracers = np.asarray(real_tracers), np.asarray(fake_tracers)
-    names, counts = np.unique(real_tracers, return_counts=True)
-    if len(names) < 2 or counts.min() < folds:
-        return {}
-    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    predicted_real = cross_val_predict(classifier, real_x, real_tracers, groups=real_groups, cv=splitter)
-    predicted_fake = classifier.fit(real_x, real_tracers).predict(fake_x)
-    out: dict[str, Any] = {
-        "real_accuracy": float((predicted_real == real_tracers).mean()),
-        "chance": float(counts.max() / counts.sum()),
-        "synthetic_share_correct": float((predicted_fake == fake_tracers).mean()),
-        "per_tracer": {},
-    }
-    for name in names:
-        real_rows, fake_rows = real_tracers == name, fake_tracers == name
-        out["per_tracer"][str(name)] = {
-            "n_real": int(real_rows.sum()),
-            "real_share_correct": float((predicted_real[real_rows] == name).mean()),
-            "n_synthetic": int(fake_rows.sum()),
-            "synthetic_share_correct": (
-                float((predicted_fake[fake_rows] == name).mean()) if fake_rows.any() else None
-            ),
-        }
-    return out
-
-
 class FidelityModel:
     """Features (and optionally class probabilities) used by the fidelity report."""
 
@@ -457,15 +414,17 @@ def evaluate_fidelity(
         )
         + condition_mix_caveats(a_keys, fake_keys),
     }
-    known = [i for i, r in enumerate(real_records) if r.get("tracer") not in (None, "", UNKNOWN)]
-    asked = [i for i, r in enumerate(fake_records) if r.get("tracer") not in (None, "", UNKNOWN)]
+    known = [r for r in real_records if r.get("tracer") not in (None, "", UNKNOWN)]
+    asked = [r for r in fake_records if r.get("tracer") not in (None, "", UNKNOWN)]
     if known and asked:
-        results["tracer_fidelity"] = tracer_fidelity(
-            real_x[known],
-            [real_records[i].get("tracer") for i in known],
-            [real_records[i].patient_id for i in known],
-            fake_x[asked],
-            [fake_records[i].get("tracer") for i in asked],
+        results["tracer_effect"] = tracer_effect(
+            np.array([soft_tissue_measures(study.counts) for study in real.iter_studies(known)]),
+            [r.get("tracer") for r in known],
+            [r.patient_id for r in known],
+            condition_keys(known),
+            np.array([soft_tissue_measures(study.counts) for study in synthetic.iter_studies(asked)]),
+            [r.get("tracer") for r in asked],
+            condition_keys(asked),
             seed=seed,
         )
     if model.probabilities is not None:
@@ -682,24 +641,9 @@ def write_fidelity_report(
             for value, table in results[f"per_{factor}"].items():
                 for label, row in table.items():
                     lines.append(f"| {value} | {label} | {row['n']} | {row['share_correct']:.3f} |")
-    if results.get("tracer_fidelity"):
-        t = results["tracer_fidelity"]
-        lines += [
-            "",
-            "## Tracer fidelity (a tracer classifier on the features, learnt from the real studies)",
-            "",
-            f"Share of samples read as their requested tracer: {t['synthetic_share_correct']:.3f}; the"
-            f" classifier's patient-disjoint cross-validated accuracy on the real studies (the ceiling):"
-            f" {t['real_accuracy']:.3f}; chance (most common real tracer): {t['chance']:.3f}.",
-            "",
-            "| tracer | real n | real share | synthetic n | synthetic share |",
-            "|---|---|---|---|---|",
-        ]
-        for name, row in t["per_tracer"].items():
-            fake = row["synthetic_share_correct"]
-            share = "" if fake is None else f"{fake:.3f}"
-            real_share = f"{row['real_share_correct']:.3f}"
-            lines.append(f"| {name} | {row['n_real']} | {real_share} | {row['n_synthetic']} | {share} |")
+    if results.get("tracer_effect"):
+        lines += ["", "## Tracer fidelity (each tracer's effect, samples against real studies)", ""]
+        lines += tracer_effect_text(results["tracer_effect"])
     if results.get("grade_ordering"):
         go = results["grade_ordering"]
         lines += [

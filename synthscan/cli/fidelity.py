@@ -124,11 +124,12 @@ def fidelity(
             + within_condition_text(d)
             + repeats_text(d)
         )
-    if results.get("tracer_fidelity"):
-        t = results["tracer_fidelity"]
+    if results.get("tracer_effect"):
+        effect = results["tracer_effect"]
+        rows = effect["per_tracer"].items()
+        kept = ", ".join(f"{name} {row['kept']:.2f}" for name, row in rows if row["kept"] is not None)
         click.echo(
-            f"Tracer fidelity {t['synthetic_share_correct']:.3f} (tracer classifier's accuracy on the real "
-            f"studies {t['real_accuracy']:.3f}, chance {t['chance']:.3f})."
+            f"Tracer effect kept against {effect['reference']} (1 = as in the real studies): {kept or 'n/a'}."
         )
     if "lesions" in results:
         rows = results["lesions"]["with_lesions"].get("metastasis", {})
