@@ -28,18 +28,6 @@ METASTATIC_BURDENS: tuple[str, ...] = BURDENS[1:]
 FACTORS: dict[str, tuple[str, ...]] = {"tracer": TRACERS, "burden": BURDENS}
 """Condition factors beside the condition key, each with its values (``unknown`` is added per model)."""
 
-TRACER_COLUMN = 1 + list(FACTORS).index("tracer")
-"""The tracer's column in a factor model's class ids (the condition key's id first, then ``FACTORS``)."""
-
-
-def tracer_kept(nulls: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Null ids ``nulls`` (B, factors) with each row's tracer taken from ``ids``: the null rows of a
-    guidance that strengthens the label and burden but leaves the tracer to the conditional model
-    (``DiffusionConfig.null_keeps_tracer_prob``)."""
-    kept = nulls.clone()
-    kept[:, TRACER_COLUMN] = ids[:, TRACER_COLUMN]
-    return kept
-
 
 def burden_class(lesion_count: str | int | None, superscan: str | bool | None) -> str:
     """Burden class of one study from its manifest columns; ``unknown`` when the count is not recorded."""

@@ -95,11 +95,6 @@ class DiffusionConfig:
     prediction_type: str = "v_prediction"  # "epsilon" or "v_prediction" (better-behaved at few sampler steps)
     # share of training examples given the null class (classifier-free guidance)
     cond_drop_prob: Fraction = 0.1
-    # share of those null-class examples that keep their tracer (label and burden dropped alone): the
-    # model then also learns each tracer without a label, and sampling guides the label and burden
-    # while the tracer acts at the conditional model's strength; guidance on every factor exaggerates
-    # the tracers' soft-tissue effect (docs/tracer_effect); factor models only; 0: all factors dropped
-    null_keeps_tracer_prob: Fraction = 0.0
     steps: PositiveInt = 8000  # optimizer steps
     batch_size: PositiveInt = 16  # latents per step
     learning_rate: PositiveFloat = 1.0e-3  # AdamW peak learning rate, cosine decay after warm-up

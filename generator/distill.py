@@ -40,7 +40,7 @@ from diffusers.training_utils import EMAModel
 
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import Dataset, DatasetError
-from synthscan.generator.conditions import FACTORS, split_key, tracer_kept
+from synthscan.generator.conditions import FACTORS, split_key
 from synthscan.generator.config import GUIDED_EVERY_STEP, DistillConfig
 from synthscan.generator.data import shared_images, training_records
 from synthscan.generator.models import ConditionedUNet
@@ -370,8 +370,6 @@ def distill(
             z0, noise = draw_latents(mean, std, index, scaling, generator)
             labels = torch.from_numpy(class_ids[index]).to(state.device)
             nulls = torch.as_tensor(null_ids, device=state.device).expand_as(labels)
-            if teacher.config.get("guidance_keeps_tracer"):  # the teacher's guidance, as it samples
-                nulls = tracer_kept(nulls, labels)
             return objective(network, z0, noise, labels, nulls, generator), {}
 
         def card(pipeline: SynthScanPipeline, steps: int, seconds: float) -> str:

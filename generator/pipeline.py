@@ -29,14 +29,7 @@ from diffusers import AutoencoderKL, DiffusionPipeline, SchedulerMixin, UNet2DMo
 from diffusers.utils import BaseOutput
 
 from synthscan.generator.calibration import RateCalibration
-from synthscan.generator.conditions import (
-    FACTORS,
-    UNKNOWN,
-    resolve_condition,
-    resolve_factor,
-    split_key,
-    tracer_kept,
-)
+from synthscan.generator.conditions import FACTORS, UNKNOWN, resolve_condition, resolve_factor, split_key
 from synthscan.generator.config import GUIDED_EVERY_STEP
 from synthscan.generator.models import ConditionEncoder, unfold_latents
 from synthscan.generator.transform import (
@@ -117,7 +110,6 @@ class SynthScanPipeline(DiffusionPipeline):
         factor_weights: dict[str, dict[str, dict[str, float]]] | None = None,
         guidance_distilled: bool = False,
         guidance_interval: list[float] | None = None,
-        guidance_keeps_tracer: bool = False,
         latent_patch: int = 1,
         rate_calibration: dict | None = None,
     ):
@@ -144,7 +136,6 @@ class SynthScanPipeline(DiffusionPipeline):
             factor_weights=factor_weights or {},
             guidance_distilled=bool(guidance_distilled),
             guidance_interval=[float(v) for v in guidance_interval or GUIDED_EVERY_STEP],
-            guidance_keeps_tracer=bool(guidance_keeps_tracer),
             latent_patch=int(latent_patch),
             rate_calibration=rate_calibration,
         )
@@ -356,8 +347,6 @@ class SynthScanPipeline(DiffusionPipeline):
             factor_ids = [[tables[n].index(f[n]) for n in FACTORS] for f in factors]  # the encoder's order
             class_ids = torch.cat([class_ids[:, None], torch.tensor(factor_ids, device=device)], dim=1)
             null_ids = self.condition_encoder.null_ids(batch, device)
-            if self.config.get("guidance_keeps_tracer"):  # the label guided, the tracer as conditioned
-                null_ids = tracer_kept(null_ids, class_ids)
         latents = torch.stack(latents).to(device=device, dtype=dtype)
 
         self.scheduler.set_timesteps(steps, device=device)

@@ -53,7 +53,6 @@ from synthscan.generator.conditions import (
     factor_tables,
     split_key,
     study_factors,
-    tracer_kept,
 )
 from synthscan.generator.config import (
     ContinuationConfig,
@@ -478,11 +477,8 @@ def train_diffusion(
     """Stage 2: denoising score matching on latents drawn from the cached posteriors; returns EMA weights.
 
     ``class_ids`` are (N,) condition ids, or (N, factors) ids of a :class:`ConditionedUNet`;
-    ``null_ids`` is what a dropped example gets (all its factors at their null class together, or
-    with ``diffusion.null_keeps_tracer_prob`` sometimes all but its tracer).
+    ``null_ids`` is what a dropped example gets (all its factors at their null class together).
     """
-    if diffusion.null_keeps_tracer_prob and class_ids.ndim != 2:
-        raise ValueError("diffusion.null_keeps_tracer_prob needs a model with tracer conditions")
     device = PartialState().device
     # on the device that draws the noise: 256 KiB per study at the shipped 8x128x32 latents, per process
     mean, std = (torch.from_numpy(a).to(device) for a in latents)
@@ -496,9 +492,6 @@ def train_diffusion(
         labels = torch.from_numpy(class_ids[index]).to(device)
         dropped = torch.rand(len(index), generator=generator).to(device) < diffusion.cond_drop_prob
         nulls = torch.as_tensor(null_ids, device=device).expand_as(labels)
-        if diffusion.null_keeps_tracer_prob:
-            keep = torch.rand(len(index), generator=generator).to(device) < diffusion.null_keeps_tracer_prob
-            nulls = torch.where(keep[:, None], tracer_kept(nulls, labels), nulls)
         labels = torch.where(dropped.view(-1, *[1] * (labels.ndim - 1)), nulls, labels)
         zt = noise_scheduler.add_noise(z0, noise, t)
         target = (
@@ -611,7 +604,6 @@ def assemble_pipeline(
         burden_guidance=config.sampling.burden_guidance,
         grade_guidance=config.sampling.grade_guidance,
         guidance_interval=config.sampling.guidance_interval,
-        guidance_keeps_tracer=config.diffusion.null_keeps_tracer_prob > 0,
         latent_patch=config.unet.latent_patch,
         eval_chunk=config.sampling.eval_chunk,
         tracer=Counter(r.tracer for r in records).most_common(1)[0][0],
@@ -808,7 +800,6 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
             batch_size=config.diffusion.batch_size,
             sources=tuple(sorted({r.source for r in records})),
             snr_gamma=gamma,
-            null_keeps_tracer_prob=config.diffusion.null_keeps_tracer_prob,
             calibration_studies=config.transform.calibration_studies,
             image_cache=out / "data",
             progress=progress,
@@ -876,7 +867,6 @@ def finetune(
     snr_gamma: float | None = None,
     low_noise_multiplier: float = 1.0,
     low_noise_portion: float = 0.2,
-    null_keeps_tracer_prob: float = 0.0,
     calibration_studies: int = 64,
     image_cache: Path | None = None,
     progress: bool = True,
@@ -886,9 +876,7 @@ def finetune(
     ``patients`` restricts it to those patients' studies: a classifier's training split, so the
     generator never sees the patients it is validated and tested on. ``snr_gamma`` weighs the loss
     by Min-SNR-γ (``DiffusionConfig.snr_gamma``; None: the plain mean squared error);
-    ``low_noise_multiplier`` and ``low_noise_portion`` bias its timesteps (``DiffusionConfig``);
-    ``null_keeps_tracer_prob`` > 0 teaches each tracer without a label, and the model then guides the
-    label alone (``DiffusionConfig.null_keeps_tracer_prob``).
+    ``low_noise_multiplier`` and ``low_noise_portion`` bias its timesteps (``DiffusionConfig``).
     ``image_cache``: the folder of the training-image cache (default ``OUT-run/data``; rebuilt if it
     holds other studies), so a training's restarts share its main stage's instead of writing one copy
     each.
@@ -919,7 +907,6 @@ def finetune(
         "snr_gamma": snr_gamma,
         "low_noise_multiplier": low_noise_multiplier,
         "low_noise_portion": low_noise_portion,
-        "null_keeps_tracer_prob": null_keeps_tracer_prob,
         "prediction_type": pipeline.scheduler.config.prediction_type,  # the base model's target
     }
     transform = {"bin_factor": pipeline.config.bin_factor, "calibration_studies": 0}
@@ -936,8 +923,7 @@ def finetune(
     if recorded.is_file() and load_config(GeneratorConfig, recorded) != config:
         raise ValueError(
             f"{work} was started with other settings ({recorded}); resume with the same steps, learning "
-            "rate, batch size, seed, --snr-gamma, --low-noise-* and --null-keeps-tracer, or write to a new "
-            "folder"
+            "rate, batch size, seed, --snr-gamma and --low-noise-*, or write to a new folder"
         )
     state = PartialState()
     main = state.is_main_process
@@ -975,8 +961,6 @@ def finetune(
             pipeline.register_modules(unet=trained)
         trained_on = sorted({*pipeline.config.training_sources, *sources})  # "real": it has now seen patients
         calibration = decoder_calibration(pipeline.vae, images, config)  # at the site's background
-        if null_keeps_tracer_prob:
-            pipeline.register_to_config(guidance_keeps_tracer=True)
         pipeline.register_to_config(
             **count_distributions(images),
             training_sources=trained_on,

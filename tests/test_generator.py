@@ -18,7 +18,6 @@ from synthscan.config import ConfigError, builtin_config, load_config
 from synthscan.dataset import Dataset, DatasetError
 from synthscan.generator import train as train_module
 from synthscan.generator.conditions import (
-    TRACER_COLUMN,
     burden_class,
     condition_key,
     condition_table,
@@ -29,8 +28,8 @@ from synthscan.generator.conditions import (
 )
 from synthscan.generator.config import DiffusionConfig, DistillConfig, GeneratorConfig
 from synthscan.generator.data import random_crops
-from synthscan.generator.distill import BURDEN_COLUMN, distill
-from synthscan.generator.models import ConditionEncoder, fold_latents, unfold_latents
+from synthscan.generator.distill import distill
+from synthscan.generator.models import fold_latents, unfold_latents
 from synthscan.generator.sampling import (
     SampleRequest,
     generate_studies,
@@ -1092,32 +1091,3 @@ def test_the_shipped_model_verifies_and_draws_cardiac_uptake_by_condition():
 
     normal, amyloid = (np.mean([heart_share(c) for c, _ in group]) for group in (normals, amyloids))
     assert amyloid > 1.5 * normal
-
-
-def test_null_rows_that_keep_the_tracer_are_trained_and_then_sampled(
-    generator_dataset, tmp_path, monkeypatch
-):
-    """With ``diffusion.null_keeps_tracer_prob`` some dropped examples keep their tracer, so the model
-    learns each tracer without a label; it then guides the label and burden alone: the null rows of
-    guided sampling carry each study's tracer. Without it every factor is dropped together."""
-    seen = []
-    forward = ConditionEncoder.forward
-    monkeypatch.setattr(ConditionEncoder, "forward", lambda self, ids: forward(self, seen.append(ids) or ids))
-    config = tiny_config(**{"diffusion.cond_drop_prob": 0.9, "diffusion.null_keeps_tracer_prob": 0.5})
-    model = train_module.train(generator_dataset.root, config, tmp_path / "run", progress=False)
-    pipeline = load_pipeline(model)
-    assert pipeline.config.guidance_keeps_tracer
-    null = pipeline.condition_encoder.null_ids(1)[0]
-    trained = torch.cat(seen)
-    label_null = trained[:, 0] == null[0]
-    kept = label_null & (trained[:, TRACER_COLUMN] != null[TRACER_COLUMN])
-    assert kept.any() and (label_null & ~kept).any(), "both kinds of null examples are trained"
-    assert (trained[kept][:, BURDEN_COLUMN] == null[BURDEN_COLUMN]).all(), "burden dropped with the label"
-    seen.clear()
-    generators = [torch.Generator().manual_seed(i) for i in range(2)]
-    pipeline(["metastasis"] * 2, generator=generators, tracers=["DPD"] * 2)
-    rows = torch.cat(seen)
-    nulls = rows[rows[:, 0] == null[0]]
-    assert len(nulls) and (nulls[:, TRACER_COLUMN] == pipeline.factors["tracer"].index("DPD")).all()
-    with pytest.raises(ConfigError, match="null_keeps_tracer_prob"):
-        tiny_config(**{"diffusion.null_keeps_tracer_prob": 1.5})

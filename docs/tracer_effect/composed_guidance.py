@@ -19,8 +19,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import generator_quality
 
-from synthscan.generator.conditions import TRACER_COLUMN
+from synthscan.generator.conditions import FACTORS
 from synthscan.generator.storage import load_pipeline
+
+TRACER_COLUMN = 1 + list(FACTORS).index("tracer")  # class ids: the condition key's, then the factors
 
 
 def composed(path, **options):

@@ -179,14 +179,6 @@ def distill(
     type=click.FloatRange(min=0, max=1, min_open=True),
     help="Share of the training timesteps, the least noisy, that --low-noise-multiplier favours.",
 )
-@click.option(
-    "--null-keeps-tracer",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(min=0, max=1, max_open=True),
-    help="Share of the null-class examples that keep their tracer; > 0 makes the model guide the label "
-    "and burden only, leaving the tracer at the conditional model's strength (docs/tracer_effect).",
-)
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 def finetune(
     model: str | None,
@@ -200,7 +192,6 @@ def finetune(
     snr_gamma: float | None,
     low_noise_multiplier: float,
     low_noise_portion: float,
-    null_keeps_tracer: float,
     progress: bool,
 ) -> None:
     """Train a generator's diffusion UNet further on DATA; its autoencoder stays as it is.
@@ -224,7 +215,6 @@ def finetune(
         snr_gamma=snr_gamma,
         low_noise_multiplier=low_noise_multiplier,
         low_noise_portion=low_noise_portion,
-        null_keeps_tracer_prob=null_keeps_tracer,
         progress=progress,
     )
     click.echo(f"Model saved to {folder}. Sample with: synthscan sample --model {folder} --condition normal")
