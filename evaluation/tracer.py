@@ -52,6 +52,17 @@ def _auc(in_tracer: np.ndarray, score: np.ndarray, strata: np.ndarray) -> dict[s
         return None
 
 
+def _kept(real: dict | None, synthetic: dict | None) -> tuple[float | None, list[float] | None]:
+    """(synthetic − 0.5) / (real − 0.5) with a delta-method 95 % CI from the two AUCs' DeLong standard
+    errors (independent sets); ``None`` unless the real AUC's CI lies above 0.5."""
+    if not real or not synthetic or real["lower"] <= 0.5:
+        return None, None
+    span = real["auc"] - 0.5
+    kept = (synthetic["auc"] - 0.5) / span
+    se = math.hypot(synthetic["se"], kept * real["se"]) / span
+    return kept, [kept - 1.96 * se, kept + 1.96 * se]
+
+
 def tracer_effect(
     real_values: np.ndarray,
     real_tracers: Sequence[str],
@@ -73,7 +84,8 @@ def tracer_effect(
     tracer, the AUC of that score between ``T``'s and the reference's studies is computed within
     conditions, on the real studies and on the samples. ``kept`` = (synthetic − 0.5) / (real − 0.5)
     is 1 where the samples show the tracer as strongly as real studies do, below 1 where weaker and
-    above 1 where exaggerated. It is ``None`` unless the real AUC's CI lies above 0.5. ``{}`` when
+    above 1 where exaggerated, with a delta-method 95 % CI (``kept_ci95``). Both are ``None`` unless
+    the real AUC's CI lies above 0.5. ``{}`` when
     the real set has fewer than two tracers with ``folds`` usable studies each.
     """
     real_values, fake_values = np.asarray(real_values, float), np.asarray(fake_values, float)
@@ -111,12 +123,7 @@ def tracer_effect(
             score = log_p[side][rows, classes.index(name)] - log_p[side][rows, classes.index(reference)]
             row[f"n_{side}"] = int((tracers[side] == name).sum())
             row[f"{side}_auc"] = _auc(tracers[side][rows] == name, score, strata[side][rows])
-        real_auc, fake_auc = row["real_auc"], row["synthetic_auc"]
-        row["kept"] = (
-            (fake_auc["auc"] - 0.5) / (real_auc["auc"] - 0.5)
-            if real_auc and fake_auc and real_auc["lower"] > 0.5
-            else None
-        )
+        row["kept"], row["kept_ci95"] = _kept(row["real_auc"], row["synthetic_auc"])
         out["per_tracer"][name] = row
     return out
 
@@ -131,7 +138,7 @@ def tracer_effect_text(effect: dict[str, Any]) -> list[str]:
         f"exaggerated. Left out (landmarks not found): {effect['left_out']['real']} real, "
         f"{effect['left_out']['synthetic']} synthetic.",
         "",
-        "| tracer | real n | real AUC [95 % CI] | synthetic n | synthetic AUC [95 % CI] | kept |",
+        "| tracer | real n | real AUC [95 % CI] | synthetic n | synthetic AUC [95 % CI] | kept [95 % CI] |",
         "|---|---|---|---|---|---|",
     ]
 
@@ -139,7 +146,11 @@ def tracer_effect_text(effect: dict[str, Any]) -> list[str]:
         return f"{a['auc']:.3f} [{a['lower']:.3f}, {a['upper']:.3f}]" if a else "n/a"
 
     for name, row in effect["per_tracer"].items():
-        kept = f"{row['kept']:.2f}" if row["kept"] is not None else "n/a"
+        kept = (
+            "n/a"
+            if row["kept"] is None
+            else f"{row['kept']:.2f} [{row['kept_ci95'][0]:.2f}, {row['kept_ci95'][1]:.2f}]"
+        )
         lines.append(
             f"| {name} | {row['n_real']} | {auc(row['real_auc'])} | {row['n_synthetic']} | "
             f"{auc(row['synthetic_auc'])} | {kept} |"

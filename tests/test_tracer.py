@@ -62,6 +62,9 @@ def test_tracer_effect_is_one_when_samples_carry_the_real_effect_and_tracks_its_
     assert dpd[1]["real_auc"]["lower"] > 0.6 and dpd[1]["real_auc"]["upper"] < 0.8
     assert dpd[1]["kept"] == pytest.approx(1.0, abs=0.2), "the confounded condition mix is stratified out"
     assert abs(dpd[0]["kept"]) < 0.25 and dpd[2]["kept"] > 1.4
+    low, high = dpd[1]["kept_ci95"]
+    assert low < 1 < high and high - low < 1.2, "the CI holds the true ratio and says how far to trust it"
+    assert dpd[2]["kept_ci95"][0] > 1 and dpd[0]["kept_ci95"][1] < 1
     assert 0.4 < same["real_accuracy"] < 0.75, "one study shows its tracer poorly"
     text = "\n".join(tracer_effect_text(same))
     assert "| DPD | " in text and "kept" in text
