@@ -42,10 +42,10 @@ from synthscan.evaluation.detector import (
 from synthscan.evaluation.lesions import LesionDetector, lesion_fidelity, lesion_markdown
 from synthscan.evaluation.privacy import embed_studies, feature_batches, fit_shape
 from synthscan.evaluation.stats import joint_strata, stratified_auc
-from synthscan.evaluation.tracer import soft_tissue_measures, tracer_effect, tracer_effect_text
+from synthscan.evaluation.tracer import dataset_tracer_effect, tracer_effect_text
 from synthscan.generator.conditions import condition_keys
 from synthscan.generator.transform import AcquisitionWindow, body_rows
-from synthscan.labels import LABELS, PATIENT_SOURCES, UNKNOWN, VIEWS
+from synthscan.labels import LABELS, PATIENT_SOURCES, VIEWS
 
 log = logging.getLogger(__name__)
 
@@ -414,19 +414,9 @@ def evaluate_fidelity(
         )
         + condition_mix_caveats(a_keys, fake_keys),
     }
-    known = [r for r in real_records if r.get("tracer") not in (None, "", UNKNOWN)]
-    asked = [r for r in fake_records if r.get("tracer") not in (None, "", UNKNOWN)]
-    if known and asked:
-        results["tracer_effect"] = tracer_effect(
-            np.array([soft_tissue_measures(study.counts) for study in real.iter_studies(known)]),
-            [r.get("tracer") for r in known],
-            [r.patient_id for r in known],
-            condition_keys(known),
-            np.array([soft_tissue_measures(study.counts) for study in synthetic.iter_studies(asked)]),
-            [r.get("tracer") for r in asked],
-            condition_keys(asked),
-            seed=seed,
-        )
+    effect = dataset_tracer_effect(real, real_records, synthetic, fake_records, seed=seed)
+    if effect is not None:
+        results["tracer_effect"] = effect
     if model.probabilities is not None:
         probs = feature_batches(synthetic, fake_records, model.probabilities)
         results["per_condition"] = per_condition_fidelity(probs, [r.label for r in fake_records])

@@ -21,8 +21,11 @@ from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from synthscan.dataset import Dataset, Record
 from synthscan.evaluation.realism import Study, bone_soft_contrast, long_bones
 from synthscan.evaluation.stats import stratified_auc
+from synthscan.generator.conditions import condition_keys
+from synthscan.labels import UNKNOWN
 
 MEASURES = (
     "lumbar_spine_over_soft_post",
@@ -126,6 +129,32 @@ def tracer_effect(
         row["kept"], row["kept_ci95"] = _kept(row["real_auc"], row["synthetic_auc"])
         out["per_tracer"][name] = row
     return out
+
+
+def dataset_tracer_effect(
+    real: Dataset,
+    real_records: Sequence[Record],
+    synthetic: Dataset,
+    fake_records: Sequence[Record],
+    *,
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """:func:`tracer_effect` of the studies of ``real_records`` and ``fake_records`` that record a
+    tracer, measured from their counts; ``None`` when either set has none."""
+    known = [r for r in real_records if r.get("tracer") not in (None, "", UNKNOWN)]
+    asked = [r for r in fake_records if r.get("tracer") not in (None, "", UNKNOWN)]
+    if not known or not asked:
+        return None
+    return tracer_effect(
+        np.array([soft_tissue_measures(study.counts) for study in real.iter_studies(known)]),
+        [r.get("tracer") for r in known],
+        [r.patient_id for r in known],
+        condition_keys(known),
+        np.array([soft_tissue_measures(study.counts) for study in synthetic.iter_studies(asked)]),
+        [r.get("tracer") for r in asked],
+        condition_keys(asked),
+        seed=seed,
+    )
 
 
 def tracer_effect_text(effect: dict[str, Any]) -> list[str]:

@@ -193,11 +193,11 @@ def test_cli_fidelity(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from synthscan.cli import main
-    from synthscan.evaluation import fidelity
+    from synthscan.evaluation import tracer
 
     # toy studies have no skeleton: stand-in measures (each view's log total, twice) let the tracer
     # effect run end to end, though a toy study's tracer leaves no trace in them
-    monkeypatch.setattr(fidelity, "soft_tissue_measures", lambda c: np.log(c.reshape(2, -1).sum(1)).repeat(2))
+    monkeypatch.setattr(tracer, "soft_tissue_measures", lambda c: np.log(c.reshape(2, -1).sum(1)).repeat(2))
     rng = np.random.default_rng(4)
     real = make(tmp_path / "real", rng, 12, "real", 0)
     synth = make(tmp_path / "synth", rng, 6, "synthetic", 0)
