@@ -92,6 +92,15 @@ def tracer_effect(
     the real set has fewer than two tracers with ``folds`` usable studies each.
     """
     real_values, fake_values = np.asarray(real_values, float), np.asarray(fake_values, float)
+    for side, values, columns in (
+        ("real", real_values, (real_tracers, real_groups, real_strata)),
+        ("synthetic", fake_values, (fake_tracers, fake_strata)),
+    ):
+        if len({len(values), *map(len, columns)}) != 1:
+            raise ValueError(
+                f"{side} studies: {len(values)} measure rows but {[len(c) for c in columns]} tracers, "
+                "groups or strata; give one of each per study"
+            )
     real_ok, fake_ok = np.isfinite(real_values).all(1), np.isfinite(fake_values).all(1)
     rx, rt = real_values[real_ok], np.asarray(real_tracers)[real_ok]
     rg, rs = np.asarray(real_groups)[real_ok], np.asarray(real_strata)[real_ok]

@@ -73,3 +73,9 @@ def test_tracer_effect_is_one_when_samples_carry_the_real_effect_and_tracks_its_
 def test_tracer_effect_needs_two_tracers_with_enough_studies():
     x = np.zeros((20, 4))
     assert tracer_effect(x, ["MDP"] * 20, list(range(20)), ["n"] * 20, x, ["MDP"] * 20, ["n"] * 20) == {}
+
+
+def test_tracer_effect_refuses_rows_and_labels_of_different_lengths():
+    x = np.zeros((20, 4))
+    with pytest.raises(ValueError, match="synthetic studies: 20 measure rows but"):
+        tracer_effect(x, ["MDP"] * 20, list(range(20)), ["n"] * 20, x, ["MDP"] * 19, ["n"] * 20)
