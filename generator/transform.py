@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -112,11 +113,21 @@ def view_ratios(images: np.ndarray) -> np.ndarray:
     return np.array([post / max(ant, 1e-12) for ant, post in sums])
 
 
-def poisson_counts(rate: torch.Tensor, generators: Sequence[torch.Generator]) -> np.ndarray:
-    """Draw Poisson counts for each study of ``rate`` (B, 2, H, W) with that study's own generator."""
+def poisson_counts(
+    rate: torch.Tensor, generators: Sequence[torch.Generator], workers: int | None = None
+) -> np.ndarray:
+    """Draw Poisson counts for each study of ``rate`` (B, 2, H, W) with that study's own generator.
+
+    torch's CPU Poisson sampler runs on one core, so studies are drawn in ``workers`` threads [default:
+    torch's thread count]; each study's draws come from its own generator in its own order, so the
+    counts do not depend on the threads (a generator given for several studies draws them in turn).
+    """
     if len(generators) != len(rate):
         raise ValueError(f"{len(generators)} generators for {len(rate)} studies")
-    drawn = [torch.poisson(r.float(), generator=g) for r, g in zip(rate, generators, strict=True)]
+    shared = len({id(g) for g in generators}) < len(generators)
+    workers = 1 if shared else min(workers or torch.get_num_threads(), len(rate))
+    with ThreadPoolExecutor(max(workers, 1)) as pool:
+        drawn = list(pool.map(lambda r, g: torch.poisson(r.float(), generator=g), rate, generators))
     counts = torch.stack(drawn).to(torch.int64).numpy()
     dtype = np.uint16 if counts.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32
     return counts.astype(dtype)

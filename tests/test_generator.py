@@ -100,6 +100,26 @@ def test_expected_counts_hold_the_requested_total_and_poisson_statistics():
     assert np.array_equal(counts, again)
 
 
+def test_poisson_counts_do_not_depend_on_the_threads():
+    """Each study draws from its own generator whatever the threads; a generator shared by several
+    studies draws them in turn, as one thread would."""
+    rate = torch.rand(5, 2, 64, 32) * torch.tensor([0.5, 3.0, 20.0, 80.0, 300.0])[:, None, None, None]
+
+    def draw(workers, seeds):
+        return poisson_counts(rate, [torch.Generator().manual_seed(s) for s in seeds], workers)
+
+    serial = draw(1, range(5))
+    assert np.array_equal(draw(3, range(5)), serial)
+    assert np.array_equal(draw(5, range(5)), serial)
+    for i in range(5):  # study i is what its own generator alone draws
+        alone = torch.poisson(rate[i], generator=torch.Generator().manual_seed(i))
+        assert np.array_equal(serial[i], alone.numpy())
+    shared = torch.Generator().manual_seed(0)
+    in_turn = poisson_counts(rate, [shared] * 5, workers=4)
+    shared.manual_seed(0)
+    assert np.array_equal(in_turn, poisson_counts(rate, [shared] * 5, workers=1))
+
+
 def test_autoencoder_crops_reach_the_image_border_as_configured():
     """Uniform 128-row crops of a 512-row image reach its border 2 times in 385; the default config's
     quarter of border-flush crops teaches the decoder the empty border (issue 14)."""
