@@ -420,6 +420,9 @@ def evaluate_fidelity(
     if model.probabilities is not None:
         probs = feature_batches(synthetic, fake_records, model.probabilities)
         results["per_condition"] = per_condition_fidelity(probs, [r.label for r in fake_records])
+        # the classifier's own reading of real studies: the share a perfect generator would reach
+        real_probs = feature_batches(real, real_records, model.probabilities)
+        results["real_per_condition"] = per_condition_fidelity(real_probs, [r.label for r in real_records])
         for factor, column in (("tracer", "tracer"), ("burden", "burden")):
             groups: dict[str, list[int]] = {}
             for i, r in enumerate(fake_records):
@@ -614,11 +617,19 @@ def write_fidelity_report(
             "",
             "## Per-condition fidelity (share classified as the requested condition)",
             "",
-            "| condition | n | share | assigned |",
-            "|---|---|---|---|",
+            "The real studies' share is the classifier's own reading of real studies of that condition:"
+            " what a perfect generator reaches (optimistic if the classifier learnt from these studies).",
+            "",
+            "| condition | n | share | assigned | real studies: n | share |",
+            "|---|---|---|---|---|---|",
         ]
+        real_rows = results.get("real_per_condition", {})
         for label, row in results["per_condition"].items():
-            lines.append(f"| {label} | {row['n']} | {row['share_correct']:.3f} | {row['assigned']} |")
+            ref = real_rows.get(label)
+            reference = f"{ref['n']} | {ref['share_correct']:.3f}" if ref else "- | -"
+            lines.append(
+                f"| {label} | {row['n']} | {row['share_correct']:.3f} | {row['assigned']} | {reference} |"
+            )
     for factor in ("tracer", "burden"):
         if f"per_{factor}" in results:
             lines += [

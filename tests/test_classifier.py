@@ -84,6 +84,26 @@ def test_default_yaml_lists_every_field_with_the_dataclass_defaults():
         tiny(**{"train.workers": -1})
 
 
+def test_reference_classifier_is_the_default_network_trained_longer():
+    """The instrument that measures generators sees the same inputs with the same network; only its
+    training budget differs, so its readings are comparable with the default's."""
+    import yaml
+
+    path = builtin_config("classifier", "reference")
+    reference, default = load_config(ClassifierConfig, path), ClassifierConfig()
+    listed = yaml.safe_load(path.read_text())
+    assert {k: set(v) for k, v in listed.items()} == {k: set(v) for k, v in to_dict(default).items()}
+    assert (reference.network, reference.preprocess, reference.augment) == (
+        default.network,
+        default.preprocess,
+        default.augment,
+    )
+    assert reference.train.max_steps >= 10 * default.train.max_steps
+    budget = {"max_steps", "eval_every", "patience"}
+    differing = {k for k, v in to_dict(reference.train).items() if to_dict(default.train)[k] != v}
+    assert differing == budget
+
+
 def test_targets_and_binning_keep_counts_and_mirror_posterior():
     record = Record("a", "p", "studies/a.npz", "amyloidosis", perugini_grade=1)
     assert targets_for(record).tolist() == [0, 0]  # grade 1 is equivocal: negative

@@ -159,8 +159,9 @@ def test_report_end_to_end(tmp_path):
     a, b = patient_halves(real.records)
     assert not {r.patient_id for r in a} & {r.patient_id for r in b}
 
-    def probabilities(batch):
-        return np.tile([0.2, 0.7, 0.1], (len(batch), 1))
+    def probabilities(batch):  # reads "metastasis" where the hot patch shows, "normal" elsewhere
+        patch = batch[:, 0, 40:48, 4:12].mean(axis=(1, 2)) / batch[:, 0].mean(axis=(1, 2))
+        return np.where((patch > 1.25)[:, None], [0.2, 0.7, 0.1], [0.7, 0.2, 0.1])
 
     detector = DetectorConfig(bin_factor=1, channels=(8, 16), epochs=6, folds=3)
     results = evaluate_fidelity(
@@ -175,12 +176,17 @@ def test_report_end_to_end(tmp_path):
     assert "within_condition" in results["image_detector"]
     assert fake["frechet"] > 1.3 * base["frechet"]
     assert results["per_condition"]["metastasis"]["share_correct"] == 1.0
+    assert results["per_condition"]["normal"]["share_correct"] == 0.0  # every sample shows the patch
+    real_reading = results["real_per_condition"]  # no real study does: the classifier's own reading
+    assert real_reading["normal"] == {"n": 14, "share_correct": 1.0, "assigned": {"normal": 14}}
+    assert real_reading["metastasis"]["share_correct"] == 0.0
     assert set(results["per_tracer"]) == {"MDP", "DPD"} and set(results["per_burden"]) == {"none", "1-3"}
     assert results["per_burden"]["1-3"] == {"metastasis": results["per_condition"]["metastasis"]}
     report = write_fidelity_report(results, tmp_path / "rep", "real", "synth")
     text = report.read_text()
     assert "| frechet |" in text and "Image-space detector" in text and "Per-tracer fidelity" in text
     assert "| two_sample_auc_within_condition |" in text and "Within conditions" in text
+    assert "| normal | 7 | 0.000 | {'metastasis': 7} | 14 | 1.000 |" in text
     assert results["body_placement"]["n"] == 20 and "Body placement" in text
     # toy studies have no skeleton to measure soft tissue against: no tracer effect to report
     assert results["tracer_effect"] == {} and "Tracer fidelity" not in text
