@@ -274,17 +274,31 @@ def misplaced_bodies(
     }
 
 
-def per_condition_fidelity(probabilities: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
-    """Share of samples whose most probable class is their requested condition, per condition."""
+def per_condition_fidelity(
+    probabilities: np.ndarray, labels: Sequence[str], grades: Sequence[int | None] | None = None
+) -> dict[str, Any]:
+    """Share of studies whose most probable class is their condition, per condition.
+
+    Amyloidosis studies of Perugini grade 1 (``grades``) are left out: the classifier's amyloidosis
+    output stands for grade >= 2, so reading one as normal is right (:func:`grade_ordering` scores them).
+    """
     predicted = np.asarray(probabilities).argmax(axis=1)
     names = {i: n for n, i in LABELS.items()}
+    grades = list(grades) if grades is not None else [None] * len(labels)
+    scored = [
+        i for i, (lab, g) in enumerate(zip(labels, grades, strict=True)) if (lab, g) != ("amyloidosis", 1)
+    ]
     out: dict[str, Any] = {}
-    for label in sorted(set(labels), key=LABELS.get):
-        rows = [i for i, lab in enumerate(labels) if lab == label]
+    for label in sorted({labels[i] for i in scored}, key=LABELS.get):
+        rows = [i for i in scored if labels[i] == label]
         hits = predicted[rows] == LABELS[label]
         assigned = {names[int(c)]: int((predicted[rows] == c).sum()) for c in np.unique(predicted[rows])}
         out[label] = {"n": len(rows), "share_correct": float(hits.mean()), "assigned": assigned}
     return out
+
+
+def _labels_and_grades(records: Sequence[Record]) -> tuple[list[str], list[int | None]]:
+    return [r.label for r in records], [r.perugini_grade for r in records]
 
 
 def grade_ordering(probabilities: np.ndarray, grades: Sequence[int | None]) -> dict[str, Any]:
@@ -419,10 +433,10 @@ def evaluate_fidelity(
         results["tracer_effect"] = effect
     if model.probabilities is not None:
         probs = feature_batches(synthetic, fake_records, model.probabilities)
-        results["per_condition"] = per_condition_fidelity(probs, [r.label for r in fake_records])
+        results["per_condition"] = per_condition_fidelity(probs, *_labels_and_grades(fake_records))
         # the classifier's own reading of real studies: the share a perfect generator would reach
         real_probs = feature_batches(real, real_records, model.probabilities)
-        results["real_per_condition"] = per_condition_fidelity(real_probs, [r.label for r in real_records])
+        results["real_per_condition"] = per_condition_fidelity(real_probs, *_labels_and_grades(real_records))
         for factor, column in (("tracer", "tracer"), ("burden", "burden")):
             groups: dict[str, list[int]] = {}
             for i, r in enumerate(fake_records):
@@ -430,7 +444,9 @@ def evaluate_fidelity(
                     groups.setdefault(r.get(column), []).append(i)
             if groups:
                 results[f"per_{factor}"] = {
-                    value: per_condition_fidelity(probs[rows], [fake_records[i].label for i in rows])
+                    value: per_condition_fidelity(
+                        probs[rows], *_labels_and_grades([fake_records[i] for i in rows])
+                    )
                     for value, rows in sorted(groups.items())
                 }
         amyloid = [i for i, r in enumerate(fake_records) if r.label == "amyloidosis"]
@@ -617,10 +633,12 @@ def write_fidelity_report(
             "",
             "## Per-condition fidelity (share classified as the requested condition)",
             "",
-            "The real studies' share is the classifier's own reading of real studies of that condition:"
-            " what a perfect generator reaches (optimistic if the classifier learnt from these studies).",
+            "Beside each condition's samples, the classifier's own reading of the real studies of that"
+            " condition: what a perfect generator reaches (optimistic if the classifier learnt from those"
+            " studies). Perugini grade-1 studies are left out of amyloidosis (the classifier's amyloidosis"
+            " output stands for grade >= 2; the grade ordering below scores them).",
             "",
-            "| condition | n | share | assigned | real studies: n | share |",
+            "| condition | synthetic n | share | assigned | real n | real share |",
             "|---|---|---|---|---|---|",
         ]
         real_rows = results.get("real_per_condition", {})

@@ -98,6 +98,10 @@ def test_per_condition_and_grade_ordering():
     out = per_condition_fidelity(probs, ["normal", "metastasis", "metastasis", "amyloidosis"])
     assert out["metastasis"]["share_correct"] == 0.5
     assert out["metastasis"]["assigned"] == {"normal": 1, "metastasis": 1}
+    # a grade-1 amyloidosis study read as normal is read right: it is left out, grade 2 is scored
+    both = per_condition_fidelity(probs[[0, 3]], ["amyloidosis", "amyloidosis"], [1, 2])
+    assert both == {"amyloidosis": {"n": 1, "share_correct": 1.0, "assigned": {"amyloidosis": 1}}}
+    assert per_condition_fidelity(probs[:1], ["amyloidosis"], [1]) == {}
     grades = [1, 1, 2, 2, 3, 3]
     amy = np.array([[0, 0, p] for p in (0.3, 0.4, 0.6, 0.5, 0.9, 0.8)])
     assert grade_ordering(amy, grades)["spearman_rho"] > 0.8
@@ -187,6 +191,10 @@ def test_report_end_to_end(tmp_path):
     assert "| frechet |" in text and "Image-space detector" in text and "Per-tracer fidelity" in text
     assert "| two_sample_auc_within_condition |" in text and "Within conditions" in text
     assert "| normal | 7 | 0.000 | {'metastasis': 7} | 14 | 1.000 |" in text
+    # a report of results saved before the real studies' reading shows its cells empty
+    older = {k: v for k, v in results.items() if k != "real_per_condition"}
+    older_text = write_fidelity_report(older, tmp_path / "older", "real", "synth").read_text()
+    assert "| normal | 7 | 0.000 | {'metastasis': 7} | - | - |" in older_text
     assert results["body_placement"]["n"] == 20 and "Body placement" in text
     # toy studies have no skeleton to measure soft tissue against: no tracer effect to report
     assert results["tracer_effect"] == {} and "Tracer fidelity" not in text

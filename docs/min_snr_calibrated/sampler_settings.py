@@ -1,5 +1,5 @@
-"""Save a copy of a generator with the shipped default's sampler settings (guidance interval, label,
-burden and grade guidance): a comparison of weights, not of samplers.
+"""Save a copy of a generator with the shipped default's sampler settings (guidance interval, default,
+label, burden and grade guidance): a comparison of weights, not of samplers.
 
     python docs/min_snr_calibrated/sampler_settings.py MODEL OUT
 

@@ -1,9 +1,11 @@
-"""The normal samples the reference classifier reads as most metastatic, above held-out normal studies.
+"""Normal samples the reference classifier reads as most and as least metastatic, above held-out normals.
 
     python docs/reference_classifier/normals_picture.py CLASSIFIER HELD_OUT SYNTHETIC OUT.png [-n 4]
 
-Top row: the ``n`` normal studies of SYNTHETIC with the highest P(metastasis); bottom row: ``n`` held-out
-normal studies drawn at random (seed 0); captions give each study's seed or id and P(metastasis).
+Rows: the ``n`` normal studies of SYNTHETIC with the highest P(metastasis), the ``n`` with the lowest, and
+``n`` held-out normal studies drawn at random (seed 0); captions give each study's seed or id and
+P(metastasis). The middle row tells whether what the top row shows is what sets them apart, or is in
+every sample.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=4)
     args = parser.parse_args()
     extractor = FeatureExtractor(args.classifier)
-    items = []
+    rows = []
     for root, synthetic in ((args.synthetic, True), (args.held_out, False)):
         dataset = Dataset.open(root)
         records = dataset.filter(source="synthetic" if synthetic else PATIENT_SOURCES)
@@ -39,11 +41,13 @@ def main() -> None:
             pick = np.random.default_rng(0).choice(len(records), args.n, replace=False)
             records = [records[i] for i in sorted(pick)]
         p = feature_batches(dataset, records, extractor.probabilities)[:, LABELS["metastasis"]]
-        order = np.argsort(-p)[: args.n] if synthetic else range(len(records))
-        for i in order:
-            study = dataset.read(records[i])
-            name = f"sample seed {records[i].get('seed')}" if synthetic else f"held-out {records[i].study_id}"
-            items.append((study.counts, f"{name}, P(met) {p[i]:.2f}"))
+        order = np.argsort(-p)
+        for chosen in (order[: args.n], order[::-1][: args.n]) if synthetic else (range(len(records)),):
+            rows += [(dataset, records[i], p[i], synthetic) for i in chosen]
+    items = []
+    for dataset, record, p, synthetic in rows:
+        name = f"sample seed {record.get('seed')}" if synthetic else f"held-out {record.study_id}"
+        items.append((dataset.read(record).counts, f"{name}, P(met) {p:.2f}"))
     render_grid(items, args.n).save(args.out)
 
 

@@ -29,13 +29,13 @@ GROUPS = ("0", "1", "2", "3+")
 def rib_modulation(counts: np.ndarray) -> float:
     try:
         return bone_texture(Study(counts, counts))["rib_modulation_post"]
-    except Exception:  # landmarks not found (realism.LandmarkError and the numpy errors of odd bodies)
+    except Exception:  # landmarks not found: skipped, as the realism measure skips a metric group
         return np.nan
 
 
 def normals(root: str, extractor: FeatureExtractor, detector: LesionDetector) -> tuple[np.ndarray, ...]:
-    """Signed P(metastasis) (> 0: read metastatic), lesion-detector marks and posterior rib modulation of
-    the set's normal studies (its synthetic ones in a sample set)."""
+    """P(metastasis), whether it is the most probable label, lesion-detector marks and posterior rib
+    modulation of the set's normal studies (its synthetic ones in a sample set)."""
     dataset = Dataset.open(root)
     records = dataset.filter(source="synthetic") or dataset.filter(source=PATIENT_SOURCES)
     records = [r for r in records if r.label == "normal"]
@@ -44,7 +44,7 @@ def normals(root: str, extractor: FeatureExtractor, detector: LesionDetector) ->
     read = probabilities.argmax(axis=1) == LABELS["metastasis"]
     marks = np.array([row["detected"] for row in count_lesions(detector, dataset, records)])
     ribs = np.array([rib_modulation(study.counts) for study in dataset.iter_studies(records)])
-    return np.where(read, metastatic, -metastatic), marks, ribs
+    return metastatic, read, marks, ribs
 
 
 def main() -> None:
@@ -56,8 +56,7 @@ def main() -> None:
     )
     print("|---|---|---|---|" + "---|" * len(GROUPS) + "---|---|---|")
     for root in sys.argv[3:]:
-        signed, marks, ribs = normals(root, extractor, detector)
-        read, p = signed > 0, np.abs(signed)
+        p, read, marks, ribs = normals(root, extractor, detector)
         group = np.minimum(marks, 3)
         cells = []
         for k in range(4):
