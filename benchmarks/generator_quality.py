@@ -44,10 +44,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from statsmodels.stats.proportion import proportion_confint
 
 from synthscan.classifier.features import FeatureExtractor
-from synthscan.dataset import Dataset, Record
+from synthscan.dataset import Dataset
 from synthscan.evaluation.detector import DetectorConfig, repeats_text, within_condition_text
 from synthscan.evaluation.fidelity import (
     body_placement_text,
@@ -61,52 +60,31 @@ from synthscan.evaluation.lesions import (
     lesion_markdown,
     train_detector_run,
 )
-from synthscan.evaluation.privacy import feature_batches, run_audit
+from synthscan.evaluation.privacy import run_audit
 from synthscan.evaluation.privacy import write_report as write_audit_report
 from synthscan.evaluation.tracer import tracer_effect_text
 from synthscan.generator.conditions import split_key
 from synthscan.generator.sampling import sample_to_dataset, sampler_settings
 from synthscan.generator.storage import load_pipeline
-from synthscan.labels import LABELS
 
 
-def intended_label(record: Record) -> str:
-    """The condition a classifier with a Perugini >= 2 amyloidosis output should assign."""
-    if record.label == "amyloidosis" and (record.perugini_grade or 0) < 2:
-        return "normal"
-    return record.label
-
-
-def assignment(dataset: Dataset, records: list[Record], extractor: FeatureExtractor) -> dict:
-    """Share of ``records`` the classifier assigns to their intended condition, per condition and by grade."""
-    probabilities = feature_batches(dataset, records, extractor.probabilities)
-    predicted = [list(LABELS)[i] for i in probabilities.argmax(axis=1)]
-    out: dict = {"per_condition": {}, "amyloidosis_by_grade": {}}
-    for label in LABELS:
-        rows = [i for i, r in enumerate(records) if intended_label(r) == label and not _grade1(r)]
-        if rows:
-            hits = int(sum(predicted[i] == label for i in rows))
-            low, high = proportion_confint(hits, len(rows), alpha=0.05, method="wilson")
-            out["per_condition"][label] = {
-                "n": len(rows),
-                "share": hits / len(rows),
-                "ci95": [float(low), float(high)],
-            }
-    for grade in (1, 2, 3):
-        rows = [i for i, r in enumerate(records) if r.label == "amyloidosis" and r.perugini_grade == grade]
-        if rows:
-            out["amyloidosis_by_grade"][grade] = {
-                "n": len(rows),
-                "mean_probability": float(probabilities[rows, list(LABELS).index("amyloidosis")].mean()),
-                "share": float(np.mean([predicted[i] == "amyloidosis" for i in rows])),
-            }
-    scored = [i for i, r in enumerate(records) if not _grade1(r)]
-    out["overall"] = float(np.mean([predicted[i] == intended_label(records[i]) for i in scored]))
-    return out
-
-
-def _grade1(record: Record) -> bool:
-    return record.label == "amyloidosis" and record.perugini_grade == 1
+def condition_fidelity(per_condition: dict, ordering: dict) -> dict:
+    """The classifier's reading (:func:`per_condition_fidelity`, :func:`grade_ordering`) in this report's
+    layout: share and Wilson CI per condition, mean probability and share per Perugini grade, overall."""
+    scored = sum(row["n"] for row in per_condition.values())
+    by_grade = ordering.get("by_grade", {})
+    means = ordering.get("mean_amyloidosis_probability", {})
+    return {
+        "per_condition": {
+            label: {"n": row["n"], "share": row["share_correct"], "ci95": row["ci95"]}
+            for label, row in per_condition.items()
+        },
+        "amyloidosis_by_grade": {
+            grade: {"n": row["n"], "mean_probability": means[grade], "share": row["share"]}
+            for grade, row in by_grade.items()
+        },
+        "overall": sum(row["share_correct"] * row["n"] for row in per_condition.values()) / scored,
+    }
 
 
 def main() -> None:
@@ -179,10 +157,6 @@ def main() -> None:
         "guidance": settings["guidance"],
         "burden_guidance": settings.get("burden_guidance", {}),
         "grade_guidance": settings.get("grade_guidance", {}),
-        "condition_fidelity": {
-            "synthetic": assignment(synthetic, synthetic.records, extractor),
-            "held_out_real": assignment(real, real.records, extractor),
-        },
     }
     fidelity = evaluate_fidelity(
         real,
@@ -191,6 +165,12 @@ def main() -> None:
         detector=DetectorConfig(seed=args.seed, repeats=args.detector_repeats),
         lesions=lesions,
     )
+    results["condition_fidelity"] = {
+        "synthetic": condition_fidelity(fidelity["per_condition"], fidelity.get("grade_ordering", {})),
+        "held_out_real": condition_fidelity(
+            fidelity["real_per_condition"], fidelity.get("real_grade_ordering", {})
+        ),
+    }
     write_fidelity_report(fidelity, out / "fidelity", str(real.root), str(synthetic.root))
     results["realism"] = {
         k: fidelity[k] for k in ("features", "real_vs_real", "real_vs_synthetic", "caveats")

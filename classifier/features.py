@@ -55,3 +55,8 @@ class FeatureExtractor:
     def probabilities(self, counts: np.ndarray) -> np.ndarray:
         """Label probabilities ``(B, 3)`` over normal, metastasis, amyloidosis (each row sums to one)."""
         return label_probabilities(self.task_probabilities(counts))
+
+    def features_and_probabilities(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Features ``(B, D)`` and label probabilities ``(B, 3)`` from one pass of the network."""
+        features = self(counts)
+        return features, label_probabilities(self.classifier.probabilities_of_features(features))

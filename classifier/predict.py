@@ -134,6 +134,14 @@ class Classifier:
         """Penultimate features ``(N, feature_size)`` of binned studies."""
         return self._outputs(binned, True)
 
+    @torch.no_grad()
+    def probabilities_of_features(self, features: np.ndarray) -> np.ndarray:
+        """Per-task probabilities ``(N, len(TASKS))`` from penultimate features (the head alone; eval-mode
+        dropout is the identity)."""
+        head = self.net.head
+        x = torch.as_tensor(np.asarray(features), dtype=head.weight.dtype, device=self.device)
+        return torch.sigmoid(head(x)).float().cpu().numpy()
+
     def predict_dataset(
         self,
         dataset: Dataset,

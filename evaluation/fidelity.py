@@ -29,6 +29,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from statsmodels.stats.proportion import proportion_confint
 
 from synthscan.atomic import atomic_write_text
 from synthscan.dataset import Dataset, DatasetError, Record, same_pixel_size
@@ -40,7 +41,7 @@ from synthscan.evaluation.detector import (
     within_condition_text,
 )
 from synthscan.evaluation.lesions import LesionDetector, lesion_fidelity, lesion_markdown
-from synthscan.evaluation.privacy import embed_studies, feature_batches, fit_shape
+from synthscan.evaluation.privacy import fit_shape, image_embedding, study_batches
 from synthscan.evaluation.stats import joint_strata, stratified_auc
 from synthscan.evaluation.tracer import dataset_tracer_effect, tracer_effect_text
 from synthscan.generator.conditions import condition_keys
@@ -48,8 +49,6 @@ from synthscan.generator.transform import AcquisitionWindow, body_rows
 from synthscan.labels import LABELS, PATIENT_SOURCES, VIEWS
 
 log = logging.getLogger(__name__)
-
-FeatureFn = Callable[[np.ndarray], np.ndarray]
 
 # Without a classifier, a coarse image embedding (2 x 32 x 8 = 512 values) keeps the covariance
 # estimates of the Fréchet distance and the two-sample test tractable.
@@ -277,10 +276,11 @@ def misplaced_bodies(
 def per_condition_fidelity(
     probabilities: np.ndarray, labels: Sequence[str], grades: Sequence[int | None] | None = None
 ) -> dict[str, Any]:
-    """Share of studies whose most probable class is their condition, per condition.
+    """Share of studies whose most probable class is their condition, per condition, with its Wilson CI.
 
     Amyloidosis studies of Perugini grade 1 (``grades``) are left out: the classifier's amyloidosis
     output stands for grade >= 2, so reading one as normal is right (:func:`grade_ordering` scores them).
+    An amyloidosis study without a grade counts as amyloidosis (a positive scan).
     """
     predicted = np.asarray(probabilities).argmax(axis=1)
     names = {i: n for n, i in LABELS.items()}
@@ -292,8 +292,14 @@ def per_condition_fidelity(
     for label in sorted({labels[i] for i in scored}, key=LABELS.get):
         rows = [i for i in scored if labels[i] == label]
         hits = predicted[rows] == LABELS[label]
+        low, high = proportion_confint(int(hits.sum()), len(rows), alpha=0.05, method="wilson")
         assigned = {names[int(c)]: int((predicted[rows] == c).sum()) for c in np.unique(predicted[rows])}
-        out[label] = {"n": len(rows), "share_correct": float(hits.mean()), "assigned": assigned}
+        out[label] = {
+            "n": len(rows),
+            "share_correct": float(hits.mean()),
+            "ci95": [float(low), float(high)],
+            "assigned": assigned,
+        }
     return out
 
 
@@ -302,31 +308,54 @@ def _labels_and_grades(records: Sequence[Record]) -> tuple[list[str], list[int |
 
 
 def grade_ordering(probabilities: np.ndarray, grades: Sequence[int | None]) -> dict[str, Any]:
-    """Mean amyloidosis probability per Perugini grade and Spearman rho (higher grade → higher prob)."""
-    p = np.asarray(probabilities)[:, LABELS["amyloidosis"]]
-    rows = [(g, p[i]) for i, g in enumerate(grades) if g is not None]
+    """Mean amyloidosis probability, share read as amyloidosis and count per Perugini grade, and
+    Spearman rho (higher grade → higher probability)."""
+    p = np.asarray(probabilities)
+    rows = [i for i, g in enumerate(grades) if g is not None]
     if len(rows) < 3:
         return {}
-    g, q = np.array(rows).T
+    g = np.array([grades[i] for i in rows])
+    q = p[rows, LABELS["amyloidosis"]]
+    read = p[rows].argmax(axis=1) == LABELS["amyloidosis"]
     means = {int(grade): float(q[g == grade].mean()) for grade in np.unique(g)}
+    by_grade = {
+        int(grade): {"n": int((g == grade).sum()), "share": float(read[g == grade].mean())}
+        for grade in np.unique(g)
+    }
     rho = stats.spearmanr(g, q).statistic if len(means) > 1 else float("nan")
-    return {"mean_amyloidosis_probability": means, "spearman_rho": float(rho)}
+    return {"mean_amyloidosis_probability": means, "by_grade": by_grade, "spearman_rho": float(rho)}
+
+
+StudyReader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
 
 class FidelityModel:
-    """Features (and optionally class probabilities) used by the fidelity report."""
+    """Features and, from a classifier, label probabilities of studies, read in one pass.
 
-    def __init__(
-        self, features: FeatureFn | None = None, probabilities: FeatureFn | None = None, name: str = ""
-    ):
-        self.features = features
-        self.probabilities = probabilities
-        self.name = name or ("classifier features" if features else "image-space embedding")
+    ``read`` maps counts ``(B, 2, H, W)`` to features ``(B, D)`` and label probabilities ``(B, 3)``
+    (or ``None``); without it the features are a coarse image embedding and there are no probabilities.
+    """
+
+    def __init__(self, read: StudyReader | None = None, name: str = ""):
+        self.read = read
+        self.name = name or ("classifier features" if read else "image-space embedding")
+
+    def __call__(self, dataset: Dataset, records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Features ``(N, D)`` and probabilities ``(N, 3)`` or ``None`` of ``records``."""
+        read = self.read or _embedding_reader(fit_shape(dataset.info.matrix, FALLBACK_SHAPE))
+        parts = [read(counts) for counts in study_batches(dataset, records)]
+        features = np.concatenate([np.asarray(f, dtype=np.float64) for f, _ in parts])
+        if parts[0][1] is None:
+            return features, None
+        return features, np.concatenate([np.asarray(p, dtype=np.float64) for _, p in parts])
 
     def embed(self, dataset: Dataset, records: Sequence[Record]) -> np.ndarray:
-        if self.features is None:
-            return embed_studies(dataset, records, fit_shape(dataset.info.matrix, FALLBACK_SHAPE))
-        return feature_batches(dataset, records, self.features)
+        """Features ``(N, D)`` of ``records``."""
+        return self(dataset, records)[0]
+
+
+def _embedding_reader(shape: tuple[int, int]) -> StudyReader:
+    return lambda counts: (np.stack([image_embedding(c, shape) for c in counts]), None)
 
 
 def classifier_model(run: str | Path) -> FidelityModel:
@@ -334,7 +363,8 @@ def classifier_model(run: str | Path) -> FidelityModel:
     from synthscan.classifier.features import FeatureExtractor
 
     extractor = FeatureExtractor(run)
-    return FidelityModel(extractor, extractor.probabilities, name=f"classifier penultimate features ({run})")
+    name = f"classifier penultimate features ({run})"
+    return FidelityModel(extractor.features_and_probabilities, name=name)
 
 
 def small_sample_caveats(sizes: dict[str, int], dimensions: int) -> list[str]:
@@ -407,8 +437,8 @@ def evaluate_fidelity(
         raise DatasetError("fidelity needs at least 4 real and 2 synthetic studies")
     half_a, half_b = patient_halves(real_records, seed)
     log.info("features for %d real and %d synthetic studies", len(real_records), len(fake_records))
-    real_x = model.embed(real, real_records)
-    fake_x = model.embed(synthetic, fake_records)
+    real_x, real_probs = model(real, real_records)
+    fake_x, probs = model(synthetic, fake_records)
     index = {r.study_id: i for i, r in enumerate(real_records)}
     a_x = real_x[[index[r.study_id] for r in half_a]]
     b_x = real_x[[index[r.study_id] for r in half_b]]
@@ -431,11 +461,9 @@ def evaluate_fidelity(
     effect = dataset_tracer_effect(real, real_records, synthetic, fake_records, seed=seed)
     if effect is not None:
         results["tracer_effect"] = effect
-    if model.probabilities is not None:
-        probs = feature_batches(synthetic, fake_records, model.probabilities)
+    if probs is not None:
         results["per_condition"] = per_condition_fidelity(probs, *_labels_and_grades(fake_records))
         # the classifier's own reading of real studies: the share a perfect generator would reach
-        real_probs = feature_batches(real, real_records, model.probabilities)
         results["real_per_condition"] = per_condition_fidelity(real_probs, *_labels_and_grades(real_records))
         for factor, column in (("tracer", "tracer"), ("burden", "burden")):
             groups: dict[str, list[int]] = {}
@@ -449,11 +477,13 @@ def evaluate_fidelity(
                     )
                     for value, rows in sorted(groups.items())
                 }
-        amyloid = [i for i, r in enumerate(fake_records) if r.label == "amyloidosis"]
-        if amyloid:
-            results["grade_ordering"] = grade_ordering(
-                probs[amyloid], [fake_records[i].perugini_grade for i in amyloid]
-            )
+        for key, p, records in (
+            ("grade_ordering", probs, fake_records),
+            ("real_grade_ordering", real_probs, real_records),
+        ):
+            amyloid = [i for i, r in enumerate(records) if r.label == "amyloidosis"]
+            if amyloid:
+                results[key] = grade_ordering(p[amyloid], [records[i].perugini_grade for i in amyloid])
     if lesions is not None:
         spacing = lesions.pixel_spacing_mm
         if spacing is not None and not same_pixel_size(spacing, real.info.pixel_spacing_mm):

@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,13 +66,16 @@ def embed_studies(
     return np.stack([image_embedding(s.counts, shape) for s in dataset.iter_studies(records)])
 
 
+def study_batches(dataset: Dataset, records: Sequence[Record], batch: int = 16) -> Iterator[np.ndarray]:
+    """Counts ``(B, 2, H, W)`` of ``records``, ``batch`` studies at a time."""
+    for start in range(0, len(records), batch):
+        yield np.stack([s.counts for s in dataset.iter_studies(records[start : start + batch])])
+
+
 def feature_batches(dataset: Dataset, records: Sequence[Record], features: FeatureFn, batch: int = 16):
     """Features ``(N, D)`` from a batch function over counts ``(B, 2, H, W)``."""
-    out = []
-    for start in range(0, len(records), batch):
-        counts = np.stack([s.counts for s in dataset.iter_studies(records[start : start + batch])])
-        out.append(np.asarray(features(counts), dtype=np.float64))
-    return np.concatenate(out)
+    batches = study_batches(dataset, records, batch)
+    return np.concatenate([np.asarray(features(counts), dtype=np.float64) for counts in batches])
 
 
 def fit_shape(matrix: tuple[int, int], limit: tuple[int, int] = EMBED_SHAPE) -> tuple[int, int]:

@@ -279,6 +279,9 @@ def test_save_load_round_trip_and_feature_extractor(data, trained):
     np.testing.assert_allclose(extractor.task_probabilities(counts), direct, rtol=1e-5, atol=1e-6)
     labels = extractor.probabilities(counts)
     assert labels.shape == (5, 3) and np.allclose(labels.sum(axis=1), 1)
+    both = extractor.features_and_probabilities(counts)  # one network pass: the head on the features
+    np.testing.assert_allclose(both[0], features)
+    np.testing.assert_allclose(both[1], labels, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="aspect ratio"):
         extractor(np.zeros((1, 2, 16, 64)))
 
