@@ -112,7 +112,6 @@ class SynthScanPipeline(DiffusionPipeline):
         guidance_interval: list[float] | None = None,
         latent_patch: int = 1,
         rate_calibration: dict | None = None,
-        tracer_strength: dict[str, float] | None = None,
     ):
         super().__init__()
         self.register_modules(vae=vae, unet=unet, scheduler=scheduler, condition_encoder=condition_encoder)
@@ -139,7 +138,6 @@ class SynthScanPipeline(DiffusionPipeline):
             guidance_interval=[float(v) for v in guidance_interval or GUIDED_EVERY_STEP],
             latent_patch=int(latent_patch),
             rate_calibration=rate_calibration,
-            tracer_strength={str(k): float(v) for k, v in (tracer_strength or {}).items()},
         )
 
     @property
@@ -248,26 +246,8 @@ class SynthScanPipeline(DiffusionPipeline):
         return self.vae.decode(latents / self.vae.config.scaling_factor).sample
 
     def _class_input(self, ids: torch.Tensor) -> torch.Tensor:
-        """The UNet's class input: the ids themselves, or the factor models' summed embedding of them.
-
-        ``tracer_strength`` (factor models) moves a tracer's embedding towards the reference tracer's
-        (``tracer``, the training studies' most common): ``e_ref + s (e_T − e_ref)``. Strength 1 is the
-        tracer as learnt; below 1 weakens an effect the model draws more strongly than its training
-        studies show it.
-        """
-        if self.condition_encoder is None:
-            return ids
-        embedding = self.condition_encoder(ids)
-        strengths = self.config.get("tracer_strength") or {}
-        if strengths:
-            tracers = self.factors["tracer"]
-            column = [name for name, _ in self.condition_encoder.config.tables].index("tracer")
-            table = self.condition_encoder.embeddings["tracer"].weight
-            reference = table[tracers.index(self.config.tracer)]
-            for name, strength in strengths.items():
-                rows = ids[:, column] == tracers.index(name)
-                embedding[rows] += (strength - 1) * (table[tracers.index(name)] - reference)
-        return embedding.to(self.unet.dtype)
+        """The UNet's class input: the ids themselves, or the factor models' summed embedding of them."""
+        return ids if self.condition_encoder is None else self.condition_encoder(ids).to(self.unet.dtype)
 
     def _guided_output(
         self,

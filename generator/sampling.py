@@ -67,9 +67,6 @@ def sampler_settings(pipeline, steps: int | None, guidance: float | None) -> dic
     by_grade = pipeline.config.get("grade_guidance") or {}
     if by_grade and guidance is None:  # models without grade scales: the settings as before
         settings["grade_guidance"] = dict(by_grade)
-    strengths = pipeline.config.get("tracer_strength") or {}
-    if strengths:  # every tracer as learnt: the settings as before
-        settings["tracer_strength"] = dict(strengths)
     interval = list(pipeline.config.guidance_interval)
     if tuple(interval) != GUIDED_EVERY_STEP:  # every step guided: the settings as before
         settings["guidance_interval"] = interval

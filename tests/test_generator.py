@@ -872,36 +872,6 @@ def test_a_model_with_factor_conditions_samples_the_requested_tracer_and_burden(
     assert not (tmp_path / "bad").exists()
 
 
-def test_tracer_strength_moves_a_tracer_towards_the_reference_tracer(factor_model, tmp_path):
-    """Strength 0 draws the reference tracer's study, 1 the tracer as learnt; MDP studies never change."""
-    pipeline = load_pipeline(factor_model)
-    assert pipeline.config.tracer == "MDP", "the training studies' most common tracer"
-
-    def expected(tracer: str) -> np.ndarray:
-        g = [torch.Generator().manual_seed(5)]
-        return pipeline(
-            ["metastasis"], generator=g, tracers=[tracer], burdens=["1-3"], return_expected=True
-        ).expected
-
-    learnt_hdp, learnt_mdp = expected("HDP"), expected("MDP")
-    assert not np.allclose(learnt_hdp, learnt_mdp, rtol=1e-3)
-    pipeline.register_to_config(tracer_strength={"HDP": 0.0})
-    np.testing.assert_allclose(expected("HDP"), learnt_mdp, rtol=1e-4, atol=1e-4)
-    assert np.array_equal(expected("MDP"), learnt_mdp)
-    pipeline.register_to_config(tracer_strength={"HDP": 0.5})
-    half = expected("HDP")
-    assert not np.allclose(half, learnt_hdp, rtol=1e-3) and not np.allclose(half, learnt_mdp, rtol=1e-3)
-    ids = torch.tensor([[0, 0, 0], [0, 1, 0]])  # condition, tracer (MDP, HDP), burden
-    pipeline.register_to_config(tracer_strength={})
-    mdp, hdp = pipeline._class_input(ids)
-    pipeline.register_to_config(tracer_strength={"HDP": 0.5})
-    torch.testing.assert_close(pipeline._class_input(ids)[1], (mdp + hdp) / 2)
-    dataset = sample_to_dataset(
-        pipeline, tmp_path / "s", condition="metastasis", n=1, tracer="HDP", progress=False
-    )
-    assert dataset.info.provenance["generator"]["tracer_strength"] == {"HDP": 0.5}
-
-
 def test_classifier_training_samples_a_tracer_model_in_the_real_tracer_mix(factor_model, tmp_path):
     """`classifier train --synthetic MODEL_DIR` asks the model for each condition's real tracer mix,
     here unlike the model's own training mix (normal MDP, metastasis MDP/HDP, amyloidosis DPD)."""
