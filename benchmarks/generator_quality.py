@@ -26,7 +26,8 @@ Samples ``n`` studies per condition (amyloidosis split over the model's grades) 
   (:mod:`synthscan.evaluation.detector`; 0.5 = indistinguishable, what a reader's eye approximates);
 - ``body_placement``: the share of samples whose body starts half a head lower than every held-out
   study's (no head, or the body drawn down the image), per condition: the malformed samples a reader
-  sees first;
+  sees first; ``trunk_length``: per condition, the share whose skull-to-bladder distance lies beyond the
+  held-out studies' range (a trunk drawn too long starts at the right row, so body placement misses it);
 - memorization: nearest-training-study distances of the samples against real-to-real ones, in image
   and feature space (`synthscan audit privacy`);
 - with ``--lesion-detector`` (models trained on simulated studies): lesions, per condition the share of
@@ -52,6 +53,7 @@ from synthscan.evaluation.fidelity import (
     body_placement_text,
     classifier_model,
     evaluate_fidelity,
+    trunk_length_text,
     write_fidelity_report,
 )
 from synthscan.evaluation.lesions import (
@@ -177,6 +179,7 @@ def main() -> None:
     }
     results["image_detector_auc"] = fidelity["image_detector"]
     results["body_placement"] = fidelity["body_placement"]
+    results["trunk_length"] = fidelity["trunk_length"]
     if fidelity.get("tracer_effect"):
         results["tracer_effect"] = fidelity["tracer_effect"]
     audit = run_audit(train, synthetic, features=extractor, holdout=real)
@@ -263,6 +266,8 @@ def markdown(results: dict, n_synthetic: int) -> str:
         + repeats_text(results["image_detector_auc"]),
         "",
         body_placement_text(results["body_placement"]),
+        "",
+        trunk_length_text(results["trunk_length"]) if results["trunk_length"] else "",
         "",
         "Memorization (nearest training study; reference: held-out real studies to the training set):",
         "",

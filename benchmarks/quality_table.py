@@ -50,6 +50,11 @@ def _tracers(results: Results) -> str:
     return " / ".join(f"{name} " + ("n/a" if k is None else f"{k:.2f}") for name, k in kept.items())
 
 
+def _trunks(results: Results) -> str:
+    normal = results.get("trunk_length", {}).get("normal")  # not measured before 2026-12-05
+    return f"{normal['share_longer']:.3f} / {normal['share_shorter']:.3f}" if normal else "n/a"
+
+
 def _memorization(results: Results) -> str:
     return " / ".join(str(space["n_flagged"]) for space in results["memorization"])
 
@@ -76,6 +81,7 @@ ROWS: list[tuple[str, Callable[[Results], Any]]] = [
     ("lesion marks per normal / metastasis / amyloidosis", _marks),
     ("burden in class 1-3 / 4-10 / >10", _burdens),
     ("body placement (misplaced share)", lambda r: r["body_placement"]["share"]),
+    ("normals' trunk beyond the held-out range (longer / shorter)", _trunks),
     ("tracer effect kept (1 = as in real studies)", _tracers),
     ("memorization flags (image / feature)", _memorization),
 ]

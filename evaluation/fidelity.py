@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from scipy import linalg, stats
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, gaussian_filter1d
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -199,6 +199,10 @@ def noise_power_spectrum(view: np.ndarray, bins: int = 16, sigma: float = 2.0) -
 HIST_EDGES = np.concatenate([[0], np.logspace(0, 4, 33)])
 BODY_FRACTION = AcquisitionWindow.body_fraction  # the body the generator's acquisition window is fitted on
 HALF_HEAD_MM = 120.0  # an adult head is about 24 cm from vertex to chin
+# where the anterior view's skull and bladder peaks are searched, in mm from the field's top (rows 0-150
+# and 300-600 of 2.4 mm pixels: docs/condition_mix/trunk_length.py)
+HEAD_SEARCH_MM = 360.0
+BLADDER_SEARCH_MM = (720.0, 1440.0)
 
 
 def body_first_row(counts: np.ndarray) -> int:
@@ -206,14 +210,32 @@ def body_first_row(counts: np.ndarray) -> int:
     return int(body_rows(counts, BODY_FRACTION)[0])
 
 
+def head_to_bladder_mm(counts: np.ndarray, pixel_spacing_mm: float) -> float:
+    """Distance from the anterior view's skull peak to its bladder peak (row profiles, σ = 3 rows).
+
+    A trunk drawn too long starts at the right row, so body placement misses it; this distance shows it.
+    NaN where the field of view ends before the bladder's search window.
+    """
+    profile = gaussian_filter1d(counts[VIEWS.index("anterior")].sum(axis=1).astype(np.float64), 3)
+    head_end = round(HEAD_SEARCH_MM / pixel_spacing_mm)
+    low, high = (round(mm / pixel_spacing_mm) for mm in BLADDER_SEARCH_MM)
+    if low >= len(profile):
+        return float("nan")
+    head, bladder = np.argmax(profile[:head_end]), low + np.argmax(profile[low:high])
+    return float((bladder - head) * pixel_spacing_mm)
+
+
 def count_statistics(dataset: Dataset, records: Sequence[Record]) -> dict[str, Any]:
-    """Total counts per view, pooled body-pixel count histogram, mean NPS per view, first body rows."""
+    """Total counts per view, pooled body-pixel count histogram, mean NPS per view, first body rows,
+    head-to-bladder distances."""
     totals = {view: [] for view in VIEWS}
     hist = np.zeros(len(HIST_EDGES) - 1)
     nps = {view: [] for view in VIEWS}
-    first_rows = []
+    first_rows, trunks = [], []
+    spacing = dataset.info.pixel_spacing_mm
     for study in dataset.iter_studies(records):
         first_rows.append(body_first_row(study.counts))
+        trunks.append(head_to_bladder_mm(study.counts, spacing))
         for v, view in enumerate(VIEWS):
             image = study.counts[v]
             totals[view].append(float(image.sum()))
@@ -224,6 +246,7 @@ def count_statistics(dataset: Dataset, records: Sequence[Record]) -> dict[str, A
         "body_pixel_histogram": (hist / max(hist.sum(), 1)).tolist(),
         "nps": {view: np.mean(nps[view], axis=0).tolist() for view in VIEWS},
         "body_first_row": first_rows,
+        "head_to_bladder_mm": trunks,
     }
 
 
@@ -271,6 +294,34 @@ def misplaced_bodies(
             for key in sorted(set(conditions))
         },
     }
+
+
+def trunk_lengths(
+    real_mm: Sequence[float], real_labels: Sequence[str], fake_mm: Sequence[float], fake_labels: Sequence[str]
+) -> dict[str, Any]:
+    """Per label, the share of synthetic studies whose head-to-bladder distance lies beyond the range of
+    the real studies of that label (a trunk drawn too long or too short), beside both medians.
+
+    Per label, because pelvic metastases can outshine the bladder. Like :func:`misplaced_bodies`, the
+    limits loosen as the real set grows: compare models against the same real set.
+    """
+    real, fake = np.asarray(real_mm, dtype=np.float64), np.asarray(fake_mm, dtype=np.float64)
+    real_labels, fake_labels = np.asarray(real_labels), np.asarray(fake_labels)
+    out: dict[str, Any] = {}
+    for label in sorted(set(fake_labels) & set(real_labels), key=LABELS.get):
+        r, f = real[real_labels == label], fake[fake_labels == label]
+        r, f = r[np.isfinite(r)], f[np.isfinite(f)]  # a field too short for the bladder: not measured
+        if not r.size or not f.size:
+            continue
+        out[label] = {
+            "n": int(f.size),
+            "real_range_mm": [float(r.min()), float(r.max())],
+            "real_median_mm": float(np.median(r)),
+            "median_mm": float(np.median(f)),
+            "share_longer": float(np.mean(f > r.max())),
+            "share_shorter": float(np.mean(f < r.min())),
+        }
+    return out
 
 
 def per_condition_fidelity(
@@ -520,6 +571,12 @@ def evaluate_fidelity(
         fake_keys,
         real.info.pixel_spacing_mm,
     )
+    results["trunk_length"] = trunk_lengths(  # {} for fields too short to show the bladder
+        real_counts["head_to_bladder_mm"],
+        [r.label for r in real_records],
+        fake_counts["head_to_bladder_mm"],
+        [r.label for r in fake_records],
+    )
     return results
 
 
@@ -603,6 +660,19 @@ def _detector_map(where: dict[str, Any], path: Path) -> str:
     return path.name
 
 
+def trunk_length_text(trunks: dict) -> str:
+    """One report line for :func:`trunk_lengths`."""
+    rows = "; ".join(
+        f"{label} {v['share_longer']:.3f} longer, {v['share_shorter']:.3f} shorter (n={v['n']}; median "
+        f"{v['median_mm']:.0f} mm, real {v['real_median_mm']:.0f} mm in {v['real_range_mm'][0]:.0f}-"
+        f"{v['real_range_mm'][1]:.0f})"
+        for label, v in trunks.items()
+    )
+    return (
+        f"Trunk length (skull-to-bladder peaks, anterior view), share beyond the real studies' range: {rows}."
+    )
+
+
 def body_placement_text(placement: dict) -> str:
     """One report line for :func:`misplaced_bodies`."""
     rows = ", ".join(f"{key} {v['share']:.2f} (n={v['n']})" for key, v in placement["per_condition"].items())
@@ -658,6 +728,8 @@ def write_fidelity_report(
         ]
     if "body_placement" in results:
         lines += ["", body_placement_text(results["body_placement"])]
+    if results.get("trunk_length"):
+        lines += ["", trunk_length_text(results["trunk_length"])]
     if "per_condition" in results:
         lines += [
             "",

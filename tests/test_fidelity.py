@@ -17,11 +17,13 @@ from synthscan.evaluation.fidelity import (
     feature_metrics,
     frechet_distance,
     grade_ordering,
+    head_to_bladder_mm,
     misplaced_bodies,
     noise_power_spectrum,
     patient_halves,
     per_condition_fidelity,
     prdc,
+    trunk_lengths,
     two_sample_auc,
     write_fidelity_report,
 )
@@ -114,6 +116,27 @@ def test_per_condition_and_grade_ordering():
     assert ordering["spearman_rho"] > 0.8
     shares = {grade: row["share"] for grade, row in ordering["by_grade"].items()}
     assert shares == {1: 0.0, 2: 0.5, 3: 1.0}  # grade 2: one read amyloidosis, one a tie read normal
+
+
+def test_a_trunk_drawn_too_long_lies_beyond_the_real_range():
+    """Skull and bladder peaks of the anterior view; a sample whose bladder sits 40 cm lower than any real
+    one's is counted longer, per label, and a field too short to reach the bladder is not measured."""
+
+    def study(head: int, bladder: int, rows: int = 1024) -> np.ndarray:
+        rate = np.full((2, rows, 32), 2.0)
+        rate[0, head - 10 : head + 10] += 30.0  # skull
+        rate[0, bladder - 6 : bladder + 6, 12:20] += 80.0  # bladder, anterior only
+        return rate
+
+    assert head_to_bladder_mm(study(50, 400), 2.4) == pytest.approx(350 * 2.4)
+    assert head_to_bladder_mm(study(40, 550), 2.4) == pytest.approx(510 * 2.4)
+    assert np.isnan(head_to_bladder_mm(study(20, 40, rows=64), 2.4))
+    real = [head_to_bladder_mm(study(50, b), 2.4) for b in (380, 400, 420)]
+    fake = [head_to_bladder_mm(study(50, b), 2.4) for b in (390, 410, 560, 400)]
+    out = trunk_lengths([*real, np.nan], ["normal"] * 4, [*fake, 40.0], [*["normal"] * 4, "metastasis"])
+    assert set(out) == {"normal"}, "no real metastasis study to compare with"
+    assert out["normal"]["share_longer"] == 0.25 and out["normal"]["share_shorter"] == 0.0
+    assert out["normal"]["real_range_mm"] == [330 * 2.4, 370 * 2.4] and out["normal"]["n"] == 4
 
 
 def test_a_body_drawn_down_the_image_is_counted_as_misplaced(tmp_path):
@@ -209,6 +232,7 @@ def test_report_end_to_end(tmp_path):
     older_text = write_fidelity_report(older, tmp_path / "older", "real", "synth").read_text()
     assert "| normal | 7 | 0.000 | {'metastasis': 7} | - | - |" in older_text
     assert results["body_placement"]["n"] == 20 and "Body placement" in text
+    assert results["trunk_length"] == {} and "Trunk length" not in text, "a 64-row field shows no bladder"
     # toy studies have no skeleton to measure soft tissue against: no tracer effect to report
     assert results["tracer_effect"] == {} and "Tracer fidelity" not in text
     assert json.loads((tmp_path / "rep" / "results.json").read_text())["n_synthetic"] == 20
