@@ -2,7 +2,7 @@
 
     python benchmarks/generator_quality.py --train TRAIN --real HELD_OUT --classifier RUN --out REPORT \
         [--model DIR] [-n 100] [--seed 0] [--steps N] [--precision bf16] [--detector-repeats K]
-        [--lesion-detector DIR]
+        [--lesion-detector DIR] [--reference-classifier RUN2]
 
 - TRAIN: the generator's training set (the memorization audit compares samples with it);
 - HELD_OUT: real (or simulated) studies of the same site the generator never saw;
@@ -33,7 +33,11 @@ Samples ``n`` studies per condition (amyloidosis split over the model's grades) 
 - with ``--lesion-detector`` (models trained on simulated studies): lesions, per condition the share of
   samples with a detected hot lesion and per requested burden the share whose lesion count falls in
   it, beside the held-out studies (:mod:`synthscan.evaluation.lesions`). Unlike the classifier, which
-  also reacts to global changes, it answers "does a metastasis sample show metastases, and how many".
+  also reacts to global changes, it answers "does a metastasis sample show metastases, and how many";
+- with ``--reference-classifier`` (a longer-trained classifier, ``configs/classifier/reference.yaml``):
+  its feature metrics and its reading of each condition beside the held-out studies', under
+  ``reference_classifier`` (RUN's features know less of what a lesion looks like:
+  ``docs/reference_classifier``).
 
 Writes ``report.md`` (the section the model card quotes), ``results.json`` and the plots of both tools.
 """
@@ -53,6 +57,7 @@ from synthscan.evaluation.fidelity import (
     body_placement_text,
     classifier_model,
     evaluate_fidelity,
+    model_fidelity,
     trunk_length_text,
     write_fidelity_report,
 )
@@ -68,6 +73,7 @@ from synthscan.evaluation.tracer import tracer_effect_text
 from synthscan.generator.conditions import split_key
 from synthscan.generator.sampling import sample_to_dataset, sampler_settings
 from synthscan.generator.storage import load_pipeline
+from synthscan.labels import PATIENT_SOURCES
 
 
 def condition_fidelity(per_condition: dict, ordering: dict) -> dict:
@@ -114,6 +120,12 @@ def main() -> None:
         help="cross-validations of the image detector with fresh folds and seeds; above 1 the AUC is "
         "that of their averaged scores (a stronger detector than one training), each training's AUC, "
         "mean and SD beside it [default: 1]",
+    )
+    parser.add_argument(
+        "--reference-classifier",
+        default=None,
+        help="a second classifier run (e.g. trained with `--config reference`) whose feature metrics and "
+        "reading of each condition are reported beside RUN's [default: none]",
     )
     parser.add_argument(
         "--lesion-detector",
@@ -188,6 +200,16 @@ def main() -> None:
     results["memorization_flagged"] = len(audit.flagged)
     if lesions is not None:
         results["lesions"] = fidelity["lesions"]
+    if args.reference_classifier:
+        reading = model_fidelity(
+            real,
+            real.filter(source=PATIENT_SOURCES),
+            synthetic,
+            synthetic.filter(source="synthetic"),
+            classifier_model(args.reference_classifier),
+        )
+        keys = ("features", "real_vs_real", "real_vs_synthetic", "per_condition", "real_per_condition")
+        results["reference_classifier"] = {key: reading[key] for key in keys}
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
     (out / "report.md").write_text(markdown(results, len(synthetic)) + "\n")
     print((out / "report.md").read_text())
@@ -281,7 +303,35 @@ def markdown(results: dict, n_synthetic: int) -> str:
         )
     if "lesions" in results:
         lines += ["", *lesion_markdown(results["lesions"])]
+    if "reference_classifier" in results:
+        lines += ["", *reference_markdown(results["reference_classifier"])]
     return "\n".join(lines)
+
+
+def _reading_row(label: str, row: dict, real: dict | None) -> str:
+    low, high = row["ci95"]
+    ceiling = f"{real['share_correct']:.3f} (n={real['n']})" if real else "-"
+    return f"| {label} | {row['share_correct']:.3f} [{low:.3f}, {high:.3f}] (n={row['n']}) | {ceiling} |"
+
+
+def reference_markdown(reading: dict) -> list[str]:
+    """The second classifier's feature metrics and reading of each condition."""
+    rr, rs = reading["real_vs_real"], reading["real_vs_synthetic"]
+    real = reading["real_per_condition"]
+    return [
+        f"Reference classifier ({reading['features']}):",
+        "",
+        "| metric | real vs real | real vs synthetic |",
+        "|---|---|---|",
+        *[
+            f"| {k} | {rr[k]:.4g} | {rs[k]:.4g} |"
+            for k in ("frechet", "precision", "recall", "two_sample_auc", "two_sample_auc_within_condition")
+        ],
+        "",
+        "| condition | read as asked, synthetic [Wilson 95 % CI] | held-out real (its ceiling) |",
+        "|---|---|---|",
+        *[_reading_row(label, row, real.get(label)) for label, row in reading["per_condition"].items()],
+    ]
 
 
 if __name__ == "__main__":

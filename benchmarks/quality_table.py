@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from synthscan.labels import LABELS
+
 Results = dict[str, Any]
 
 
@@ -55,6 +57,18 @@ def _trunks(results: Results) -> str:
     return f"{normal['share_longer']:.3f} / {normal['share_shorter']:.3f}" if normal else "n/a"
 
 
+def _reference_two_sample(results: Results) -> str:
+    reading = results.get("reference_classifier")  # only with --reference-classifier
+    return f"{reading['real_vs_synthetic']['two_sample_auc_within_condition']:.3f}" if reading else "n/a"
+
+
+def _reference_reading(results: Results) -> str:
+    reading = results.get("reference_classifier", {}).get("per_condition")
+    if not reading:
+        return "n/a"
+    return " / ".join(f"{reading[c]['share_correct']:.2f}" if c in reading else "-" for c in LABELS)
+
+
 def _memorization(results: Results) -> str:
     return " / ".join(str(space["n_flagged"]) for space in results["memorization"])
 
@@ -84,6 +98,8 @@ ROWS: list[tuple[str, Callable[[Results], Any]]] = [
     ("normals' trunk beyond the held-out range (longer / shorter)", _trunks),
     ("tracer effect kept (1 = as in real studies)", _tracers),
     ("memorization flags (image / feature)", _memorization),
+    ("reference classifier: feature two-sample AUC within conditions", _reference_two_sample),
+    ("reference classifier: read as asked, normal / metastasis / amyloidosis", _reference_reading),
 ]
 """(measure, how to read it from a run's ``results.json``)."""
 

@@ -459,6 +459,67 @@ def condition_mix_caveats(
     return caveats
 
 
+def model_fidelity(
+    real: Dataset,
+    real_records: Sequence[Record],
+    synthetic: Dataset,
+    fake_records: Sequence[Record],
+    model: FidelityModel,
+    k: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """What one feature model reads: feature metrics of the samples against half the real studies, beside
+    the two real halves (split by patient, same sample size), and, from a classifier, each condition's
+    share read as asked on both sides, per tracer and burden, and the Perugini grade ordering."""
+    half_a, half_b = patient_halves(real_records, seed)
+    log.info("features for %d real and %d synthetic studies", len(real_records), len(fake_records))
+    real_x, real_probs = model(real, real_records)
+    fake_x, probs = model(synthetic, fake_records)
+    index = {r.study_id: i for i, r in enumerate(real_records)}
+    a_x = real_x[[index[r.study_id] for r in half_a]]
+    b_x = real_x[[index[r.study_id] for r in half_b]]
+    a_keys, fake_keys = condition_keys(half_a), condition_keys(fake_records)
+    results: dict[str, Any] = {
+        "features": model.name,
+        "n_real": len(real_records),
+        "n_synthetic": len(fake_records),
+        "real_vs_real": feature_metrics(
+            a_x, b_x, k=k, seed=seed, conditions=(a_keys, condition_keys(half_b))
+        ),
+        "real_vs_synthetic": feature_metrics(a_x, fake_x, k=k, seed=seed, conditions=(a_keys, fake_keys)),
+        "real_vs_synthetic_all_real": {"frechet": frechet_distance(real_x, fake_x)},
+        "caveats": small_sample_caveats(
+            {"real half A": len(a_x), "real half B": len(b_x), "synthetic": len(fake_x)}, real_x.shape[1]
+        )
+        + condition_mix_caveats(a_keys, fake_keys),
+    }
+    if probs is None:
+        return results
+    results["per_condition"] = per_condition_fidelity(probs, *_labels_and_grades(fake_records))
+    # the classifier's own reading of real studies: the share a perfect generator would reach
+    results["real_per_condition"] = per_condition_fidelity(real_probs, *_labels_and_grades(real_records))
+    for factor in ("tracer", "burden"):
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(fake_records):
+            if r.get(factor):
+                groups.setdefault(r.get(factor), []).append(i)
+        if groups:
+            results[f"per_{factor}"] = {
+                value: per_condition_fidelity(
+                    probs[rows], *_labels_and_grades([fake_records[i] for i in rows])
+                )
+                for value, rows in sorted(groups.items())
+            }
+    for key, p, records in (
+        ("grade_ordering", probs, fake_records),
+        ("real_grade_ordering", real_probs, real_records),
+    ):
+        amyloid = [i for i, r in enumerate(records) if r.label == "amyloidosis"]
+        if amyloid:
+            results[key] = grade_ordering(p[amyloid], [records[i].perugini_grade for i in amyloid])
+    return results
+
+
 def evaluate_fidelity(
     real: Dataset,
     synthetic: Dataset,
@@ -481,60 +542,14 @@ def evaluate_fidelity(
             f"real matrix {real.info.matrix} differs from synthetic matrix {synthetic.info.matrix}; "
             "compare datasets of the same matrix"
         )
-    model = model or FidelityModel()
     real_records = real.filter(source=PATIENT_SOURCES)
     fake_records = synthetic.filter(source="synthetic") or synthetic.records
     if len(real_records) < 4 or len(fake_records) < 2:
         raise DatasetError("fidelity needs at least 4 real and 2 synthetic studies")
-    half_a, half_b = patient_halves(real_records, seed)
-    log.info("features for %d real and %d synthetic studies", len(real_records), len(fake_records))
-    real_x, real_probs = model(real, real_records)
-    fake_x, probs = model(synthetic, fake_records)
-    index = {r.study_id: i for i, r in enumerate(real_records)}
-    a_x = real_x[[index[r.study_id] for r in half_a]]
-    b_x = real_x[[index[r.study_id] for r in half_b]]
-    a_keys, fake_keys = condition_keys(half_a), condition_keys(fake_records)
-    # Same sample size as the baseline: the synthetic set is compared with half the real set.
-    results: dict[str, Any] = {
-        "features": model.name,
-        "n_real": len(real_records),
-        "n_synthetic": len(fake_records),
-        "real_vs_real": feature_metrics(
-            a_x, b_x, k=k, seed=seed, conditions=(a_keys, condition_keys(half_b))
-        ),
-        "real_vs_synthetic": feature_metrics(a_x, fake_x, k=k, seed=seed, conditions=(a_keys, fake_keys)),
-        "real_vs_synthetic_all_real": {"frechet": frechet_distance(real_x, fake_x)},
-        "caveats": small_sample_caveats(
-            {"real half A": len(a_x), "real half B": len(b_x), "synthetic": len(fake_x)}, real_x.shape[1]
-        )
-        + condition_mix_caveats(a_keys, fake_keys),
-    }
+    results = model_fidelity(real, real_records, synthetic, fake_records, model or FidelityModel(), k, seed)
     effect = dataset_tracer_effect(real, real_records, synthetic, fake_records, seed=seed)
     if effect is not None:
         results["tracer_effect"] = effect
-    if probs is not None:
-        results["per_condition"] = per_condition_fidelity(probs, *_labels_and_grades(fake_records))
-        # the classifier's own reading of real studies: the share a perfect generator would reach
-        results["real_per_condition"] = per_condition_fidelity(real_probs, *_labels_and_grades(real_records))
-        for factor, column in (("tracer", "tracer"), ("burden", "burden")):
-            groups: dict[str, list[int]] = {}
-            for i, r in enumerate(fake_records):
-                if r.get(column):
-                    groups.setdefault(r.get(column), []).append(i)
-            if groups:
-                results[f"per_{factor}"] = {
-                    value: per_condition_fidelity(
-                        probs[rows], *_labels_and_grades([fake_records[i] for i in rows])
-                    )
-                    for value, rows in sorted(groups.items())
-                }
-        for key, p, records in (
-            ("grade_ordering", probs, fake_records),
-            ("real_grade_ordering", real_probs, real_records),
-        ):
-            amyloid = [i for i, r in enumerate(records) if r.label == "amyloidosis"]
-            if amyloid:
-                results[key] = grade_ordering(p[amyloid], [records[i].perugini_grade for i in amyloid])
     if lesions is not None:
         spacing = lesions.pixel_spacing_mm
         if spacing is not None and not same_pixel_size(spacing, real.info.pixel_spacing_mm):
@@ -568,7 +583,7 @@ def evaluate_fidelity(
     results["body_placement"] = misplaced_bodies(
         real_counts["body_first_row"],
         fake_counts["body_first_row"],
-        fake_keys,
+        condition_keys(fake_records),
         real.info.pixel_spacing_mm,
     )
     results["trunk_length"] = trunk_lengths(  # {} for fields too short to show the bladder
