@@ -26,7 +26,7 @@ Samples ``n`` studies per condition (amyloidosis split over the model's grades) 
   (:mod:`synthscan.evaluation.detector`; 0.5 = indistinguishable, what a reader's eye approximates);
 - ``body_placement``: the share of samples whose body starts half a head lower than every held-out
   study's (no head, or the body drawn down the image), per condition: the malformed samples a reader
-  sees first; ``trunk_length``: per condition, the share whose skull-to-bladder distance lies beyond the
+  sees first; ``trunk_length``: per label, the share whose skull-to-bladder distance lies beyond the
   held-out studies' range (a trunk drawn too long starts at the right row, so body placement misses it);
 - memorization: nearest-training-study distances of the samples against real-to-real ones, in image
   and feature space (`synthscan audit privacy`);
@@ -78,7 +78,11 @@ from synthscan.labels import PATIENT_SOURCES
 
 def condition_fidelity(per_condition: dict, ordering: dict) -> dict:
     """The classifier's reading (:func:`per_condition_fidelity`, :func:`grade_ordering`) in this report's
-    layout: share and Wilson CI per condition, mean probability and share per Perugini grade, overall."""
+    layout: share and Wilson CI per condition, mean probability and share per Perugini grade, overall.
+
+    Since 2026-12-05 an amyloidosis study without a grade counts as amyloidosis (before: as normal), only
+    patient and simulated studies of HELD_OUT are read (as `evaluate fidelity` does), and grades are listed
+    once three graded amyloidosis studies exist: older reports differ where a set has such studies."""
     scored = sum(row["n"] for row in per_condition.values())
     by_grade = ordering.get("by_grade", {})
     means = ordering.get("mean_amyloidosis_probability", {})
@@ -91,7 +95,9 @@ def condition_fidelity(per_condition: dict, ordering: dict) -> dict:
             grade: {"n": row["n"], "mean_probability": means[grade], "share": row["share"]}
             for grade, row in by_grade.items()
         },
-        "overall": sum(row["share_correct"] * row["n"] for row in per_condition.values()) / scored,
+        "overall": sum(row["share_correct"] * row["n"] for row in per_condition.values()) / scored
+        if scored
+        else float("nan"),
     }
 
 
@@ -289,8 +295,7 @@ def markdown(results: dict, n_synthetic: int) -> str:
         "",
         body_placement_text(results["body_placement"]),
         "",
-        trunk_length_text(results["trunk_length"]) if results["trunk_length"] else "",
-        "",
+        *([trunk_length_text(results["trunk_length"]), ""] if results["trunk_length"] else []),
         "Memorization (nearest training study; reference: held-out real studies to the training set):",
         "",
         "| space | real NN median | synthetic NN median | synthetic NN min | threshold | flagged |",

@@ -210,17 +210,17 @@ def body_first_row(counts: np.ndarray) -> int:
     return int(body_rows(counts, BODY_FRACTION)[0])
 
 
-def head_to_bladder_mm(counts: np.ndarray, pixel_spacing_mm: float) -> float:
+def head_to_bladder_mm(counts: np.ndarray, pixel_spacing_mm: float) -> float | None:
     """Distance from the anterior view's skull peak to its bladder peak (row profiles, σ = 3 rows).
 
     A trunk drawn too long starts at the right row, so body placement misses it; this distance shows it.
-    NaN where the field of view ends before the bladder's search window.
+    ``None`` (not measured) where the field of view ends inside or before the bladder's search window.
     """
     profile = gaussian_filter1d(counts[VIEWS.index("anterior")].sum(axis=1).astype(np.float64), 3)
     head_end = round(HEAD_SEARCH_MM / pixel_spacing_mm)
     low, high = (round(mm / pixel_spacing_mm) for mm in BLADDER_SEARCH_MM)
-    if low >= len(profile):
-        return float("nan")
+    if high > len(profile):
+        return None
     head, bladder = np.argmax(profile[:head_end]), low + np.argmax(profile[low:high])
     return float((bladder - head) * pixel_spacing_mm)
 
@@ -297,20 +297,25 @@ def misplaced_bodies(
 
 
 def trunk_lengths(
-    real_mm: Sequence[float], real_labels: Sequence[str], fake_mm: Sequence[float], fake_labels: Sequence[str]
+    real_mm: Sequence[float | None],
+    real_labels: Sequence[str],
+    fake_mm: Sequence[float | None],
+    fake_labels: Sequence[str],
 ) -> dict[str, Any]:
     """Per label, the share of synthetic studies whose head-to-bladder distance lies beyond the range of
     the real studies of that label (a trunk drawn too long or too short), beside both medians.
 
-    Per label, because pelvic metastases can outshine the bladder. Like :func:`misplaced_bodies`, the
-    limits loosen as the real set grows: compare models against the same real set.
+    Per label (grades pooled), because pelvic metastases can outshine the bladder. Like
+    :func:`misplaced_bodies`, the limits loosen as the real set grows: compare models against the same
+    real set. Studies not measured (``None``) are left out.
     """
-    real, fake = np.asarray(real_mm, dtype=np.float64), np.asarray(fake_mm, dtype=np.float64)
+    real = np.array([np.nan if v is None else v for v in real_mm], dtype=np.float64)
+    fake = np.array([np.nan if v is None else v for v in fake_mm], dtype=np.float64)
     real_labels, fake_labels = np.asarray(real_labels), np.asarray(fake_labels)
     out: dict[str, Any] = {}
     for label in sorted(set(fake_labels) & set(real_labels), key=LABELS.get):
         r, f = real[real_labels == label], fake[fake_labels == label]
-        r, f = r[np.isfinite(r)], f[np.isfinite(f)]  # a field too short for the bladder: not measured
+        r, f = r[np.isfinite(r)], f[np.isfinite(f)]
         if not r.size or not f.size:
             continue
         out[label] = {
@@ -755,15 +760,16 @@ def write_fidelity_report(
             " studies). Perugini grade-1 studies are left out of amyloidosis (the classifier's amyloidosis"
             " output stands for grade >= 2; the grade ordering below scores them).",
             "",
-            "| condition | synthetic n | share | assigned | real n | real share |",
+            "| condition | synthetic n | share [Wilson 95 % CI] | assigned | real n | real share |",
             "|---|---|---|---|---|---|",
         ]
         real_rows = results.get("real_per_condition", {})
         for label, row in results["per_condition"].items():
             ref = real_rows.get(label)
             reference = f"{ref['n']} | {ref['share_correct']:.3f}" if ref else "- | -"
+            ci = " [{:.3f}, {:.3f}]".format(*row["ci95"]) if "ci95" in row else ""  # saved before 2026-12-05
             lines.append(
-                f"| {label} | {row['n']} | {row['share_correct']:.3f} | {row['assigned']} | {reference} |"
+                f"| {label} | {row['n']} | {row['share_correct']:.3f}{ci} | {row['assigned']} | {reference} |"
             )
     for factor in ("tracer", "burden"):
         if f"per_{factor}" in results:
@@ -781,11 +787,15 @@ def write_fidelity_report(
         lines += ["", "## Tracer fidelity (each tracer's effect, samples against real studies)", ""]
         lines += tracer_effect_text(results["tracer_effect"])
     if results.get("grade_ordering"):
-        go = results["grade_ordering"]
+        go, real_go = results["grade_ordering"], results.get("real_grade_ordering")
+        real_text = ""
+        if real_go:
+            means, rho = real_go["mean_amyloidosis_probability"], real_go["spearman_rho"]
+            real_text = f" (real studies: {means}, rho {rho:.3f})"
         lines += [
             "",
             f"Amyloidosis grade ordering: mean P(amyloidosis) by grade {go['mean_amyloidosis_probability']},"
-            f" Spearman rho {go['spearman_rho']:.3f}.",
+            f" Spearman rho {go['spearman_rho']:.3f}{real_text}.",
         ]
     if "lesions" in results:
         lines += ["", "## Lesions", "", *lesion_markdown(results["lesions"])]

@@ -23,6 +23,7 @@ from synthscan.evaluation.fidelity import (
     patient_halves,
     per_condition_fidelity,
     prdc,
+    trunk_length_text,
     trunk_lengths,
     two_sample_auc,
     write_fidelity_report,
@@ -130,13 +131,18 @@ def test_a_trunk_drawn_too_long_lies_beyond_the_real_range():
 
     assert head_to_bladder_mm(study(50, 400), 2.4) == pytest.approx(350 * 2.4)
     assert head_to_bladder_mm(study(40, 550), 2.4) == pytest.approx(510 * 2.4)
-    assert np.isnan(head_to_bladder_mm(study(20, 40, rows=64), 2.4))
+    assert head_to_bladder_mm(study(20, 40, rows=64), 2.4) is None
+    assert head_to_bladder_mm(study(50, 400, rows=500), 2.4) is None, "the bladder's window cut off"
     real = [head_to_bladder_mm(study(50, b), 2.4) for b in (380, 400, 420)]
     fake = [head_to_bladder_mm(study(50, b), 2.4) for b in (390, 410, 560, 400)]
-    out = trunk_lengths([*real, np.nan], ["normal"] * 4, [*fake, 40.0], [*["normal"] * 4, "metastasis"])
+    out = trunk_lengths([*real, None], ["normal"] * 4, [*fake, 40.0], [*["normal"] * 4, "metastasis"])
     assert set(out) == {"normal"}, "no real metastasis study to compare with"
     assert out["normal"]["share_longer"] == 0.25 and out["normal"]["share_shorter"] == 0.0
     assert out["normal"]["real_range_mm"] == [330 * 2.4, 370 * 2.4] and out["normal"]["n"] == 4
+    assert (
+        "normal 0.250 longer, 0.000 shorter (n=4; median 852 mm, real 840 mm in 792-888)"
+        in trunk_length_text(out)
+    )
 
 
 def test_a_body_drawn_down_the_image_is_counted_as_misplaced(tmp_path):
@@ -226,9 +232,13 @@ def test_report_end_to_end(tmp_path):
     text = report.read_text()
     assert "| frechet |" in text and "Image-space detector" in text and "Per-tracer fidelity" in text
     assert "| two_sample_auc_within_condition |" in text and "Within conditions" in text
-    assert "| normal | 7 | 0.000 | {'metastasis': 7} | 14 | 1.000 |" in text
+    assert "| normal | 7 | 0.000 [0.000, 0.354] | {'metastasis': 7} | 14 | 1.000 |" in text
     # a report of results saved before the real studies' reading shows its cells empty
     older = {k: v for k, v in results.items() if k != "real_per_condition"}
+    older["per_condition"] = {
+        label: {key: value for key, value in row.items() if key != "ci95"}
+        for label, row in results["per_condition"].items()
+    }
     older_text = write_fidelity_report(older, tmp_path / "older", "real", "synth").read_text()
     assert "| normal | 7 | 0.000 | {'metastasis': 7} | - | - |" in older_text
     assert results["body_placement"]["n"] == 20 and "Body placement" in text

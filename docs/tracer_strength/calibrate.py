@@ -11,7 +11,9 @@ or at the strengths of ``--strength``. Prints the tracer-effect table of each, a
 """
 
 import argparse
+import inspect
 import json
+import sys
 
 import numpy as np
 import torch
@@ -19,8 +21,12 @@ import torch
 from synthscan.dataset import Dataset
 from synthscan.evaluation.tracer import soft_tissue_measures, tracer_effect, tracer_effect_text
 from synthscan.generator.conditions import condition_key, condition_keys
+from synthscan.generator.pipeline import SynthScanPipeline
 from synthscan.generator.storage import load_pipeline
 from synthscan.labels import PATIENT_SOURCES
+
+if "tracer_strength" not in inspect.signature(SynthScanPipeline).parameters:
+    sys.exit("the tracer_strength setting was removed after this experiment: run this at commit de2c89d")
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--real", required=True, help="studies the tracer effect is learnt and measured on")

@@ -10,14 +10,20 @@ in the tracer's embedding, so what changes between them is the tracer's effect a
 from __future__ import annotations
 
 import argparse
+import inspect
+import sys
 
 import numpy as np
 import torch
 
 from synthscan.dataset import Dataset
+from synthscan.generator.pipeline import SynthScanPipeline
 from synthscan.generator.storage import load_pipeline
 from synthscan.labels import PATIENT_SOURCES
 from synthscan.render import render_grid
+
+if "tracer_strength" not in inspect.signature(SynthScanPipeline).parameters:
+    sys.exit("the tracer_strength setting was removed after this experiment: run this at commit de2c89d")
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("held_out")
