@@ -145,6 +145,35 @@ def test_a_trunk_drawn_too_long_lies_beyond_the_real_range():
     )
 
 
+def test_fidelity_reports_a_trunk_drawn_too_long_per_label(tmp_path):
+    """`evaluate_fidelity` pairs each study's trunk with its own label: one normal sample of six has its
+    bladder 40 cm below every real normal's; no metastasis sample is outside the real metastases' range."""
+    rng = np.random.default_rng(0)
+
+    def dataset(root, source, bladders):
+        data = Dataset.create(root, matrix=(1024, 32))
+        with data.writer() as w:
+            for i, (label, bladder) in enumerate(bladders):
+                rate = np.full((2, 1024, 32), 2.0)
+                rate[0, 40:60] += 30.0  # skull
+                rate[:, 60:800, 10:22] += 6.0  # body
+                rate[0, bladder - 6 : bladder + 6, 12:20] += 80.0
+                w.add(rng.poisson(rate), study_id=f"{source}{i}", patient_id=f"{source}p{i}", label=label,
+                      source=source)  # fmt: skip
+        return data
+
+    real = dataset(tmp_path / "r", "simulated", [("normal", 380 + 4 * i) for i in range(10)]
+                   + [("metastasis", 390 + 4 * i) for i in range(6)])  # fmt: skip
+    synthetic = dataset(tmp_path / "s", "synthetic", [("normal", b) for b in (390, 400, 560, 410, 395, 405)]
+                        + [("metastasis", b) for b in (395, 398, 402, 405)])  # fmt: skip
+    results = evaluate_fidelity(real, synthetic)
+    trunks = results["trunk_length"]
+    assert trunks["normal"]["share_longer"] == pytest.approx(1 / 6) and trunks["normal"]["n"] == 6
+    assert trunks["metastasis"]["share_longer"] == trunks["metastasis"]["share_shorter"] == 0.0
+    text = write_fidelity_report(results, tmp_path / "rep", "real", "synth").read_text()
+    assert "normal 0.167 longer" in text and "metastasis 0.000 longer" in text
+
+
 def test_a_body_drawn_down_the_image_is_counted_as_misplaced(tmp_path):
     """A study whose body starts half a head (12 cm: 20 rows of 6 mm) below every real one's is flagged,
     per condition; a vertex a few rows lower than the real ones is not."""
