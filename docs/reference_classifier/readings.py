@@ -15,10 +15,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from generator_quality import assignment
+from generator_quality import condition_fidelity
 
 from synthscan.classifier.features import FeatureExtractor
 from synthscan.dataset import Dataset
+from synthscan.evaluation.fidelity import per_condition_fidelity
+from synthscan.evaluation.privacy import feature_batches
 from synthscan.labels import LABELS
 
 
@@ -50,7 +52,10 @@ def main() -> None:
         extractor = FeatureExtractor(run)
         for path in args.data:
             dataset = Dataset.open(path)
-            reading = assignment(dataset, dataset.records, extractor)
+            records = dataset.records
+            probabilities = feature_batches(dataset, records, extractor.probabilities)
+            labels, grades = [r.label for r in records], [r.perugini_grade for r in records]
+            reading = condition_fidelity(per_condition_fidelity(probabilities, labels, grades), {})
             shares = [reading["per_condition"].get(label) for label in LABELS]
             cells = [f"{s['share']:.2f} (n={s['n']})" if s else "-" for s in shares]
             print(f"| {run.name} | {path} | " + " | ".join(cells) + f" | {reading['overall']:.3f} |")
