@@ -48,7 +48,8 @@ def main() -> None:
     for dataset, record, p, synthetic in rows:
         name = f"sample seed {record.get('seed')}" if synthetic else f"held-out {record.study_id}"
         items.append((dataset.read(record).counts, f"{name}, P(met) {p:.2f}"))
-    render_grid(items, args.n).save(args.out)
+    grid = render_grid(items, args.n)
+    grid.resize((grid.width // 2, grid.height // 2)).save(args.out)  # half size: a repository picture
 
 
 if __name__ == "__main__":
