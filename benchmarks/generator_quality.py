@@ -148,6 +148,9 @@ def main() -> None:
     out = Path(args.out)
     real, train = Dataset.open(args.real), Dataset.open(args.train)
     lesions = lesion_detector(Path(args.lesion_detector), train) if args.lesion_detector else None
+    # classifiers loaded before sampling, so a wrong run folder fails in seconds, not after the samples
+    extractor = FeatureExtractor(args.classifier)
+    reference = classifier_model(args.reference_classifier) if args.reference_classifier else None
     pipeline = load_pipeline(args.model, precision=args.precision)
     synthetic_root = out / "synthetic"
     for offset, label in enumerate(pipeline.labels):
@@ -166,7 +169,6 @@ def main() -> None:
                 add_condition=True,
             )
     synthetic = Dataset.open(synthetic_root)
-    extractor = FeatureExtractor(args.classifier)
 
     settings = sampler_settings(pipeline, args.steps, None)  # what every sample was drawn with
     results = {
@@ -206,13 +208,13 @@ def main() -> None:
     results["memorization_flagged"] = len(audit.flagged)
     if lesions is not None:
         results["lesions"] = fidelity["lesions"]
-    if args.reference_classifier:
+    if reference is not None:
         reading = model_fidelity(
             real,
             real.filter(source=PATIENT_SOURCES),
             synthetic,
             synthetic.filter(source="synthetic"),
-            classifier_model(args.reference_classifier),
+            reference,
         )
         keys = ("features", "real_vs_real", "real_vs_synthetic", "per_condition", "real_per_condition")
         results["reference_classifier"] = {key: reading[key] for key in keys}
