@@ -47,6 +47,80 @@ def detector_view(counts: torch.Tensor) -> torch.Tensor:
     return x / x.mean(dim=(1, 2, 3), keepdim=True)
 
 
+class DecoderTrainer:
+    """One decoder step: the reconstruction objective, plus the adaptive patch adversarial term and
+    its discriminator's step when ``adv_factor`` is above 0; AdamW (0.5, 0.9), 1e-4, cosine decay."""
+
+    def __init__(self, pipeline, params: list, steps: int, adv_factor: float, disc_start: int):
+        self.params, self.adv_factor, self.disc_start = params, adv_factor, disc_start
+        self.last_layer = pipeline.vae.decoder.conv_out.weight
+        self.optimizer = torch.optim.AdamW(params, lr=1e-4, betas=(0.5, 0.9), weight_decay=0.0)
+        self.schedule = get_cosine_schedule_with_warmup(self.optimizer, 50, steps)
+        self.discriminator = None
+        if adv_factor > 0:
+            self.discriminator = PatchDiscriminator(
+                spatial_dims=2, channels=32, in_channels=2, num_layers_d=3, norm="INSTANCE"
+            )
+            self.adversarial = PatchAdversarialLoss(criterion="least_squares")
+            self.d_optimizer = torch.optim.AdamW(
+                self.discriminator.parameters(), lr=1e-4, betas=(0.5, 0.9), weight_decay=0.0
+            )
+            self.d_schedule = get_cosine_schedule_with_warmup(self.d_optimizer, 50, steps)
+        self.start, self.rows = time.perf_counter(), []
+
+    def step(
+        self,
+        step: int,
+        x_hat: torch.Tensor,
+        held: torch.Tensor,
+        held_counts: torch.Tensor,
+        held_level: torch.Tensor,
+        generator: torch.Generator,
+    ) -> dict | None:
+        """Train on decoded ``x_hat`` against the held share (model image ``held``, its counts, and the
+        mean count ``held_level`` a unit rate stands for there); every 50 steps, the mean losses."""
+        reconstruction, deviance, rate = reconstruction_loss(x_hat, held)
+        g_adv = weight = d_loss = torch.tensor(0.0)
+        if self.discriminator is not None:
+            # counts of the held share: real as acquired, fake drawn from the decoded rate (straight through)
+            expected = rate * held_level
+            drawn = torch.poisson(expected.detach(), generator=generator)
+            fake = detector_view(expected + (drawn - expected).detach())
+            real = detector_view(held_counts)
+            g_adv = self.adversarial(
+                self.discriminator(fake)[-1], target_is_real=True, for_discriminator=False
+            )
+            if step >= self.disc_start:
+                (g_rec,) = torch.autograd.grad(reconstruction, self.last_layer, retain_graph=True)
+                (g_gan,) = torch.autograd.grad(g_adv, self.last_layer, retain_graph=True)
+                weight = self.adv_factor * (g_rec.norm() / (g_gan.norm() + 1e-4)).clamp(0, 1e4).detach()
+        (reconstruction + weight * g_adv).backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        self.schedule.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.discriminator is not None:
+            self.d_optimizer.zero_grad(set_to_none=True)  # drop what the decoder's loss left in it
+            d_loss = 0.5 * (
+                self.adversarial(self.discriminator(real)[-1], target_is_real=True, for_discriminator=True)
+                + self.adversarial(
+                    self.discriminator(fake.detach())[-1], target_is_real=False, for_discriminator=True
+                )
+            )
+            d_loss.backward()
+            self.d_optimizer.step()
+            self.d_schedule.step()
+            self.d_optimizer.zero_grad(set_to_none=True)
+        self.rows.append([deviance.item(), g_adv.item(), float(weight), d_loss.item()])
+        if (step + 1) % 50:
+            return None
+        keys = ("deviance", "generator_adversarial", "adaptive_weight", "discriminator")
+        row = {"step": step + 1, **dict(zip(keys, np.mean(self.rows, axis=0), strict=True))}
+        row["seconds"] = time.perf_counter() - self.start
+        self.rows = []
+        return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("data")
@@ -60,17 +134,8 @@ def main() -> None:
 
     pipeline, images, params, rng, generator = trainable_decoder(args.data, args.out, args.model)
     vae, scale = pipeline.vae, pipeline.vae.config.scaling_factor
-    last_layer = vae.decoder.conv_out.weight
-    discriminator = PatchDiscriminator(
-        spatial_dims=2, channels=32, in_channels=2, num_layers_d=3, norm="INSTANCE"
-    )
-    adversarial = PatchAdversarialLoss(criterion="least_squares")
-    optimizer = torch.optim.AdamW(params, lr=1e-4, betas=(0.5, 0.9), weight_decay=0.0)
-    d_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=1e-4, betas=(0.5, 0.9), weight_decay=0.0)
-    schedule = get_cosine_schedule_with_warmup(optimizer, 50, args.steps)
-    d_schedule = get_cosine_schedule_with_warmup(d_optimizer, 50, args.steps)
+    trainer = DecoderTrainer(pipeline, params, args.steps, args.adv_factor, args.disc_start)
     scales = torch.from_numpy(np.asarray(images.scales, dtype=np.float32))
-    start, rows = time.perf_counter(), []
     with open(args.out / "log.jsonl", "w") as log:
         for step in range(args.steps):
             index = rng.integers(0, len(images), 8)
@@ -84,41 +149,10 @@ def main() -> None:
                 z = vae.encode(seen).latent_dist.mean
             sigma = args.sigma_max * torch.rand(len(z), 1, 1, 1, generator=generator)
             x_hat = vae.decode(z + sigma / scale * torch.randn(z.shape, generator=generator)).sample
-            reconstruction, deviance, rate = reconstruction_loss(x_hat, held)
-            # counts of the held share: real as acquired, fake drawn from the decoded rate (straight through)
-            expected = rate * (1 - share) * level
-            drawn = torch.poisson(expected.detach(), generator=generator)
-            fake = detector_view(expected + (drawn - expected).detach())
-            real = detector_view(counts - kept)
-            g_adv = adversarial(discriminator(fake)[-1], target_is_real=True, for_discriminator=False)
-            weight = torch.tensor(0.0)
-            if step >= args.disc_start:
-                (g_rec,) = torch.autograd.grad(reconstruction, last_layer, retain_graph=True)
-                (g_gan,) = torch.autograd.grad(g_adv, last_layer, retain_graph=True)
-                weight = args.adv_factor * (g_rec.norm() / (g_gan.norm() + 1e-4)).clamp(0, 1e4).detach()
-            (reconstruction + weight * g_adv).backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            d_optimizer.zero_grad(set_to_none=True)  # drop what the decoder's loss left in it
-            d_loss = 0.5 * (
-                adversarial(discriminator(real)[-1], target_is_real=True, for_discriminator=True)
-                + adversarial(discriminator(fake.detach())[-1], target_is_real=False, for_discriminator=True)
-            )
-            d_loss.backward()
-            d_optimizer.step()
-            d_schedule.step()
-            d_optimizer.zero_grad(set_to_none=True)
-            rows.append([deviance.item(), g_adv.item(), float(weight), d_loss.item()])
-            if (step + 1) % 50 == 0:
-                mean = np.mean(rows, axis=0)
-                keys = ("deviance", "generator_adversarial", "adaptive_weight", "discriminator")
-                row = {"step": step + 1, **dict(zip(keys, mean, strict=True))}
-                row["seconds"] = time.perf_counter() - start
+            row = trainer.step(step, x_hat, held, counts - kept, (1 - share) * level, generator)
+            if row is not None:
                 log.write(json.dumps(row) + "\n")
                 log.flush()
-                rows = []
     pipeline.register_modules(vae=vae.eval())
     card = f"# {pipeline.path}, adversarial decoder (sigma {args.sigma_max}, factor {args.adv_factor})\n"
     save_model(pipeline, args.out / "model", card=card)
