@@ -74,16 +74,18 @@ class DecoderTrainer:
         x_hat: torch.Tensor,
         held: torch.Tensor,
         held_counts: torch.Tensor,
-        held_level: torch.Tensor,
+        held_share: torch.Tensor,
+        level: torch.Tensor,
         generator: torch.Generator,
     ) -> dict | None:
-        """Train on decoded ``x_hat`` against the held share (model image ``held``, its counts, and the
-        mean count ``held_level`` a unit rate stands for there); every 50 steps, the mean losses."""
+        """Train on decoded ``x_hat`` against the held share (model image ``held``, its counts, the
+        share of the study's counts it holds and the study's count scale); every 50 steps, the mean
+        losses."""
         reconstruction, deviance, rate = reconstruction_loss(x_hat, held)
         g_adv = weight = d_loss = torch.tensor(0.0)
         if self.discriminator is not None:
             # counts of the held share: real as acquired, fake drawn from the decoded rate (straight through)
-            expected = rate * held_level
+            expected = rate * held_share * level
             drawn = torch.poisson(expected.detach(), generator=generator)
             fake = detector_view(expected + (drawn - expected).detach())
             real = detector_view(held_counts)
@@ -149,7 +151,7 @@ def main() -> None:
                 z = vae.encode(seen).latent_dist.mean
             sigma = args.sigma_max * torch.rand(len(z), 1, 1, 1, generator=generator)
             x_hat = vae.decode(z + sigma / scale * torch.randn(z.shape, generator=generator)).sample
-            row = trainer.step(step, x_hat, held, counts - kept, (1 - share) * level, generator)
+            row = trainer.step(step, x_hat, held, counts - kept, 1 - share, level, generator)
             if row is not None:
                 log.write(json.dumps(row) + "\n")
                 log.flush()

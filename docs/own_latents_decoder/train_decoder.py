@@ -149,7 +149,7 @@ def main() -> None:
             z, held, share, level = crops(store, rng, scaling)
             x_hat = pipeline.vae.decode(z).sample
             counts = torch.round(held.square() * share * level)
-            row = trainer.step(step, x_hat, held, counts, share * level, generator)
+            row = trainer.step(step, x_hat, held, counts, share, level, generator)
             if row is not None:
                 log.write(json.dumps(row) + "\n")
                 log.flush()
