@@ -18,8 +18,9 @@ teacher's. The run folder resumes like ``synthscan train``'s.
 
 ``objective: guidance`` is guidance distillation (Meng et al. 2023, "On Distillation of Guided
 Diffusion Models", stage one): the student's one row regresses the teacher's guided output at
-noised training latents, and samples with the teacher's own solver and steps, half its UNet rows (it
-learns the teacher guided at every step, whatever the teacher's guidance interval). A consistency
+noised training latents, and samples with the teacher's own solver and steps, one UNet row each; where
+the teacher's guidance interval leaves a solver step unguided, the student learns the conditional
+output there instead (docs/interval_distillation). A consistency
 student starts from the teacher's *conditional* network and absorbs the guidance slowly; distilled
 from a guidance student (``--model`` the guidance run's model) it starts guided.
 """
@@ -103,6 +104,19 @@ def teacher_guidance(teacher: SynthScanPipeline) -> torch.Tensor:
     )
 
 
+def teacher_guided_timesteps(teacher: SynthScanPipeline) -> torch.Tensor:
+    """Whether the teacher guides at each training timestep (num_train_timesteps,) bool: as at the
+    nearest timestep of its own solver's ``default_steps`` (its guidance interval,
+    :meth:`SynthScanPipeline.guided_step`)."""
+    solver = type(teacher.scheduler).from_config(teacher.scheduler.config)
+    steps = teacher.config.default_steps
+    solver.set_timesteps(steps)
+    grid = solver.timesteps.float().cpu()
+    guided = torch.tensor([teacher.guided_step(i, len(grid)) for i in range(len(grid))])
+    train = torch.arange(teacher.scheduler.config.num_train_timesteps, dtype=torch.float32)
+    return guided[(train[:, None] - grid[None]).abs().argmin(dim=1)]
+
+
 def guided_output(
     teacher: torch.nn.Module,
     x: torch.Tensor,
@@ -110,11 +124,14 @@ def guided_output(
     labels: torch.Tensor,
     nulls: torch.Tensor,
     guidance: torch.Tensor | None,
+    guided: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The teacher's classifier-free guided output, as the pipeline forms it (conditional and null rows
     in one call); ``guidance`` ``None``: the teacher's one row is already guided (a guidance student).
 
-    ``guidance`` holds each condition id's scale, or (factor models) each (condition id, burden id)'s.
+    ``guidance`` holds each condition id's scale, or (factor models) each (condition id, burden id)'s;
+    rows where ``guided`` (B,) is False get the conditional output (scale 1), as the teacher's unguided
+    solver steps do.
     """
     if guidance is None:
         return teacher(x, t, class_labels=labels).sample
@@ -122,6 +139,8 @@ def guided_output(
         w = guidance.to(x.device)[labels[:, 0], labels[:, BURDEN_COLUMN]]
     else:
         w = guidance.to(x.device)[labels if labels.ndim == 1 else labels[:, 0]]
+    if guided is not None:
+        w = torch.where(guided.to(x.device), w, torch.ones_like(w))
     w = w.view(-1, 1, 1, 1)
     both = teacher(torch.cat([x, x]), torch.cat([t, t]), class_labels=torch.cat([labels, nulls])).sample
     conditional, unconditional = both.chunk(2)
@@ -131,10 +150,19 @@ def guided_output(
 class GuidanceObjective:
     """Guidance distillation's loss: the student's one row against the guided teacher's two, at
     training latents noised (by the step's ``noise``) to uniformly drawn timesteps (the diffusion
-    training's noise schedule)."""
+    training's noise schedule); at timesteps where ``guided`` (:func:`teacher_guided_timesteps`) is
+    False, against the teacher's conditional output, so the student keeps the teacher's guidance
+    interval."""
 
-    def __init__(self, teacher: torch.nn.Module, noise_scheduler: DDPMScheduler, guidance: torch.Tensor):
+    def __init__(
+        self,
+        teacher: torch.nn.Module,
+        noise_scheduler: DDPMScheduler,
+        guidance: torch.Tensor,
+        guided: torch.Tensor | None = None,
+    ):
         self.teacher, self.noise_scheduler, self.guidance = teacher, noise_scheduler, guidance
+        self.guided = guided
 
     def __call__(
         self,
@@ -149,7 +177,8 @@ class GuidanceObjective:
         t = torch.randint(0, steps, (len(z0),), generator=generator).to(z0.device)
         x = self.noise_scheduler.add_noise(z0, noise, t)
         with torch.no_grad():
-            target = guided_output(self.teacher, x, t, labels, nulls, self.guidance)
+            guided = None if self.guided is None else self.guided.to(t.device)[t]
+            target = guided_output(self.teacher, x, t, labels, nulls, self.guidance, guided)
         return torch.nn.functional.mse_loss(student(x, t, class_labels=labels).sample, target)
 
 
@@ -245,7 +274,7 @@ def student_pipeline(
     kept.update(
         default_steps=config.sampling_steps if consistency else teacher.config.default_steps,
         guidance_distilled=True,
-        guidance_interval=list(GUIDED_EVERY_STEP),  # the student learns the teacher guided at every step
+        guidance_interval=list(GUIDED_EVERY_STEP),  # one row per step: the interval is in its weights
         training_sources=sources,
     )
     encoder = student.encoder.eval() if isinstance(student, ConditionedUNet) else None
@@ -348,7 +377,9 @@ def distill(
         target_ema = None
         if config.objective == "guidance":
             noise_scheduler = DDPMScheduler.from_config(teacher.scheduler.config)
-            objective = GuidanceObjective(teacher_net, noise_scheduler, guidance)
+            objective = GuidanceObjective(
+                teacher_net, noise_scheduler, guidance, teacher_guided_timesteps(teacher)
+            )
         else:
             target = copy.deepcopy(teacher_net).eval()
             decay = config.target_ema_decay  # constant from the first step, as in Luo et al.

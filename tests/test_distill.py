@@ -24,6 +24,7 @@ from synthscan.generator.distill import (
     distill,
     guided_output,
     student_pipeline,
+    teacher_guided_timesteps,
 )
 from synthscan.generator.models import ConditionedUNet
 from synthscan.generator.sampling import (
@@ -67,14 +68,59 @@ def test_the_student_samples_in_few_steps_of_one_unet_row_per_study(student, tin
     assert "Distilled" in (student / "README.md").read_text()
 
 
-def test_a_student_is_guided_at_every_step_whatever_its_teacher_s_interval(tiny_generator):
-    """Distillation follows the teacher guided at every step; the student must not claim an interval."""
+def test_a_student_claims_no_guidance_interval(tiny_generator):
+    """The student's one row per step has its teacher's interval in its weights; it must not claim one."""
     teacher = load_pipeline(tiny_generator)
     teacher.register_to_config(guidance_interval=[0.2, 0.8])
     network = ConditionedUNet(teacher.unet, teacher.condition_encoder)
     pipeline = student_pipeline(teacher, network, tiny(), ["simulated"])
     assert pipeline.config.guidance_interval == [0.0, 1.0]
     assert "guidance_interval" not in sampler_settings(pipeline, None, None)
+
+
+def test_guidance_students_learn_the_conditional_output_where_the_teacher_does_not_guide(tiny_generator):
+    """The target follows the teacher's interval: guided where its nearest solver step is guided."""
+    teacher = load_pipeline(tiny_generator)
+    steps = teacher.config.default_steps
+    solver = type(teacher.scheduler).from_config(teacher.scheduler.config)
+    solver.set_timesteps(steps)
+    grid = solver.timesteps.long()
+    assert teacher_guided_timesteps(teacher).all(), "guided at every step: everywhere"
+    teacher.register_to_config(guidance_interval=[0.2, 0.8])
+    guided = teacher_guided_timesteps(teacher)
+    for i, t in enumerate(grid.tolist()):
+        assert bool(guided[t]) == (int(0.2 * steps) <= i < int(0.8 * steps))
+    assert 0 < guided.sum() < len(guided), "guided and unguided timesteps"
+
+    net, labels, nulls = RowCounter(), torch.tensor([0, 1]), torch.full((2,), 4)
+    guidance = torch.tensor([3.5, 2.0, 1.0, 2.0])
+    x, t = torch.randn(2, *teacher.latent_shape, generator=torch.Generator().manual_seed(0)), grid[:2]
+    mixed = guided_output(net, x, t, labels, nulls, guidance, torch.tensor([True, False]))
+    torch.testing.assert_close(mixed[:1], guided_output(net, x, t, labels, nulls, guidance)[:1])
+    torch.testing.assert_close(mixed[1:], guided_output(net, x, t, labels, nulls, None)[1:])
+
+    noise_scheduler = DDPMScheduler.from_config(teacher.scheduler.config)
+    objective = GuidanceObjective(net, noise_scheduler, guidance, guided)
+
+    class Conditional(torch.nn.Module):  # a student that has learned the conditional output only
+        def forward(self, x, t, class_labels):
+            return SimpleNamespace(sample=guided_output(net, x, t, class_labels, nulls, None))
+
+    z0 = torch.randn(64, *teacher.latent_shape, generator=torch.Generator().manual_seed(1))
+    labels, nulls = torch.ones(64, dtype=torch.long), torch.full((64,), 4)
+    generator = torch.Generator().manual_seed(2)
+    noise = torch.randn(z0.shape, generator=generator)
+    draw = torch.Generator().manual_seed(2)  # the objective's timesteps, drawn after the noise
+    torch.randn(z0.shape, generator=draw)
+    t_drawn = torch.randint(0, noise_scheduler.config.num_train_timesteps, (64,), generator=draw)
+    loss = objective(Conditional(), z0, noise, labels, nulls, generator)
+    x = noise_scheduler.add_noise(z0, noise, t_drawn)
+    target = guided_output(net, x, t_drawn, labels, nulls, guidance)
+    conditional = guided_output(net, x, t_drawn, labels, nulls, None)
+    keep = guided[t_drawn].view(-1, 1, 1, 1)
+    expected = torch.nn.functional.mse_loss(conditional, torch.where(keep, target, conditional))
+    torch.testing.assert_close(loss, expected)
+    assert 0 < guided[t_drawn].sum() < 64, "both kinds of rows drawn"
 
 
 def test_student_samples_depend_on_seed_not_on_batch(student, tmp_path):
