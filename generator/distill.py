@@ -428,13 +428,19 @@ def distill(
                 "LCM" if isinstance(pipeline.scheduler, LCMScheduler) else type(pipeline.scheduler).__name__
             )
             balanced = ", each condition combination drawn equally often" if config.balance_conditions else ""
+            start, stop = teacher.config.guidance_interval
+            interval = (
+                f" where the teacher guides (its guidance interval [{start:g}, {stop:g}] of the steps)"
+                if config.objective == "guidance" and (start, stop) != GUIDED_EVERY_STEP
+                else ""
+            )
             return (
                 "# Distilled synthscan generator\n\n"
                 f"{method} of `{teacher.path.name}` (sha256 {teacher.sha256}) on "
                 f"{len(records)} studies of `{dataset.root.name}`{balanced}: {reached} in "
                 f"{seconds / 3600:.2f} h ({state.num_processes} process(es) on {state.device.type}). "
                 f"Samples in {pipeline.config.default_steps} {solver} steps of one UNet call, "
-                f"guidance built in ({scales}).\n"
+                f"guidance built in ({scales}){interval}.\n"
             )
 
         def on_sample(done: int) -> None:

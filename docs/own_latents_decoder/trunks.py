@@ -4,7 +4,7 @@
 
 Each study's posterior view in the display window of ``synthscan view`` (``synthscan.render``),
 cut to 8-42 % of the body's height (shoulders to the lower ribs; the body's extent as
-``docs/normal_hot_spots/where.py`` measures it), at native size; the dataset's folder name above
+``docs/normal_hot_spots/where.py`` measures it), at native size; the dataset's path, as given, above
 its row.
 """
 
@@ -47,7 +47,7 @@ def main() -> None:
         gap = np.full((ROWS, GAP), 160, np.uint8)
         strip = np.concatenate([x for c in crops for x in (c, gap)][:-1], axis=1)
         label = Image.new("L", (strip.shape[1], CAPTION), 255)
-        ImageDraw.Draw(label).text((2, 1), Path(folder).name, fill=0, font=ImageFont.load_default())
+        ImageDraw.Draw(label).text((2, 1), folder, fill=0, font=ImageFont.load_default())
         rows.append(np.concatenate([np.asarray(label), strip]))
     width = max(r.shape[1] for r in rows)
     sheet = np.full((sum(r.shape[0] + GAP for r in rows) - GAP, width), 160, np.uint8)
