@@ -259,6 +259,10 @@ class DistillConfig:
     # draw every condition combination (label and grade, tracer, burden) equally often instead of in
     # the data's proportions, so rare ones (heavy metastatic burdens) get as many updates as normals
     balance_conditions: bool = False
+    # guidance: learn the conditional output where the teacher's guidance interval leaves its solver
+    # step unguided (docs/interval_distillation); false learns it guided at every step, as the
+    # shipped `fast` was distilled
+    keep_guidance_interval: bool = True
     seed: NonNegativeInt = 0  # seeds the data order, noise and timesteps of every step
     checkpoint_every: PositiveInt = 500  # steps between resumable checkpoints
     sample_every: NonNegativeInt = 1000  # steps between the student's sample grids (0: only at the end)

@@ -20,7 +20,7 @@ teacher's. The run folder resumes like ``synthscan train``'s.
 Diffusion Models", stage one): the student's one row regresses the teacher's guided output at
 noised training latents, and samples with the teacher's own solver and steps, one UNet row each; where
 the teacher's guidance interval leaves a solver step unguided, the student learns the conditional
-output there instead (docs/interval_distillation). A consistency
+output there instead (``keep_guidance_interval``, docs/interval_distillation). A consistency
 student starts from the teacher's *conditional* network and absorbs the guidance slowly; distilled
 from a guidance student (``--model`` the guidance run's model) it starts guided.
 """
@@ -377,9 +377,8 @@ def distill(
         target_ema = None
         if config.objective == "guidance":
             noise_scheduler = DDPMScheduler.from_config(teacher.scheduler.config)
-            objective = GuidanceObjective(
-                teacher_net, noise_scheduler, guidance, teacher_guided_timesteps(teacher)
-            )
+            guided = teacher_guided_timesteps(teacher) if config.keep_guidance_interval else None
+            objective = GuidanceObjective(teacher_net, noise_scheduler, guidance, guided)
         else:
             target = copy.deepcopy(teacher_net).eval()
             decay = config.target_ema_decay  # constant from the first step, as in Luo et al.
@@ -431,7 +430,9 @@ def distill(
             start, stop = teacher.config.guidance_interval
             interval = (
                 f" where the teacher guides (its guidance interval [{start:g}, {stop:g}] of the steps)"
-                if config.objective == "guidance" and (start, stop) != GUIDED_EVERY_STEP
+                if config.objective == "guidance"
+                and config.keep_guidance_interval
+                and (start, stop) != GUIDED_EVERY_STEP
                 else ""
             )
             return (

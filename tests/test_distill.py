@@ -33,7 +33,7 @@ from synthscan.generator.sampling import (
     sample_to_dataset,
     sampler_settings,
 )
-from synthscan.generator.storage import describe_model, load_pipeline, model_dir, shipped_models
+from synthscan.generator.storage import describe_model, load_pipeline, model_dir, save_model, shipped_models
 from synthscan.generator.train import finetune
 from synthscan.labels import LABELS
 
@@ -288,6 +288,28 @@ def test_a_guidance_student_samples_with_the_teacher_s_solver_in_one_row_and_can
         distill(path, generator_dataset.root, config, tmp_path / "again", progress=False)
     lcm = distill(path, generator_dataset.root, tiny(), tmp_path / "lcm", progress=False)
     assert isinstance(load_pipeline(lcm).scheduler, LCMScheduler)
+
+
+def test_a_guidance_student_keeps_its_teacher_s_interval_unless_told_not_to(
+    tiny_generator, generator_dataset, tmp_path
+):
+    teacher = load_pipeline(tiny_generator)
+    teacher.register_to_config(guidance_interval=[0.5, 1.0])
+    save_model(teacher, tmp_path / "teacher", card="# teacher guided from half of its steps on\n")
+    runs = {
+        keep: distill(
+            tmp_path / "teacher",
+            generator_dataset.root,
+            tiny(objective="guidance", keep_guidance_interval=keep),
+            tmp_path / f"keep-{keep}",
+            progress=False,
+        )
+        for keep in (True, False)
+    }
+    kept, every = (load_pipeline(runs[k]).unet.state_dict() for k in (True, False))
+    assert any(not torch.equal(kept[k], every[k]) for k in kept), "different targets, same seed"
+    assert "its guidance interval [0.5, 1] of the steps" in (runs[True] / "README.md").read_text()
+    assert "guidance interval" not in (runs[False] / "README.md").read_text()
 
 
 def test_balanced_conditions_are_drawn_equally_often_whatever_their_share_of_the_data():
