@@ -259,9 +259,9 @@ class DistillConfig:
     # draw every condition combination (label and grade, tracer, burden) equally often instead of in
     # the data's proportions, so rare ones (heavy metastatic burdens) get as many updates as normals
     balance_conditions: bool = False
-    # guidance: learn the conditional output where the teacher's guidance interval leaves its solver
-    # step unguided (docs/interval_distillation); false learns it guided at every step, as the
-    # shipped `fast` was distilled
+    # guidance objective only: learn the conditional output where the teacher's guidance interval
+    # leaves its solver step unguided (docs/interval_distillation); false learns it guided at every
+    # step, as the shipped `fast` was distilled (a consistency student always learns it guided)
     keep_guidance_interval: bool = True
     seed: NonNegativeInt = 0  # seeds the data order, noise and timesteps of every step
     checkpoint_every: PositiveInt = 500  # steps between resumable checkpoints

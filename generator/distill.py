@@ -293,10 +293,12 @@ def student_pipeline(
     return pipeline
 
 
-def _check_teacher(out: Path, teacher: SynthScanPipeline, objective: str) -> None:
-    """Record the teacher and objective in ``out/teacher.json``; refuse to resume a run that distilled
-    another model or with another objective (its checkpoint holds another student)."""
+def _check_teacher(out: Path, teacher: SynthScanPipeline, config: DistillConfig) -> None:
+    """Record the teacher, objective and guidance target in ``out/teacher.json``; refuse to resume a run
+    that distilled another model, with another objective or another target (its checkpoint holds
+    another student)."""
     path = out / "teacher.json"
+    objective, keep = config.objective, config.keep_guidance_interval
     if path.is_file():
         recorded = json.loads(path.read_text(encoding="utf-8"))
         if recorded["sha256"] != teacher.sha256:
@@ -309,9 +311,20 @@ def _check_teacher(out: Path, teacher: SynthScanPipeline, objective: str) -> Non
                 f"{out} is a {recorded.get('objective', 'consistency')} distillation, not {objective}; "
                 "rerun with its config or choose a new --out"
             )
+        was = recorded.get("keep_guidance_interval", False)  # older runs learnt every step guided
+        if objective == "guidance" and was != keep:
+            raise ValueError(
+                f"{out} was started with keep_guidance_interval={str(was).lower()}; rerun with "
+                f"--set keep_guidance_interval={str(was).lower()} or choose a new --out"
+            )
         return
     out.mkdir(parents=True, exist_ok=True)
-    record = {"model": str(teacher.path), "sha256": teacher.sha256, "objective": objective}
+    record = {
+        "model": str(teacher.path),
+        "sha256": teacher.sha256,
+        "objective": objective,
+        "keep_guidance_interval": keep,
+    }
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
@@ -353,7 +366,7 @@ def distill(
         teacher, training_records(dataset, tuple(sources) or PATIENT_SOURCES), "studies", dataset.root
     )
     if main:
-        _check_teacher(out, teacher, config.objective)
+        _check_teacher(out, teacher, config)
     run = RunDir(out, config, kind="generator-distillation") if main else None
     try:
         images = shared_images(

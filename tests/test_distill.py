@@ -90,6 +90,9 @@ def test_guidance_students_learn_the_conditional_output_where_the_teacher_does_n
     guided = teacher_guided_timesteps(teacher)
     for i, t in enumerate(grid.tolist()):
         assert bool(guided[t]) == (int(0.2 * steps) <= i < int(0.8 * steps))
+    for high, low in zip(grid[:-1].tolist(), grid[1:].tolist(), strict=True):  # between solver steps
+        for t in range(low + 1, high):  # the nearer one decides (a tie: the noisier)
+            assert bool(guided[t]) == bool(guided[low] if t - low < high - t else guided[high])
     assert 0 < guided.sum() < len(guided), "guided and unguided timesteps"
 
     net, labels, nulls = RowCounter(), torch.tensor([0, 1]), torch.full((2,), 4)
@@ -310,6 +313,14 @@ def test_a_guidance_student_keeps_its_teacher_s_interval_unless_told_not_to(
     assert any(not torch.equal(kept[k], every[k]) for k in kept), "different targets, same seed"
     assert "its guidance interval [0.5, 1] of the steps" in (runs[True] / "README.md").read_text()
     assert "guidance interval" not in (runs[False] / "README.md").read_text()
+    with pytest.raises(ValueError, match="keep_guidance_interval=false"):
+        distill(
+            tmp_path / "teacher",
+            generator_dataset.root,
+            tiny(objective="guidance", keep_guidance_interval=True),
+            tmp_path / "keep-False",
+            progress=False,
+        )
 
 
 def test_balanced_conditions_are_drawn_equally_often_whatever_their_share_of_the_data():

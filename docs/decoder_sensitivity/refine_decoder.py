@@ -16,7 +16,8 @@ Poisson counts drawn from the decoded rate at that share with a straight-through
 cannot tell them apart, only the rate under it. The discriminator trains from step 0; the decoder
 feels it from ``--disc-start`` on. AdamW (0.5, 0.9), 1e-4 both, 50 warm-up steps, cosine decay, seed 0.
 Writes OUT/model (the generator with the new decoder) and OUT/log.jsonl. Measured in
-``docs/adversarial_decoder/``.
+``docs/adversarial_decoder/`` (always with A = 0.5; A = 0 now trains no discriminator and draws no
+Poisson counts, so its random stream differs from the script's earlier versions).
 """
 
 import argparse

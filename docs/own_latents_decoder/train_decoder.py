@@ -1,7 +1,7 @@
 """Fine-tune a generator's decoder on the latents its own UNet makes (an experiment, not shipped).
 
     python docs/own_latents_decoder/train_decoder.py DATA CACHE OUT STEPS [--adv-factor A]
-        [--t-max 400] [--model DIR]
+        [--disc-start 200] [--t-max 400] [--model DIR]
 
 Each training study is split into two binomial shares (the autoencoder stage's Noise2Noise split,
 ``split_counts``, share 0.5-0.8); the first share's latent (posterior mean) is noised to a timestep
@@ -11,7 +11,9 @@ the second shares are made once and kept in CACHE (reused when model, data and t
 model images in CACHE/data). Each step then decodes 8 crops of 32 latent rows (a quarter flush with
 a border) and scores them against the second share's counts: ``refine_decoder.py``'s objective,
 with its patch adversarial term when ``--adv-factor`` is above 0. The encoder and the UNet are
-unchanged. Writes OUT/model and OUT/log.jsonl. Measured in ``docs/own_latents_decoder/``.
+unchanged (the second shares are kept as float16 model images: counts above about 500 per
+model pixel come back within one count). Writes OUT/model and OUT/log.jsonl. Measured in
+``docs/own_latents_decoder/``.
 """
 
 from __future__ import annotations
@@ -35,17 +37,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "decoder_sensitivit
 from harden_decoder import trainable_decoder  # sibling experiments: set-up and training step
 from refine_decoder import DecoderTrainer
 
-STEPS, BATCH, LATENT_ROWS = 10, 16, 32
+DDIM_STEPS, BATCH, LATENT_ROWS = 10, 16, 32
 
 
 def ddim_to_zero(network, x: torch.Tensor, t: torch.Tensor, ids: torch.Tensor, alphas: torch.Tensor):
-    """Deterministic DDIM (v-prediction) from each row's timestep ``t`` to clean latents, STEPS steps.
+    """Deterministic DDIM (v-prediction) from each row's timestep ``t`` to t = 0, DDIM_STEPS steps.
 
-    Rows share the step count; a row whose span is shorter than STEPS repeats timesteps, and a step
+    Rows share the step count; a row whose span is shorter than DDIM_STEPS repeats timesteps, and a step
     from a timestep to itself returns its input.
     """
-    grid = torch.stack([torch.linspace(float(s), 0.0, STEPS + 1) for s in t]).round().long()
-    for k in range(STEPS):
+    grid = torch.stack([torch.linspace(float(s), 0.0, DDIM_STEPS + 1) for s in t]).round().long()
+    for k in range(DDIM_STEPS):
         now, nxt = grid[:, k], grid[:, k + 1]
         a_now = alphas[now][:, None, None, None]
         a_next = torch.where(nxt > 0, alphas[nxt], torch.ones(len(x)))[:, None, None, None]
@@ -63,7 +65,7 @@ def own_latents(
 ) -> dict[str, np.ndarray]:
     """Per training study: the UNet's latent of its first share, its second share (model image), that
     share of the counts and the count scale. Made once, then read from ``cache/own_latents.npz``."""
-    key = hashlib.sha256(f"{images.key} {pipeline.path} {t_max} {STEPS}".encode()).hexdigest()
+    key = hashlib.sha256(f"{images.key} {pipeline.sha256} {t_max} {DDIM_STEPS}".encode()).hexdigest()
     path = cache / "own_latents.npz"
     if path.is_file():
         with np.load(path) as stored:
@@ -140,6 +142,9 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
     pipeline, images, params, rng, generator = trainable_decoder(args.data, args.cache, args.model)
+    v_prediction = pipeline.scheduler.config.prediction_type == "v_prediction"
+    if pipeline.config.get("latent_patch", 1) != 1 or not v_prediction:
+        raise SystemExit("the own-latent pairs are made for unfolded latents and v-prediction models only")
     store = own_latents(pipeline, args.data, images, args.cache, args.t_max)
     trainer = DecoderTrainer(pipeline, params, args.steps, args.adv_factor, args.disc_start)
     scaling = pipeline.vae.config.scaling_factor

@@ -4,8 +4,8 @@
 
 Each study's posterior view in the display window of ``synthscan view`` (``synthscan.render``),
 cut to 8-42 % of the body's height (shoulders to the lower ribs; the body's extent as
-``docs/normal_hot_spots/where.py`` measures it), at native size; the dataset's path, as given, above
-its row.
+``docs/normal_hot_spots/where.py`` measures it), native width, resampled to 300 rows; the
+dataset's path, as given, above its row.
 """
 
 from __future__ import annotations
