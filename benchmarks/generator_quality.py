@@ -183,7 +183,7 @@ def main() -> None:
     fidelity = evaluate_fidelity(
         real,
         synthetic,
-        model=classifier_model(args.classifier),
+        model=classifier_model(args.classifier, extractor),
         detector=DetectorConfig(seed=args.seed, repeats=args.detector_repeats),
         lesions=lesions,
     )

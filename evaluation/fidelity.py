@@ -18,7 +18,7 @@ import logging
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import linalg, stats
@@ -47,6 +47,9 @@ from synthscan.evaluation.tracer import dataset_tracer_effect, tracer_effect_tex
 from synthscan.generator.conditions import condition_keys
 from synthscan.generator.transform import AcquisitionWindow, body_rows
 from synthscan.labels import LABELS, PATIENT_SOURCES, VIEWS
+
+if TYPE_CHECKING:
+    from synthscan.classifier.features import FeatureExtractor
 
 log = logging.getLogger(__name__)
 
@@ -414,11 +417,12 @@ def _embedding_reader(shape: tuple[int, int]) -> StudyReader:
     return lambda counts: (np.stack([image_embedding(c, shape) for c in counts]), None)
 
 
-def classifier_model(run: str | Path) -> FidelityModel:
-    """Penultimate features and probabilities of a trained classifier run (``synthscan classifier train``)."""
+def classifier_model(run: str | Path, extractor: FeatureExtractor | None = None) -> FidelityModel:
+    """Penultimate features and probabilities of a trained classifier run (``synthscan classifier train``);
+    ``extractor``, that run already loaded, is reused."""
     from synthscan.classifier.features import FeatureExtractor
 
-    extractor = FeatureExtractor(run)
+    extractor = extractor or FeatureExtractor(run)
     name = f"classifier penultimate features ({run})"
     return FidelityModel(extractor.features_and_probabilities, name=name)
 
