@@ -57,6 +57,7 @@ from synthscan.evaluation.fidelity import (
     body_placement_text,
     classifier_model,
     evaluate_fidelity,
+    fidelity_records,
     model_fidelity,
     trunk_length_text,
     write_fidelity_report,
@@ -73,7 +74,6 @@ from synthscan.evaluation.tracer import tracer_effect_text
 from synthscan.generator.conditions import split_key
 from synthscan.generator.sampling import sample_to_dataset, sampler_settings
 from synthscan.generator.storage import load_pipeline
-from synthscan.labels import PATIENT_SOURCES
 
 
 def condition_fidelity(per_condition: dict, ordering: dict) -> dict:
@@ -209,13 +209,8 @@ def main() -> None:
     if lesions is not None:
         results["lesions"] = fidelity["lesions"]
     if reference is not None:
-        reading = model_fidelity(
-            real,
-            real.filter(source=PATIENT_SOURCES),
-            synthetic,
-            synthetic.filter(source="synthetic"),
-            reference,
-        )
+        real_records, fake_records = fidelity_records(real, synthetic)
+        reading = model_fidelity(real, real_records, synthetic, fake_records, reference)
         keys = ("features", "real_vs_real", "real_vs_synthetic", "per_condition", "real_per_condition")
         results["reference_classifier"] = {key: reading[key] for key in keys}
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")

@@ -529,6 +529,21 @@ def model_fidelity(
     return results
 
 
+def fidelity_records(real: Dataset, synthetic: Dataset) -> tuple[list[Record], list[Record]]:
+    """The studies fidelity compares: ``real``'s patient and simulated ones, ``synthetic``'s synthetic
+    ones (all of them if it marks none); raises ``DatasetError`` for other matrices or too few studies."""
+    if real.info.matrix != synthetic.info.matrix:
+        raise DatasetError(
+            f"real matrix {real.info.matrix} differs from synthetic matrix {synthetic.info.matrix}; "
+            "compare datasets of the same matrix"
+        )
+    real_records = real.filter(source=PATIENT_SOURCES)
+    fake_records = synthetic.filter(source="synthetic") or synthetic.records
+    if len(real_records) < 4 or len(fake_records) < 2:
+        raise DatasetError("fidelity needs at least 4 real and 2 synthetic studies")
+    return real_records, fake_records
+
+
 def evaluate_fidelity(
     real: Dataset,
     synthetic: Dataset,
@@ -546,15 +561,7 @@ def evaluate_fidelity(
     ``lesions`` detector, the hot lesions found per condition and requested burden
     (:mod:`synthscan.evaluation.lesions`).
     """
-    if real.info.matrix != synthetic.info.matrix:
-        raise DatasetError(
-            f"real matrix {real.info.matrix} differs from synthetic matrix {synthetic.info.matrix}; "
-            "compare datasets of the same matrix"
-        )
-    real_records = real.filter(source=PATIENT_SOURCES)
-    fake_records = synthetic.filter(source="synthetic") or synthetic.records
-    if len(real_records) < 4 or len(fake_records) < 2:
-        raise DatasetError("fidelity needs at least 4 real and 2 synthetic studies")
+    real_records, fake_records = fidelity_records(real, synthetic)
     results = model_fidelity(real, real_records, synthetic, fake_records, model or FidelityModel(), k, seed)
     effect = dataset_tracer_effect(real, real_records, synthetic, fake_records, seed=seed)
     if effect is not None:
