@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from quality_table import Results, load
 
-LABELS = ("normal", "metastasis", "amyloidosis")
+from synthscan.labels import LABELS
 
 
 def measures(r: Results) -> dict[str, float]:
