@@ -1,0 +1,75 @@
+"""Guidance rules that change only how the conditional and null outputs are combined (an experiment).
+
+    python docs/projected_guidance/rules.py RULE PARAM GENERATOR_QUALITY_ARGS
+
+``g`` is a study's own guidance scale (the model's ``model_index.json``), ``c`` and ``u`` the UNet's
+conditional and null outputs (v-prediction) at a guided step; the shipped rule is ``u + g (c - u)``.
+Both rules are diffusers' own functions, applied per study to the model output as its guiders do:
+
+- ``cfg-rescale PHI``: the shipped output rescaled to the conditional output's standard deviation,
+  mixed in at PHI (``diffusers.guiders.guider_utils.rescale_noise_cfg``; Lin et al. 2024, "Common
+  Diffusion Noise Schedules and Sample Steps are Flawed", sec. 3.4, v-prediction, PHI 0.7 there);
+- ``apg ETA``: adaptive projected guidance without momentum or norm threshold: the part of ``c - u``
+  parallel to ``c`` is weighted by ETA (``normalized_guidance``; Sadat et al. 2025, "Eliminating
+  Oversaturation and Artifacts of High Guidance Scales in Diffusion Models"; ETA 1 is the shipped rule).
+
+Steps outside the model's guidance interval and scale-1 studies stay unguided, as shipped.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import torch
+from diffusers.guiders.adaptive_projected_guidance import normalized_guidance
+from diffusers.guiders.guider_utils import rescale_noise_cfg
+
+from synthscan.generator.storage import load_pipeline
+
+RULES = ("cfg-rescale", "apg")
+
+
+def combine(rule: str, param: float, conditional: torch.Tensor, unconditional: torch.Tensor, g: torch.Tensor):
+    """The guided output of ``rule`` for scales ``g`` (B,)."""
+    scale = g.to(conditional.dtype)[:, None, None, None]
+    if rule == "cfg-rescale":
+        return rescale_noise_cfg(unconditional + scale * (conditional - unconditional), conditional, param)
+    if rule == "apg":
+        return normalized_guidance(conditional, unconditional, scale, eta=param)
+    raise ValueError(f"unknown rule {rule!r}; one of {', '.join(RULES)}")
+
+
+def with_rule(pipe, rule: str, param: float):
+    """``pipe`` guiding by ``rule`` (its ``_guided_output`` replaced)."""
+
+    def guided(self, x, t, labels, nulls, g=None):
+        if g is None:
+            return self.unet(x, t.expand(len(x)), class_labels=self._class_input(labels)).sample
+        ids = self._class_input(torch.cat([labels, nulls]))
+        both = self.unet(torch.cat([x, x]), t.expand(2 * len(x)), class_labels=ids).sample
+        conditional, unconditional = both.chunk(2)
+        return combine(rule, param, conditional, unconditional, g)
+
+    pipe._guided_output = types.MethodType(guided, pipe)
+    return pipe
+
+
+def loader(rule: str, param: float):
+    """A ``load_pipeline`` whose pipelines guide by ``rule``."""
+    return lambda path, **kwargs: with_rule(load_pipeline(path, **kwargs), rule, param)
+
+
+def main() -> None:
+    rule, param, *rest = sys.argv[1:]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import generator_quality
+
+    generator_quality.load_pipeline = loader(rule, float(param))
+    sys.argv = [sys.argv[0], *rest]
+    generator_quality.main()
+
+
+if __name__ == "__main__":
+    main()

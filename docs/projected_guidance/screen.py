@@ -1,0 +1,93 @@
+"""Screen a guidance rule on the normals' hot spots, the metastases' lesions and the tracer's effect.
+
+    python docs/projected_guidance/screen.py OUT HELD_OUT DET CLS_REF [RULE PARAM] [--model M]
+
+Samples (the shipped rule without RULE) 60 normal studies (seeds 5000000…), 60 metastasis studies
+(seeds 5100000…, burdens drawn) and 48 normal studies per tracer (seeds 900000…, the seeds of
+``docs/tracer_effect/guidance_check.py``) into OUT, then prints lesion-detector marks per study, the
+share the reference classifier reads as asked, and the tracers' effect ``kept`` against HELD_OUT's
+normal studies (1 = as in real studies). Rules: ``rules.py`` of this folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from generator_quality import condition_fidelity
+from rules import RULES, with_rule
+
+from synthscan.classifier.features import FeatureExtractor
+from synthscan.dataset import Dataset
+from synthscan.evaluation.fidelity import per_condition_fidelity
+from synthscan.evaluation.lesions import LesionDetector, count_lesions
+from synthscan.evaluation.privacy import feature_batches
+from synthscan.evaluation.tracer import soft_tissue_measures, tracer_effect, tracer_effect_text
+from synthscan.generator.sampling import sample_to_dataset
+from synthscan.generator.storage import load_pipeline
+
+TRACERS, PER_TRACER = ("MDP", "HDP", "DPD"), 48
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("held_out")
+    parser.add_argument("detector")
+    parser.add_argument("reference_classifier")
+    parser.add_argument("rule", nargs="?", choices=RULES)
+    parser.add_argument("param", nargs="?", type=float)
+    parser.add_argument("--model", default=None, help="model folder [default: the shipped default]")
+    args = parser.parse_args()
+    pipe = load_pipeline(args.model)
+    if args.rule:
+        pipe = with_rule(pipe, args.rule, args.param)
+    sets = {
+        "normal": sample_to_dataset(pipe, args.out / "normal", condition="normal", n=60, seed=5000000),
+        "metastasis": sample_to_dataset(
+            pipe, args.out / "metastasis", condition="metastasis", n=60, seed=5100000
+        ),
+    }
+    tracer_set = sample_to_dataset(
+        pipe,
+        args.out / "tracer_normals",
+        condition="normal",
+        n=PER_TRACER * len(TRACERS),
+        seed=900000,
+        tracer=[t for t in TRACERS for _ in range(PER_TRACER)],
+    )
+    detector, extractor = LesionDetector.load(args.detector), FeatureExtractor(args.reference_classifier)
+    print(f"rule: {args.rule or 'shipped'} {'' if args.param is None else args.param}")
+    for label, dataset in sets.items():
+        records = dataset.records
+        marks = [found["detected"] for found in count_lesions(detector, dataset, records)]
+        probabilities = feature_batches(dataset, records, extractor.probabilities)
+        reading = condition_fidelity(
+            per_condition_fidelity(probabilities, [r.label for r in records], [None] * len(records)), {}
+        )
+        print(
+            f"{label}: lesion marks per study {np.mean(marks):.2f}, read as {label} by "
+            f"{Path(args.reference_classifier).name} {reading['per_condition'][label]['share']:.2f} (n={len(records)})"
+        )
+    held = Dataset.open(args.held_out)
+    real = [r for r in held.records if r.tracer and r.label == "normal"]
+    synthetic = tracer_set.records
+    effect = tracer_effect(
+        np.array([soft_tissue_measures(s.counts) for s in held.iter_studies(real)]),
+        [r.tracer for r in real],
+        [r.patient_id for r in real],
+        ["normal"] * len(real),
+        np.array([soft_tissue_measures(s.counts) for s in tracer_set.iter_studies(synthetic)]),
+        [r.tracer for r in synthetic],
+        ["normal"] * len(synthetic),
+    )
+    print("\n".join(tracer_effect_text(effect)))
+
+
+if __name__ == "__main__":
+    main()
