@@ -11,7 +11,10 @@ Both rules are diffusers' own functions, applied per study to the model output a
   Diffusion Noise Schedules and Sample Steps are Flawed", sec. 3.4, v-prediction, PHI 0.7 there);
 - ``apg ETA``: adaptive projected guidance without momentum or norm threshold: the part of ``c - u``
   parallel to ``c`` is weighted by ETA (``normalized_guidance``; Sadat et al. 2025, "Eliminating
-  Oversaturation and Artifacts of High Guidance Scales in Diffusion Models"; ETA 1 is the shipped rule).
+  Oversaturation and Artifacts of High Guidance Scales in Diffusion Models"; ETA 1 is the shipped rule);
+- ``apg-x0 ETA``: the same on the denoised predictions ``x0 = a x - s v`` (a, s: the timestep's
+  ``sqrt(alphas_cumprod)`` and ``sqrt(1 - alphas_cumprod)``), as the paper applies it, then turned back
+  into v with the same a and s, so that ETA 1 is again the shipped rule.
 
 Steps outside the model's guidance interval and scale-1 studies stay unguided, as shipped.
 """
@@ -28,12 +31,25 @@ from diffusers.guiders.guider_utils import rescale_noise_cfg
 
 from synthscan.generator.storage import load_pipeline
 
-RULES = ("cfg-rescale", "apg")
+RULES = ("cfg-rescale", "apg", "apg-x0")
 
 
-def combine(rule: str, param: float, conditional: torch.Tensor, unconditional: torch.Tensor, g: torch.Tensor):
-    """The guided output of ``rule`` for scales ``g`` (B,)."""
+def combine(
+    rule: str,
+    param: float,
+    conditional: torch.Tensor,
+    unconditional: torch.Tensor,
+    g: torch.Tensor,
+    x: torch.Tensor | None = None,
+    alpha_bar: float | None = None,
+):
+    """The guided output of ``rule`` for scales ``g`` (B,); ``apg-x0`` needs the input ``x`` and the
+    timestep's ``alpha_bar``."""
     scale = g.to(conditional.dtype)[:, None, None, None]
+    if rule == "apg-x0":
+        a, s = alpha_bar**0.5, (1 - alpha_bar) ** 0.5
+        x0 = normalized_guidance(a * x - s * conditional, a * x - s * unconditional, scale, eta=param)
+        return (a * x - x0) / s
     if rule == "cfg-rescale":
         return rescale_noise_cfg(unconditional + scale * (conditional - unconditional), conditional, param)
     if rule == "apg":
@@ -50,7 +66,8 @@ def with_rule(pipe, rule: str, param: float):
         ids = self._class_input(torch.cat([labels, nulls]))
         both = self.unet(torch.cat([x, x]), t.expand(2 * len(x)), class_labels=ids).sample
         conditional, unconditional = both.chunk(2)
-        return combine(rule, param, conditional, unconditional, g)
+        alpha_bar = float(self.scheduler.alphas_cumprod[int(t)])
+        return combine(rule, param, conditional, unconditional, g, x, alpha_bar)
 
     pipe._guided_output = types.MethodType(guided, pipe)
     return pipe
