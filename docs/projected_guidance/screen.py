@@ -6,7 +6,10 @@ Samples (the shipped rule without RULE) 60 normal studies (seeds 5000000…), 60
 (seeds 5100000…, burdens drawn) and 48 normal studies per tracer (seeds 900000…, the seeds of
 ``docs/tracer_effect/guidance_check.py``) into OUT, then prints lesion-detector marks per study, the
 share the reference classifier reads as asked, and the tracers' effect ``kept`` against HELD_OUT's
-normal studies (1 = as in real studies). Rules: ``rules.py`` of this folder.
+normal studies (1 = as in real studies) and each tracer's shift: the mean over the four measures of
+the samples' median difference from MDP over the real studies' (1 = as in real studies). ``kept``
+saturates where the samples of two tracers barely overlap; the shift does not. Rules: ``rules.py`` of
+this folder.
 """
 
 from __future__ import annotations
@@ -32,6 +35,15 @@ from synthscan.generator.sampling import sample_to_dataset
 from synthscan.generator.storage import load_pipeline
 
 TRACERS, PER_TRACER = ("MDP", "HDP", "DPD"), 48
+
+
+def shift_ratio(real_x, real_t, synthetic_x, synthetic_t, tracer: str, reference: str = "MDP") -> float:
+    """Mean over the measures of (synthetic median shift of ``tracer`` from ``reference``) / (real one)."""
+
+    def shift(x, t):
+        return np.nanmedian(x[t == tracer], axis=0) - np.nanmedian(x[t == reference], axis=0)
+
+    return float(np.mean(shift(synthetic_x, synthetic_t) / shift(real_x, real_t)))
 
 
 def main() -> None:
@@ -77,16 +89,17 @@ def main() -> None:
     held = Dataset.open(args.held_out)
     real = [r for r in held.records if r.tracer and r.label == "normal"]
     synthetic = tracer_set.records
+    real_x = np.array([soft_tissue_measures(s.counts) for s in held.iter_studies(real)])
+    synthetic_x = np.array([soft_tissue_measures(s.counts) for s in tracer_set.iter_studies(synthetic)])
+    real_t, synthetic_t = [r.tracer for r in real], [r.tracer for r in synthetic]
     effect = tracer_effect(
-        np.array([soft_tissue_measures(s.counts) for s in held.iter_studies(real)]),
-        [r.tracer for r in real],
-        [r.patient_id for r in real],
-        ["normal"] * len(real),
-        np.array([soft_tissue_measures(s.counts) for s in tracer_set.iter_studies(synthetic)]),
-        [r.tracer for r in synthetic],
+        real_x, real_t, [r.patient_id for r in real], ["normal"] * len(real), synthetic_x, synthetic_t,
         ["normal"] * len(synthetic),
     )
     print("\n".join(tracer_effect_text(effect)))
+    for tracer in TRACERS[1:]:
+        ratio = shift_ratio(real_x, np.array(real_t), synthetic_x, np.array(synthetic_t), tracer)
+        print(f"{tracer} shift from MDP, samples over real (1 = as real): {ratio:.2f}")
 
 
 if __name__ == "__main__":
