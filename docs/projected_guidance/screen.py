@@ -47,7 +47,9 @@ def shift_ratio(real_x, real_t, synthetic_x, synthetic_t, tracer: str, reference
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("out", type=Path)
     parser.add_argument("held_out")
     parser.add_argument("detector")
@@ -93,7 +95,12 @@ def main() -> None:
     synthetic_x = np.array([soft_tissue_measures(s.counts) for s in tracer_set.iter_studies(synthetic)])
     real_t, synthetic_t = [r.tracer for r in real], [r.tracer for r in synthetic]
     effect = tracer_effect(
-        real_x, real_t, [r.patient_id for r in real], ["normal"] * len(real), synthetic_x, synthetic_t,
+        real_x,
+        real_t,
+        [r.patient_id for r in real],
+        ["normal"] * len(real),
+        synthetic_x,
+        synthetic_t,
         ["normal"] * len(synthetic),
     )
     print("\n".join(tracer_effect_text(effect)))

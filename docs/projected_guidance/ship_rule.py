@@ -1,0 +1,138 @@
+"""The ship rule of this folder's README (guidance from later steps) on two quality sets.
+
+    python docs/projected_guidance/ship_rule.py HELD_OUT --shipped S1 S2 --candidate C1 C2
+
+Each S/C is a ``benchmarks/generator_quality.py --out`` folder with its ``synthetic`` samples (same seeds
+for both models). Prints the two-set means and every numeric gate; memorization flags, realism and the
+pictures are checked by eye (item 8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "longer_distillation"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from decision import measures
+from quality_table import load
+from screen import shift_ratio
+
+from synthscan.dataset import Dataset
+from synthscan.evaluation.tracer import soft_tissue_measures
+from synthscan.labels import LABELS
+
+
+def normal_measures(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The four log ratios and the tracer of each normal study with a tracer."""
+    records = [r for r in dataset.records if r.label == "normal" and r.tracer]
+    x = np.array([soft_tissue_measures(s.counts) for s in dataset.iter_studies(records)])
+    return x, np.array([r.tracer for r in records])
+
+
+def set_measures(folder: str, real: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
+    r = load(folder)
+    reading = r["reference_classifier"]["per_condition"]
+    x, t = normal_measures(Dataset.open(Path(folder) / "synthetic"))
+    dpd = r["tracer_effect"]["per_tracer"].get("DPD", {})
+    return {
+        **measures(r),
+        "read as normal (cls_ref)": reading["normal"]["share_correct"],
+        "read as metastasis (cls_ref)": reading["metastasis"]["share_correct"],
+        "DPD kept": dpd.get("kept", float("nan")),
+        "DPD shift ratio, normals": shift_ratio(*real, x, t, "DPD"),
+    }
+
+
+def mean_over_sets(folders: list[str], real) -> dict[str, float]:
+    sets = [set_measures(f, real) for f in folders]
+    return {
+        k: (sum(s[k] for s in sets) if k.startswith("memorization") else np.mean([s[k] for s in sets]))
+        for k in sets[0]
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("held_out")
+    parser.add_argument("--shipped", nargs=2, required=True)
+    parser.add_argument("--candidate", nargs=2, required=True)
+    args = parser.parse_args()
+    real = normal_measures(Dataset.open(args.held_out))
+    s, c = mean_over_sets(args.shipped, real), mean_over_sets(args.candidate, real)
+    print("| two-set mean | shipped | candidate |\n|---|---|---|")
+    for key in s:
+        print(f"| {key} | {s[key]:.3f} | {c[key]:.3f} |")
+    gains = [
+        (
+            "two-sample within, cls_ref ≤ shipped − 0.02",
+            c["two-sample within, cls_ref"] <= s["two-sample within, cls_ref"] - 0.02,
+        ),
+        (
+            "read as normal (cls_ref) ≥ shipped + 0.05",
+            c["read as normal (cls_ref)"] >= s["read as normal (cls_ref)"] + 0.05,
+        ),
+        (
+            "marks per normal ≤ shipped − 0.3",
+            c["lesion marks per normal"] <= s["lesion marks per normal"] - 0.3,
+        ),
+        ("DPD |kept − 1| ≤ shipped's − 0.2", abs(c["DPD kept"] - 1) <= abs(s["DPD kept"] - 1) - 0.2),
+        (
+            "DPD |shift − 1| ≤ shipped's − 0.3",
+            abs(c["DPD shift ratio, normals"] - 1) <= abs(s["DPD shift ratio, normals"] - 1) - 0.3,
+        ),
+    ]
+    gates = [
+        ("1. a gain on a gap", any(ok for _, ok in gains)),
+        (
+            "2. detector within ≤ shipped + 0.05 and ≤ 0.75",
+            c["detector within"] <= min(s["detector within"] + 0.05, 0.75),
+        ),
+        (
+            "3. two-sample within, cls_a ≤ shipped + 0.02",
+            c["two-sample within, cls_a"] <= s["two-sample within, cls_a"] + 0.02,
+        ),
+        (
+            "3. two-sample within, cls_ref ≤ shipped",
+            c["two-sample within, cls_ref"] <= s["two-sample within, cls_ref"],
+        ),
+        ("4. precision ≥ 0.90, recall ≥ 0.95", c["precision"] >= 0.90 and c["recall"] >= 0.95),
+        *(
+            (
+                f"5. read as asked (cls_a): {k} ≥ shipped − 0.05",
+                c[f"read as asked (cls_a): {k}"] >= s[f"read as asked (cls_a): {k}"] - 0.05,
+            )
+            for k in LABELS
+        ),
+        (
+            "5. read as metastasis (cls_ref) ≥ shipped − 0.05",
+            c["read as metastasis (cls_ref)"] >= s["read as metastasis (cls_ref)"] - 0.05,
+        ),
+        (
+            "6. marks per normal ≤ shipped + 0.3",
+            c["lesion marks per normal"] <= s["lesion marks per normal"] + 0.3,
+        ),
+        (
+            "6. marks per metastasis ≥ shipped − 0.3",
+            c["lesion marks per metastasis"] >= s["lesion marks per metastasis"] - 0.3,
+        ),
+        ("7. misplaced bodies ≤ shipped + 0.02", c["misplaced bodies"] <= s["misplaced bodies"] + 0.02),
+    ]
+    print("\n| gain (item 1) | met |\n|---|---|")
+    print("\n".join(f"| {name} | {'yes' if ok else 'no'} |" for name, ok in gains))
+    print("\n| gate | passed |\n|---|---|")
+    print("\n".join(f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in gates))
+    verdict = all(ok for _, ok in gates)
+    print(
+        f"\nnumeric gates: {'all passed' if verdict else 'failed'}; item 8 (flags, realism, pictures) by eye"
+    )
+
+
+if __name__ == "__main__":
+    main()
