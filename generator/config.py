@@ -152,6 +152,9 @@ class SamplingConfig:
     # [start, stop): share of the solver steps that are guided (diffusers guiders' start/stop); the others
     # run the conditional model alone, one network call instead of two (Kynkäänniemi et al. 2024)
     guidance_interval: tuple[Fraction, Fraction] = GUIDED_EVERY_STEP
+    # per-label interval overriding guidance_interval: a label whose early steps should be left to the
+    # conditional model (e.g. {normal: [0.4, 1.0]}: the tracer's soft tissue is set there)
+    label_guidance_interval: dict[str, tuple[Fraction, Fraction]] = field(default_factory=dict)
     # networks always see this many samples at once, so output is batch-size independent
     eval_chunk: PositiveInt = 8
 
@@ -207,11 +210,17 @@ class GeneratorConfig:
                 f"sampling.grade_guidance has unknown Perugini grades {unknown}; "
                 f"valid grades: {list(AMYLOIDOSIS_GRADES)}"
             )
-        start, stop = self.sampling.guidance_interval
-        if not start < stop:
+        unknown = sorted(set(self.sampling.label_guidance_interval) - set(LABELS))
+        if unknown:
             raise ConfigError(
-                f"sampling.guidance_interval must be [start, stop] with start < stop, got {[start, stop]}"
+                f"sampling.label_guidance_interval has unknown labels {unknown}; valid labels: {list(LABELS)}"
             )
+        intervals = {"sampling.guidance_interval": self.sampling.guidance_interval}
+        for label, span in self.sampling.label_guidance_interval.items():
+            intervals[f"sampling.label_guidance_interval.{label}"] = span
+        for name, (start, stop) in intervals.items():
+            if not start < stop:
+                raise ConfigError(f"{name} must be [start, stop] with start < stop, got {[start, stop]}")
         split = self.autoencoder.split_range
         if split is not None and not 0 < split[0] <= split[1] < 1:
             raise ConfigError(

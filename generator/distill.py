@@ -105,14 +105,17 @@ def teacher_guidance(teacher: SynthScanPipeline) -> torch.Tensor:
 
 
 def teacher_guided_timesteps(teacher: SynthScanPipeline) -> torch.Tensor:
-    """Whether the teacher guides at each training timestep (num_train_timesteps,) bool: as at the
-    nearest timestep of its own solver's ``default_steps`` (its guidance interval,
-    :meth:`SynthScanPipeline.guided_step`)."""
+    """Whether the teacher guides a study of each condition id at each training timestep
+    (num_train_timesteps, conditions) bool: as at the nearest timestep of its own solver's
+    ``default_steps`` (the label's guidance interval, :meth:`SynthScanPipeline.guided_step`)."""
     solver = type(teacher.scheduler).from_config(teacher.scheduler.config)
     steps = teacher.config.default_steps
     solver.set_timesteps(steps)
     grid = solver.timesteps.float().cpu()
-    guided = torch.tensor([teacher.guided_step(i, len(grid)) for i in range(len(grid))])
+    labels = [split_key(key)[0] for key in teacher.config.conditions]
+    guided = torch.tensor(
+        [[teacher.guided_step(i, len(grid), label) for label in labels] for i in range(len(grid))]
+    )
     train = torch.arange(teacher.scheduler.config.num_train_timesteps, dtype=torch.float32)
     return guided[(train[:, None] - grid[None]).abs().argmin(dim=1)]
 
@@ -150,9 +153,9 @@ def guided_output(
 class GuidanceObjective:
     """Guidance distillation's loss: the student's one row against the guided teacher's two, at
     training latents noised (by the step's ``noise``) to uniformly drawn timesteps (the diffusion
-    training's noise schedule); at timesteps where ``guided`` (:func:`teacher_guided_timesteps`) is
-    False, against the teacher's conditional output, so the student keeps the teacher's guidance
-    interval."""
+    training's noise schedule); at timesteps and conditions where ``guided``
+    (:func:`teacher_guided_timesteps`) is False, against the teacher's conditional output, so the
+    student keeps the teacher's guidance intervals."""
 
     def __init__(
         self,
@@ -177,7 +180,8 @@ class GuidanceObjective:
         t = torch.randint(0, steps, (len(z0),), generator=generator).to(z0.device)
         x = self.noise_scheduler.add_noise(z0, noise, t)
         with torch.no_grad():
-            guided = None if self.guided is None else self.guided.to(t.device)[t]
+            ids = labels if labels.ndim == 1 else labels[:, 0]
+            guided = None if self.guided is None else self.guided.to(t.device)[t, ids]
             target = guided_output(self.teacher, x, t, labels, nulls, self.guidance, guided)
         return torch.nn.functional.mse_loss(student(x, t, class_labels=labels).sample, target)
 
@@ -441,11 +445,13 @@ def distill(
             )
             balanced = ", each condition combination drawn equally often" if config.balance_conditions else ""
             start, stop = teacher.config.guidance_interval
+            by_label = teacher.config.get("label_guidance_interval") or {}
+            spans = "".join(f"; {label} [{a:g}, {b:g}]" for label, (a, b) in by_label.items())
             interval = (
-                f" where the teacher guides (its guidance interval [{start:g}, {stop:g}] of the steps)"
+                f" where the teacher guides (its guidance interval [{start:g}, {stop:g}] of the steps{spans})"
                 if config.objective == "guidance"
                 and config.keep_guidance_interval
-                and (start, stop) != GUIDED_EVERY_STEP
+                and ((start, stop) != GUIDED_EVERY_STEP or by_label)
                 else ""
             )
             return (

@@ -110,6 +110,7 @@ class SynthScanPipeline(DiffusionPipeline):
         factor_weights: dict[str, dict[str, dict[str, float]]] | None = None,
         guidance_distilled: bool = False,
         guidance_interval: list[float] | None = None,
+        label_guidance_interval: dict[str, list[float]] | None = None,
         latent_patch: int = 1,
         rate_calibration: dict | None = None,
     ):
@@ -136,6 +137,9 @@ class SynthScanPipeline(DiffusionPipeline):
             factor_weights=factor_weights or {},
             guidance_distilled=bool(guidance_distilled),
             guidance_interval=[float(v) for v in guidance_interval or GUIDED_EVERY_STEP],
+            label_guidance_interval={
+                str(k): [float(v) for v in span] for k, span in (label_guidance_interval or {}).items()
+            },
             latent_patch=int(latent_patch),
             rate_calibration=rate_calibration,
         )
@@ -222,14 +226,18 @@ class SynthScanPipeline(DiffusionPipeline):
             return float(by_grade[str(grade)])
         return float(self.config.get("label_guidance", {}).get(label, self.config.default_guidance))
 
-    def guided_step(self, index: int, steps: int) -> bool:
-        """Whether solver step ``index`` of ``steps`` applies guidance (the model's guidance interval).
+    def guided_step(self, index: int, steps: int, label: str | None = None) -> bool:
+        """Whether solver step ``index`` of ``steps`` applies guidance to a ``label`` study (the label's
+        guidance interval, else the model's).
 
         Guidance at the highest noise levels narrows the samples' variety and at the lowest adds
         little (Kynkäänniemi et al. 2024); unguided steps cost one network call, not two. The interval
-        is a share of the steps, counted like diffusers' guiders' ``start`` and ``stop``.
+        is a share of the steps, counted like diffusers' guiders' ``start`` and ``stop``. A label's own
+        interval leaves what is set early to the conditional model for that label alone (normals and
+        metastases: the tracer's soft tissue, docs/projected_guidance).
         """
-        start, stop = self.config.guidance_interval  # [0, 1] for models saved before it
+        by_label = self.config.get("label_guidance_interval") or {}  # {} for models saved before it
+        start, stop = by_label.get(label, self.config.guidance_interval)  # [0, 1] for models before it
         return int(start * steps) <= index < int(stop * steps)
 
     @property
@@ -369,7 +377,8 @@ class SynthScanPipeline(DiffusionPipeline):
         for i, t in enumerate(self.progress_bar(timesteps)):
             model_input = self.scheduler.scale_model_input(latents, t)
             output = torch.empty_like(model_input)
-            with_null = guided & self.guided_step(i, len(timesteps))
+            in_interval = [self.guided_step(i, len(timesteps), label) for label in conditions]
+            with_null = guided & torch.tensor(in_interval, device=device)
             # guided studies share network calls whatever their scales, and so do the others
             for rows, guidance in (
                 (with_null.nonzero().flatten(), (scales,)),

@@ -70,6 +70,9 @@ def sampler_settings(pipeline, steps: int | None, guidance: float | None) -> dic
     interval = list(pipeline.config.guidance_interval)
     if tuple(interval) != GUIDED_EVERY_STEP:  # every step guided: the settings as before
         settings["guidance_interval"] = interval
+    by_label = pipeline.config.get("label_guidance_interval") or {}
+    if by_label:  # models without per-label intervals: the settings as before
+        settings["label_guidance_interval"] = {k: list(v) for k, v in by_label.items()}
     if getattr(pipeline, "precision", "fp32") != "fp32":  # fp32 datasets keep the settings they had
         settings["precision"] = pipeline.precision
     return settings

@@ -201,11 +201,13 @@ def verify_model(folder: str | Path) -> Path:
     return folder
 
 
-def _interval_text(interval: list[float] | None) -> str:
-    """`` (guided steps 20%-80%)`` for a model guided on part of its solver steps; empty when on all."""
-    if not interval or tuple(interval) == GUIDED_EVERY_STEP:
-        return ""
-    return f" (guided steps {interval[0]:.0%}-{interval[1]:.0%})"
+def _interval_text(interval: list[float] | None, by_label: dict[str, list[float]] | None = None) -> str:
+    """`` (guided steps 20%-80%; normal 40%-100%)`` for a model guided on part of its solver steps (and
+    labels with their own interval); empty when every step of every label is guided."""
+    parts = [] if not interval or tuple(interval) == GUIDED_EVERY_STEP else [interval]
+    parts = [f"guided steps {a:.0%}-{b:.0%}" for a, b in parts]
+    parts += [f"{label} {a:.0%}-{b:.0%}" for label, (a, b) in (by_label or {}).items()]
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def describe_model(model: str | Path | None = None) -> dict[str, str]:
@@ -236,7 +238,7 @@ def describe_model(model: str | Path | None = None) -> dict[str, str]:
         "sampler": f"{scheduler}, {index.get('default_steps')} steps, guidance "
         + ("built in: " if index.get("guidance_distilled") else "")
         + ", ".join(f"{k} {v:g}" for k, v in guidance.items() if v is not None)
-        + _interval_text(index.get("guidance_interval")),
+        + _interval_text(index.get("guidance_interval"), index.get("label_guidance_interval")),
         "decoder_calibration": _calibration_text(index.get("rate_calibration")),
         "training_sources": ", ".join(index.get("training_sources") or ["not recorded"]),
         "privacy": statement["statement"] if statement else "no statement: audit samples before sharing them",

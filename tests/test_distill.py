@@ -15,6 +15,7 @@ from synthscan.cli import main
 from synthscan.config import ConfigError, builtin_config, load_config
 from synthscan.dataset import Dataset, DatasetError
 from synthscan.generator import train as train_module
+from synthscan.generator.conditions import split_key
 from synthscan.generator.config import DistillConfig
 from synthscan.generator.distill import (
     ConsistencyObjective,
@@ -88,12 +89,21 @@ def test_guidance_students_learn_the_conditional_output_where_the_teacher_does_n
     assert teacher_guided_timesteps(teacher).all(), "guided at every step: everywhere"
     teacher.register_to_config(guidance_interval=[0.2, 0.8])
     guided = teacher_guided_timesteps(teacher)
+    assert guided.shape == (teacher.scheduler.config.num_train_timesteps, len(teacher.config.conditions))
     for i, t in enumerate(grid.tolist()):
-        assert bool(guided[t]) == (int(0.2 * steps) <= i < int(0.8 * steps))
+        assert guided[t].tolist() == [int(0.2 * steps) <= i < int(0.8 * steps)] * guided.shape[1]
     for high, low in zip(grid[:-1].tolist(), grid[1:].tolist(), strict=True):  # between solver steps
         for t in range(low + 1, high):  # the nearer one decides (a tie: the noisier)
-            assert bool(guided[t]) == bool(guided[low] if t - low < high - t else guided[high])
-    assert 0 < guided.sum() < len(guided), "guided and unguided timesteps"
+            assert torch.equal(guided[t], guided[low] if t - low < high - t else guided[high])
+    assert 0 < guided[:, 0].sum() < len(guided), "guided and unguided timesteps"
+    # a label with its own interval: its condition ids follow it, the others the model's
+    own = split_key(teacher.config.conditions[1])[0]
+    teacher.register_to_config(label_guidance_interval={own: [0.5, 1.0]})
+    guided = teacher_guided_timesteps(teacher)
+    for i, t in enumerate(grid.tolist()):
+        for k, key in enumerate(teacher.config.conditions):
+            start, stop = (0.5, 1.0) if split_key(key)[0] == own else (0.2, 0.8)
+            assert bool(guided[t, k]) == (int(start * steps) <= i < int(stop * steps))
 
     net, labels, nulls = RowCounter(), torch.tensor([0, 1]), torch.full((2,), 4)
     guidance = torch.tensor([3.5, 2.0, 1.0, 2.0])
@@ -120,10 +130,10 @@ def test_guidance_students_learn_the_conditional_output_where_the_teacher_does_n
     x = noise_scheduler.add_noise(z0, noise, t_drawn)
     target = guided_output(net, x, t_drawn, labels, nulls, guidance)
     conditional = guided_output(net, x, t_drawn, labels, nulls, None)
-    keep = guided[t_drawn].view(-1, 1, 1, 1)
+    keep = guided[t_drawn, labels].view(-1, 1, 1, 1)  # labels 1: their own interval
     expected = torch.nn.functional.mse_loss(conditional, torch.where(keep, target, conditional))
     torch.testing.assert_close(loss, expected)
-    assert 0 < guided[t_drawn].sum() < 64, "both kinds of rows drawn"
+    assert 0 < guided[t_drawn, labels].sum() < 64, "both kinds of rows drawn"
 
 
 def test_student_samples_depend_on_seed_not_on_batch(student, tmp_path):

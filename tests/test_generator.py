@@ -450,6 +450,37 @@ def test_steps_outside_the_guidance_interval_run_the_conditional_model_alone(tra
         tiny_config(**{"sampling.guidance_interval": [0.6, 0.6]})
 
 
+def test_a_label_s_own_guidance_interval_applies_to_its_studies_alone(trained, tmp_path):
+    """Normals guided from half of the steps on, metastases at every step, in one batch: each study is
+    the one its own interval gives when the whole model is sampled with it."""
+    pipeline = load_pipeline(trained)
+
+    def expected(interval, by_label):
+        pipeline.register_to_config(guidance_interval=interval, label_guidance_interval=by_label)
+        generators = [torch.Generator().manual_seed(i) for i in range(2)]
+        out = pipeline(
+            ["normal", "metastasis"],
+            generator=generators,
+            num_inference_steps=4,
+            guidance_scale=2.0,
+            return_expected=True,
+        )
+        return out.expected
+
+    every, half = expected([0.0, 1.0], {}), expected([0.5, 1.0], {})
+    own = expected([0.0, 1.0], {"normal": [0.5, 1.0]})
+    assert not np.allclose(every[0], half[0], atol=1e-2), "the interval changes a study"
+    np.testing.assert_allclose(own[0], half[0], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(own[1], every[1], rtol=1e-4, atol=1e-3)
+    assert sampler_settings(pipeline, 4, 2.0)["label_guidance_interval"] == {"normal": [0.5, 1.0]}
+    save_model(pipeline, tmp_path / "own-interval", card="# normals guided from half of the steps\n")
+    assert describe_model(tmp_path / "own-interval")["sampler"].endswith("(normal 50%-100%)")
+    with pytest.raises(ConfigError, match=r"label_guidance_interval\.normal"):
+        tiny_config(**{"sampling.label_guidance_interval": {"normal": [0.6, 0.6]}})
+    with pytest.raises(ConfigError, match="unknown labels"):
+        tiny_config(**{"sampling.label_guidance_interval": {"healthy": [0.4, 1.0]}})
+
+
 def test_sampling_resumes_without_duplicates_and_refuses_other_settings(trained, tmp_path):
     pipeline = load_pipeline(trained)
     out = tmp_path / "s"
