@@ -278,7 +278,8 @@ def student_pipeline(
     kept.update(
         default_steps=config.sampling_steps if consistency else teacher.config.default_steps,
         guidance_distilled=True,
-        guidance_interval=list(GUIDED_EVERY_STEP),  # one row per step: the interval is in its weights
+        guidance_interval=list(GUIDED_EVERY_STEP),  # one row per step: the intervals are in its weights
+        label_guidance_interval={},
         training_sources=sources,
     )
     encoder = student.encoder.eval() if isinstance(student, ConditionedUNet) else None

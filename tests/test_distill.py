@@ -72,11 +72,12 @@ def test_the_student_samples_in_few_steps_of_one_unet_row_per_study(student, tin
 def test_a_student_claims_no_guidance_interval(tiny_generator):
     """The student's one row per step has its teacher's interval in its weights; it must not claim one."""
     teacher = load_pipeline(tiny_generator)
-    teacher.register_to_config(guidance_interval=[0.2, 0.8])
+    teacher.register_to_config(guidance_interval=[0.2, 0.8], label_guidance_interval={"normal": [0.4, 0.8]})
     network = ConditionedUNet(teacher.unet, teacher.condition_encoder)
     pipeline = student_pipeline(teacher, network, tiny(), ["simulated"])
-    assert pipeline.config.guidance_interval == [0.0, 1.0]
-    assert "guidance_interval" not in sampler_settings(pipeline, None, None)
+    assert pipeline.config.guidance_interval == [0.0, 1.0] and pipeline.config.label_guidance_interval == {}
+    settings = sampler_settings(pipeline, None, None)
+    assert "guidance_interval" not in settings and "label_guidance_interval" not in settings
 
 
 def test_guidance_students_learn_the_conditional_output_where_the_teacher_does_not_guide(tiny_generator):
@@ -120,7 +121,8 @@ def test_guidance_students_learn_the_conditional_output_where_the_teacher_does_n
             return SimpleNamespace(sample=guided_output(net, x, t, class_labels, nulls, None))
 
     z0 = torch.randn(64, *teacher.latent_shape, generator=torch.Generator().manual_seed(1))
-    labels, nulls = torch.ones(64, dtype=torch.long), torch.full((64,), 4)
+    other = next(k for k, key in enumerate(teacher.config.conditions) if split_key(key)[0] != own)
+    labels, nulls = torch.tensor([1, other] * 32), torch.full((64,), 4)  # own interval, the model's
     generator = torch.Generator().manual_seed(2)
     noise = torch.randn(z0.shape, generator=generator)
     draw = torch.Generator().manual_seed(2)  # the objective's timesteps, drawn after the noise
@@ -130,7 +132,7 @@ def test_guidance_students_learn_the_conditional_output_where_the_teacher_does_n
     x = noise_scheduler.add_noise(z0, noise, t_drawn)
     target = guided_output(net, x, t_drawn, labels, nulls, guidance)
     conditional = guided_output(net, x, t_drawn, labels, nulls, None)
-    keep = guided[t_drawn, labels].view(-1, 1, 1, 1)  # labels 1: their own interval
+    keep = guided[t_drawn, labels].view(-1, 1, 1, 1)
     expected = torch.nn.functional.mse_loss(conditional, torch.where(keep, target, conditional))
     torch.testing.assert_close(loss, expected)
     assert 0 < guided[t_drawn, labels].sum() < 64, "both kinds of rows drawn"

@@ -470,6 +470,9 @@ def test_a_label_s_own_guidance_interval_applies_to_its_studies_alone(trained, t
     every, half = expected([0.0, 1.0], {}), expected([0.5, 1.0], {})
     own = expected([0.0, 1.0], {"normal": [0.5, 1.0]})
     assert not np.allclose(every[0], half[0], atol=1e-2), "the interval changes a study"
+    assert not np.allclose(every[1], half[1], atol=1e-2), (
+        "and the other label's: the test can tell them apart"
+    )
     np.testing.assert_allclose(own[0], half[0], rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(own[1], every[1], rtol=1e-4, atol=1e-3)
     assert sampler_settings(pipeline, 4, 2.0)["label_guidance_interval"] == {"normal": [0.5, 1.0]}

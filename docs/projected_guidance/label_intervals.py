@@ -10,9 +10,15 @@ import sys
 
 from synthscan.generator.storage import load_pipeline, read_card, save_model
 
-model, out, *pairs = sys.argv[1:]
-spans = {label: [float(v) for v in span.split(",")] for label, span in (p.split("=") for p in pairs)}
-pipeline = load_pipeline(model)
-pipeline.register_to_config(label_guidance_interval=spans)
-save_model(pipeline, out, card=read_card(pipeline.path))
-print(f"{out}: {', '.join(f'{k} guided over {a:g}-{b:g} of the steps' for k, (a, b) in spans.items())}")
+
+def main() -> None:
+    model, out, *pairs = sys.argv[1:]
+    spans = {label: [float(v) for v in span.split(",")] for label, span in (p.split("=") for p in pairs)}
+    pipeline = load_pipeline(model)
+    pipeline.register_to_config(label_guidance_interval=spans)
+    save_model(pipeline, out, card=read_card(pipeline.path))
+    print(f"{out}: {', '.join(f'{k} guided over {a:g}-{b:g} of the steps' for k, (a, b) in spans.items())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 from synthscan.generator.conditions import split_key
 from synthscan.generator.storage import load_pipeline
 
 
-def loader(starts: dict[str, float]):
+def loader(starts: dict[str, float]) -> Callable:
     """A ``load_pipeline`` whose pipelines start guidance for the labels of ``starts`` at their share."""
 
     def load(path, **kwargs):

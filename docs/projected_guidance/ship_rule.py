@@ -48,7 +48,7 @@ def set_measures(folder: str, real: tuple[np.ndarray, np.ndarray]) -> dict[str, 
     }
 
 
-def mean_over_sets(folders: list[str], real) -> dict[str, float]:
+def mean_over_sets(folders: list[str], real: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
     sets = [set_measures(f, real) for f in folders]
     return {
         k: (sum(s[k] for s in sets) if k.startswith("memorization") else np.mean([s[k] for s in sets]))
