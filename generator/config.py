@@ -193,11 +193,12 @@ class GeneratorConfig:
                 raise ConfigError(
                     f"{name}.norm_num_groups={groups} must divide every channel count {channels}"
                 )
-        unknown = sorted(set(self.sampling.label_guidance) - set(LABELS))
-        if unknown:
-            raise ConfigError(
-                f"sampling.label_guidance has unknown labels {unknown}; valid labels: {list(LABELS)}"
-            )
+        for name in ("label_guidance", "label_guidance_interval"):
+            unknown = sorted(set(getattr(self.sampling, name)) - set(LABELS))
+            if unknown:
+                raise ConfigError(
+                    f"sampling.{name} has unknown labels {unknown}; valid labels: {list(LABELS)}"
+                )
         unknown = sorted(set(self.sampling.burden_guidance) - set(METASTATIC_BURDENS))
         if unknown:
             raise ConfigError(
@@ -209,11 +210,6 @@ class GeneratorConfig:
             raise ConfigError(
                 f"sampling.grade_guidance has unknown Perugini grades {unknown}; "
                 f"valid grades: {list(AMYLOIDOSIS_GRADES)}"
-            )
-        unknown = sorted(set(self.sampling.label_guidance_interval) - set(LABELS))
-        if unknown:
-            raise ConfigError(
-                f"sampling.label_guidance_interval has unknown labels {unknown}; valid labels: {list(LABELS)}"
             )
         intervals = {"sampling.guidance_interval": self.sampling.guidance_interval}
         for label, span in self.sampling.label_guidance_interval.items():

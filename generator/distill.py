@@ -120,6 +120,11 @@ def teacher_guided_timesteps(teacher: SynthScanPipeline) -> torch.Tensor:
     return guided[(train[:, None] - grid[None]).abs().argmin(dim=1)]
 
 
+def condition_ids(labels: torch.Tensor) -> torch.Tensor:
+    """The condition id of each row: the labels themselves, or (factor models) their first column."""
+    return labels if labels.ndim == 1 else labels[:, 0]
+
+
 def guided_output(
     teacher: torch.nn.Module,
     x: torch.Tensor,
@@ -141,7 +146,7 @@ def guided_output(
     if guidance.ndim == 2:
         w = guidance.to(x.device)[labels[:, 0], labels[:, BURDEN_COLUMN]]
     else:
-        w = guidance.to(x.device)[labels if labels.ndim == 1 else labels[:, 0]]
+        w = guidance.to(x.device)[condition_ids(labels)]
     if guided is not None:
         w = torch.where(guided.to(x.device), w, torch.ones_like(w))
     w = w.view(-1, 1, 1, 1)
@@ -180,8 +185,7 @@ class GuidanceObjective:
         t = torch.randint(0, steps, (len(z0),), generator=generator).to(z0.device)
         x = self.noise_scheduler.add_noise(z0, noise, t)
         with torch.no_grad():
-            ids = labels if labels.ndim == 1 else labels[:, 0]
-            guided = None if self.guided is None else self.guided.to(t.device)[t, ids]
+            guided = None if self.guided is None else self.guided.to(t.device)[t, condition_ids(labels)]
             target = guided_output(self.teacher, x, t, labels, nulls, self.guidance, guided)
         return torch.nn.functional.mse_loss(student(x, t, class_labels=labels).sample, target)
 

@@ -204,9 +204,9 @@ def verify_model(folder: str | Path) -> Path:
 def _interval_text(interval: list[float] | None, by_label: dict[str, list[float]] | None = None) -> str:
     """`` (guided steps 20%-80%; normal 40%-100%)`` for a model guided on part of its solver steps (and
     labels with their own interval); empty when every step of every label is guided."""
-    parts = [] if not interval or tuple(interval) == GUIDED_EVERY_STEP else [interval]
-    parts = [f"guided steps {a:.0%}-{b:.0%}" for a, b in parts]
-    parts += [f"{label} {a:.0%}-{b:.0%}" for label, (a, b) in (by_label or {}).items()]
+    parts = [f"{label} {a:.0%}-{b:.0%}" for label, (a, b) in (by_label or {}).items()]
+    if interval and tuple(interval) != GUIDED_EVERY_STEP:
+        parts.insert(0, f"guided steps {interval[0]:.0%}-{interval[1]:.0%}")
     return f" ({'; '.join(parts)})" if parts else ""
 
 
