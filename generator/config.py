@@ -157,9 +157,6 @@ class SamplingConfig:
     label_guidance_interval: dict[str, tuple[Fraction, Fraction]] = field(default_factory=dict)
     # networks always see this many samples at once, so output is batch-size independent
     eval_chunk: PositiveInt = 8
-    # start sampling from the training latents' mean as the schedule's last timestep leaves it in every
-    # training input, not from pure noise (models.SignalLeak; docs/signal_leak)
-    signal_leak: bool = True
 
 
 @dataclass

@@ -61,7 +61,7 @@ from synthscan.runs import RunDir
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("vae", "unet", "scheduler", "condition_encoder", "signal_leak")
+COMPONENTS = ("vae", "unet", "scheduler", "condition_encoder")
 
 
 def consistency_scheduler(teacher: SynthScanPipeline, ddim_timesteps: int) -> LCMScheduler:
@@ -296,7 +296,6 @@ def student_pipeline(
             else type(teacher.scheduler).from_config(teacher.scheduler.config)  # the teacher's solver
         ),
         condition_encoder=encoder,
-        signal_leak=teacher.signal_leak,  # the same latent space, trained on the same leak
         **kept,
     )
     pipeline.set_progress_bar_config(disable=True)

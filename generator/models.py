@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import (
-    AutoencoderKL,
-    DDPMScheduler,
-    ModelMixin,
-    SchedulerMixin,
-    UNet2DModel,
-    UniPCMultistepScheduler,
-)
+from diffusers import AutoencoderKL, DDPMScheduler, ModelMixin, UNet2DModel, UniPCMultistepScheduler
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
 
@@ -42,43 +34,6 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
     def null_ids(self, batch: int, device: torch.device | None = None) -> torch.Tensor:
         """Every factor at its null class."""
         return torch.tensor([[n for _, n in self.config.tables]] * batch, device=device)
-
-
-class SignalLeak(ModelMixin, ConfigMixin):
-    """The training latents' mean, which sampling starts from as training left it (a signal leak).
-
-    A noise schedule that never reaches zero SNR (the shipped scaled-linear one: ᾱ = 0.0047 at its last
-    timestep) leaves ``sqrt(ᾱ)`` times the clean latent in every training input. Per element that is
-    invisible, but the mean body stands out of the noise at coarse scales (SNR about 1 over 16×16-element
-    blocks of the shipped latents), and the network learns to read it. Sampling from pure noise withholds
-    it, and the samples' large-scale levels (soft tissue against bone) drift. Starting from
-    ``scheduler.add_noise(mean, noise, first_timestep)`` restores the training marginal's mean (Everaert
-    et al., "Exploiting the Signal-Leak Bias in Diffusion Models", WACV 2024). The studies' variation
-    around the mean leaks about a hundred times more weakly and is left out (``docs/signal_leak/``). The
-    mean is an average over the training set, no study's own values.
-    """
-
-    @register_to_config
-    def __init__(self, latent_shape: list[int]):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(latent_shape))
-
-    @classmethod
-    def fit(cls, latents: np.ndarray, scaling_factor: float = 1.0) -> SignalLeak:
-        """From the latents (N, C, H, W) the UNet was trained on, before their ``scaling_factor``
-        (posterior means suffice: the posterior's noise has mean 0)."""
-        leak = cls([int(n) for n in latents.shape[1:]])
-        mean = np.asarray(latents).mean(axis=0, dtype=np.float64) * scaling_factor
-        leak.mean.copy_(torch.from_numpy(mean))
-        return leak.eval()
-
-    def initial_latents(
-        self, scheduler: SchedulerMixin, noise: torch.Tensor, timestep: torch.Tensor
-    ) -> torch.Tensor:
-        """``noise`` (B, C, H, W) made the training marginal at ``timestep``, the sampler's first: the
-        scheduler's own forward process applied to the mean."""
-        mean = self.mean.to(noise).expand_as(noise)
-        return scheduler.add_noise(mean, noise, timestep.reshape(1).expand(len(noise)))
 
 
 def build_autoencoder(config: AutoencoderConfig) -> AutoencoderKL:

@@ -4,9 +4,7 @@ Inference only, one way to run it (``__call__``), like every diffusers pipeline.
 ``vae`` (:class:`~diffusers.AutoencoderKL` on the count transform of
 :mod:`synthscan.generator.transform`), ``unet`` (:class:`~diffusers.UNet2DModel` with a class
 embedding), ``scheduler`` (a diffusers multistep ODE solver, UniPC; ``LCMScheduler`` for a consistency
-student, :mod:`synthscan.generator.distill`), optionally ``condition_encoder`` (factor conditions) and
-``signal_leak`` (the training latents' mean that sampling starts from,
-:class:`~synthscan.generator.models.SignalLeak`). Settings learned from the training data (condition
+student, :mod:`synthscan.generator.distill`). Settings learned from the training data (condition
 table, grade proportions, total-count distribution, matrix) and the sampler defaults (steps, guidance
 scale, optionally per label) live in ``model_index.json``, as does the acquisition window outside
 which a study holds no counts (models saved without one get
@@ -33,7 +31,7 @@ from diffusers.utils import BaseOutput
 from synthscan.generator.calibration import RateCalibration
 from synthscan.generator.conditions import FACTORS, UNKNOWN, resolve_condition, resolve_factor, split_key
 from synthscan.generator.config import GUIDED_EVERY_STEP
-from synthscan.generator.models import ConditionEncoder, SignalLeak, unfold_latents
+from synthscan.generator.models import ConditionEncoder, unfold_latents
 from synthscan.generator.transform import (
     AcquisitionWindow,
     ConditionLogNormal,
@@ -83,7 +81,7 @@ class SynthScanPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "unet->vae"
-    _optional_components: ClassVar[list[str]] = ["condition_encoder", "signal_leak"]
+    _optional_components: ClassVar[list[str]] = ["condition_encoder"]
     precision: str = "fp32"
 
     def __init__(
@@ -92,7 +90,6 @@ class SynthScanPipeline(DiffusionPipeline):
         unet: UNet2DModel,
         scheduler: SchedulerMixin,
         condition_encoder: ConditionEncoder | None = None,
-        signal_leak: SignalLeak | None = None,
         conditions: list[str] | None = None,
         grade_weights: dict[str, float] | None = None,
         total_counts: dict[str, dict[str, float]] | None = None,
@@ -118,13 +115,7 @@ class SynthScanPipeline(DiffusionPipeline):
         rate_calibration: dict | None = None,
     ):
         super().__init__()
-        self.register_modules(
-            vae=vae,
-            unet=unet,
-            scheduler=scheduler,
-            condition_encoder=condition_encoder,
-            signal_leak=signal_leak,
-        )
+        self.register_modules(vae=vae, unet=unet, scheduler=scheduler, condition_encoder=condition_encoder)
         self.register_to_config(
             conditions=list(conditions or LABELS),
             grade_weights=dict(grade_weights or {}),
@@ -370,10 +361,7 @@ class SynthScanPipeline(DiffusionPipeline):
         # a stochastic sampler (LCM's multistep sampling) draws each study's noise from its own generator
         stochastic = "generator" in inspect.signature(self.scheduler.step).parameters
         noise = {"generator": generators} if stochastic else {}
-        if self.signal_leak is not None:  # the training marginal at the first timestep, not pure noise
-            latents = self.signal_leak.initial_latents(self.scheduler, latents, self.scheduler.timesteps[0])
-        else:
-            latents = latents * self.scheduler.init_noise_sigma
+        latents = latents * self.scheduler.init_noise_sigma
         chunk = self.config.eval_chunk
         scales = [
             self.guidance_for(label, guidance_scale, f.get("burden"), split_key(key)[1])

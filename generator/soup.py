@@ -65,11 +65,6 @@ def _check_compatible(a: SynthScanPipeline, b: SynthScanPipeline) -> None:
     va, vb = a.vae.state_dict(), b.vae.state_dict()
     if not all(torch.equal(va[k], vb[k]) for k in va):
         raise ValueError(f"{where} have different autoencoder weights; average restarts of one base model")
-    la, lb = (getattr(p, "signal_leak", None) for p in (a, b))
-    if (la is None) != (lb is None) or (la is not None and not torch.equal(la.mean, lb.mean)):
-        raise ValueError(
-            f"{where} have different signal leaks (training latents' means); average restarts of one run"
-        )
 
 
 def _settings(component) -> dict:
@@ -99,8 +94,8 @@ def soup_card(pipelines: Sequence[SynthScanPipeline], cards: Sequence[tuple[str,
         "# Averaged synthscan generator (model soup)",
         "",
         f"The UNet and condition-encoder weights of {len(pipelines)} generators averaged (a model soup, "
-        "Wortsman et al. 2022); their autoencoder, noise scheduler, signal leak and sampler settings are "
-        "the same (checked) and kept.",
+        "Wortsman et al. 2022); their autoencoder, noise scheduler and sampler settings are the same "
+        "(checked) and kept.",
         "",
     ]
     for pipeline, (own, _) in zip(pipelines, cards, strict=True):

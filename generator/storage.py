@@ -240,11 +240,6 @@ def describe_model(model: str | Path | None = None) -> dict[str, str]:
         + ", ".join(f"{k} {v:g}" for k, v in guidance.items() if v is not None)
         + _interval_text(index.get("guidance_interval"), index.get("label_guidance_interval")),
         "decoder_calibration": _calibration_text(index.get("rate_calibration")),
-        "initial_latents": (
-            "noise around the training latents' mean as the schedule's last timestep leaves it (signal leak)"
-            if (index.get("signal_leak") or [None])[0]
-            else "pure noise"
-        ),
         "training_sources": ", ".join(index.get("training_sources") or ["not recorded"]),
         "privacy": statement["statement"] if statement else "no statement: audit samples before sharing them",
         "card": str(folder / "README.md") if (folder / "README.md").is_file() else "none",

@@ -65,7 +65,6 @@ from synthscan.generator.data import TrainingImages, random_crops, shared_images
 from synthscan.generator.models import (
     ConditionedUNet,
     ConditionEncoder,
-    SignalLeak,
     build_autoencoder,
     build_noise_scheduler,
     build_sampler,
@@ -581,11 +580,9 @@ def assemble_pipeline(
     dataset: Dataset,
     records: list[Record],
     calibration: RateCalibration | None = None,
-    signal_leak: SignalLeak | None = None,
 ) -> SynthScanPipeline:
     """The inference pipeline with what it learned from the training set stored in its config
-    (``calibration``: its decoder's, :func:`decoder_calibration`; ``signal_leak``: the mean of its
-    training latents, :class:`SignalLeak`)."""
+    (``calibration``: its decoder's, :func:`decoder_calibration`)."""
     amyloid = Counter(k for k in images.keys if split_key(k)[0] == "amyloidosis")
     grade_weights = {k: n / sum(amyloid.values()) for k, n in sorted(amyloid.items())}
     encoder = unet.encoder.eval() if isinstance(unet, ConditionedUNet) else None
@@ -595,7 +592,6 @@ def assemble_pipeline(
         unet=(unet.unet if encoder is not None else unet).eval(),
         scheduler=build_sampler(noise_scheduler),
         condition_encoder=encoder,
-        signal_leak=signal_leak,
         conditions=conditions,
         grade_weights=grade_weights,
         **count_distributions(images),
@@ -737,7 +733,6 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
         latents = latents or cached_latents(vae, images, out / "data", progress=False)
         calibration = decoder_calibration(vae, images, config)
         latents = fold_posterior(latents, config.unet.latent_patch)
-        leak = SignalLeak.fit(latents[0], vae.config.scaling_factor) if config.sampling.signal_leak else None
         torch.manual_seed(config.seed)
         tables = factor_tables([study_factors(r) for r in records])
         class_ids = np.array([conditions.index(k) for k in images.keys])
@@ -758,7 +753,7 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
 
         def on_sample(model: UNet2DModel | ConditionedUNet, step: int) -> None:
             pipeline = assemble_pipeline(
-                vae, model, noise_scheduler, images, conditions, config, dataset, records, calibration, leak
+                vae, model, noise_scheduler, images, conditions, config, dataset, records, calibration
             )
             _sample_grid(pipeline, out / "samples" / f"diffusion-{step:06d}.png")
             model.train()
@@ -779,7 +774,7 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
         )
         if main:
             pipeline = assemble_pipeline(
-                vae, unet, noise_scheduler, images, conditions, config, dataset, records, calibration, leak
+                vae, unet, noise_scheduler, images, conditions, config, dataset, records, calibration
             )
             if source is not None:  # its autoencoder saw what its model was trained on ("real": patients)
                 sources = {*pipeline.config.training_sources, *source.config.training_sources}
@@ -887,13 +882,12 @@ def finetune(
     holds other studies), so a training's restarts share its main stage's instead of writing one copy
     each.
 
-    The autoencoder is kept; the total-count distribution and, where the model has them, the decoder's
-    rate calibration (on ``calibration_studies`` of them, the model's edge columns) and the signal leak
-    (the mean of all their latents) are refitted on the site's studies (its count and background
-    levels, its mean body; ``synthscan calibrate`` adds a calibration to a model without one). Studies
-    whose condition the model does not know are left out (and logged). With ``sources=("simulated",)``
-    it continues a simulator-trained model's training on simulated studies, and the model still has
-    seen no patient.
+    The autoencoder is kept; the total-count distribution and, where the model has one, the decoder's
+    rate calibration (on ``calibration_studies`` of them, the model's edge columns) are refitted on the
+    site's studies (its count and background levels; ``synthscan calibrate`` adds a calibration to a
+    model without one). Studies whose condition the
+    model does not know are left out (and logged). With ``sources=("simulated",)`` it continues a
+    simulator-trained model's training on simulated studies, and the model still has seen no patient.
     """
     from synthscan.generator.storage import load_pipeline
 
@@ -968,8 +962,6 @@ def finetune(
             pipeline.register_modules(unet=trained)
         trained_on = sorted({*pipeline.config.training_sources, *sources})  # "real": it has now seen patients
         calibration = decoder_calibration(pipeline.vae, images, config)  # at the site's background
-        if pipeline.signal_leak is not None:  # the site's mean latent, as the fine-tune trained on
-            pipeline.register_modules(signal_leak=SignalLeak.fit(mean, pipeline.vae.config.scaling_factor))
         pipeline.register_to_config(
             **count_distributions(images),
             training_sources=trained_on,

@@ -27,7 +27,7 @@ from synthscan.generator.conditions import (
     split_key,
 )
 from synthscan.generator.config import DiffusionConfig, DistillConfig, GeneratorConfig
-from synthscan.generator.data import prepare_images, random_crops
+from synthscan.generator.data import random_crops
 from synthscan.generator.distill import distill
 from synthscan.generator.models import fold_latents, unfold_latents
 from synthscan.generator.sampling import (
@@ -482,44 +482,6 @@ def test_a_label_s_own_guidance_interval_applies_to_its_studies_alone(trained, t
         tiny_config(**{"sampling.label_guidance_interval": {"normal": [0.6, 0.6]}})
     with pytest.raises(ConfigError, match="unknown labels"):
         tiny_config(**{"sampling.label_guidance_interval": {"healthy": [0.4, 1.0]}})
-
-
-def test_training_fits_the_signal_leak_on_its_latents_and_sampling_starts_from_it(trained, tmp_path):
-    """The leak is the mean of the training latents the UNet saw; the first UNet input is the scheduler's
-    forward process at its first timestep applied to it: sqrt(ᾱ) of the mean plus sqrt(1 − ᾱ) of the
-    very noise a model without the leak starts from."""
-    pipeline = load_pipeline(trained)
-    data = Dataset.open(trained.parent.parent / "data")
-    images = prepare_images(
-        data, data.records, pipeline.config.bin_factor, tmp_path / "cache", progress=False
-    )
-    latents = train_module.fold_posterior(
-        train_module.encode_latents(pipeline.vae, images, progress=False), 1
-    )[0]
-    expected = latents.mean(axis=0) * pipeline.vae.config.scaling_factor
-    np.testing.assert_allclose(pipeline.signal_leak.mean.numpy(), expected, rtol=1e-4, atol=1e-5)
-    assert describe_model(trained)["initial_latents"].endswith("(signal leak)")
-
-    def first_input() -> torch.Tensor:
-        seen = []
-        hook = pipeline.unet.register_forward_hook(
-            lambda module, args, output: seen.append(args[0][0].clone())
-        )
-        pipeline(["normal"], generator=[torch.Generator().manual_seed(3)], num_inference_steps=4)
-        hook.remove()
-        return seen[0]
-
-    leak = pipeline.signal_leak
-    with_leak = first_input()
-    pipeline.register_modules(signal_leak=None)
-    pure = first_input()
-    abar = pipeline.scheduler.alphas_cumprod[int(pipeline.scheduler.timesteps[0])]
-    assert float(abar) < 0.01, "the first timestep is the schedule's last"
-    torch.testing.assert_close(with_leak, abar.sqrt() * leak.mean + (1 - abar).sqrt() * pure)
-    assert not torch.allclose(with_leak, pure, atol=1e-3), "the leak is visible in the test's model"
-    save_model(pipeline, tmp_path / "no-leak", card="# without its signal leak\n")
-    assert describe_model(tmp_path / "no-leak")["initial_latents"] == "pure noise"
-    assert load_pipeline(tmp_path / "no-leak").signal_leak is None, "a model without one loads as such"
 
 
 def test_sampling_resumes_without_duplicates_and_refuses_other_settings(trained, tmp_path):

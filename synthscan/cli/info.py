@@ -18,10 +18,9 @@ from synthscan.cli.options import GeneratorParam
 )
 @click.option("--card", is_flag=True, help="Also print the model card (README.md).")
 def info(model: str | None, card: bool) -> None:
-    """Show a generator's path, SHA-256, conditions, sampler defaults, decoder calibration, initial
-    latents, training data and privacy statement, and the names of the shipped models. `--model` takes
-    a name or a path (the `--synthetic` option of `classifier train` and `evaluate augmentation` takes a
-    path)."""
+    """Show a generator's path, SHA-256, conditions, sampler defaults, decoder calibration, training
+    data and privacy statement, and the names of the shipped models. `--model` takes a name or a path
+    (the `--synthetic` option of `classifier train` and `evaluate augmentation` takes a path)."""
     from synthscan.generator.storage import describe_model, shipped_models
 
     details = describe_model(model)
@@ -32,7 +31,6 @@ def info(model: str | None, card: bool) -> None:
         "matrix",
         "sampler",
         "decoder_calibration",
-        "initial_latents",
         "training_sources",
         "privacy",
         "card",
