@@ -16,6 +16,11 @@ Both rules are diffusers' own functions, applied per study to the model output a
   ``sqrt(alphas_cumprod)`` and ``sqrt(1 - alphas_cumprod)``), as the paper applies it, then turned back
   into v with the same a and s, so that ETA 1 is again the shipped rule.
 
+- ``fdg2 W`` / ``fdg3 W``: frequency-decoupled guidance (Sadat et al. 2025, "Guidance in the Frequency
+  Domain Enables High-Fidelity Sampling at Low CFG Scales"; diffusers' ``FrequencyDecoupledGuidance``):
+  a 2- or 3-level Laplacian pyramid (kornia's) of ``c`` and ``u``, every level but the coarsest guided
+  at ``g``, the coarsest at W, rebuilt by diffusers' ``build_image_from_pyramid`` (``docs/frequency_guidance/``).
+
 Steps outside the model's guidance interval and scale-1 studies stay unguided, as shipped.
 """
 
@@ -27,11 +32,13 @@ from pathlib import Path
 
 import torch
 from diffusers.guiders.adaptive_projected_guidance import normalized_guidance
+from diffusers.guiders.frequency_decoupled_guidance import build_image_from_pyramid
 from diffusers.guiders.guider_utils import rescale_noise_cfg
+from kornia.geometry.transform import build_laplacian_pyramid
 
 from synthscan.generator.storage import load_pipeline
 
-RULES = ("cfg-rescale", "apg", "apg-x0")
+RULES = ("cfg-rescale", "apg", "apg-x0", "fdg2", "fdg3")
 
 
 def combine(
@@ -54,6 +61,13 @@ def combine(
         return rescale_noise_cfg(unconditional + scale * (conditional - unconditional), conditional, param)
     if rule == "apg":
         return normalized_guidance(conditional, unconditional, scale, eta=param)
+    if rule in ("fdg2", "fdg3"):
+        levels = int(rule[-1])
+        c_levels = build_laplacian_pyramid(conditional, levels)
+        u_levels = build_laplacian_pyramid(unconditional, levels)
+        weights = [scale] * (levels - 1) + [torch.full_like(scale, param)]
+        guided = [u + w * (c - u) for c, u, w in zip(c_levels, u_levels, weights, strict=True)]
+        return build_image_from_pyramid(guided)
     raise ValueError(f"unknown rule {rule!r}; one of {', '.join(RULES)}")
 
 
