@@ -34,7 +34,6 @@ import torch
 from diffusers.guiders.adaptive_projected_guidance import normalized_guidance
 from diffusers.guiders.frequency_decoupled_guidance import build_image_from_pyramid
 from diffusers.guiders.guider_utils import rescale_noise_cfg
-from kornia.geometry.transform import build_laplacian_pyramid
 
 from synthscan.generator.storage import load_pipeline
 
@@ -62,6 +61,8 @@ def combine(
     if rule == "apg":
         return normalized_guidance(conditional, unconditional, scale, eta=param)
     if rule in ("fdg2", "fdg3"):
+        from kornia.geometry.transform import build_laplacian_pyramid  # pip install kornia: these rules only
+
         levels = int(rule[-1])
         c_levels = build_laplacian_pyramid(conditional, levels)
         u_levels = build_laplacian_pyramid(unconditional, levels)
