@@ -2,6 +2,9 @@
 
     python docs/signal_leak/add_leak.py DATASET OUT [--model M]
 
+Runs at commit 43dc86f, whose library had ``SignalLeak`` (reverted when the candidate failed its rule):
+``git checkout 43dc86f`` first.
+
 Encodes DATASET's studies of the model's training sources with the model's autoencoder (posterior
 means, on the UNet's grid), fits :class:`~synthscan.generator.models.SignalLeak` on them and saves the
 model with it at OUT; weights and settings unchanged. The model card gets a section saying so.
