@@ -1,12 +1,13 @@
 """The tracers' effect on normal samples at guidance 1 and at the model's own guidance, on enough studies.
 
-    python docs/tracer_effect/large_probe.py HELD_OUT [N]
+    python docs/tracer_effect/large_probe.py HELD_OUT [N] [MODEL]
 
 N normal studies per tracer (seeds 900000…, the same for every tracer and guidance; default 192) against
 every held-out normal study with a tracer: ``kept`` with its 95 % CI (``synthscan.evaluation.tracer``),
 and each tracer's shift ratio (``docs/projected_guidance/screen.py``: the mean over the four measures of
 the samples' median shift from MDP over the real one) with a 95 % bootstrap interval (2,000 resamples
-of every group). ``docs/tracer_effect/guidance_check.py`` and the screens drew 48 per tracer.
+of every group). MODEL: a generator folder [default: the shipped default].
+``docs/tracer_effect/guidance_check.py`` and the screens drew 48 per tracer.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def bootstrap_shift(real_x, real_t, x, t, tracer: str, rng: np.random.Generator)
 def main() -> None:
     held = Dataset.open(sys.argv[1])
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 192
-    pipe = load_pipeline(None)
+    pipe = load_pipeline(sys.argv[3] if len(sys.argv) > 3 else None)
     real = [r for r in held.records if r.tracer and r.label == "normal"]
     real_x = np.array([soft_tissue_measures(s.counts) for s in held.iter_studies(real)])
     real_t = np.array([r.tracer for r in real])
