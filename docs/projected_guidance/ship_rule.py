@@ -56,20 +56,24 @@ def mean_over_sets(folders: list[str], real: tuple[np.ndarray, np.ndarray]) -> d
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def main(doc: str = __doc__, extra_rows=None, extra_gains=None) -> None:
+    """Parse the command line, print the two-set means and the rule. ``extra_rows(folder, real)`` adds
+    measures per set (averaged over the two), ``extra_gains(s, c)`` gains before item 1's own."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("held_out")
     parser.add_argument("--shipped", nargs=2, required=True)
     parser.add_argument("--candidate", nargs=2, required=True)
     args = parser.parse_args()
     real = normal_measures(Dataset.open(args.held_out))
     s, c = mean_over_sets(args.shipped, real), mean_over_sets(args.candidate, real)
+    if extra_rows is not None:
+        for row, folders in ((s, args.shipped), (c, args.candidate)):
+            sets = [extra_rows(folder, real) for folder in folders]
+            row.update({key: float(np.mean([m[key] for m in sets])) for key in sets[0]})
     print("| two-set mean | shipped | candidate |\n|---|---|---|")
     for key in s:
         print(f"| {key} | {s[key]:.3f} | {c[key]:.3f} |")
-    print_rule(s, c, gains(s, c))
+    print_rule(s, c, [*(extra_gains(s, c) if extra_gains else []), *gains(s, c)])
 
 
 def gains(s: dict[str, float], c: dict[str, float]) -> list[tuple[str, bool]]:

@@ -5,6 +5,7 @@ x_T = sqrt(abar_T) * leak + sqrt(1 - abar_T) * noise. Leaks: none, global mean, 
 group mean + a residual drawn from low-frequency Gaussian."""
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,27 +15,16 @@ from synthscan.generator.storage import load_pipeline
 
 from synthscan.dataset import Dataset
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe import mdp_normals, show
+
 held = Dataset.open(sys.argv[1])
 pipe = load_pipeline(None)
 d = np.load(sys.argv[2])
 z = d["z"]
 sel = (d["key"] == "normal") & (d["tracer"] == "MDP")
 n = 48
-recs = [r for r in held.records if r.label == "normal" and r.tracer == "MDP"][:n]
-
-
-def show(name, vals):
-    v = np.array(vals)
-    sd = np.nanstd(v, axis=0)
-    med = np.nanmedian(v, axis=0)
-    print(
-        f"{name:30s} SD "
-        + " ".join(f"{x:.3f}" for x in sd)
-        + "  median "
-        + " ".join(f"{x:.3f}" for x in med),
-        flush=True,
-    )
-
+recs = mdp_normals(held, n)
 
 show("real MDP normals", [soft_tissue_measures(s.counts) for s in held.iter_studies(recs)])
 pipe.scheduler.set_timesteps(10)

@@ -7,13 +7,16 @@ N studies per tracer and scale (seeds 900000…, the same for every tracer and s
 """
 
 import sys
+from pathlib import Path
 
 import numpy as np
-import torch
 
 from synthscan.dataset import Dataset
 from synthscan.evaluation.tracer import soft_tissue_measures, tracer_effect, tracer_effect_text
 from synthscan.generator.storage import load_pipeline
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from large_probe import normal_samples
 
 held = Dataset.open(sys.argv[1])
 pipeline = load_pipeline(sys.argv[2] if len(sys.argv) > 2 else None)
@@ -23,24 +26,14 @@ real = [r for r in held.records if r.tracer and r.label == "normal"]
 real_x = np.array([soft_tissue_measures(s.counts) for s in held.iter_studies(real)])
 tracers = sorted({r.tracer for r in real})
 for scale in scales:
-    values, asked = [], []
-    for tracer in tracers:
-        for start in range(0, n, 16):
-            seeds = range(900000 + start, 900000 + min(start + 16, n))
-            out = pipeline(
-                ["normal"] * len(seeds),
-                generator=[torch.Generator().manual_seed(s) for s in seeds],
-                guidance_scale=scale,
-                tracers=[tracer] * len(seeds),
-            )
-            values += [soft_tissue_measures(c) for c in out.counts]
-            asked += [tracer] * len(seeds)
+    values, asked = normal_samples(pipeline, tracers, n, scale)
+    asked = list(asked)
     effect = tracer_effect(
         real_x,
         [r.tracer for r in real],
         [r.patient_id for r in real],
         ["normal"] * len(real),
-        np.array(values),
+        values,
         asked,
         ["normal"] * len(asked),
     )

@@ -28,6 +28,24 @@ from synthscan.generator.storage import load_pipeline
 TRACERS = ("MDP", "HDP", "DPD")
 
 
+def normal_samples(pipe, tracers, n: int, scale: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """The four log ratios of ``n`` normal samples per tracer (seeds 900000…, the same for every tracer)
+    at guidance ``scale`` (None: the model's own), and each sample's tracer."""
+    values, asked = [], []
+    for tracer in tracers:
+        for start in range(0, n, 16):
+            seeds = range(900000 + start, 900000 + min(start + 16, n))
+            out = pipe(
+                ["normal"] * len(seeds),
+                generator=[torch.Generator().manual_seed(s) for s in seeds],
+                guidance_scale=scale,
+                tracers=[tracer] * len(seeds),
+            )
+            values += [soft_tissue_measures(c) for c in out.counts]
+            asked += [tracer] * len(seeds)
+    return np.array(values), np.array(asked)
+
+
 def bootstrap_shift(real_x, real_t, x, t, tracer: str, rng: np.random.Generator) -> tuple[float, float]:
     """95 % interval of :func:`shift_ratio`, every tracer's group resampled on both sides."""
 
@@ -55,19 +73,7 @@ def main() -> None:
     )
     print("| guidance | tracer | kept [95 % CI] | shift ratio [95 % bootstrap] |\n|---|---|---|---|")
     for scale in (1.0, None):
-        values, asked = [], []
-        for tracer in TRACERS:
-            for start in range(0, n, 16):
-                seeds = range(900000 + start, 900000 + min(start + 16, n))
-                out = pipe(
-                    ["normal"] * len(seeds),
-                    generator=[torch.Generator().manual_seed(s) for s in seeds],
-                    guidance_scale=scale,
-                    tracers=[tracer] * len(seeds),
-                )
-                values += [soft_tissue_measures(c) for c in out.counts]
-                asked += [tracer] * len(seeds)
-        x, t = np.array(values), np.array(asked)
+        x, t = normal_samples(pipe, TRACERS, n, scale)
         effect = tracer_effect(
             real_x,
             list(real_t),
