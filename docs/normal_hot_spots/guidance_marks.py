@@ -1,0 +1,76 @@
+"""Lesion-detector marks and the reference classifier's reading of normal samples by guidance scale.
+
+    python docs/normal_hot_spots/guidance_marks.py OUT DETECTOR CLASSIFIER [SCALES ...] [--model M] [--steps N]
+        [--ddim] [--no-calibration]
+
+60 normal samples (seeds 5000000…, the normals of ``docs/projected_guidance/screen.py``) per scale
+[default: 1 and the model's own], written to OUT/g<scale>; prints marks per study and the share the
+classifier reads as normal. Beside ``where_spots_arise.py``: is the samples' excess of marks over its
+SDEdit rows the guidance's, or the pipeline's?
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from diffusers import DDIMScheduler
+
+from synthscan.classifier.features import FeatureExtractor
+from synthscan.evaluation.fidelity import per_condition_fidelity
+from synthscan.evaluation.lesions import LesionDetector, count_lesions
+from synthscan.evaluation.privacy import feature_batches
+from synthscan.generator.sampling import sample_to_dataset
+from synthscan.generator.storage import load_pipeline
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from generator_quality import condition_fidelity
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("out", type=Path)
+    parser.add_argument("detector")
+    parser.add_argument("classifier")
+    parser.add_argument("scales", nargs="*", type=float)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--ddim", action="store_true", help="sample with diffusers' DDIMScheduler instead")
+    parser.add_argument("--no-calibration", action="store_true", help="decode without the rate calibration")
+    args = parser.parse_args()
+    pipe = load_pipeline(args.model)
+    if args.ddim:
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    if args.no_calibration:
+        pipe.register_to_config(rate_calibration=None)
+    detector, extractor = LesionDetector.load(args.detector), FeatureExtractor(args.classifier)
+    for scale in args.scales or [1.0, pipe.guidance_for("normal")]:
+        dataset = sample_to_dataset(
+            pipe,
+            args.out / f"g{scale:g}",
+            condition="normal",
+            n=60,
+            seed=5000000,
+            guidance=scale,
+            steps=args.steps,
+            progress=False,
+        )
+        records = dataset.records
+        marks = [found["detected"] for found in count_lesions(detector, dataset, records)]
+        probabilities = feature_batches(dataset, records, extractor.probabilities)
+        reading = condition_fidelity(
+            per_condition_fidelity(probabilities, ["normal"] * len(records), [None] * len(records)), {}
+        )
+        print(
+            f"guidance {scale:g}: {np.mean(marks):.2f} marks per study, read as normal by "
+            f"{Path(args.classifier).name} {reading['per_condition']['normal']['share']:.2f} (n={len(records)})",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
