@@ -1,11 +1,11 @@
 """Lesion-detector marks and the reference classifier's reading of normal samples by guidance scale.
 
     python docs/normal_hot_spots/guidance_marks.py OUT DETECTOR CLASSIFIER [SCALES ...] [--model M] [--steps N]
-        [--ddim] [--no-calibration]
+        [--ddim] [--no-calibration] [--stop-at T]
 
-60 normal samples (seeds 5000000…, the normals of ``docs/projected_guidance/screen.py``) per scale
-[default: 1 and the model's own], written to OUT/g<scale>; prints marks per study and the share the
-classifier reads as normal. Beside ``where_spots_arise.py``: is the samples' excess of marks over its
+60 normal samples (seeds 5000000…, the normals of ``docs/projected_guidance/screen.py``; with
+``--condition metastasis`` its metastases, seeds 5100000…) per scale [default: 1 and the model's own],
+written to OUT/g<scale>; prints marks per study and the share the classifier reads as asked. Beside ``where_spots_arise.py``: is the samples' excess of marks over its
 SDEdit rows the guidance's, or the pipeline's?
 """
 
@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from diffusers import DDIMScheduler
 
 from synthscan.classifier.features import FeatureExtractor
@@ -29,6 +30,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from generator_quality import condition_fidelity
 
 
+def stop_at(pipe, timestep: int) -> None:
+    """Make ``pipe`` decode, for every study, the denoised estimate ``sqrt(ᾱ) x − sqrt(1 − ᾱ) v`` of the
+    first solver step at a timestep <= ``timestep`` instead of the solver's final latents (same noise,
+    same schedule, same guidance: only the last steps' result is dropped)."""
+    guided, decode = pipe._guided_output, pipe.decode_latents
+    estimates: list[torch.Tensor] = []
+    state = {"taken": None, "decoded": 0}
+
+    def keep(x, t, labels, nulls, *w):
+        v = guided(x, t, labels, nulls, *w)
+        if int(t) <= timestep and state["taken"] in (None, int(t)):
+            state["taken"] = int(t)
+            abar = pipe.scheduler.alphas_cumprod[int(t)].to(v)
+            estimates.append(abar.sqrt() * x - (1 - abar).sqrt() * v)
+        return v
+
+    def decode_estimate(latents):
+        chunk = estimates[state["decoded"]][: len(latents)]
+        state["decoded"] += 1
+        if state["decoded"] == len(estimates):  # the next batch starts afresh
+            estimates.clear()
+            state.update(taken=None, decoded=0)
+        return decode(chunk)
+
+    pipe._guided_output, pipe.decode_latents = keep, decode_estimate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -38,23 +66,33 @@ def main() -> None:
     parser.add_argument("classifier")
     parser.add_argument("scales", nargs="*", type=float)
     parser.add_argument("--model", default=None)
+    parser.add_argument("--condition", default="normal", choices=["normal", "metastasis"])
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--ddim", action="store_true", help="sample with diffusers' DDIMScheduler instead")
     parser.add_argument("--no-calibration", action="store_true", help="decode without the rate calibration")
+    parser.add_argument(
+        "--stop-at",
+        type=int,
+        default=None,
+        help="end on the denoised estimate of the first step at timestep <= T (the later steps still run, "
+        "their result is replaced)",
+    )
     args = parser.parse_args()
     pipe = load_pipeline(args.model)
     if args.ddim:
         pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     if args.no_calibration:
         pipe.register_to_config(rate_calibration=None)
+    if args.stop_at is not None:
+        stop_at(pipe, args.stop_at)
     detector, extractor = LesionDetector.load(args.detector), FeatureExtractor(args.classifier)
-    for scale in args.scales or [1.0, pipe.guidance_for("normal")]:
+    for scale in args.scales or [1.0, pipe.guidance_for(args.condition)]:
         dataset = sample_to_dataset(
             pipe,
             args.out / f"g{scale:g}",
-            condition="normal",
+            condition=args.condition,
             n=60,
-            seed=5000000,
+            seed=5000000 if args.condition == "normal" else 5100000,
             guidance=scale,
             steps=args.steps,
             progress=False,
@@ -63,11 +101,12 @@ def main() -> None:
         marks = [found["detected"] for found in count_lesions(detector, dataset, records)]
         probabilities = feature_batches(dataset, records, extractor.probabilities)
         reading = condition_fidelity(
-            per_condition_fidelity(probabilities, ["normal"] * len(records), [None] * len(records)), {}
+            per_condition_fidelity(probabilities, [args.condition] * len(records), [None] * len(records)), {}
         )
         print(
-            f"guidance {scale:g}: {np.mean(marks):.2f} marks per study, read as normal by "
-            f"{Path(args.classifier).name} {reading['per_condition']['normal']['share']:.2f} (n={len(records)})",
+            f"{args.condition}, guidance {scale:g}: {np.mean(marks):.2f} marks per study, read as "
+            f"{args.condition} by {Path(args.classifier).name} "
+            f"{reading['per_condition'][args.condition]['share']:.2f} (n={len(records)})",
             flush=True,
         )
 

@@ -61,13 +61,16 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="generator folder or shipped name [default: default]")
     parser.add_argument("--t", type=int, nargs="+", default=[50, 100, 200, 300, 500, 700, 850, 999])
     parser.add_argument(
-        "--pure-noise", action="store_true", help="also from t = 999 without the study in it (a sample)"
+        "--pure-noise",
+        action="store_true",
+        help="also from t = 999 without the study in it (a sample; the t = 999 row's noise)",
     )
     parser.add_argument(
         "--as-sampled",
         action="store_true",
-        help="finish the latents as the pipeline does (calibration, drawn window margins, the study's own "
-        "total and view ratio) instead of in the study's own window",
+        help="finish the denoised latents as the pipeline does (calibration, drawn window margins, the "
+        "study's own total and view ratio) instead of in the study's own window (the held-out and t = 0 "
+        "rows stay as they are)",
     )
     args = parser.parse_args()
     torch.set_grad_enabled(False)
