@@ -18,6 +18,7 @@ import argparse
 import itertools
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -54,6 +55,37 @@ def denoise(
     return x
 
 
+class Probe(NamedTuple):
+    """What an SDEdit probe of a pipeline needs: the held-out normals' counts and conditions, the
+    conditioned network, the autoencoder, the latent scaling, the studies' latents and the schedule."""
+
+    counts: list[np.ndarray]
+    ids: torch.Tensor
+    network: torch.nn.Module
+    ae: Autoencoder
+    scaling: float
+    z0: torch.Tensor
+    alphas: torch.Tensor
+
+
+def probe_setup(pipeline, dataset: Dataset, n: int = 40) -> Probe:
+    """The first ``n`` normal studies of ``dataset`` encoded (posterior means) for ``pipeline``'s probe."""
+    if (
+        pipeline.config.get("latent_patch", 1) != 1
+        or pipeline.scheduler.config.prediction_type != "v_prediction"
+    ):
+        raise SystemExit("the probe handles unfolded latents and v-prediction models only")
+    records = [r for r in dataset.records if r.label == "normal"][:n]
+    counts = [dataset.read(r).counts for r in records]
+    ids, _, network = pretrained_conditioning(pipeline, records)
+    network.eval()
+    ae = Autoencoder(pipeline.vae, pipeline.config.bin_factor)
+    x, _ = to_model(np.stack(counts), ae.bin_factor)
+    z0 = torch.cat([pipeline.vae.encode(x[i : i + 8]).latent_dist.mean for i in range(0, len(x), 8)])
+    scaling = pipeline.vae.config.scaling_factor
+    return Probe(counts, torch.from_numpy(ids), network, ae, scaling, z0, pipeline.scheduler.alphas_cumprod)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("held_out")
@@ -62,22 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     pipeline = load_pipeline(args.model)
-    if (
-        pipeline.config.get("latent_patch", 1) != 1
-        or pipeline.scheduler.config.prediction_type != "v_prediction"
-    ):
-        raise SystemExit("the probe handles unfolded latents and v-prediction models only")
-    dataset = Dataset.open(args.held_out)
-    records = [r for r in dataset.records if r.label == "normal"][:40]
-    counts = [dataset.read(r).counts for r in records]
-    ids, _, network = pretrained_conditioning(pipeline, records)
-    ids = torch.from_numpy(ids)
-    network.eval()
-    ae = Autoencoder(pipeline.vae, pipeline.config.bin_factor)
-    scaling = pipeline.vae.config.scaling_factor
-    x, _ = to_model(np.stack(counts), ae.bin_factor)
-    z0 = torch.cat([pipeline.vae.encode(x[i : i + 8]).latent_dist.mean for i in range(0, len(x), 8)])
-    alphas = pipeline.scheduler.alphas_cumprod
+    counts, ids, network, ae, scaling, z0, alphas = probe_setup(pipeline, Dataset.open(args.held_out))
     rng = np.random.default_rng(0)
     reconstructed = [reconstructed_counts(ae, c, rng) for c in counts]
     print(f"t 0 (autoencoder only): rib-band share {rib_share(mean_spectrum(reconstructed)):.3f}")

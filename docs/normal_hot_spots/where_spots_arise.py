@@ -24,14 +24,12 @@ import torch
 from synthscan.dataset import Dataset
 from synthscan.evaluation.lesions import LesionDetector, score_studies
 from synthscan.generator.storage import load_pipeline
-from synthscan.generator.train import pretrained_conditioning
-from synthscan.generator.transform import AcquisitionWindow, expected_counts, poisson_counts, to_model
+from synthscan.generator.transform import AcquisitionWindow, expected_counts, poisson_counts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from autoencoder_detectability import reconstructed_counts
-from generator_fine_structure import Autoencoder
-from where_ribs_go import denoise
+from where_ribs_go import denoise, probe_setup
 
 
 def marks(detector: LesionDetector, studies: list[np.ndarray], spacing: float) -> np.ndarray:
@@ -75,24 +73,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     pipeline = load_pipeline(args.model)
-    if (
-        pipeline.config.get("latent_patch", 1) != 1
-        or pipeline.scheduler.config.prediction_type != "v_prediction"
-    ):
-        raise SystemExit("the probe handles unfolded latents and v-prediction models only")
     detector = LesionDetector.load(args.detector)
     dataset = Dataset.open(args.held_out)
     spacing = dataset.info.pixel_spacing_mm
-    records = [r for r in dataset.records if r.label == "normal"][:40]
-    counts = [dataset.read(r).counts for r in records]
-    ids, _, network = pretrained_conditioning(pipeline, records)
-    ids = torch.from_numpy(ids)
-    network.eval()
-    ae = Autoencoder(pipeline.vae, pipeline.config.bin_factor)
-    scaling = pipeline.vae.config.scaling_factor
-    x, _ = to_model(np.stack(counts), ae.bin_factor)
-    z0 = torch.cat([pipeline.vae.encode(x[i : i + 8]).latent_dist.mean for i in range(0, len(x), 8)])
-    alphas = pipeline.scheduler.alphas_cumprod
+    counts, ids, network, ae, scaling, z0, alphas = probe_setup(pipeline, dataset)
     own = marks(detector, counts, spacing)
     rng = np.random.default_rng(0)
     base = marks(detector, [reconstructed_counts(ae, c, rng) for c in counts], spacing)
