@@ -155,6 +155,10 @@ class SamplingConfig:
     # per-label interval overriding guidance_interval: a label whose early steps should be left to the
     # conditional model (e.g. {normal: [0.4, 1.0]}: the tracer's soft tissue is set there)
     label_guidance_interval: dict[str, tuple[Fraction, Fraction]] = field(default_factory=dict)
+    # per label: its studies end on the network's denoised estimate of the first solver step at or below
+    # this noise level (sigma) instead of the solver's final latent, skipping what the last, least noisy
+    # steps draw (e.g. {normal: 0.25}: the normals' false hot spots, docs/normal_hot_spots)
+    label_final_sigma: dict[str, PositiveFloat] = field(default_factory=dict)
     # networks always see this many samples at once, so output is batch-size independent
     eval_chunk: PositiveInt = 8
 
@@ -193,7 +197,7 @@ class GeneratorConfig:
                 raise ConfigError(
                     f"{name}.norm_num_groups={groups} must divide every channel count {channels}"
                 )
-        for name in ("label_guidance", "label_guidance_interval"):
+        for name in ("label_guidance", "label_guidance_interval", "label_final_sigma"):
             unknown = sorted(set(getattr(self.sampling, name)) - set(LABELS))
             if unknown:
                 raise ConfigError(

@@ -111,6 +111,7 @@ class SynthScanPipeline(DiffusionPipeline):
         guidance_distilled: bool = False,
         guidance_interval: list[float] | None = None,
         label_guidance_interval: dict[str, list[float]] | None = None,
+        label_final_sigma: dict[str, float] | None = None,
         latent_patch: int = 1,
         rate_calibration: dict | None = None,
     ):
@@ -140,6 +141,7 @@ class SynthScanPipeline(DiffusionPipeline):
             label_guidance_interval={
                 str(k): [float(v) for v in span] for k, span in (label_guidance_interval or {}).items()
             },
+            label_final_sigma={str(k): float(v) for k, v in (label_final_sigma or {}).items()},
             latent_patch=int(latent_patch),
             rate_calibration=rate_calibration,
         )
@@ -239,6 +241,14 @@ class SynthScanPipeline(DiffusionPipeline):
         by_label = self.config.get("label_guidance_interval") or {}  # {} for models saved before it
         start, stop = by_label.get(label, self.config.guidance_interval)  # [0, 1] for models before it
         return int(start * steps) <= index < int(stop * steps)
+
+    def denoised_estimate(self, x: torch.Tensor, output: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The network's estimate of the clean latent from ``x`` at timestep ``t`` and its ``output``
+        (v or epsilon, the scheduler's prediction type), the variance-preserving way."""
+        abar = self.scheduler.alphas_cumprod[int(t)].to(x)
+        if self.scheduler.config.prediction_type == "v_prediction":
+            return abar.sqrt() * x - (1 - abar).sqrt() * output
+        return (x - (1 - abar).sqrt() * output) / abar.sqrt()
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -374,6 +384,11 @@ class SynthScanPipeline(DiffusionPipeline):
         half = PRECISIONS[self.precision]
         autocast = torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None)
         timesteps = self.scheduler.timesteps
+        # studies of a label with a final sigma end on the denoised estimate of the first step at or below it
+        final_sigma = self.config.get("label_final_sigma") or {}  # {} for models saved before it
+        stop_sigma = torch.tensor([final_sigma.get(label, 0.0) for label in conditions], device=device)
+        ended = torch.zeros(batch, dtype=torch.bool, device=device)
+        estimate = torch.zeros_like(latents)
         for i, t in enumerate(self.progress_bar(timesteps)):
             model_input = self.scheduler.scale_model_input(latents, t)
             output = torch.empty_like(model_input)
@@ -397,7 +412,13 @@ class SynthScanPipeline(DiffusionPipeline):
                             inputs,
                             chunk,
                         ).to(output.dtype)
+            if final_sigma:
+                abar = self.scheduler.alphas_cumprod[int(t)]
+                ending = ~ended & (stop_sigma >= float(((1 - abar) / abar).sqrt()))
+                estimate[ending] = self.denoised_estimate(model_input[ending], output[ending], t)
+                ended |= ending
             latents = self.scheduler.step(output, t, latents, **noise).prev_sample
+        latents = torch.where(ended[:, None, None, None], estimate, latents)
 
         with autocast:
             decoded = run_chunked(self.decode_latents, (latents,), chunk).float()

@@ -73,6 +73,9 @@ def sampler_settings(pipeline, steps: int | None, guidance: float | None) -> dic
     by_label = pipeline.config.get("label_guidance_interval") or {}
     if by_label:  # models without per-label intervals: the settings as before
         settings["label_guidance_interval"] = {k: list(v) for k, v in by_label.items()}
+    final_sigma = pipeline.config.get("label_final_sigma") or {}
+    if final_sigma:  # models without it: the settings as before
+        settings["label_final_sigma"] = dict(final_sigma)
     if getattr(pipeline, "precision", "fp32") != "fp32":  # fp32 datasets keep the settings they had
         settings["precision"] = pipeline.precision
     return settings

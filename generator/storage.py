@@ -238,7 +238,11 @@ def describe_model(model: str | Path | None = None) -> dict[str, str]:
         "sampler": f"{scheduler}, {index.get('default_steps')} steps, guidance "
         + ("built in: " if index.get("guidance_distilled") else "")
         + ", ".join(f"{k} {v:g}" for k, v in guidance.items() if v is not None)
-        + _interval_text(index.get("guidance_interval"), index.get("label_guidance_interval")),
+        + _interval_text(index.get("guidance_interval"), index.get("label_guidance_interval"))
+        + "".join(
+            f"; {label} ends on the denoised estimate at sigma <= {sigma:g}"
+            for label, sigma in (index.get("label_final_sigma") or {}).items()
+        ),
         "decoder_calibration": _calibration_text(index.get("rate_calibration")),
         "training_sources": ", ".join(index.get("training_sources") or ["not recorded"]),
         "privacy": statement["statement"] if statement else "no statement: audit samples before sharing them",

@@ -605,6 +605,7 @@ def assemble_pipeline(
         grade_guidance=config.sampling.grade_guidance,
         guidance_interval=config.sampling.guidance_interval,
         label_guidance_interval=config.sampling.label_guidance_interval,
+        label_final_sigma=config.sampling.label_final_sigma,
         latent_patch=config.unet.latent_patch,
         eval_chunk=config.sampling.eval_chunk,
         tracer=Counter(r.tracer for r in records).most_common(1)[0][0],

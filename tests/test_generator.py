@@ -484,6 +484,58 @@ def test_a_label_s_own_guidance_interval_applies_to_its_studies_alone(trained, t
         tiny_config(**{"sampling.label_guidance_interval": {"healthy": [0.4, 1.0]}})
 
 
+def test_a_label_s_final_sigma_ends_its_studies_on_the_denoised_estimate(trained, tmp_path):
+    """A normal study ends on the network's denoised estimate of the first step at or below its sigma:
+    the latent decoded is that step's ``sqrt(ᾱ) x − sqrt(1 − ᾱ) v`` (v-prediction; epsilon alike), while
+    a metastasis of the same batch is the study it is without the setting."""
+    pipeline = load_pipeline(trained)
+
+    def sample():
+        generators = [torch.Generator().manual_seed(i) for i in range(2)]
+        return pipeline(
+            ["normal", "metastasis"],
+            generator=generators,
+            num_inference_steps=4,
+            guidance_scale=1.0,
+            return_expected=True,
+        )
+
+    plain = sample().expected
+    pipeline.scheduler.set_timesteps(4)
+    abar = [float(pipeline.scheduler.alphas_cumprod[int(t)]) for t in pipeline.scheduler.timesteps]
+    sigmas = [((1 - a) / a) ** 0.5 for a in abar]
+    pipeline.register_to_config(label_final_sigma={"normal": (sigmas[1] + sigmas[2]) / 2})  # step 2 ends
+    seen, decoded = [], []
+    hook = pipeline.unet.register_forward_hook(
+        lambda module, args, output: seen.append((args[0][:2].clone(), output.sample[:2].clone()))
+    )
+    decode = pipeline.decode_latents
+    pipeline.decode_latents = lambda latents: (decoded.append(latents[:2].clone()), decode(latents))[1]
+    ended = sample().expected
+    hook.remove()
+    pipeline.decode_latents = decode
+    x, output = seen[2]
+    a = torch.tensor(abar[2])
+    if pipeline.scheduler.config.prediction_type == "v_prediction":
+        estimate = a.sqrt() * x[0] - (1 - a).sqrt() * output[0]
+    else:
+        estimate = (x[0] - (1 - a).sqrt() * output[0]) / a.sqrt()
+    torch.testing.assert_close(decoded[0][0], estimate)
+    np.testing.assert_allclose(ended[1], plain[1], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(ended[0], plain[0], atol=1e-2), "the normal study ends earlier"
+    settings = sampler_settings(pipeline, 4, 1.0)
+    assert settings["label_final_sigma"] == {"normal": (sigmas[1] + sigmas[2]) / 2}
+    save_model(pipeline, tmp_path / "final-sigma", card="# normals end early\n")
+    assert (
+        "normal ends on the denoised estimate at sigma <="
+        in describe_model(tmp_path / "final-sigma")["sampler"]
+    )
+    with pytest.raises(ConfigError, match="unknown labels"):
+        tiny_config(**{"sampling.label_final_sigma": {"healthy": 0.25}})
+    with pytest.raises(ConfigError, match="label_final_sigma"):
+        tiny_config(**{"sampling.label_final_sigma": {"normal": -1}})
+
+
 def test_sampling_resumes_without_duplicates_and_refuses_other_settings(trained, tmp_path):
     pipeline = load_pipeline(trained)
     out = tmp_path / "s"
