@@ -45,7 +45,7 @@ from synthscan.generator.conditions import FACTORS, split_key
 from synthscan.generator.config import GUIDED_EVERY_STEP, DistillConfig
 from synthscan.generator.data import shared_images, training_records
 from synthscan.generator.models import ConditionedUNet
-from synthscan.generator.pipeline import SynthScanPipeline
+from synthscan.generator.pipeline import SynthScanPipeline, clean_and_noise
 from synthscan.generator.storage import load_pipeline, save_model
 from synthscan.generator.train import (
     _sample_grid,
@@ -207,18 +207,15 @@ class ConsistencyObjective:
         self.scheduler = scheduler
         self.guidance = guidance  # teacher_guidance(): per condition (and burden) id; None: built in
         self.huber_c = huber_c
-        alphas = scheduler.alphas_cumprod
-        self.alpha, self.sigma = alphas.sqrt(), (1 - alphas).sqrt()
+        self.alphas_cumprod = scheduler.alphas_cumprod
         steps = scheduler.config.num_train_timesteps
         self.skip = steps // scheduler.config.original_inference_steps
         self.grid = torch.arange(1, scheduler.config.original_inference_steps + 1) * self.skip - 1
 
     def _x0_and_noise(self, output: torch.Tensor, x: torch.Tensor, t: torch.Tensor):
         """The network output at ``t`` as (clean latent, noise) estimates."""
-        a, s = (v.to(x.device)[t].view(-1, 1, 1, 1) for v in (self.alpha, self.sigma))
-        if self.scheduler.config.prediction_type == "v_prediction":
-            return a * x - s * output, s * x + a * output
-        return (x - s * output) / a, output
+        alpha_bar = self.alphas_cumprod.to(x.device)[t].view(-1, 1, 1, 1)
+        return clean_and_noise(output, x, alpha_bar, self.scheduler.config.prediction_type)
 
     def consistency(self, network: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor):
         """f(x, t) = c_skip(t) x + c_out(t) x0(x, t): exactly x at t = 0 (the boundary condition)."""
@@ -238,8 +235,8 @@ class ConsistencyObjective:
         """One DDIM step of the guided teacher, ``start`` → ``end``."""
         output = guided_output(self.teacher, x, start, labels, nulls, self.guidance)
         x0, eps = self._x0_and_noise(output, x, start)
-        a, s = (v.to(x.device)[end].view(-1, 1, 1, 1) for v in (self.alpha, self.sigma))
-        return a * x0 + s * eps
+        alpha_bar = self.alphas_cumprod.to(x.device)[end].view(-1, 1, 1, 1)
+        return alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * eps
 
     def __call__(
         self,

@@ -68,6 +68,17 @@ def run_chunked(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor],
     return torch.cat(outputs)
 
 
+def clean_and_noise(
+    output: torch.Tensor, x: torch.Tensor, alpha_bar: torch.Tensor, prediction_type: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A network ``output`` (``v_prediction`` or epsilon) at the noisy latent ``x`` as its estimates of
+    the clean latent and of the noise; ``alpha_bar``: the timestep's cumulative alpha (broadcastable)."""
+    a, s = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+    if prediction_type == "v_prediction":
+        return a * x - s * output, s * x + a * output
+    return (x - s * output) / a, output
+
+
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 """Arithmetic of the UNet and decoder: fp32, or autocast to a 16-bit type (weights stay fp32)."""
 
@@ -242,14 +253,6 @@ class SynthScanPipeline(DiffusionPipeline):
         start, stop = by_label.get(label, self.config.guidance_interval)  # [0, 1] for models before it
         return int(start * steps) <= index < int(stop * steps)
 
-    def denoised_estimate(self, x: torch.Tensor, output: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The network's estimate of the clean latent from ``x`` at timestep ``t`` and its ``output``
-        (v or epsilon, the scheduler's prediction type), the variance-preserving way."""
-        abar = self.scheduler.alphas_cumprod[int(t)].to(x)
-        if self.scheduler.config.prediction_type == "v_prediction":
-            return abar.sqrt() * x - (1 - abar).sqrt() * output
-        return (x - (1 - abar).sqrt() * output) / abar.sqrt()
-
     @property
     def latent_shape(self) -> tuple[int, int, int]:
         """Shape of one study's latent as the UNet sees it (the autoencoder's, folded by ``latent_patch``)."""
@@ -415,7 +418,10 @@ class SynthScanPipeline(DiffusionPipeline):
             if final_sigma:
                 abar = self.scheduler.alphas_cumprod[int(t)]
                 ending = ~ended & (stop_sigma >= float(((1 - abar) / abar).sqrt()))
-                estimate[ending] = self.denoised_estimate(model_input[ending], output[ending], t)
+                kind = self.scheduler.config.prediction_type
+                estimate[ending] = clean_and_noise(
+                    output[ending], model_input[ending], abar.to(output), kind
+                )[0]
                 ended |= ending
             latents = self.scheduler.step(output, t, latents, **noise).prev_sample
         latents = torch.where(ended[:, None, None, None], estimate, latents)

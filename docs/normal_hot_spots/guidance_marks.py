@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from diffusers import DDIMScheduler
 
 from synthscan.classifier.features import FeatureExtractor
@@ -29,32 +28,8 @@ from synthscan.generator.storage import load_pipeline
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from generator_quality import condition_fidelity
 
-
-def stop_at(pipe, timestep: int) -> None:
-    """Make ``pipe`` decode, for every study, the denoised estimate ``sqrt(ᾱ) x − sqrt(1 − ᾱ) v`` of the
-    first solver step at a timestep <= ``timestep`` instead of the solver's final latents (same noise,
-    same schedule, same guidance: only the last steps' result is dropped)."""
-    guided, decode = pipe._guided_output, pipe.decode_latents
-    estimates: list[torch.Tensor] = []
-    state = {"taken": None, "decoded": 0}
-
-    def keep(x, t, labels, nulls, *w):
-        v = guided(x, t, labels, nulls, *w)
-        if int(t) <= timestep and state["taken"] in (None, int(t)):
-            state["taken"] = int(t)
-            abar = pipe.scheduler.alphas_cumprod[int(t)].to(v)
-            estimates.append(abar.sqrt() * x - (1 - abar).sqrt() * v)
-        return v
-
-    def decode_estimate(latents):
-        chunk = estimates[state["decoded"]][: len(latents)]
-        state["decoded"] += 1
-        if state["decoded"] == len(estimates):  # the next batch starts afresh
-            estimates.clear()
-            state.update(taken=None, decoded=0)
-        return decode(chunk)
-
-    pipe._guided_output, pipe.decode_latents = keep, decode_estimate
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from normal_stop import sigma_at
 
 
 def main() -> None:
@@ -83,8 +58,8 @@ def main() -> None:
         pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     if args.no_calibration:
         pipe.register_to_config(rate_calibration=None)
-    if args.stop_at is not None:
-        stop_at(pipe, args.stop_at)
+    if args.stop_at is not None:  # the sampler setting, for every study of the run
+        pipe.register_to_config(label_final_sigma={args.condition: sigma_at(pipe, args.stop_at)})
     detector, extractor = LesionDetector.load(args.detector), FeatureExtractor(args.classifier)
     for scale in args.scales or [1.0, pipe.guidance_for(args.condition)]:
         dataset = sample_to_dataset(

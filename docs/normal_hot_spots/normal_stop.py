@@ -13,34 +13,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
-
 from synthscan.generator.storage import load_pipeline
 
 
+def sigma_at(pipe, timestep: int) -> float:
+    """The noise level sqrt((1 − ᾱ) / ᾱ) of a training timestep, computed as the pipeline computes a
+    step's (float32), so that the step at the timestep itself is at or below it."""
+    alpha_bar = pipe.scheduler.alphas_cumprod[timestep]
+    return float(((1 - alpha_bar) / alpha_bar).sqrt())
+
+
 def normals_stop_at(pipe, timestep: int):
-    """``pipe`` with its normal studies ending on the estimate of the first step at <= ``timestep``."""
-    scheduler, plain_call = pipe.scheduler, type(pipe).__call__
-    state: dict = {"normal": None, "estimate": None}
-    step = scheduler.step
-
-    def stop_step(model_output, t, sample, *args, **kwargs):
-        out = step(model_output, t, sample, *args, **kwargs)
-        if int(t) <= timestep and state["estimate"] is None:
-            abar = scheduler.alphas_cumprod[int(t)].to(sample)
-            state["estimate"] = abar.sqrt() * sample - (1 - abar).sqrt() * model_output
-        if int(t) == int(scheduler.timesteps[-1]):  # the last step: normal rows take the estimate
-            rows = state["normal"].to(sample.device)
-            out.prev_sample[rows] = state["estimate"][rows].to(out.prev_sample.dtype)
-        return out
-
-    class Stopping(type(pipe)):
-        def __call__(self, conditions, *args, **kwargs):
-            state.update(normal=torch.tensor([c == "normal" for c in conditions]), estimate=None)
-            return plain_call(self, conditions, *args, **kwargs)
-
-    scheduler.step = stop_step
-    pipe.__class__ = Stopping
+    """``pipe`` with its normal studies ending on the estimate of the first step at <= ``timestep``
+    (the sampler setting ``label_final_sigma``; first measured with a step wrapper, same output)."""
+    pipe.register_to_config(label_final_sigma={"normal": sigma_at(pipe, timestep)})
     return pipe
 
 
