@@ -56,9 +56,10 @@ def mean_over_sets(folders: list[str], real: tuple[np.ndarray, np.ndarray]) -> d
     }
 
 
-def main(doc: str = __doc__, extra_rows=None, extra_gains=None) -> None:
-    """Parse the command line, print the two-set means and the rule. ``extra_rows(folder, real)`` adds
-    measures per set (averaged over the two), ``extra_gains(s, c)`` gains before item 1's own."""
+def main(doc: str = __doc__, extra_rows=None, extra_gains=None) -> tuple[dict, dict]:
+    """Parse the command line, print the two-set means and the rule; return the shipped and candidate
+    means. ``extra_rows(folder, real)`` adds measures per set (averaged over the two),
+    ``extra_gains(s, c)`` gains before item 1's own."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("held_out")
     parser.add_argument("--shipped", nargs=2, required=True)
@@ -74,6 +75,7 @@ def main(doc: str = __doc__, extra_rows=None, extra_gains=None) -> None:
     for key in s:
         print(f"| {key} | {s[key]:.3f} | {c[key]:.3f} |")
     print_rule(s, c, [*(extra_gains(s, c) if extra_gains else []), *gains(s, c)])
+    return s, c
 
 
 def gains(s: dict[str, float], c: dict[str, float]) -> list[tuple[str, bool]]:
