@@ -394,13 +394,14 @@ class SynthScanPipeline(DiffusionPipeline):
         estimate = torch.zeros_like(latents)
         for i, t in enumerate(self.progress_bar(timesteps)):
             model_input = self.scheduler.scale_model_input(latents, t)
-            output = torch.empty_like(model_input)
+            output = torch.zeros_like(model_input)  # studies that ended keep a finite, discarded output
             in_interval = [self.guided_step(i, len(timesteps), label) for label in conditions]
             with_null = guided & torch.tensor(in_interval, device=device)
-            # guided studies share network calls whatever their scales, and so do the others
+            # guided studies share network calls whatever their scales, and so do the others; studies
+            # that ended on an estimate need no more calls
             for rows, guidance in (
-                (with_null.nonzero().flatten(), (scales,)),
-                ((~with_null).nonzero().flatten(), ()),
+                ((with_null & ~ended).nonzero().flatten(), (scales,)),
+                ((~with_null & ~ended).nonzero().flatten(), ()),
             ):
                 if len(rows):
                     inputs = (

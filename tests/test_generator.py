@@ -487,8 +487,11 @@ def test_a_label_s_own_guidance_interval_applies_to_its_studies_alone(trained, t
 def test_a_label_s_final_sigma_ends_its_studies_on_the_denoised_estimate(trained, tmp_path):
     """A normal study ends on the network's denoised estimate of the first step at or below its sigma:
     the latent decoded is that step's ``sqrt(ᾱ) x − sqrt(1 − ᾱ) v`` (v-prediction; epsilon alike), while
-    a metastasis of the same batch is the study it is without the setting."""
+    a metastasis of the same batch is the study it is without the setting; the network is not run for a
+    study once it has ended."""
     pipeline = load_pipeline(trained)
+    inputs = []  # every network input row, padding included
+    pipeline.unet.register_forward_hook(lambda module, args, output: inputs.extend(args[0].clone()))
 
     def sample():
         generators = [torch.Generator().manual_seed(i) for i in range(2)]
@@ -501,6 +504,7 @@ def test_a_label_s_final_sigma_ends_its_studies_on_the_denoised_estimate(trained
         )
 
     plain = sample().expected
+    plain_rows, inputs[:] = {x.numpy().tobytes() for x in inputs}, []
     pipeline.scheduler.set_timesteps(4)
     abar = [float(pipeline.scheduler.alphas_cumprod[int(t)]) for t in pipeline.scheduler.timesteps]
     sigmas = [((1 - a) / a) ** 0.5 for a in abar]
@@ -522,6 +526,7 @@ def test_a_label_s_final_sigma_ends_its_studies_on_the_denoised_estimate(trained
         estimate = (x[0] - (1 - a).sqrt() * output[0]) / a.sqrt()
     torch.testing.assert_close(decoded[0][0], estimate)
     np.testing.assert_allclose(ended[1], plain[1], rtol=1e-5, atol=1e-5)
+    assert len(plain_rows) == 2 * 4 and len({x.numpy().tobytes() for x in inputs}) == 2 * 3 + 1
     assert not np.allclose(ended[0], plain[0], atol=1e-2), "the normal study ends earlier"
     settings = sampler_settings(pipeline, 4, 1.0)
     assert settings["label_final_sigma"] == {"normal": (sigmas[1] + sigmas[2]) / 2}
