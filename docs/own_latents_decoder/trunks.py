@@ -1,8 +1,9 @@
 """Posterior trunks of the first normal studies of several datasets, one dataset per row.
 
-    python docs/own_latents_decoder/trunks.py OUT.png DATASET [DATASET ...] [-n 4]
+    python docs/own_latents_decoder/trunks.py OUT.png DATASET [DATASET ...] [-n 4] [--label L] [--view V]
 
-Each study's posterior view in the display window of ``synthscan view`` (``synthscan.render``),
+``--label``/``--view`` pick another label's studies (e.g. amyloidosis) or the anterior view (the heart).
+Each study's view in the display window of ``synthscan view`` (``synthscan.render``),
 cut to 8-42 % of the body's height (shoulders to the lower ribs; the body's extent as
 ``docs/normal_hot_spots/where.py`` measures it), native width, resampled to 300 rows; the
 dataset's path, as given, above its row.
@@ -38,12 +39,15 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("datasets", nargs="+")
     parser.add_argument("-n", type=int, default=4)
+    parser.add_argument("--label", default="normal")
+    parser.add_argument("--view", choices=["anterior", "posterior"], default="posterior")
     args = parser.parse_args()
+    view = ("anterior", "posterior").index(args.view)
     rows = []
     for folder in args.datasets:
         dataset = Dataset.open(folder)
-        records = [r for r in dataset.records if r.label == "normal"][: args.n]
-        crops = [trunk(dataset.read(r).counts[1].astype(np.float32)) for r in records]
+        records = [r for r in dataset.records if r.label == args.label][: args.n]
+        crops = [trunk(dataset.read(r).counts[view].astype(np.float32)) for r in records]
         gap = np.full((ROWS, GAP), 160, np.uint8)
         strip = np.concatenate([x for c in crops for x in (c, gap)][:-1], axis=1)
         label = Image.new("L", (strip.shape[1], CAPTION), 255)
