@@ -491,7 +491,9 @@ def test_a_label_s_final_sigma_ends_its_studies_on_the_denoised_estimate(trained
     study once it has ended."""
     pipeline = load_pipeline(trained)
     inputs = []  # every network input row, padding included
-    pipeline.unet.register_forward_hook(lambda module, args, output: inputs.extend(args[0].clone()))
+    rows = pipeline.unet.register_forward_hook(
+        lambda module, args, output: inputs.extend(args[0].detach().cpu().clone())
+    )
 
     def sample():
         generators = [torch.Generator().manual_seed(i) for i in range(2)]
@@ -517,6 +519,7 @@ def test_a_label_s_final_sigma_ends_its_studies_on_the_denoised_estimate(trained
     pipeline.decode_latents = lambda latents: (decoded.append(latents[:2].clone()), decode(latents))[1]
     ended = sample().expected
     hook.remove()
+    rows.remove()
     pipeline.decode_latents = decode
     x, output = seen[2]
     a = torch.tensor(abar[2])

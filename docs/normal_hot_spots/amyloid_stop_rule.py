@@ -47,6 +47,7 @@ def amyloid_rows(folder: str, real) -> dict[str, float]:
         records = [
             rec for rec in dataset.records if rec.label == "amyloidosis" and rec.perugini_grade == grade
         ]
+        assert records, f"{folder}: no grade-{grade} amyloidosis sample"
         row[f"heart share, grade {grade}"] = float(
             np.mean([heart_share(s.counts) for s in dataset.iter_studies(records)])
         )

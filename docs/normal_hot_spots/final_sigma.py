@@ -12,12 +12,16 @@ checksums and hash.
 import sys
 
 from synthscan.generator.storage import load_pipeline, read_card, save_model
+from synthscan.labels import LABELS
 
 
 def main() -> None:
     model, out, *pairs = sys.argv[1:]
     sigmas = {label: float(value) for label, value in (p.split("=") for p in pairs)}
+    if set(sigmas) - set(LABELS) or min(sigmas.values()) <= 0:
+        sys.exit(f"labels must be in {LABELS} and sigmas positive, got {sigmas}")
     pipeline = load_pipeline(model)
+    sigmas = {**(pipeline.config.get("label_final_sigma") or {}), **sigmas}  # other labels kept
     pipeline.register_to_config(label_final_sigma=sigmas)
     save_model(pipeline, out, card=read_card(pipeline.path))
     print(f"{out}: {', '.join(f'{k} ends on the estimate at sigma <= {v:g}' for k, v in sigmas.items())}")

@@ -1,4 +1,4 @@
-"""Posterior trunks of the first normal studies of several datasets, one dataset per row.
+"""Trunks of the first studies of a label (normal: posterior) of several datasets, one dataset per row.
 
     python docs/own_latents_decoder/trunks.py OUT.png DATASET [DATASET ...] [-n 4] [--label L] [--view V]
 
@@ -27,10 +27,10 @@ from where import extent
 ROWS, GAP, CAPTION = 300, 6, 14
 
 
-def trunk(posterior: np.ndarray) -> np.ndarray:
-    top, bottom = extent(posterior.sum(axis=1))
+def trunk(view: np.ndarray) -> np.ndarray:
+    top, bottom = extent(view.sum(axis=1))
     start = top + int(0.08 * (bottom - top))
-    image = display_image(posterior)[start : start + int(0.34 * (bottom - top))]
+    image = display_image(view)[start : start + int(0.34 * (bottom - top))]
     return np.asarray(Image.fromarray(image).resize((image.shape[1], ROWS), Image.Resampling.BILINEAR))
 
 
