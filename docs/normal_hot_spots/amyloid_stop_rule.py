@@ -78,9 +78,7 @@ def main() -> None:
             for g in AMYLOIDOSIS_GRADES
         ),
     ]
-    print("\n| cardiac gate | passed |\n|---|---|")
-    print("\n".join(f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in gates))
-    print(f"\ncardiac gates: {'all passed' if all(ok for _, ok in gates) else 'failed'}")
+    print(f"\ncardiac gates: {'all passed' if ship_rule.print_gates('cardiac gate', gates) else 'failed'}")
 
 
 if __name__ == "__main__":

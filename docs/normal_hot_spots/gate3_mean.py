@@ -10,15 +10,17 @@ share their seed. Unrounded values, because the first two sets' means differed b
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from quality_table import load
+
 
 def within_auc(folder: str) -> float:
-    results = json.loads((Path(folder) / "results.json").read_text())
-    return results["reference_classifier"]["real_vs_synthetic"]["two_sample_auc_within_condition"]
+    return load(folder)["reference_classifier"]["real_vs_synthetic"]["two_sample_auc_within_condition"]
 
 
 def main() -> None:

@@ -49,8 +49,8 @@ def main() -> None:
         "--stop-at",
         type=int,
         default=None,
-        help="end on the denoised estimate of the first step at timestep <= T (the later steps still run, "
-        "their result is replaced)",
+        help="end on the denoised estimate of the first step at timestep <= T (the sampler setting "
+        "label_final_sigma: no network call for the later steps)",
     )
     args = parser.parse_args()
     pipe = load_pipeline(args.model)

@@ -25,9 +25,7 @@ def main() -> None:
             c["read as normal (cls_ref)"] >= s["read as normal (cls_ref)"] + 0.05,
         ),
     ]
-    print("\n| stricter gate | passed |\n|---|---|")
-    print("\n".join(f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in gates))
-    print(f"\nstricter gates: {'all passed' if all(ok for _, ok in gates) else 'failed'}")
+    print(f"\nstricter gates: {'all passed' if ship_rule.print_gates('stricter gate', gates) else 'failed'}")
 
 
 if __name__ == "__main__":

@@ -101,6 +101,13 @@ def gains(s: dict[str, float], c: dict[str, float]) -> list[tuple[str, bool]]:
     ]
 
 
+def print_gates(title: str, gates: list[tuple[str, bool]]) -> bool:
+    """Print ``gates`` as a Markdown table headed ``title``; whether every one passed."""
+    print(f"\n| {title} | passed |\n|---|---|")
+    print("\n".join(f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in gates))
+    return all(ok for _, ok in gates)
+
+
 def print_rule(s: dict[str, float], c: dict[str, float], found: list[tuple[str, bool]]) -> None:
     """Print the gains ``found``, items 1-7's gates and the verdict."""
     gates = [
@@ -141,9 +148,7 @@ def print_rule(s: dict[str, float], c: dict[str, float], found: list[tuple[str, 
     ]
     print("\n| gain (item 1) | met |\n|---|---|")
     print("\n".join(f"| {name} | {'yes' if ok else 'no'} |" for name, ok in found))
-    print("\n| gate | passed |\n|---|---|")
-    print("\n".join(f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in gates))
-    verdict = all(ok for _, ok in gates)
+    verdict = print_gates("gate", gates)
     print(
         f"\nnumeric gates: {'all passed' if verdict else 'failed'}; item 8 (flags, realism, pictures) by eye"
     )
