@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from click.testing import CliRunner
 
 from synthscan.cli import main
@@ -41,6 +42,33 @@ def test_command_compares_a_dataset_with_a_reference(tmp_path):
     other = report["datasets"][1]["summary"]
     assert other["counts_ant_M"]["inside"] is False  # a third of the counts: outside the reference's range
     assert report["ranges"]["counts_ant_M"]["min"] > 0.35
+    # every low-count study below every reference study, but 3 against 3 cannot pass Holm's correction
+    assert report["datasets"][1]["separation"]["counts_ant_M"]["auc"] == 0.0
+    assert "0 of" in result.output and "counts_ant_M: AUC 0.00" in result.output
+
+
+def test_separation_flags_a_metric_that_alone_tells_the_sets_apart():
+    """A median inside the range is not enough: a shifted metric separates, an unchanged one does not."""
+    rng = np.random.default_rng(0)
+
+    def dataset(shift: float) -> dict:
+        values = [
+            {
+                "rib_modulation_post": 0.1 + shift + 0.01 * rng.standard_normal(),
+                "pa_total": 1 + 0.01 * rng.standard_normal(),
+            }
+            for _ in range(20)
+        ]
+        return {
+            "studies": {str(i): {m: v.get(m, np.nan) for m in realism.METRICS} for i, v in enumerate(values)}
+        }
+
+    table = realism.separation(dataset(0.0), dataset(-0.03))
+    assert set(table) == {"rib_modulation_post", "pa_total"}  # metrics without values are left out
+    assert table["rib_modulation_post"]["auc"] < 0.05 and table["rib_modulation_post"]["separates"]
+    assert 0.2 < table["pa_total"]["auc"] < 0.8 and not table["pa_total"]["separates"]
+    text = realism.format_separation("smooth", table)
+    assert text.splitlines()[1].startswith("  rib_modulation_post: AUC")
 
 
 def test_command_fails_clearly_on_a_folder_without_studies(tmp_path):

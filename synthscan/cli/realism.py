@@ -15,7 +15,8 @@ import click
 @click.option(
     "--reference",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Your real dataset: every other dataset's median is checked against its [min, max] per metric.",
+    help="Your real dataset: every other dataset's median is checked against its [min, max] per metric, "
+    "and each metric is tested for telling the datasets apart on its own (Mann-Whitney AUC).",
 )
 @click.option(
     "--targets/--no-targets",
@@ -66,6 +67,9 @@ def realism(
     for result in results[1 if reference else 0 :]:
         rl.summarise(result, ranges)
     click.echo(rl.format_table(results, ranges, match_counts))
+    for result in results[1:] if reference else []:
+        result["separation"] = rl.separation(results[0], result)
+        click.echo(rl.format_separation(result["name"], result["separation"]))
     if reference is None and targets:
         click.echo(
             "ranges: indicative, 4 real studies of one camera (synthscan/evaluation/realism_targets.json)"
