@@ -144,6 +144,37 @@ def _auc_of_scores(scores: np.ndarray, n_real: int, strata: np.ndarray | None = 
     return float(roc_auc_score(y, scores)) if strata is None else stratified_auc(y, scores, strata).auc
 
 
+def _auc_by_stratum(scores: np.ndarray, n_real: int, strata: np.ndarray) -> dict[str, dict]:
+    """AUC of two-sample scores within each stratum holding real and synthetic rows, with their counts."""
+    y = np.r_[np.zeros(n_real), np.ones(len(scores) - n_real)]
+    out = {}
+    for stratum in np.unique(strata):
+        rows = strata == stratum
+        n_fake = int(y[rows].sum())
+        if 0 < n_fake < rows.sum():
+            auc = float(roc_auc_score(y[rows], scores[rows]))
+            out[str(stratum)] = {"auc": auc, "n_real": int(rows.sum()) - n_fake, "n_synthetic": n_fake}
+    return out
+
+
+def by_condition_text(rr: dict, rs: dict) -> str:
+    """Each condition's two-sample AUC beside the real halves' (the pooled within-condition AUC weighs
+    them by real × synthetic pairs, so a rare condition told apart at once barely moves it)."""
+    key = "two_sample_auc_by_condition"
+    cells = [
+        f"{c} {row['auc']:.3f}"
+        + (f" (real vs real {rr[key][c]['auc']:.3f})" if c in rr.get(key, {}) else "")
+        + f", {row['n_real']} real and {row['n_synthetic']} synthetic"
+        for c, row in rs.get(key, {}).items()
+    ]
+    if not cells:
+        return ""
+    return (
+        "Two-sample AUC within each condition (the within-condition AUC above weighs them by real × "
+        "synthetic pairs): " + "; ".join(cells) + "."
+    )
+
+
 def patient_halves(records: Sequence[Record], seed: int = 0) -> tuple[list[Record], list[Record]]:
     """Two disjoint halves of ``records`` with no patient in both."""
     patients = sorted({r.patient_id for r in records})
@@ -161,15 +192,17 @@ def feature_metrics(
     k: int = 5,
     seed: int = 0,
     conditions: tuple[Sequence[str], Sequence[str]] | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Fréchet distance, PRDC and the pooled two-sample AUC; with ``conditions``, also the
-    within-condition one (``two_sample_auc_within_condition``, :func:`two_sample_auc`)."""
+    within-condition one (``two_sample_auc_within_condition``, :func:`two_sample_auc`) and each
+    condition's own (``two_sample_auc_by_condition``: a rare condition barely moves the former)."""
     scores = two_sample_scores(real, fake, seed=seed)
     out = {"frechet": frechet_distance(real, fake), **prdc(real, fake, k)}
     out["two_sample_auc"] = _auc_of_scores(scores, len(real))
     strata = None if conditions is None else joint_strata(*conditions)
     if strata is not None:
         out["two_sample_auc_within_condition"] = _auc_of_scores(scores, len(real), strata)
+        out["two_sample_auc_by_condition"] = _auc_by_stratum(scores, len(real), strata)
     return out
 
 
@@ -748,6 +781,8 @@ def write_fidelity_report(
     for key, target in ideal.items():
         if key in rr and key in rs:
             lines.append(f"| {key} | {rr[key]:.4g} | {rs[key]:.4g} | {target} |")
+    if by_condition_text(rr, rs):
+        lines += ["", by_condition_text(rr, rs)]
     if "image_detector" in results:
         d = results["image_detector"]
         lines += [

@@ -11,6 +11,7 @@ from synthscan.evaluation.detector import DetectorConfig
 from synthscan.evaluation.fidelity import (
     FALLBACK_SHAPE,
     FidelityModel,
+    by_condition_text,
     condition_mix_caveats,
     count_statistics,
     evaluate_fidelity,
@@ -78,6 +79,18 @@ def test_within_condition_two_sample_auc_sees_studies_not_the_condition_mix():
     assert two_sample_auc(real, unlike, conditions=(real_keys, unlike_keys)) > 0.9
     metrics = feature_metrics(real, same, conditions=(real_keys, same_keys))
     assert metrics["two_sample_auc_within_condition"] == pytest.approx(within)
+    by = metrics["two_sample_auc_by_condition"]
+    assert {c: (r["n_real"], r["n_synthetic"]) for c, r in by.items()} == {
+        "amyloidosis-g3": (30, 100),
+        "normal": (270, 100),
+    }
+    assert all(abs(r["auc"] - 0.5) < 0.15 for r in by.values())
+    unlike_by = feature_metrics(real, unlike, conditions=(real_keys, unlike_keys))[
+        "two_sample_auc_by_condition"
+    ]
+    assert all(r["auc"] > 0.85 for r in unlike_by.values()), "each condition shows the shift on its own"
+    text = by_condition_text(metrics, {"two_sample_auc_by_condition": unlike_by})
+    assert text.count("(real vs real ") == 2 and "30 real and 100 synthetic" in text
     assert "two_sample_auc_within_condition" not in feature_metrics(
         real, same, conditions=(real_keys, ["metastasis"] * len(same))
     ), "no shared condition: nothing to compare within"
