@@ -65,6 +65,11 @@ def amyloid_gains(s: dict[str, float], c: dict[str, float]) -> list[tuple[str, b
 
 def main() -> None:
     s, c = ship_rule.main(__doc__, amyloid_rows, amyloid_gains)
+    print_cardiac_gates(s, c)
+
+
+def print_cardiac_gates(s: dict[str, float], c: dict[str, float]) -> None:
+    """Item 9: the amyloidosis reading and each grade's heart share, candidate ``c`` against ``s``."""
     gates = [
         (
             "9. read as amyloidosis (cls_ref) ≥ shipped − 0.05",
