@@ -17,7 +17,7 @@ import ship_rule
 
 
 def main() -> None:
-    s, c = ship_rule.main(__doc__)
+    s, c, _ = ship_rule.main(__doc__)
     gates = [
         (
             "10. read as normal (cls_ref) ≥ shipped − 0.03",

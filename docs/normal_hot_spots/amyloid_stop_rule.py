@@ -64,12 +64,13 @@ def amyloid_gains(s: dict[str, float], c: dict[str, float]) -> list[tuple[str, b
 
 
 def main() -> None:
-    s, c = ship_rule.main(__doc__, amyloid_rows, amyloid_gains)
+    s, c, _ = ship_rule.main(__doc__, amyloid_rows, amyloid_gains)
     print_cardiac_gates(s, c)
 
 
-def print_cardiac_gates(s: dict[str, float], c: dict[str, float]) -> None:
-    """Item 9: the amyloidosis reading and each grade's heart share, candidate ``c`` against ``s``."""
+def print_cardiac_gates(s: dict[str, float], c: dict[str, float]) -> bool:
+    """Item 9: the amyloidosis reading and each grade's heart share, candidate ``c`` against ``s``;
+    whether all passed."""
     gates = [
         (
             "9. read as amyloidosis (cls_ref) ≥ shipped − 0.05",
@@ -83,7 +84,9 @@ def print_cardiac_gates(s: dict[str, float], c: dict[str, float]) -> None:
             for g in AMYLOIDOSIS_GRADES
         ),
     ]
-    print(f"\ncardiac gates: {'all passed' if ship_rule.print_gates('cardiac gate', gates) else 'failed'}")
+    passed = ship_rule.print_gates("cardiac gate", gates)
+    print(f"\ncardiac gates: {'all passed' if passed else 'failed'}")
+    return passed
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import ship_rule
 
 
 def main() -> None:
-    s, c = ship_rule.main(__doc__)
+    s, c, _ = ship_rule.main(__doc__)
     gates = [
         ("10. detector within ≤ shipped + 0.02", c["detector within"] <= s["detector within"] + 0.02),
         (

@@ -58,9 +58,9 @@ def mean_over_sets(folders: list[str], real: tuple[np.ndarray, np.ndarray]) -> d
 
 def main(
     doc: str = __doc__, extra_rows=None, extra_gains=None, pooled_reference: bool = True
-) -> tuple[dict, dict]:
+) -> tuple[dict, dict, bool]:
     """Parse the command line, print the two-set means and the rule; return the shipped and candidate
-    means. ``extra_rows(folder, real)`` adds measures per set (averaged over the two),
+    means and whether items 1-7's numeric gates passed. ``extra_rows(folder, real)`` adds measures per set (averaged over the two),
     ``extra_gains(s, c)`` gains before item 1's own; ``pooled_reference=False`` leaves item 3's
     reference-classifier gate to the caller (``docs/amyloid_end146/confirm_rule.py`` gates it per
     condition)."""
@@ -78,8 +78,8 @@ def main(
     print("| two-set mean | shipped | candidate |\n|---|---|---|")
     for key in s:
         print(f"| {key} | {s[key]:.3f} | {c[key]:.3f} |")
-    print_rule(s, c, [*(extra_gains(s, c) if extra_gains else []), *gains(s, c)], pooled_reference)
-    return s, c
+    passed = print_rule(s, c, [*(extra_gains(s, c) if extra_gains else []), *gains(s, c)], pooled_reference)
+    return s, c, passed
 
 
 def gains(s: dict[str, float], c: dict[str, float]) -> list[tuple[str, bool]]:
@@ -114,9 +114,9 @@ def print_gates(title: str, gates: list[tuple[str, bool]]) -> bool:
 
 def print_rule(
     s: dict[str, float], c: dict[str, float], found: list[tuple[str, bool]], pooled_reference: bool = True
-) -> None:
+) -> bool:
     """Print the gains ``found``, items 1-7's gates (item 3's reference gate only if ``pooled_reference``)
-    and the verdict."""
+    and the verdict; return it."""
     gates = [
         ("1. a gain on a gap", any(ok for _, ok in found)),
         (
@@ -165,6 +165,7 @@ def print_rule(
     print(
         f"\nnumeric gates: {'all passed' if verdict else 'failed'}; item 8 (flags, realism, pictures) by eye"
     )
+    return verdict
 
 
 if __name__ == "__main__":
