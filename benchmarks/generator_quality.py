@@ -280,7 +280,7 @@ def markdown(results: dict, n_synthetic: int) -> str:
             if k in rr and k in rs
         ],
         "",
-        *([by_condition_text(rr, rs), ""] if by_condition_text(rr, rs) else []),
+        *([text, ""] if (text := by_condition_text(rr, rs)) else []),
         *[f"Caveat: {caveat}.\n" for caveat in results["realism"].get("caveats", [])],
         "Image-space detector (CNN on the count images, patient-disjoint {folds}-fold CV): AUC {auc:.3f}"
         " [DeLong 95 % CI {lo:.3f}, {hi:.3f}] ({n_synthetic} samples vs {n_real} held-out studies;"
@@ -332,7 +332,7 @@ def reference_markdown(reading: dict) -> list[str]:
             for k in ("frechet", "precision", "recall", "two_sample_auc", "two_sample_auc_within_condition")
         ],
         "",
-        *([by_condition_text(rr, rs), ""] if by_condition_text(rr, rs) else []),
+        *([text, ""] if (text := by_condition_text(rr, rs)) else []),
         "| condition | read as asked, synthetic [Wilson 95 % CI] | held-out real (its ceiling) |",
         "|---|---|---|",
         *[_reading_row(label, row, real.get(label)) for label, row in reading["per_condition"].items()],

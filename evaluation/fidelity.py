@@ -42,7 +42,7 @@ from synthscan.evaluation.detector import (
 )
 from synthscan.evaluation.lesions import LesionDetector, lesion_fidelity, lesion_markdown
 from synthscan.evaluation.privacy import fit_shape, image_embedding, study_batches
-from synthscan.evaluation.stats import joint_strata, stratified_auc
+from synthscan.evaluation.stats import auc_ci, joint_strata, stratified_auc
 from synthscan.evaluation.tracer import dataset_tracer_effect, tracer_effect_text
 from synthscan.generator.conditions import condition_keys
 from synthscan.generator.transform import AcquisitionWindow, body_rows
@@ -145,15 +145,21 @@ def _auc_of_scores(scores: np.ndarray, n_real: int, strata: np.ndarray | None = 
 
 
 def _auc_by_stratum(scores: np.ndarray, n_real: int, strata: np.ndarray) -> dict[str, dict]:
-    """AUC of two-sample scores within each stratum holding real and synthetic rows, with their counts."""
+    """AUC of two-sample scores within each stratum holding real and synthetic rows, with a DeLong 95 %
+    interval (strata of a few real studies are rough) and their counts."""
     y = np.r_[np.zeros(n_real), np.ones(len(scores) - n_real)]
     out = {}
     for stratum in np.unique(strata):
         rows = strata == stratum
         n_fake = int(y[rows].sum())
         if 0 < n_fake < rows.sum():
-            auc = float(roc_auc_score(y[rows], scores[rows]))
-            out[str(stratum)] = {"auc": auc, "n_real": int(rows.sum()) - n_fake, "n_synthetic": n_fake}
+            result = auc_ci(y[rows], scores[rows])
+            out[str(stratum)] = {
+                "auc": result.auc,
+                "ci95": [result.lower, result.upper],
+                "n_real": int(rows.sum()) - n_fake,
+                "n_synthetic": n_fake,
+            }
     return out
 
 
@@ -162,7 +168,7 @@ def by_condition_text(rr: dict, rs: dict) -> str:
     them by real × synthetic pairs, so a rare condition told apart at once barely moves it)."""
     key = "two_sample_auc_by_condition"
     cells = [
-        f"{c} {row['auc']:.3f}"
+        f"{c} {row['auc']:.3f} [{row['ci95'][0]:.2f}, {row['ci95'][1]:.2f}]"
         + (f" (real vs real {rr[key][c]['auc']:.3f})" if c in rr.get(key, {}) else "")
         + f", {row['n_real']} real and {row['n_synthetic']} synthetic"
         for c, row in rs.get(key, {}).items()
@@ -170,8 +176,8 @@ def by_condition_text(rr: dict, rs: dict) -> str:
     if not cells:
         return ""
     return (
-        "Two-sample AUC within each condition (the within-condition AUC above weighs them by real × "
-        "synthetic pairs): " + "; ".join(cells) + "."
+        "Two-sample AUC within each condition [DeLong 95 % CI] (the within-condition AUC above weighs them "
+        "by real × synthetic pairs): " + "; ".join(cells) + "."
     )
 
 
@@ -781,8 +787,8 @@ def write_fidelity_report(
     for key, target in ideal.items():
         if key in rr and key in rs:
             lines.append(f"| {key} | {rr[key]:.4g} | {rs[key]:.4g} | {target} |")
-    if by_condition_text(rr, rs):
-        lines += ["", by_condition_text(rr, rs)]
+    if by_condition := by_condition_text(rr, rs):
+        lines += ["", by_condition]
     if "image_detector" in results:
         d = results["image_detector"]
         lines += [

@@ -827,14 +827,16 @@ def separation(reference: dict, other: dict, alpha: float = 0.05) -> dict[str, d
     return table
 
 
-def format_separation(name: str, table: dict[str, dict], top: int = 5) -> str:
-    """The metrics that tell ``name`` from the reference on their own, strongest first (with none,
-    the ``top`` strongest)."""
+def format_separation(name: str, table: dict[str, dict], top: int = 5, alpha: float = 0.05) -> str:
+    """The metrics that tell ``name`` from the reference on their own (:func:`separation` at ``alpha``),
+    strongest first (with none, the ``top`` strongest)."""
+    if not table:
+        return f"{name}: no metric has values in both datasets to compare"
     ranked = sorted(table.items(), key=lambda item: -abs(item[1]["auc"] - 0.5))
     flagged = [(m, e) for m, e in ranked if e["separates"]]
     lines = [
         f"{name}: {len(flagged)} of {len(table)} metrics tell it from the reference on their own "
-        f"(Mann-Whitney, Holm-adjusted p < 0.05){'' if flagged else '; the strongest'}:"
+        f"(Mann-Whitney, Holm-adjusted p < {alpha:g}){'' if flagged else '; the strongest'}:"
     ]
     lines += [f"  {m}: AUC {e['auc']:.2f}, p {e['p']:.2g}" for m, e in flagged or ranked[:top]]
     return "\n".join(lines)

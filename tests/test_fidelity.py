@@ -91,6 +91,18 @@ def test_within_condition_two_sample_auc_sees_studies_not_the_condition_mix():
     assert all(r["auc"] > 0.85 for r in unlike_by.values()), "each condition shows the shift on its own"
     text = by_condition_text(metrics, {"two_sample_auc_by_condition": unlike_by})
     assert text.count("(real vs real ") == 2 and "30 real and 100 synthetic" in text
+    rare, rare_keys = draw(100, 100)
+    rare[100:, 1] += 3.0  # only the rare condition's studies look different
+    rare_metrics = feature_metrics(real, rare, conditions=(real_keys, rare_keys))
+    rare_by = rare_metrics["two_sample_auc_by_condition"]
+    assert rare_by["amyloidosis-g3"]["auc"] > 0.8 and abs(rare_by["normal"]["auc"] - 0.5) < 0.15
+    assert rare_metrics["two_sample_auc_within_condition"] < 0.65, (
+        "the pairs' weights hide the rare condition"
+    )
+    low, high = rare_by["amyloidosis-g3"]["ci95"]
+    assert low < rare_by["amyloidosis-g3"]["auc"] < high and high - low > 0.05, (
+        "30 real studies: a wide interval"
+    )
     assert "two_sample_auc_within_condition" not in feature_metrics(
         real, same, conditions=(real_keys, ["metastasis"] * len(same))
     ), "no shared condition: nothing to compare within"
