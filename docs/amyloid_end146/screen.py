@@ -25,6 +25,7 @@ from synthscan.evaluation.lesions import LesionDetector, count_lesions
 from synthscan.evaluation.privacy import feature_batches
 from synthscan.generator.sampling import sample_to_dataset
 from synthscan.generator.storage import load_pipeline
+from synthscan.labels import LABELS
 
 
 def main() -> None:
@@ -55,7 +56,7 @@ def main() -> None:
             fake = dataset.records
             real = [r for r in held.records if r.label == "amyloidosis" and r.perugini_grade == grade]
             marks = np.mean([found["detected"] for found in count_lesions(detector, dataset, fake)])
-            amyloid = feature_batches(dataset, fake, extractor.probabilities)[:, 2] > 0.5
+            amyloid = feature_batches(dataset, fake, extractor.probabilities)[:, LABELS["amyloidosis"]] > 0.5
             hearts = [heart_share(s.counts) for s in dataset.iter_studies(fake)]
             auc = two_sample_auc(
                 feature_batches(held, real, extractor), feature_batches(dataset, fake, extractor)
