@@ -678,12 +678,17 @@ def measure_dataset(folder: Path, match_counts: int, limit: int | None) -> dict:
     return result
 
 
+def metric_values(result: dict, name: str) -> np.ndarray:
+    """The finite values of metric ``name`` over a measured dataset's studies."""
+    x = np.array([s[name] for s in result["studies"].values()], float)
+    return x[np.isfinite(x)]
+
+
 def summarise(result: dict, targets: dict[str, dict]) -> None:
     """Adds per-metric median/min/max (and inside-target flags) and the inside count."""
     summary, inside, compared, no_value = {}, 0, 0, 0
     for name in METRICS:
-        x = np.array([s[name] for s in result["studies"].values()], float)
-        x = x[np.isfinite(x)]
+        x = metric_values(result, name)
         entry = {"n": int(x.size)}
         if x.size:
             entry.update(median=float(np.median(x)), min=float(x.min()), max=float(x.max()))
@@ -814,8 +819,7 @@ def separation(reference: dict, other: dict, alpha: float = 0.05) -> dict[str, d
     """
     table = {}
     for name in METRICS:
-        x, y = (np.array([s[name] for s in r["studies"].values()], float) for r in (reference, other))
-        x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+        x, y = metric_values(reference, name), metric_values(other, name)
         if len(x) >= 2 and len(y) >= 2:
             test = mannwhitneyu(y, x, alternative="two-sided")
             auc = float(test.statistic / (len(x) * len(y)))
