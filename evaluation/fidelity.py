@@ -42,7 +42,7 @@ from synthscan.evaluation.detector import (
 )
 from synthscan.evaluation.lesions import LesionDetector, lesion_fidelity, lesion_markdown
 from synthscan.evaluation.privacy import fit_shape, image_embedding, study_batches
-from synthscan.evaluation.stats import auc_ci, joint_strata, stratified_auc
+from synthscan.evaluation.stats import auc_by_stratum, joint_strata, stratified_auc
 from synthscan.evaluation.tracer import dataset_tracer_effect, tracer_effect_text
 from synthscan.generator.conditions import condition_keys
 from synthscan.generator.transform import AcquisitionWindow, body_rows
@@ -148,19 +148,15 @@ def _auc_by_stratum(scores: np.ndarray, n_real: int, strata: np.ndarray) -> dict
     """AUC of two-sample scores within each stratum holding real and synthetic rows, with a DeLong 95 %
     interval (strata of a few real studies are rough) and their counts."""
     y = np.r_[np.zeros(n_real), np.ones(len(scores) - n_real)]
-    out = {}
-    for stratum in np.unique(strata):
-        rows = strata == stratum
-        n_fake = int(y[rows].sum())
-        if 0 < n_fake < rows.sum():
-            result = auc_ci(y[rows], scores[rows])
-            out[str(stratum)] = {
-                "auc": result.auc,
-                "ci95": [result.lower, result.upper],
-                "n_real": int(rows.sum()) - n_fake,
-                "n_synthetic": n_fake,
-            }
-    return out
+    return {
+        stratum: {
+            "auc": r.auc,
+            "ci95": [r.lower, r.upper],
+            "n_real": r.n_negative,
+            "n_synthetic": r.n_positive,
+        }
+        for stratum, r in auc_by_stratum(y, scores, strata).items()
+    }
 
 
 def by_condition_text(rr: dict, rs: dict) -> str:

@@ -118,11 +118,13 @@ def auc_ci(y: np.ndarray, score: np.ndarray, *, alpha: float = 0.05) -> AUCResul
     """Empirical AUC (ties count one half) with a DeLong (1 − alpha) confidence interval."""
     y = check_binary(y)
     aucs, cov = _delong(y, np.asarray(score)[None, :])
-    return _normal_interval(float(aucs[0]), float(cov[0, 0]), y, alpha)
+    return _normal_interval(float(aucs[0]), float(cov[0, 0]), int(y.sum()), int(y.size - y.sum()), alpha)
 
 
-def _normal_interval(auc: float, variance: float, y: np.ndarray, alpha: float) -> AUCResult:
-    """``auc`` with its normal-approximation interval, clipped to [0, 1], and the cases ``y`` counted."""
+def _normal_interval(
+    auc: float, variance: float, n_positive: int, n_negative: int, alpha: float
+) -> AUCResult:
+    """``auc`` with its normal-approximation interval, clipped to [0, 1], and its cases' counts."""
     se = float(np.sqrt(np.maximum(variance, 0.0)))
     half = norm.ppf(1 - alpha / 2) * se
     return AUCResult(
@@ -130,8 +132,8 @@ def _normal_interval(auc: float, variance: float, y: np.ndarray, alpha: float) -
         lower=float(np.clip(auc - half, 0.0, 1.0)),
         upper=float(np.clip(auc + half, 0.0, 1.0)),
         se=se,
-        n_positive=int(y.sum()),
-        n_negative=int(y.size - y.sum()),
+        n_positive=n_positive,
+        n_negative=n_negative,
     )
 
 
@@ -143,41 +145,52 @@ def joint_strata(first: Sequence[str], second: Sequence[str]) -> np.ndarray | No
     return np.concatenate([np.asarray(first, dtype=str), np.asarray(second, dtype=str)])
 
 
-def stratified_auc(
+def auc_by_stratum(
     y: np.ndarray, score: np.ndarray, strata: Sequence[str], *, alpha: float = 0.05
-) -> AUCResult:
-    """AUC over positive-negative pairs of the same stratum only, with a DeLong (1 − alpha) CI.
-
-    The per-stratum AUCs are averaged with weights proportional to their pair counts (the stratified
-    Mann-Whitney statistic); strata are independent, so the variance is the weighted sum of their
-    DeLong variances; a stratum with a single case of a class has no DeLong estimate and counts with
-    the largest variance an AUC of its size can have, 1 / (4 min(m, n)) (van Dantzig's bound), so one
-    small stratum widens the interval instead of blanking it. Strata holding one class only add no
-    pairs, and their cases are not counted in ``n_positive``/``n_negative``. Why: when the two sets
-    mix strata in different proportions (a synthetic set drawn one third per condition against a
-    mostly normal real set), a pooled AUC rewards a score that only recognises the stratum; within
-    strata it cannot.
-    """
+) -> dict[str, AUCResult]:
+    """Each stratum's own AUC with its DeLong (1 − alpha) CI (:func:`auc_ci`), for the strata holding
+    both classes, keyed by the stratum's name."""
     y, strata, score = check_binary(y), np.asarray(strata), np.asarray(score)
     if not len(y) == len(strata) == len(score):
         raise ValueError(
             f"{len(y)} labels, {len(score)} scores and {len(strata)} strata: give one each per case"
         )
-    aucs, variances, pairs, paired = [], [], [], np.zeros(len(y), bool)
-    for stratum in np.unique(strata):
-        rows = strata == stratum
-        n_pos, n_neg = int(y[rows].sum()), int((1 - y[rows]).sum())
-        if n_pos and n_neg:
-            auc, cov = _delong(y[rows], score[rows][None, :])
-            aucs.append(float(auc[0]))
-            variances.append(float(cov[0, 0]) if min(n_pos, n_neg) > 1 else 0.25 / min(n_pos, n_neg))
-            pairs.append(n_pos * n_neg)
-            paired |= rows
-    if not pairs:
+    return {
+        str(stratum): auc_ci(y[rows], score[rows], alpha=alpha)
+        for stratum in np.unique(strata)
+        if 0 < y[rows := strata == stratum].sum() < rows.sum()
+    }
+
+
+def stratified_auc(
+    y: np.ndarray, score: np.ndarray, strata: Sequence[str], *, alpha: float = 0.05
+) -> AUCResult:
+    """AUC over positive-negative pairs of the same stratum only, with a DeLong (1 − alpha) CI.
+
+    The per-stratum AUCs (:func:`auc_by_stratum`) are averaged with weights proportional to their pair
+    counts (the stratified Mann-Whitney statistic); strata are independent, so the variance is the
+    weighted sum of their DeLong variances; a stratum with a single case of a class has no DeLong
+    estimate and counts with the largest variance an AUC of its size can have, 1 / (4 min(m, n)) (van
+    Dantzig's bound), so one small stratum widens the interval instead of blanking it. Strata holding
+    one class only add no pairs, and their cases are not counted in ``n_positive``/``n_negative``. Why:
+    when the two sets mix strata in different proportions (a synthetic set drawn one third per
+    condition against a mostly normal real set), a pooled AUC rewards a score that only recognises the
+    stratum; within strata it cannot.
+    """
+    by_stratum = auc_by_stratum(y, score, strata)
+    if not by_stratum:
         raise ValueError("no stratum holds both positives and negatives")
-    weights = np.asarray(pairs) / sum(pairs)
+    results = list(by_stratum.values())
+    pairs = np.array([r.n_positive * r.n_negative for r in results])
+    fewest = np.array([min(r.n_positive, r.n_negative) for r in results])
+    variances = np.where(fewest > 1, [r.se**2 for r in results], 0.25 / fewest)
+    weights = pairs / pairs.sum()
     return _normal_interval(
-        float(weights @ np.asarray(aucs)), float(weights**2 @ np.asarray(variances)), y[paired], alpha
+        float(weights @ [r.auc for r in results]),
+        float(weights**2 @ variances),
+        sum(r.n_positive for r in results),
+        sum(r.n_negative for r in results),
+        alpha,
     )
 
 

@@ -7,6 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 from synthscan.evaluation.stats import (
     across_draws,
+    auc_by_stratum,
     auc_ci,
     check_binary,
     delong_test,
@@ -159,6 +160,7 @@ def test_stratified_auc_ignores_a_stratum_mix_and_weights_strata_by_pairs():
     a, b = strata == "a", strata == "b"
     auc_a, auc_b = auc_ci(y[a], score[a]), auc_ci(y[b], score[b])
     assert auc_a.auc > 0.7 and abs(auc_b.auc - 0.5) < 0.07
+    assert auc_by_stratum(y, score, strata) == {"a": auc_a, "b": auc_b}
     within = stratified_auc(y, score, strata)
     pairs = np.array([300 * 50, 100 * 300])  # 15,000 and 30,000 pairs; 350 and 400 cases
     assert within.auc == pytest.approx(pairs @ [auc_a.auc, auc_b.auc] / pairs.sum())
