@@ -1,16 +1,17 @@
 """The later metastasis guidance interval's ship rule (this folder's README) on two quality sets and two
 speed runs.
 
-    python docs/metastasis_interval/rule.py HELD_OUT --shipped S1 S2 --candidate C1 C2 --speed J1 J2
+    python docs/metastasis_interval/rule.py HELD_OUT --shipped S1 S2 --candidate C1 C2 [--speed J1 J2]
 
 ``docs/projected_guidance/ship_rule.py`` items 2-7 with item 3's reference-classifier gate per
 condition (two-set means): the metastases' own two-sample AUC no more than 0.02 above the shipped
 model's, the pooled within-condition AUC no more than 0.01 above (normal and amyloidosis samples are
 the shipped ones, bit for bit); the metastases whose detected lesion count falls in their asked burden
-class (1-3, 4-10 and >10 pooled) no fewer than the shipped model's − 0.05. Item 1's gains: the
-candidate's ``sample --condition metastasis`` at least 100x the 1000-step DDPM loop in both
-``benchmarks/sample_speed.py --json`` runs J1 and J2 (each with both models), or the metastases' own
-two-sample AUC at least 0.02 below the shipped model's. Prints one verdict for every numeric gate;
+class (1-3, 4-10 and >10 pooled) no fewer than the shipped model's − 0.05; DPD's ``|kept − 1|`` no
+more than 0.2 above the shipped model's. Item 1's gains: the candidate's ``sample --condition
+metastasis`` at least 100x the 1000-step DDPM loop in both ``benchmarks/sample_speed.py --json`` runs
+J1 and J2 (each with both models; without ``--speed``, not met), or the metastases' own two-sample AUC
+at least 0.02 below the shipped model's. Prints one verdict for every numeric gate;
 item 8 stays by eye.
 """
 
@@ -50,14 +51,16 @@ def speedups(runs: list[Path]) -> dict[str, list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--speed", nargs=2, type=Path, required=True)
+    parser.add_argument("--speed", nargs=2, type=Path, default=None)
     args, rest = parser.parse_known_args()
     sys.argv = [sys.argv[0], *rest]
-    candidate = Path(rest[rest.index("--candidate") + 1]).resolve()
-    ratios = speedups(args.speed)
-    model = json.loads((candidate / "results.json").read_text())["model"]
-    fast = min(ratios[Path(model).name]) >= 100
-    print(f"speed-up over the DDPM loop per run: {ratios}")
+    fast = False
+    if args.speed is not None:
+        candidate = Path(rest[rest.index("--candidate") + 1]).resolve()
+        ratios = speedups(args.speed)
+        model = json.loads((candidate / "results.json").read_text())["model"]
+        fast = min(ratios[Path(model).name]) >= 100
+        print(f"speed-up over the DDPM loop per run: {ratios}")
 
     def gains(s, c):
         return [
@@ -71,6 +74,7 @@ def main() -> None:
         (f"3. {pooled} ≤ shipped + 0.01", c[pooled] <= s[pooled] + 0.01),
         (f"3. {OWN} ≤ shipped + 0.02", c[OWN] <= s[OWN] + 0.02),
         (f"6. {burden} ≥ shipped − 0.05", c[burden] >= s[burden] - 0.05),
+        ("DPD |kept − 1| ≤ shipped's + 0.2", abs(c["DPD kept"] - 1) <= abs(s["DPD kept"] - 1) + 0.2),
     ]
     extra = ship_rule.print_gates("metastasis gate", gates)
     verdict = "ships" if numeric and extra else "does not ship"
