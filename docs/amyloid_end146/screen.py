@@ -9,14 +9,15 @@ CLS_REF's feature two-sample AUC against HELD_OUT's studies of that grade (one s
 have 17-34 studies, so it is rough).
 """
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "normal_hot_spots"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "projected_guidance"))
 from amyloid_stop_rule import heart_share
+from screen import screen_parser
 
 from synthscan.classifier.features import FeatureExtractor
 from synthscan.dataset import Dataset
@@ -29,13 +30,7 @@ from synthscan.labels import LABELS
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("out", type=Path)
-    parser.add_argument("held_out")
-    parser.add_argument("detector")
-    parser.add_argument("classifier")
+    parser = screen_parser(__doc__)
     parser.add_argument("--model", nargs="+", default=["default"])
     parser.add_argument("-n", type=int, default=40)
     args = parser.parse_args()

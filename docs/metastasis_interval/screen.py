@@ -13,14 +13,15 @@ metastasis, and its feature two-sample AUC against HELD_OUT's metastases with th
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "normal_hot_spots"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "projected_guidance"))
 from generator_quality import condition_fidelity
 from guidance_marks import comparison
+from screen import screen_parser
 
 from synthscan.classifier.features import FeatureExtractor
 from synthscan.dataset import Dataset
@@ -38,13 +39,7 @@ def rows_per_study(pipe, label: str) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("out", type=Path)
-    parser.add_argument("held_out")
-    parser.add_argument("detector")
-    parser.add_argument("classifier")
+    parser = screen_parser(__doc__)
     parser.add_argument("--model", nargs="+", required=True)
     parser.add_argument("-n", type=int, default=150, help="samples per model [default: 150]")
     args = parser.parse_args()

@@ -46,14 +46,18 @@ def shift_ratio(real_x, real_t, synthetic_x, synthetic_t, tracer: str, reference
     return float(np.mean(shift(synthetic_x, synthetic_t) / shift(real_x, real_t)))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def screen_parser(doc: str) -> argparse.ArgumentParser:
+    """The screens' command line: OUT HELD_OUT DETECTOR CLASSIFIER (the reference classifier)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
     parser.add_argument("held_out")
     parser.add_argument("detector")
-    parser.add_argument("reference_classifier")
+    parser.add_argument("classifier")
+    return parser
+
+
+def main() -> None:
+    parser = screen_parser(__doc__)
     parser.add_argument("rule", nargs="?", choices=RULES)
     parser.add_argument("param", nargs="?", type=float)
     parser.add_argument("--model", default=None, help="model folder [default: the shipped default]")
@@ -75,7 +79,7 @@ def main() -> None:
         seed=900000,
         tracer=[t for t in TRACERS for _ in range(PER_TRACER)],
     )
-    detector, extractor = LesionDetector.load(args.detector), FeatureExtractor(args.reference_classifier)
+    detector, extractor = LesionDetector.load(args.detector), FeatureExtractor(args.classifier)
     print(f"rule: {args.rule or 'shipped'} {'' if args.param is None else args.param}")
     for label, dataset in sets.items():
         records = dataset.records
@@ -86,7 +90,7 @@ def main() -> None:
         )
         print(
             f"{label}: lesion marks per study {np.mean(marks):.2f}, read as {label} by "
-            f"{Path(args.reference_classifier).name} {reading['per_condition'][label]['share']:.2f} (n={len(records)})"
+            f"{Path(args.classifier).name} {reading['per_condition'][label]['share']:.2f} (n={len(records)})"
         )
     held = Dataset.open(args.held_out)
     real = [r for r in held.records if r.tracer and r.label == "normal"]
