@@ -148,8 +148,8 @@ def joint_strata(first: Sequence[str], second: Sequence[str]) -> np.ndarray | No
 def auc_by_stratum(
     y: np.ndarray, score: np.ndarray, strata: Sequence[str], *, alpha: float = 0.05
 ) -> dict[str, AUCResult]:
-    """Each stratum's own AUC with its DeLong (1 − alpha) CI (:func:`auc_ci`), for the strata holding
-    both classes, keyed by the stratum's name."""
+    """Each stratum's own AUC with its DeLong (1 − alpha) CI (:func:`auc_ci`: NaN SE and CI where the
+    stratum holds a single case of a class), for the strata holding both classes, keyed by name."""
     y, strata, score = check_binary(y), np.asarray(strata), np.asarray(score)
     if not len(y) == len(strata) == len(score):
         raise ValueError(

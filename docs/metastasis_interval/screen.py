@@ -33,7 +33,8 @@ from synthscan.generator.storage import load_pipeline
 
 
 def rows_per_study(pipe, label: str) -> int:
-    """Network rows one study of ``label`` costs: two per guided step, one per other step."""
+    """Network rows one study of ``label`` costs: two per guided step, one per other step (all steps:
+    labels without an early end, as metastases)."""
     steps = pipe.config.default_steps
     return sum(2 if pipe.guided_step(i, steps, label) else 1 for i in range(steps))
 
