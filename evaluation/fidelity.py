@@ -42,7 +42,7 @@ from synthscan.evaluation.detector import (
 )
 from synthscan.evaluation.lesions import LesionDetector, lesion_fidelity, lesion_markdown
 from synthscan.evaluation.privacy import fit_shape, image_embedding, study_batches
-from synthscan.evaluation.stats import auc_by_stratum, joint_strata, stratified_auc
+from synthscan.evaluation.stats import auc_by_stratum, joint_strata, pool_strata, stratified_auc
 from synthscan.evaluation.tracer import dataset_tracer_effect, tracer_effect_text
 from synthscan.generator.conditions import condition_keys
 from synthscan.generator.transform import AcquisitionWindow, body_rows
@@ -144,18 +144,20 @@ def _auc_of_scores(scores: np.ndarray, n_real: int, strata: np.ndarray | None = 
     return float(roc_auc_score(y, scores)) if strata is None else stratified_auc(y, scores, strata).auc
 
 
-def _auc_by_stratum(scores: np.ndarray, n_real: int, strata: np.ndarray) -> dict[str, dict]:
-    """AUC of two-sample scores within each stratum holding real and synthetic rows, with a DeLong 95 %
-    interval (strata of a few real studies are rough) and their counts."""
+def _auc_within_strata(scores: np.ndarray, n_real: int, strata: np.ndarray) -> tuple[float, dict[str, dict]]:
+    """AUC of two-sample scores within strata (pooled, as :func:`_auc_of_scores`), and each stratum's
+    own where it holds real and synthetic rows, with a DeLong 95 % interval (strata of a few real
+    studies are rough) and their counts; each stratum measured once for both."""
     y = np.r_[np.zeros(n_real), np.ones(len(scores) - n_real)]
-    return {
+    by_stratum = auc_by_stratum(y, scores, strata)
+    return pool_strata(by_stratum).auc, {
         stratum: {
             "auc": r.auc,
             "ci95": [r.lower, r.upper],
             "n_real": r.n_negative,
             "n_synthetic": r.n_positive,
         }
-        for stratum, r in auc_by_stratum(y, scores, strata).items()
+        for stratum, r in by_stratum.items()
     }
 
 
@@ -203,8 +205,9 @@ def feature_metrics(
     out["two_sample_auc"] = _auc_of_scores(scores, len(real))
     strata = None if conditions is None else joint_strata(*conditions)
     if strata is not None:
-        out["two_sample_auc_within_condition"] = _auc_of_scores(scores, len(real), strata)
-        out["two_sample_auc_by_condition"] = _auc_by_stratum(scores, len(real), strata)
+        within, by_condition = _auc_within_strata(scores, len(real), strata)
+        out["two_sample_auc_within_condition"] = within
+        out["two_sample_auc_by_condition"] = by_condition
     return out
 
 

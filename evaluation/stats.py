@@ -177,7 +177,11 @@ def stratified_auc(
     condition against a mostly normal real set), a pooled AUC rewards a score that only recognises the
     stratum; within strata it cannot.
     """
-    by_stratum = auc_by_stratum(y, score, strata)
+    return pool_strata(auc_by_stratum(y, score, strata), alpha=alpha)
+
+
+def pool_strata(by_stratum: dict[str, AUCResult], *, alpha: float = 0.05) -> AUCResult:
+    """:func:`stratified_auc` from strata already measured by :func:`auc_by_stratum`."""
     if not by_stratum:
         raise ValueError("no stratum holds both positives and negatives")
     results = list(by_stratum.values())
