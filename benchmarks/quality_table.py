@@ -73,6 +73,13 @@ def _memorization(results: Results) -> str:
     return " / ".join(str(space["n_flagged"]) for space in results["memorization"])
 
 
+def _redrawn(results: Results) -> float:
+    redrawn = results["body_placement"].get("redrawn")  # None: a model without the check
+    if redrawn is None:
+        raise KeyError("redrawn")
+    return redrawn["share"]
+
+
 ROWS: list[tuple[str, Callable[[Results], Any]]] = [
     ("image detector AUC, trainings averaged", lambda r: r["image_detector_auc"]["auc"]),
     ("its single trainings", _single_trainings),
@@ -95,6 +102,7 @@ ROWS: list[tuple[str, Callable[[Results], Any]]] = [
     ("lesion marks per normal / metastasis / amyloidosis", _marks),
     ("burden in class 1-3 / 4-10 / >10", _burdens),
     ("body placement (misplaced share)", lambda r: r["body_placement"]["share"]),
+    ("bodies drawn again by the generator (share)", lambda r: _redrawn(r)),
     ("normals' trunk beyond the held-out range (longer / shorter)", _trunks),
     ("tracer effect kept (1 = as in real studies)", _tracers),
     ("memorization flags (image / feature)", _memorization),

@@ -45,7 +45,7 @@ from synthscan.evaluation.privacy import fit_shape, image_embedding, study_batch
 from synthscan.evaluation.stats import auc_by_stratum, joint_strata, pool_strata, stratified_auc
 from synthscan.evaluation.tracer import dataset_tracer_effect, tracer_effect_text
 from synthscan.generator.conditions import condition_keys
-from synthscan.generator.transform import AcquisitionWindow, body_rows
+from synthscan.generator.transform import HALF_HEAD_MM, AcquisitionWindow, body_rows
 from synthscan.labels import LABELS, PATIENT_SOURCES, VIEWS
 
 if TYPE_CHECKING:
@@ -239,7 +239,6 @@ def noise_power_spectrum(view: np.ndarray, bins: int = 16, sigma: float = 2.0) -
 
 HIST_EDGES = np.concatenate([[0], np.logspace(0, 4, 33)])
 BODY_FRACTION = AcquisitionWindow.body_fraction  # the body the generator's acquisition window is fitted on
-HALF_HEAD_MM = 120.0  # an adult head is about 24 cm from vertex to chin
 # where the anterior view's skull and bladder peaks are searched, in mm from the field's top (rows 0-150
 # and 300-600 of 2.4 mm pixels: docs/condition_mix/trunk_length.py)
 HEAD_SEARCH_MM = 360.0
@@ -334,6 +333,20 @@ def misplaced_bodies(
             key: {"n": int((keys == key).sum()), "share": float(np.mean(first[keys == key] > limit))}
             for key in sorted(set(conditions))
         },
+    }
+
+
+def redrawn_bodies(records: Sequence[Record]) -> dict | None:
+    """Share of synthetic studies whose body the generator found misplaced and drew again (the manifest's
+    ``redraws``), per condition; ``None`` for datasets of models without the check. The misplaced share
+    the pipeline hides: a model drawing 10 % of its bodies down the image is a worse model."""
+    if not records or any(r.get("redraws") == "" for r in records):
+        return None
+    redrawn = np.array([int(r.get("redraws")) > 0 for r in records])
+    keys = np.asarray(condition_keys(records))
+    return {
+        "share": float(redrawn.mean()),
+        "per_condition": {key: float(redrawn[keys == key].mean()) for key in sorted(set(keys))},
     }
 
 
@@ -640,6 +653,7 @@ def evaluate_fidelity(
         condition_keys(fake_records),
         real.info.pixel_spacing_mm,
     )
+    results["body_placement"]["redrawn"] = redrawn_bodies(fake_records)
     results["trunk_length"] = trunk_lengths(  # {} for fields too short to show the bladder
         real_counts["head_to_bladder_mm"],
         [r.label for r in real_records],
@@ -745,11 +759,18 @@ def trunk_length_text(trunks: dict) -> str:
 def body_placement_text(placement: dict) -> str:
     """One report line for :func:`misplaced_bodies`."""
     rows = ", ".join(f"{key} {v['share']:.2f} (n={v['n']})" for key, v in placement["per_condition"].items())
-    return (
+    text = (
         f"Body placement: {placement['share']:.3f} of {placement['n']} synthetic studies start their body "
         f"half a head lower than every real study (below row {placement['limit_row']}: no head, or the "
         f"body drawn down the image); by condition: {rows}."
     )
+    if redrawn := placement.get("redrawn"):
+        rows = ", ".join(f"{key} {share:.2f}" for key, share in redrawn["per_condition"].items())
+        text += (
+            f" The generator found {redrawn['share']:.3f} of them misplaced against its training studies "
+            f"and drew them again from their seeds; by condition: {rows}."
+        )
+    return text
 
 
 def write_fidelity_report(

@@ -11,9 +11,10 @@ which a study holds no counts (models saved without one get
 :class:`~synthscan.generator.transform.AcquisitionWindow`'s defaults).
 
 Every study draws all of its randomness from its own ``torch.Generator`` in a fixed order (grade if
-not given, total counts, initial latent, acquisition margins, a stochastic sampler's noise, Poisson
-counts), and the networks always run on chunks of ``eval_chunk`` samples, so a study depends only on
-its seed and settings, never on the batch it was generated in.
+not given, total counts, initial latent, acquisition margins, a stochastic sampler's noise, a new
+initial latent and sampler noise for each redraw of a misplaced body, Poisson counts), and the
+networks always run on chunks of ``eval_chunk`` samples, so a study depends only on its seed and
+settings, never on the batch it was generated in.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from synthscan.generator.models import ConditionEncoder, unfold_latents
 from synthscan.generator.transform import (
     AcquisitionWindow,
     ConditionLogNormal,
+    decoded_rate,
     expected_counts,
     poisson_counts,
 )
@@ -50,6 +52,7 @@ class SynthScanPipelineOutput(BaseOutput):
     total_counts: list[float]
     expected: np.ndarray | None = None
     factors: list[dict[str, str]] | None = None  # tracer and burden of each study (factor models only)
+    redraws: list[int] | None = None  # times each study's body was misplaced and drawn again
 
 
 def run_chunked(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], chunk: int) -> torch.Tensor:
@@ -78,6 +81,9 @@ def clean_and_noise(
         return a * x - s * output, s * x + a * output
     return (x - s * output) / a, output
 
+
+BODY_REDRAWS = 4
+"""Most times a study whose body the acquisition window finds misplaced is drawn again (the last is kept)."""
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 """Arithmetic of the UNet and decoder: fp32, or autocast to a 16-bit type (weights stay fp32)."""
@@ -369,13 +375,6 @@ class SynthScanPipeline(DiffusionPipeline):
             class_ids = torch.cat([class_ids[:, None], torch.tensor(factor_ids, device=device)], dim=1)
             null_ids = self.condition_encoder.null_ids(batch, device)
         latents = torch.stack(latents).to(device=device, dtype=dtype)
-
-        self.scheduler.set_timesteps(steps, device=device)
-        # a stochastic sampler (LCM's multistep sampling) draws each study's noise from its own generator
-        stochastic = "generator" in inspect.signature(self.scheduler.step).parameters
-        noise = {"generator": generators} if stochastic else {}
-        latents = latents * self.scheduler.init_noise_sigma
-        chunk = self.config.eval_chunk
         scales = [
             self.guidance_for(label, guidance_scale, f.get("burden"), split_key(key)[1])
             for label, key, f in zip(conditions, keys, factors, strict=True)
@@ -383,6 +382,72 @@ class SynthScanPipeline(DiffusionPipeline):
         if self.config.get("guidance_distilled"):
             scales = [1.0] * batch  # guidance is in the weights: every study shares the network calls
         scales = torch.tensor(scales, device=device)
+        decoded = self._generate(latents, class_ids, null_ids, scales, list(conditions), generators, steps)
+
+        # a body drawn down the image, or without a head, is drawn again: a new initial latent from the
+        # study's own generator, after everything it drew so far, so the redraw depends on the seed alone
+        window = AcquisitionWindow.from_dict(self.config.get("acquisition_window"))
+        redraws = [0] * batch
+        for _ in range(BODY_REDRAWS):
+            rate = decoded_rate(decoded.cpu(), self.calibration)
+            again = window.misplaced(rate, self.config.bin_factor, self.config.pixel_spacing_mm)
+            rows = again.nonzero().flatten().tolist()
+            if not rows:
+                break
+            fresh = torch.stack([torch.randn(self.latent_shape, generator=generators[i]) for i in rows])
+            decoded[rows] = self._generate(
+                fresh.to(device=device, dtype=dtype),
+                class_ids[rows],
+                null_ids[rows],
+                scales[rows],
+                [conditions[i] for i in rows],
+                [generators[i] for i in rows],
+                steps,
+            )
+            for i in rows:
+                redraws[i] += 1
+
+        rate = expected_counts(
+            decoded.cpu(),
+            torch.tensor(totals),
+            self.config.bin_factor,
+            window,
+            torch.stack(margin_draws),
+            torch.tensor(ratios) if ratios else None,
+            self.calibration,
+        )
+        counts = poisson_counts(rate, generators)
+        expected = rate.numpy() if return_expected else None
+        factors = factors if tables else None
+        if not return_dict:
+            return counts, keys, totals, expected, factors, redraws
+        return SynthScanPipelineOutput(
+            counts=counts,
+            conditions=keys,
+            total_counts=totals,
+            expected=expected,
+            factors=factors,
+            redraws=redraws,
+        )
+
+    def _generate(
+        self,
+        latents: torch.Tensor,
+        class_ids: torch.Tensor,
+        null_ids: torch.Tensor,
+        scales: torch.Tensor,
+        conditions: list[str],
+        generators: list[torch.Generator],
+        steps: int,
+    ) -> torch.Tensor:
+        """Decoded model images (fp32) of the studies whose initial latents (unit noise) are given."""
+        device = latents.device
+        self.scheduler.set_timesteps(steps, device=device)  # also resets a multistep solver's history
+        # a stochastic sampler (LCM's multistep sampling) draws each study's noise from its own generator
+        stochastic = "generator" in inspect.signature(self.scheduler.step).parameters
+        noise = {"generator": generators} if stochastic else {}
+        latents = latents * self.scheduler.init_noise_sigma
+        chunk = self.config.eval_chunk
         guided = scales != 1  # a study at scale 1 needs no null row
         half = PRECISIONS[self.precision]
         autocast = torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None)
@@ -390,7 +455,7 @@ class SynthScanPipeline(DiffusionPipeline):
         # studies of a label with a final sigma end on the denoised estimate of the first step at or below it
         final_sigma = self.config.get("label_final_sigma") or {}  # {} for models saved before it
         stop_sigma = torch.tensor([final_sigma.get(label, 0.0) for label in conditions], device=device)
-        ended = torch.zeros(batch, dtype=torch.bool, device=device)
+        ended = torch.zeros(len(latents), dtype=torch.bool, device=device)
         estimate = torch.zeros_like(latents)
         for i, t in enumerate(self.progress_bar(timesteps)):
             model_input = self.scheduler.scale_model_input(latents, t)
@@ -426,24 +491,5 @@ class SynthScanPipeline(DiffusionPipeline):
                 ended |= ending
             latents = self.scheduler.step(output, t, latents, **noise).prev_sample
         latents = torch.where(ended[:, None, None, None], estimate, latents)
-
         with autocast:
-            decoded = run_chunked(self.decode_latents, (latents,), chunk).float()
-        window = AcquisitionWindow.from_dict(self.config.get("acquisition_window"))
-        rate = expected_counts(
-            decoded.cpu(),
-            torch.tensor(totals),
-            self.config.bin_factor,
-            window,
-            torch.stack(margin_draws),
-            torch.tensor(ratios) if ratios else None,
-            self.calibration,
-        )
-        counts = poisson_counts(rate, generators)
-        expected = rate.numpy() if return_expected else None
-        factors = factors if tables else None
-        if not return_dict:
-            return counts, keys, totals, expected, factors
-        return SynthScanPipelineOutput(
-            counts=counts, conditions=keys, total_counts=totals, expected=expected, factors=factors
-        )
+            return run_chunked(self.decode_latents, (latents,), chunk).float()

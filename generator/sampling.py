@@ -97,8 +97,8 @@ def generate_studies(
     )
     factors = output.factors or [{} for _ in requests]
     results = []
-    for request, counts, key, total, study_factors in zip(
-        requests, output.counts, output.conditions, output.total_counts, factors, strict=True
+    for request, counts, key, total, study_factors, redraws in zip(
+        requests, output.counts, output.conditions, output.total_counts, factors, output.redraws, strict=True
     ):
         label, grade = split_key(key)
         meta = {
@@ -109,6 +109,7 @@ def generate_studies(
             **study_factors,
             "total_counts_target": total,
             "counts_per_view": [int(v) for v in counts.reshape(2, -1).sum(axis=1)],
+            "redraws": redraws,  # times its body was misplaced and drawn again (same seed)
             **settings,
             "guidance": pipeline.guidance_for(label, guidance, study_factors.get("burden"), grade),
         }
@@ -205,7 +206,7 @@ def write_samples(
                     meta=meta,
                     extra={
                         k: meta[k]
-                        for k in ("model_sha256", "model_name", "steps", "guidance", "burden")
+                        for k in ("model_sha256", "model_name", "steps", "guidance", "burden", "redraws")
                         if k in meta
                     },
                     replace=request.study_id in damaged,

@@ -35,6 +35,9 @@ from synthscan.generator.calibration import RateCalibration
 
 MARGIN_QUANTILES = 21
 """Quantiles (0, 5, ..., 100 %) of the training margins an :class:`AcquisitionWindow` stores."""
+HALF_HEAD_MM = 120.0
+"""Half an adult head (vertex to chin is about 24 cm): how much lower than every training study's a
+body may start before it counts as misplaced (a faint vertex a few rows lower does not)."""
 
 
 def mirror_posterior(views: torch.Tensor) -> torch.Tensor:
@@ -89,9 +92,7 @@ def expected_counts(
     studies a 2x2 binning round trip keeps 87 % of the power at 0.1-0.2 cycles/pixel (ribs, vertebral
     end plates) with it, 59 % with bilinear interpolation.
     """
-    rate = x.square()
-    if calibration is not None:
-        rate = calibration.apply(rate)
+    rate = decoded_rate(x, calibration)
     mask = window.mask(rate, bin_factor, margin_draws) if window is not None else None
     if bin_factor > 1:
         rate = F.interpolate(rate, scale_factor=bin_factor, mode="bicubic", align_corners=False).clamp_min(0)
@@ -105,6 +106,13 @@ def expected_counts(
         shares = torch.cat([1 / (1 + ratio), ratio / (1 + ratio)], dim=1)  # anterior, posterior
         rate = rate * (totals * shares / rate.sum(dim=(2, 3), keepdim=True).clamp_min(1e-12))
     return mirror_posterior(rate)
+
+
+def decoded_rate(x: torch.Tensor, calibration: RateCalibration | None = None) -> torch.Tensor:
+    """The binned rate that decoded model images ``x`` stand for: ``x**2``, through the decoder's
+    ``calibration`` where the model has one (the rate :func:`expected_counts` scales and windows)."""
+    rate = x.square()
+    return calibration.apply(rate) if calibration is not None else rate
 
 
 def view_ratios(images: np.ndarray) -> np.ndarray:
@@ -209,7 +217,10 @@ class AcquisitionWindow:
       synthetic study draws its own margins from them: at the largest margin every sample's window was
       wider than a typical scan's (median 7 rows above the vertex against 20 on simulated centre_a),
       and the decoder's haze filled the spare rows (``top_rows_ant`` in ``measure.py``);
-    - ``rows``/``cols``: the first and last row and column in which any training study has a count.
+    - ``rows``/``cols``: the first and last row and column in which any training study has a count;
+    - ``body_start``: the lowest row at which a training study's body starts. A sample whose body
+      starts half a head lower (:meth:`misplaced`) has no head or is drawn down the image, what a
+      reader sees first: 2-4 % of the default model's samples, which the pipeline draws again.
 
     The defaults (no ``rows``/``cols`` limit; margins measured on 648 simulated centre_a studies at
     1024x256) serve models saved before the window was fitted; models saved without quantiles use the
@@ -223,12 +234,13 @@ class AcquisitionWindow:
     cols: tuple[int, int] | None = None
     top_quantiles: tuple[int, ...] | None = None
     bottom_quantiles: tuple[int, ...] | None = None
+    body_start: int | None = None
 
     @classmethod
     def fit(cls, images: np.ndarray, bin_factor: int, body_fraction: float = 0.05) -> AcquisitionWindow:
         """The window of training model images ``x`` (N, 2, H/f, W/f), one study at a time."""
         f = bin_factor
-        tops, bottoms, rows, cols = [], [], [], []
+        tops, bottoms, rows, cols, starts = [], [], [], [], []
         for x in images:
             rate = np.square(np.asarray(x, dtype=np.float32))
             acquired = _extent(rate.sum(axis=(0, 2)))
@@ -236,6 +248,7 @@ class AcquisitionWindow:
                 continue
             body_first, body_last = body_rows(rate, body_fraction)
             tops.append(max(body_first - acquired[0], 0) * f)
+            starts.append(body_first * f)
             bottoms.append(max(acquired[1] - body_last, 0) * f)
             rows += [acquired[0] * f, acquired[1] * f + f - 1]
             left, right = _extent(rate.sum(axis=(0, 1)))
@@ -253,6 +266,7 @@ class AcquisitionWindow:
             (min(cols), max(cols)) if cols else None,
             quantiles(tops),
             quantiles(bottoms),
+            max(starts, default=None),
         )
 
     @classmethod
@@ -270,6 +284,7 @@ class AcquisitionWindow:
             (int(cols[0]), int(cols[1])) if cols else None,
             tuple(int(q) for q in top_q) if top_q else None,
             tuple(int(q) for q in bottom_q) if bottom_q else None,
+            None if values.get("body_start") is None else int(values["body_start"]),
         )
 
     def to_dict(self) -> dict:
@@ -287,6 +302,14 @@ class AcquisitionWindow:
             return round(float(np.interp(u, np.linspace(0, 1, len(quantiles)), quantiles)))
 
         return [(at(self.top_quantiles, float(u)), at(self.bottom_quantiles, float(v))) for u, v in draws]
+
+    def misplaced(self, rate: torch.Tensor, bin_factor: int, pixel_spacing_mm: float) -> torch.Tensor:
+        """(B,) whether each study's binned ``rate`` starts its body half a head lower than every
+        training study's (all False for windows fitted before ``body_start`` was)."""
+        if self.body_start is None:
+            return torch.zeros(len(rate), dtype=torch.bool)
+        limit = self.body_start + round(HALF_HEAD_MM / pixel_spacing_mm)
+        return torch.tensor([body_rows(study, self.body_fraction)[0] * bin_factor > limit for study in rate])
 
     def mask(self, rate: torch.Tensor, bin_factor: int, draws: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 1, H·f, W·f) 0/1 native-grid mask of each study's window, from its binned ``rate``.

@@ -1,5 +1,6 @@
 """Fidelity metrics: known-answer math on Gaussians, and an end-to-end report on tiny datasets."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,6 +12,7 @@ from synthscan.evaluation.detector import DetectorConfig
 from synthscan.evaluation.fidelity import (
     FALLBACK_SHAPE,
     FidelityModel,
+    body_placement_text,
     by_condition_text,
     condition_mix_caveats,
     count_statistics,
@@ -24,6 +26,7 @@ from synthscan.evaluation.fidelity import (
     patient_halves,
     per_condition_fidelity,
     prdc,
+    redrawn_bodies,
     trunk_length_text,
     trunk_lengths,
     two_sample_auc,
@@ -223,6 +226,27 @@ def test_a_body_drawn_down_the_image_is_counted_as_misplaced(tmp_path):
         "metastasis": {"n": 1, "share": 0.0},
         "normal": {"n": 2, "share": 0.5},
     }
+
+
+def test_the_bodies_a_generator_drew_again_are_reported_per_condition(tmp_path):
+    """The manifest's ``redraws`` of each sample: the misplaced share the generator's own check hid."""
+    dataset = Dataset.create(tmp_path / "d", matrix=(64, 16))
+    with dataset.writer() as w:
+        drawn = [("normal", 0), ("normal", 2), ("metastasis", 0), ("normal", 0)]
+        for i, (label, redraws) in enumerate(drawn):
+            w.add(
+                np.zeros((2, 64, 16), np.uint16),
+                study_id=f"s{i}",
+                patient_id=f"p{i}",
+                label=label,
+                source="synthetic",
+                extra={"redraws": redraws},
+            )
+    redrawn = redrawn_bodies(dataset.records)
+    assert redrawn == {"share": 0.25, "per_condition": {"metastasis": 0.0, "normal": pytest.approx(1 / 3)}}
+    placement = {"share": 0.0, "n": 4, "limit_row": 70, "per_condition": {}, "redrawn": redrawn}
+    assert "found 0.250 of them misplaced" in body_placement_text(placement)
+    assert redrawn_bodies([dataclasses.replace(r, extra={}) for r in dataset.records]) is None
 
 
 def make(root, rng, n, source, blur, hot=0.0):

@@ -16,6 +16,7 @@ from synthscan.classifier.synthetic import load_generator
 from synthscan.cli import main
 from synthscan.config import ConfigError, builtin_config, load_config
 from synthscan.dataset import Dataset, DatasetError
+from synthscan.generator import pipeline as pipeline_module
 from synthscan.generator import train as train_module
 from synthscan.generator.conditions import (
     burden_class,
@@ -236,6 +237,7 @@ def test_acquisition_window_is_fitted_on_the_training_studies_and_zeroes_the_rat
     assert (window.rows, window.cols) == ((4, 101), (0, 31))  # native rows and columns
     assert body_rows(rate[0], 0.05) == (3, 37), "the body [5, 35] widened by the 5-row smoothing"
     assert (window.top_margin, window.bottom_margin) == (2 * (3 - 2), 2 * (40 - 37))
+    assert window.body_start == 2 * max(body_rows(r, 0.05)[0] for r in rate), "the lowest body start"
     assert AcquisitionWindow.from_dict(window.to_dict()) == window
     hazy_legs = np.zeros((2, 64, 16), np.float32)
     hazy_legs[:, :20, 4:12], hazy_legs[:, 20:] = 1.0, 0.015  # haze fills more rows than the body
@@ -249,6 +251,16 @@ def test_acquisition_window_is_fitted_on_the_training_studies_and_zeroes_the_rat
     assert float(rows[:top].sum()) == 0 and float(rows[bottom:].sum()) == 0
     assert (rows[top:bottom] > 0).all()
     assert float(expected.sum()) == pytest.approx(1e4, rel=1e-5), "the total goes to the window"
+
+
+def test_a_body_starting_half_a_head_below_every_training_study_s_is_misplaced():
+    """At 2.4 mm pixels half a head (120 mm) is 50 native rows below the lowest training body start."""
+    window = AcquisitionWindow(body_start=10)
+    rate = torch.zeros(4, 2, 64, 16)
+    for i, first in enumerate((0, 30, 33, 40)):  # found 2 rows higher (5-row smoothing): native 56, 62
+        rate[i, :, first:60, 4:12] = 1.0
+    assert window.misplaced(rate, 2, 2.4).tolist() == [False, False, True, True]
+    assert not AcquisitionWindow().misplaced(rate, 2, 2.4).any(), "windows fitted before: no check"
 
 
 def test_each_synthetic_study_draws_its_acquisition_margins_from_the_training_studies():
@@ -374,6 +386,43 @@ def test_samples_depend_on_seed_not_on_batch(trained, tmp_path):
     record = a.records[0]
     assert record.source == "synthetic" and record.label == "amyloidosis" and record.perugini_grade in (1, 3)
     assert record.extra["model_sha256"] == pipeline.sha256 and record.extra["steps"] == "2"
+
+
+def test_a_misplaced_body_is_drawn_again_from_the_study_s_own_seed(trained, tmp_path):
+    """A decoder that draws the body 80 rows down the image for half the latents (the first element
+    above the second; no rate calibration, so the empty rows stay empty): those studies
+    are drawn again from their own generators until placed (at most ``BODY_REDRAWS`` times), the others
+    are the studies they are without the check, and each study is its seed's whatever its batch."""
+    pipeline = load_pipeline(trained)
+    decode = pipeline.decode_latents
+
+    def drawn_down(latents):
+        decoded = decode(latents).clone()
+        low = latents.flatten(1)[:, 0] > latents.flatten(1)[:, 1]
+        decoded[low, :, :40] = 0
+        return decoded
+
+    pipeline.decode_latents = drawn_down
+    window = pipeline.config.acquisition_window
+    assert window["body_start"] == 0, "fitted on the training studies, which start at the top"
+    pipeline.register_to_config(rate_calibration=None, acquisition_window={**window, "body_start": None})
+    unchecked = sample_to_dataset(pipeline, tmp_path / "unchecked", condition="normal", n=8, progress=False)
+    pipeline.register_to_config(acquisition_window=window)  # limit: row 50 at 2.4 mm
+    checked = sample_to_dataset(
+        pipeline, tmp_path / "checked", condition="normal", n=8, batch_size=3, progress=False
+    )
+    redraws = [int(r.extra["redraws"]) for r in checked]
+    assert [int(r.extra["redraws"]) for r in unchecked] == [0] * 8
+    assert 0 < sum(v > 0 for v in redraws) < 8, "some bodies were misplaced, not all"
+    first = [body_rows(checked.read(r).counts, 0.05)[0] for r in checked]
+    for a, b, n, row in zip(unchecked, checked, redraws, first, strict=True):
+        same = np.array_equal(unchecked.read(a).counts, checked.read(b).counts)
+        assert same == (n == 0), "only misplaced studies change"
+        assert n == pipeline_module.BODY_REDRAWS or row < 50, "a redrawn body starts in place"
+    study = checked.records[redraws.index(max(redraws))]
+    alone = generate_studies(pipeline, [SampleRequest("x", "normal", None, study.seed)])
+    assert np.array_equal(alone[0][0], checked.read(study).counts), "a redrawn study regenerates alone"
+    assert alone[0][1]["redraws"] == max(redraws)
 
 
 def test_label_guidance_applies_per_study_and_is_recorded(trained, tmp_path):
