@@ -26,8 +26,10 @@ Samples ``n`` studies per condition (amyloidosis split over the model's grades) 
   (:mod:`synthscan.evaluation.detector`; 0.5 = indistinguishable, what a reader's eye approximates);
 - ``body_placement``: the share of samples whose body starts half a head lower than every held-out
   study's (no head, or the body drawn down the image), per condition: the malformed samples a reader
-  sees first; ``trunk_length``: per label, the share whose skull-to-bladder distance lies beyond the
-  held-out studies' range (a trunk drawn too long starts at the right row, so body placement misses it);
+  sees first; and (``redrawn``) the share the generator itself found misplaced against its training
+  studies and drew again from their seeds, which the first share no longer shows;
+  ``trunk_length``: per label, the share whose skull-to-bladder distance lies beyond the held-out
+  studies' range (a trunk drawn too long starts at the right row, so body placement misses it);
 - memorization: nearest-training-study distances of the samples against real-to-real ones, in image
   and feature space (`synthscan audit privacy`);
 - with ``--lesion-detector`` (models trained on simulated studies): lesions, per condition the share of

@@ -45,7 +45,8 @@ from synthscan.evaluation.privacy import fit_shape, image_embedding, study_batch
 from synthscan.evaluation.stats import auc_by_stratum, joint_strata, pool_strata, stratified_auc
 from synthscan.evaluation.tracer import dataset_tracer_effect, tracer_effect_text
 from synthscan.generator.conditions import condition_keys
-from synthscan.generator.transform import HALF_HEAD_MM, AcquisitionWindow, body_rows
+from synthscan.generator.config import HALF_HEAD_MM
+from synthscan.generator.transform import AcquisitionWindow, body_rows
 from synthscan.labels import LABELS, PATIENT_SOURCES, VIEWS
 
 if TYPE_CHECKING:

@@ -24,6 +24,11 @@ from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, PATIENT_SOURCES
 
 GUIDED_EVERY_STEP: tuple[float, float] = (0.0, 1.0)
 """The guidance interval of a model guided at every solver step (and of models saved before it)."""
+HALF_HEAD_MM = 120.0
+"""Half an adult head (vertex to chin is about 24 cm): how much lower than every training study's a
+body may start before it counts as misplaced (a faint vertex a few rows lower does not)."""
+BODY_REDRAWS = 4
+"""Most times a study whose body starts that low is drawn again (the last draw is kept)."""
 
 
 @dataclass

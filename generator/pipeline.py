@@ -13,8 +13,8 @@ which a study holds no counts (models saved without one get
 Every study draws all of its randomness from its own ``torch.Generator`` in a fixed order (grade if
 not given, total counts, initial latent, acquisition margins, a stochastic sampler's noise, a new
 initial latent and sampler noise for each redraw of a misplaced body, Poisson counts), and the
-networks always run on chunks of ``eval_chunk`` samples, so a study depends only on its seed and
-settings, never on the batch it was generated in.
+networks always run on chunks of ``eval_chunk`` samples (a redraw on one), so a study depends only on
+its seed and settings, never on the batch it was generated in.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ from diffusers.utils import BaseOutput
 
 from synthscan.generator.calibration import RateCalibration
 from synthscan.generator.conditions import FACTORS, UNKNOWN, resolve_condition, resolve_factor, split_key
-from synthscan.generator.config import GUIDED_EVERY_STEP
+from synthscan.generator.config import BODY_REDRAWS, GUIDED_EVERY_STEP
 from synthscan.generator.models import ConditionEncoder, unfold_latents
 from synthscan.generator.transform import (
     AcquisitionWindow,
     ConditionLogNormal,
     decoded_rate,
-    expected_counts,
+    expected_from_rate,
     poisson_counts,
 )
 from synthscan.labels import DEFAULT_MATRIX, DEFAULT_PIXEL_SPACING_MM, LABELS, VIEWS
@@ -81,9 +81,6 @@ def clean_and_noise(
         return a * x - s * output, s * x + a * output
     return (x - s * output) / a, output
 
-
-BODY_REDRAWS = 4
-"""Most times a study whose body the acquisition window finds misplaced is drawn again (the last is kept)."""
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 """Arithmetic of the UNet and decoder: fp32, or autocast to a 16-bit type (weights stay fp32)."""
@@ -382,20 +379,23 @@ class SynthScanPipeline(DiffusionPipeline):
         if self.config.get("guidance_distilled"):
             scales = [1.0] * batch  # guidance is in the weights: every study shares the network calls
         scales = torch.tensor(scales, device=device)
-        decoded = self._generate(latents, class_ids, null_ids, scales, list(conditions), generators, steps)
+        decoded = self._generate(
+            latents, class_ids, null_ids, scales, list(conditions), generators, steps, self.config.eval_chunk
+        )
 
         # a body drawn down the image, or without a head, is drawn again: a new initial latent from the
-        # study's own generator, after everything it drew so far, so the redraw depends on the seed alone
+        # study's own generator, after everything it drew so far, so the redraw depends on the seed alone;
+        # one row per network call, whatever the batch (a chunk padded for one redraw costs a chunk)
         window = AcquisitionWindow.from_dict(self.config.get("acquisition_window"))
         redraws = [0] * batch
+        rate = decoded_rate(decoded.cpu(), self.calibration)
         for _ in range(BODY_REDRAWS):
-            rate = decoded_rate(decoded.cpu(), self.calibration)
             again = window.misplaced(rate, self.config.bin_factor, self.config.pixel_spacing_mm)
             rows = again.nonzero().flatten().tolist()
             if not rows:
                 break
             fresh = torch.stack([torch.randn(self.latent_shape, generator=generators[i]) for i in rows])
-            decoded[rows] = self._generate(
+            redrawn = self._generate(
                 fresh.to(device=device, dtype=dtype),
                 class_ids[rows],
                 null_ids[rows],
@@ -403,18 +403,19 @@ class SynthScanPipeline(DiffusionPipeline):
                 [conditions[i] for i in rows],
                 [generators[i] for i in rows],
                 steps,
+                chunk=1,
             )
+            rate[rows] = decoded_rate(redrawn.cpu(), self.calibration)
             for i in rows:
                 redraws[i] += 1
 
-        rate = expected_counts(
-            decoded.cpu(),
+        rate = expected_from_rate(
+            rate,
             torch.tensor(totals),
             self.config.bin_factor,
             window,
             torch.stack(margin_draws),
             torch.tensor(ratios) if ratios else None,
-            self.calibration,
         )
         counts = poisson_counts(rate, generators)
         expected = rate.numpy() if return_expected else None
@@ -439,15 +440,16 @@ class SynthScanPipeline(DiffusionPipeline):
         conditions: list[str],
         generators: list[torch.Generator],
         steps: int,
+        chunk: int,
     ) -> torch.Tensor:
-        """Decoded model images (fp32) of the studies whose initial latents (unit noise) are given."""
+        """Decoded model images (fp32) of the studies whose initial latents (unit noise) are given, the
+        networks run on ``chunk`` rows at a time (:func:`run_chunked`)."""
         device = latents.device
         self.scheduler.set_timesteps(steps, device=device)  # also resets a multistep solver's history
         # a stochastic sampler (LCM's multistep sampling) draws each study's noise from its own generator
         stochastic = "generator" in inspect.signature(self.scheduler.step).parameters
         noise = {"generator": generators} if stochastic else {}
         latents = latents * self.scheduler.init_noise_sigma
-        chunk = self.config.eval_chunk
         guided = scales != 1  # a study at scale 1 needs no null row
         half = PRECISIONS[self.precision]
         autocast = torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None)

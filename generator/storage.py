@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from synthscan.atomic import atomic_write_text, file_sha256
-from synthscan.generator.config import GUIDED_EVERY_STEP
+from synthscan.generator.config import BODY_REDRAWS, GUIDED_EVERY_STEP, HALF_HEAD_MM
 
 log = logging.getLogger(__name__)
 
@@ -242,12 +242,21 @@ def describe_model(model: str | Path | None = None) -> dict[str, str]:
         + "".join(
             f"; {label} ends on the denoised estimate at sigma <= {sigma:g}"
             for label, sigma in (index.get("label_final_sigma") or {}).items()
-        ),
+        )
+        + _redraw_text(index.get("acquisition_window"), index.get("pixel_spacing_mm")),
         "decoder_calibration": _calibration_text(index.get("rate_calibration")),
         "training_sources": ", ".join(index.get("training_sources") or ["not recorded"]),
         "privacy": statement["statement"] if statement else "no statement: audit samples before sharing them",
         "card": str(folder / "README.md") if (folder / "README.md").is_file() else "none",
     }
+
+
+def _redraw_text(window: dict | None, pixel_spacing_mm: float | None) -> str:
+    """``; a body starting below row 78 is drawn again`` for models whose window has a body start."""
+    if not window or window.get("body_start") is None or not pixel_spacing_mm:
+        return ""
+    limit = int(window["body_start"]) + round(HALF_HEAD_MM / pixel_spacing_mm)
+    return f"; a body starting below row {limit} is drawn again (at most {BODY_REDRAWS} times)"
 
 
 def _calibration_text(calibration: dict | None) -> str:

@@ -32,12 +32,10 @@ import torch
 import torch.nn.functional as F
 
 from synthscan.generator.calibration import RateCalibration
+from synthscan.generator.config import HALF_HEAD_MM
 
 MARGIN_QUANTILES = 21
 """Quantiles (0, 5, ..., 100 %) of the training margins an :class:`AcquisitionWindow` stores."""
-HALF_HEAD_MM = 120.0
-"""Half an adult head (vertex to chin is about 24 cm): how much lower than every training study's a
-body may start before it counts as misplaced (a faint vertex a few rows lower does not)."""
 
 
 def mirror_posterior(views: torch.Tensor) -> torch.Tensor:
@@ -92,7 +90,20 @@ def expected_counts(
     studies a 2x2 binning round trip keeps 87 % of the power at 0.1-0.2 cycles/pixel (ribs, vertebral
     end plates) with it, 59 % with bilinear interpolation.
     """
-    rate = decoded_rate(x, calibration)
+    return expected_from_rate(
+        decoded_rate(x, calibration), total_counts, bin_factor, window, margin_draws, posterior_ratio
+    )
+
+
+def expected_from_rate(
+    rate: torch.Tensor,
+    total_counts: torch.Tensor,
+    bin_factor: int,
+    window: AcquisitionWindow | None = None,
+    margin_draws: torch.Tensor | None = None,
+    posterior_ratio: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`expected_counts` from the binned rate the decoded images stand for (:func:`decoded_rate`)."""
     mask = window.mask(rate, bin_factor, margin_draws) if window is not None else None
     if bin_factor > 1:
         rate = F.interpolate(rate, scale_factor=bin_factor, mode="bicubic", align_corners=False).clamp_min(0)

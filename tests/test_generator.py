@@ -16,7 +16,6 @@ from synthscan.classifier.synthetic import load_generator
 from synthscan.cli import main
 from synthscan.config import ConfigError, builtin_config, load_config
 from synthscan.dataset import Dataset, DatasetError
-from synthscan.generator import pipeline as pipeline_module
 from synthscan.generator import train as train_module
 from synthscan.generator.conditions import (
     burden_class,
@@ -27,7 +26,7 @@ from synthscan.generator.conditions import (
     resolve_factor,
     split_key,
 )
-from synthscan.generator.config import DiffusionConfig, DistillConfig, GeneratorConfig
+from synthscan.generator.config import BODY_REDRAWS, DiffusionConfig, DistillConfig, GeneratorConfig
 from synthscan.generator.data import random_crops
 from synthscan.generator.distill import distill
 from synthscan.generator.models import fold_latents, unfold_latents
@@ -405,6 +404,7 @@ def test_a_misplaced_body_is_drawn_again_from_the_study_s_own_seed(trained, tmp_
     pipeline.decode_latents = drawn_down
     window = pipeline.config.acquisition_window
     assert window["body_start"] == 0, "fitted on the training studies, which start at the top"
+    assert "a body starting below row 50 is drawn again" in describe_model(trained)["sampler"]
     pipeline.register_to_config(rate_calibration=None, acquisition_window={**window, "body_start": None})
     unchecked = sample_to_dataset(pipeline, tmp_path / "unchecked", condition="normal", n=8, progress=False)
     pipeline.register_to_config(acquisition_window=window)  # limit: row 50 at 2.4 mm
@@ -418,7 +418,7 @@ def test_a_misplaced_body_is_drawn_again_from_the_study_s_own_seed(trained, tmp_
     for a, b, n, row in zip(unchecked, checked, redraws, first, strict=True):
         same = np.array_equal(unchecked.read(a).counts, checked.read(b).counts)
         assert same == (n == 0), "only misplaced studies change"
-        assert n == pipeline_module.BODY_REDRAWS or row < 50, "a redrawn body starts in place"
+        assert n == BODY_REDRAWS or row < 50, "a redrawn body starts in place"
     study = checked.records[redraws.index(max(redraws))]
     alone = generate_studies(pipeline, [SampleRequest("x", "normal", None, study.seed)])
     assert np.array_equal(alone[0][0], checked.read(study).counts), "a redrawn study regenerates alone"

@@ -377,8 +377,10 @@ def sample(
     """Generate N labelled synthetic studies into a dataset (one seed per study, recorded).
 
     Without --model the shipped generator is used; `synthscan info` shows its path, hash,
-    conditions and model card. Under `accelerate launch -m synthscan sample ...` the studies are
-    split between the processes (GPUs, machines) and the dataset is the one a single process writes.
+    conditions and model card. A study whose body starts far below every training study's (no head,
+    or drawn down the image) is drawn again from its own seed, and its row records how often. Under
+    `accelerate launch -m synthscan sample ...` the studies are split between the processes (GPUs,
+    machines) and the dataset is the one a single process writes.
     """
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
@@ -421,4 +423,6 @@ def sample(
         burden=burden,
     )
     if state.is_main_process:
-        click.echo(f"{studies(len(dataset), 'synthetic')} in {dataset.root} (format {fmt}).")
+        redrawn = sum(int(r.get("redraws") or 0) > 0 for r in dataset)
+        again = f" {redrawn} drawn again from their seeds: their body started too low." if redrawn else ""
+        click.echo(f"{studies(len(dataset), 'synthetic')} in {dataset.root} (format {fmt}).{again}")
