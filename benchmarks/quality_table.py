@@ -102,7 +102,7 @@ ROWS: list[tuple[str, Callable[[Results], Any]]] = [
     ("lesion marks per normal / metastasis / amyloidosis", _marks),
     ("burden in class 1-3 / 4-10 / >10", _burdens),
     ("body placement (misplaced share)", lambda r: r["body_placement"]["share"]),
-    ("bodies drawn again by the generator (share)", lambda r: _redrawn(r)),
+    ("bodies drawn again by the generator (share)", _redrawn),
     ("normals' trunk beyond the held-out range (longer / shorter)", _trunks),
     ("tracer effect kept (1 = as in real studies)", _tracers),
     ("memorization flags (image / feature)", _memorization),

@@ -31,6 +31,11 @@ BODY_REDRAWS = 4
 """Most times a study whose body starts that low is drawn again (the last draw is kept)."""
 
 
+def body_start_limit(body_start: int, pixel_spacing_mm: float) -> int:
+    """Lowest native row at which a sample's body may start: half a head below ``body_start``."""
+    return body_start + round(HALF_HEAD_MM / pixel_spacing_mm)
+
+
 @dataclass
 class TransformConfig:
     """How counts become model inputs (see :mod:`synthscan.generator.transform`)."""

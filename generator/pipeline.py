@@ -52,7 +52,7 @@ class SynthScanPipelineOutput(BaseOutput):
     total_counts: list[float]
     expected: np.ndarray | None = None
     factors: list[dict[str, str]] | None = None  # tracer and burden of each study (factor models only)
-    redraws: list[int] | None = None  # times each study's body was misplaced and drawn again
+    redraws: list[int] | None = None  # times each body was misplaced and drawn again; None: not checked
 
 
 def run_chunked(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], chunk: int) -> torch.Tensor:
@@ -387,11 +387,12 @@ class SynthScanPipeline(DiffusionPipeline):
         # study's own generator, after everything it drew so far, so the redraw depends on the seed alone;
         # one row per network call, whatever the batch (a chunk padded for one redraw costs a chunk)
         window = AcquisitionWindow.from_dict(self.config.get("acquisition_window"))
-        redraws = [0] * batch
+        redraws = [0] * batch if window.body_start is not None else None  # None: a model without the check
         rate = decoded_rate(decoded.cpu(), self.calibration)
+        rows = list(range(batch)) if redraws is not None else []
         for _ in range(BODY_REDRAWS):
-            again = window.misplaced(rate, self.config.bin_factor, self.config.pixel_spacing_mm)
-            rows = again.nonzero().flatten().tolist()
+            again = window.misplaced(rate[rows], self.config.bin_factor, self.config.pixel_spacing_mm)
+            rows = [i for i, misplaced in zip(rows, again.tolist(), strict=True) if misplaced]
             if not rows:
                 break
             fresh = torch.stack([torch.randn(self.latent_shape, generator=generators[i]) for i in rows])

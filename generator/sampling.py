@@ -97,8 +97,9 @@ def generate_studies(
     )
     factors = output.factors or [{} for _ in requests]
     results = []
-    for request, counts, key, total, study_factors, redraws in zip(
-        requests, output.counts, output.conditions, output.total_counts, factors, output.redraws, strict=True
+    redraws = output.redraws or [None] * len(requests)  # None: a model without the body check
+    for request, counts, key, total, study_factors, study_redraws in zip(
+        requests, output.counts, output.conditions, output.total_counts, factors, redraws, strict=True
     ):
         label, grade = split_key(key)
         meta = {
@@ -109,7 +110,7 @@ def generate_studies(
             **study_factors,
             "total_counts_target": total,
             "counts_per_view": [int(v) for v in counts.reshape(2, -1).sum(axis=1)],
-            "redraws": redraws,  # times its body was misplaced and drawn again (same seed)
+            "redraws": study_redraws,  # times its body was misplaced and drawn again (same seed)
             **settings,
             "guidance": pipeline.guidance_for(label, guidance, study_factors.get("burden"), grade),
         }

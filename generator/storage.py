@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from synthscan.atomic import atomic_write_text, file_sha256
-from synthscan.generator.config import BODY_REDRAWS, GUIDED_EVERY_STEP, HALF_HEAD_MM
+from synthscan.generator.config import BODY_REDRAWS, GUIDED_EVERY_STEP, body_start_limit
 
 log = logging.getLogger(__name__)
 
@@ -252,10 +252,11 @@ def describe_model(model: str | Path | None = None) -> dict[str, str]:
 
 
 def _redraw_text(window: dict | None, pixel_spacing_mm: float | None) -> str:
-    """``; a body starting below row 78 is drawn again`` for models whose window has a body start."""
+    """``; a body starting below row 78 is drawn again (at most 4 times)`` for models whose window has
+    a body start."""
     if not window or window.get("body_start") is None or not pixel_spacing_mm:
         return ""
-    limit = int(window["body_start"]) + round(HALF_HEAD_MM / pixel_spacing_mm)
+    limit = body_start_limit(int(window["body_start"]), pixel_spacing_mm)
     return f"; a body starting below row {limit} is drawn again (at most {BODY_REDRAWS} times)"
 
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from synthscan.generator.calibration import RateCalibration
-from synthscan.generator.config import HALF_HEAD_MM
+from synthscan.generator.config import body_start_limit
 
 MARGIN_QUANTILES = 21
 """Quantiles (0, 5, ..., 100 %) of the training margins an :class:`AcquisitionWindow` stores."""
@@ -319,7 +319,7 @@ class AcquisitionWindow:
         training study's (all False for windows fitted before ``body_start`` was)."""
         if self.body_start is None:
             return torch.zeros(len(rate), dtype=torch.bool)
-        limit = self.body_start + round(HALF_HEAD_MM / pixel_spacing_mm)
+        limit = body_start_limit(self.body_start, pixel_spacing_mm)
         return torch.tensor([body_rows(study, self.body_fraction)[0] * bin_factor > limit for study in rate])
 
     def mask(self, rate: torch.Tensor, bin_factor: int, draws: torch.Tensor | None = None) -> torch.Tensor:

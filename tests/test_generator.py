@@ -256,9 +256,9 @@ def test_a_body_starting_half_a_head_below_every_training_study_s_is_misplaced()
     """At 2.4 mm pixels half a head (120 mm) is 50 native rows below the lowest training body start."""
     window = AcquisitionWindow(body_start=10)
     rate = torch.zeros(4, 2, 64, 16)
-    for i, first in enumerate((0, 30, 33, 40)):  # found 2 rows higher (5-row smoothing): native 56, 62
+    for i, first in enumerate((0, 32, 33, 40)):  # found 2 rows higher (5-row smoothing): native 60, 62
         rate[i, :, first:60, 4:12] = 1.0
-    assert window.misplaced(rate, 2, 2.4).tolist() == [False, False, True, True]
+    assert window.misplaced(rate, 2, 2.4).tolist() == [False, False, True, True], "row 60 is in place"
     assert not AcquisitionWindow().misplaced(rate, 2, 2.4).any(), "windows fitted before: no check"
 
 
@@ -412,7 +412,7 @@ def test_a_misplaced_body_is_drawn_again_from_the_study_s_own_seed(trained, tmp_
         pipeline, tmp_path / "checked", condition="normal", n=8, batch_size=3, progress=False
     )
     redraws = [int(r.extra["redraws"]) for r in checked]
-    assert [int(r.extra["redraws"]) for r in unchecked] == [0] * 8
+    assert [r.extra["redraws"] for r in unchecked] == [""] * 8, "not checked, not 0 redraws"
     assert 0 < sum(v > 0 for v in redraws) < 8, "some bodies were misplaced, not all"
     first = [body_rows(checked.read(r).counts, 0.05)[0] for r in checked]
     for a, b, n, row in zip(unchecked, checked, redraws, first, strict=True):
@@ -526,7 +526,7 @@ def test_a_label_s_own_guidance_interval_applies_to_its_studies_alone(trained, t
     np.testing.assert_allclose(own[1], every[1], rtol=1e-4, atol=1e-3)
     assert sampler_settings(pipeline, 4, 2.0)["label_guidance_interval"] == {"normal": [0.5, 1.0]}
     save_model(pipeline, tmp_path / "own-interval", card="# normals guided from half of the steps\n")
-    assert describe_model(tmp_path / "own-interval")["sampler"].endswith("(normal 50%-100%)")
+    assert "guidance default 2 (normal 50%-100%)" in describe_model(tmp_path / "own-interval")["sampler"]
     with pytest.raises(ConfigError, match=r"label_guidance_interval\.normal"):
         tiny_config(**{"sampling.label_guidance_interval": {"normal": [0.6, 0.6]}})
     with pytest.raises(ConfigError, match="unknown labels"):
