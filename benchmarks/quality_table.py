@@ -21,6 +21,20 @@ from synthscan.labels import LABELS
 Results = dict[str, Any]
 
 
+def realism_measures(results: Results) -> dict[str, float]:
+    """The realism numbers the ship rules in ``docs/`` gate on, from one run's ``results.json``."""
+    realism = results["realism"]["real_vs_synthetic"]
+    return {
+        "detector within": results["image_detector_auc"]["within_condition"]["auc"],
+        "two-sample within, cls_a": realism["two_sample_auc_within_condition"],
+        "two-sample within, cls_ref": results["reference_classifier"]["real_vs_synthetic"][
+            "two_sample_auc_within_condition"
+        ],
+        "precision": realism["precision"],
+        "recall": realism["recall"],
+    }
+
+
 def _fidelity(results: Results, label: str) -> float:
     return results["condition_fidelity"]["synthetic"]["per_condition"][label]["share"]
 

@@ -15,23 +15,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from quality_table import Results, load
+from quality_table import Results, load, realism_measures
 
 from synthscan.dataset import Dataset
 from synthscan.labels import LABELS
 
 
 def measures(r: Results) -> dict[str, float]:
-    realism = r["realism"]["real_vs_synthetic"]
     reading = r["reference_classifier"]["per_condition"]
     return {
-        "detector within": r["image_detector_auc"]["within_condition"]["auc"],
-        "two-sample within, cls_a": realism["two_sample_auc_within_condition"],
-        "two-sample within, cls_ref": r["reference_classifier"]["real_vs_synthetic"][
-            "two_sample_auc_within_condition"
-        ],
-        "precision": realism["precision"],
-        "recall": realism["recall"],
+        **realism_measures(r),
         **{f"read as asked (cls_ref): {c}": reading[c]["share_correct"] for c in LABELS},
         **{f"memorization flags: {s['space']}": float(s["n_flagged"]) for s in r["memorization"]},
     }

@@ -14,24 +14,17 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from quality_table import Results, load
+from quality_table import Results, load, realism_measures
 
 from synthscan.labels import LABELS
 
 
 def measures(r: Results) -> dict[str, float]:
     """The numbers the rule reads from one ``results.json``."""
-    realism = r["realism"]["real_vs_synthetic"]
     found = r["lesions"]["with_lesions"]
     per_label = r["condition_fidelity"]["synthetic"]["per_condition"]
     return {
-        "detector within": r["image_detector_auc"]["within_condition"]["auc"],
-        "two-sample within, cls_a": realism["two_sample_auc_within_condition"],
-        "two-sample within, cls_ref": r["reference_classifier"]["real_vs_synthetic"][
-            "two_sample_auc_within_condition"
-        ],
-        "precision": realism["precision"],
-        "recall": realism["recall"],
+        **realism_measures(r),
         "misplaced bodies": r["body_placement"]["share"],
         **{f"read as asked (cls_a): {c}": per_label[c]["share"] for c in LABELS},
         "lesion marks per normal": found["normal"]["synthetic"]["mean_detected"],
