@@ -11,6 +11,24 @@ import numpy as np
 import pytest
 
 GENERATOR_MATRIX = (128, 32)
+DRAWN_DOWN_ROWS = 40
+"""Binned rows :func:`draw_half_the_bodies_down` empties: the body then starts at native row 80."""
+
+
+def draw_half_the_bodies_down(pipeline) -> None:
+    """Make ``pipeline``'s decoder draw the body 80 rows down the image for half the latents (the first
+    element above the second), without rate calibration so that the emptied rows stay empty."""
+    decode = pipeline.decode_latents
+
+    def drawn_down(latents):
+        decoded = decode(latents).clone()
+        decoded[latents.flatten(1)[:, 0] > latents.flatten(1)[:, 1], :, :DRAWN_DOWN_ROWS] = 0
+        return decoded
+
+    pipeline.decode_latents = drawn_down
+    pipeline.register_to_config(rate_calibration=None)
+
+
 GENERATOR_ROWS = [("normal", 0), ("metastasis", 0), ("amyloidosis", 1), ("amyloidosis", 3)] * 3
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import GENERATOR_MATRIX, write_generator_dataset
+from conftest import GENERATOR_MATRIX, draw_half_the_bodies_down, write_generator_dataset
 from diffusers import DDPMScheduler, LCMScheduler
 
 from synthscan.cli import main
@@ -139,11 +139,15 @@ def test_guidance_students_learn_the_conditional_output_where_the_teacher_does_n
 
 
 def test_student_samples_depend_on_seed_not_on_batch(student, tmp_path):
-    """LCM sampling adds fresh noise between steps: each study draws it from its own seed."""
+    """LCM sampling adds fresh noise between steps: each study draws it from its own seed, also when
+    its body was misplaced and drawn again."""
     pipeline = load_pipeline(student)
+    draw_half_the_bodies_down(pipeline)
     a = sample_to_dataset(pipeline, tmp_path / "a", condition="normal", n=5, batch_size=5, progress=False)
     b = sample_to_dataset(pipeline, tmp_path / "b", condition="normal", n=5, batch_size=2, progress=False)
+    assert any(int(r.extra["redraws"]) for r in a), "the redraws ran"
     for ra, rb in zip(a, b, strict=True):
+        assert ra.extra["redraws"] == rb.extra["redraws"]
         assert np.array_equal(a.read(ra).counts, b.read(rb).counts)
     assert not np.array_equal(a.read(a.records[0]).counts, a.read(a.records[1]).counts)
     assert a.info.provenance["generator"]["sampler"] == "LCMScheduler"

@@ -320,6 +320,7 @@ def test_report_end_to_end(tmp_path):
     older_text = write_fidelity_report(older, tmp_path / "older", "real", "synth").read_text()
     assert "| normal | 7 | 0.000 | {'metastasis': 7} | - | - |" in older_text
     assert results["body_placement"]["n"] == 20 and "Body placement" in text
+    assert results["body_placement"]["redrawn"] is None, "studies that record no redraws: not reported"
     assert results["trunk_length"] == {} and "Trunk length" not in text, "a 64-row field shows no bladder"
     # toy studies have no skeleton to measure soft tissue against: no tracer effect to report
     assert results["tracer_effect"] == {} and "Tracer fidelity" not in text

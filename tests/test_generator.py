@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import draw_half_the_bodies_down
 
 from synthscan.classifier.synthetic import load_generator
 from synthscan.cli import main
@@ -388,24 +389,15 @@ def test_samples_depend_on_seed_not_on_batch(trained, tmp_path):
 
 
 def test_a_misplaced_body_is_drawn_again_from_the_study_s_own_seed(trained, tmp_path):
-    """A decoder that draws the body 80 rows down the image for half the latents (the first element
-    above the second; no rate calibration, so the empty rows stay empty): those studies
+    """A decoder that draws the body 80 rows down the image for half the latents: those studies
     are drawn again from their own generators until placed (at most ``BODY_REDRAWS`` times), the others
     are the studies they are without the check, and each study is its seed's whatever its batch."""
     pipeline = load_pipeline(trained)
-    decode = pipeline.decode_latents
-
-    def drawn_down(latents):
-        decoded = decode(latents).clone()
-        low = latents.flatten(1)[:, 0] > latents.flatten(1)[:, 1]
-        decoded[low, :, :40] = 0
-        return decoded
-
-    pipeline.decode_latents = drawn_down
+    draw_half_the_bodies_down(pipeline)
     window = pipeline.config.acquisition_window
     assert window["body_start"] == 0, "fitted on the training studies, which start at the top"
     assert "a body starting below row 50 is drawn again" in describe_model(trained)["sampler"]
-    pipeline.register_to_config(rate_calibration=None, acquisition_window={**window, "body_start": None})
+    pipeline.register_to_config(acquisition_window={**window, "body_start": None})
     unchecked = sample_to_dataset(pipeline, tmp_path / "unchecked", condition="normal", n=8, progress=False)
     pipeline.register_to_config(acquisition_window=window)  # limit: row 50 at 2.4 mm
     checked = sample_to_dataset(
