@@ -27,6 +27,9 @@ from synthscan.labels import PATIENT_SOURCES
 
 log = logging.getLogger(__name__)
 
+SAMPLE_COLUMNS = ("model_sha256", "model_name", "steps", "guidance", "burden", "redraws")
+"""Manifest columns of a sampled study, beside the core ones (from its metadata, where it has them)."""
+
 __all__ = ["SampleRequest", "generate_studies", "load_pipeline", "sample_to_dataset", "write_samples"]
 
 
@@ -205,11 +208,7 @@ def write_samples(
                     tracer=meta.get("tracer", ""),  # empty: the model is not conditioned on a tracer
                     seed=request.seed,
                     meta=meta,
-                    extra={
-                        k: meta[k]
-                        for k in ("model_sha256", "model_name", "steps", "guidance", "burden", "redraws")
-                        if k in meta
-                    },
+                    extra={k: meta[k] for k in SAMPLE_COLUMNS if k in meta},
                     replace=request.study_id in damaged,
                 )
                 if on_written is not None:

@@ -15,10 +15,15 @@ from click.testing import CliRunner
 from synthscan.cli import main
 from synthscan.dataset import JOURNAL_DIR, MANIFEST, Dataset
 from synthscan.dicom.write import ExportIdentity
-from synthscan.generator.sampling import SampleRequest, generate_studies, request_id, sample_to_dataset
+from synthscan.generator.sampling import (
+    SAMPLE_COLUMNS,
+    SampleRequest,
+    generate_studies,
+    request_id,
+    sample_to_dataset,
+)
 from synthscan.generator.storage import load_pipeline
 
-EXTRA = ("model_sha256", "model_name", "steps", "guidance", "burden")  # the columns write_samples adds
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
 
 
@@ -85,7 +90,7 @@ def test_a_resumed_run_merges_journals_of_killed_processes(tiny_generator, tmp_p
                 counts, study_id=request.study_id, patient_id=request.study_id, label="normal",
                 perugini_grade=meta["perugini_grade"], source="synthetic", site="synthetic",
                 tracer=meta.get("tracer", ""), seed=request.seed, meta=meta,
-                extra={k: meta[k] for k in EXTRA if k in meta},
+                extra={k: meta[k] for k in SAMPLE_COLUMNS if k in meta},
             )  # fmt: skip
     journal = partial / JOURNAL_DIR / "process-1.jsonl"
     journal.write_text(journal.read_text() + '{"study_id": "syn-normal-s00')  # cut by the kill
