@@ -389,7 +389,7 @@ class SynthScanPipeline(DiffusionPipeline):
         window = AcquisitionWindow.from_dict(self.config.get("acquisition_window"))
         redraws = [0] * batch if window.body_start is not None else None  # None: a model without the check
         rate = decoded_rate(decoded.cpu(), self.calibration)
-        rows = list(range(batch)) if redraws is not None else []
+        rows = list(range(batch))  # a window without body_start finds none misplaced
         for _ in range(BODY_REDRAWS):
             again = window.misplaced(rate[rows], self.config.bin_factor, self.config.pixel_spacing_mm)
             rows = [i for i, misplaced in zip(rows, again.tolist(), strict=True) if misplaced]
