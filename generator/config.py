@@ -169,6 +169,9 @@ class SamplingConfig:
     # this noise level (sigma) instead of the solver's final latent, skipping what the last, least noisy
     # steps draw (e.g. {normal: 0.25}: the normals' false hot spots, docs/normal_hot_spots)
     label_final_sigma: dict[str, PositiveFloat] = field(default_factory=dict)
+    # per metastatic burden (asked for or drawn), overriding the label's final sigma: a burden the model
+    # draws too heavy ends before the last steps add lesions (e.g. {"1-3": 0.25}, docs/burden_requests)
+    burden_final_sigma: dict[str, PositiveFloat] = field(default_factory=dict)
     # networks always see this many samples at once, so output is batch-size independent
     eval_chunk: PositiveInt = 8
 
@@ -213,12 +216,13 @@ class GeneratorConfig:
                 raise ConfigError(
                     f"sampling.{name} has unknown labels {unknown}; valid labels: {list(LABELS)}"
                 )
-        unknown = sorted(set(self.sampling.burden_guidance) - set(METASTATIC_BURDENS))
-        if unknown:
-            raise ConfigError(
-                f"sampling.burden_guidance has unknown burdens {unknown}; "
-                f"valid burdens: {list(METASTATIC_BURDENS)}"
-            )
+        for name in ("burden_guidance", "burden_final_sigma"):
+            unknown = sorted(set(getattr(self.sampling, name)) - set(METASTATIC_BURDENS))
+            if unknown:
+                raise ConfigError(
+                    f"sampling.{name} has unknown burdens {unknown}; "
+                    f"valid burdens: {list(METASTATIC_BURDENS)}"
+                )
         unknown = sorted(set(self.sampling.grade_guidance) - set(AMYLOIDOSIS_GRADES))
         if unknown:
             raise ConfigError(

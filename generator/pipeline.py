@@ -126,6 +126,7 @@ class SynthScanPipeline(DiffusionPipeline):
         guidance_interval: list[float] | None = None,
         label_guidance_interval: dict[str, list[float]] | None = None,
         label_final_sigma: dict[str, float] | None = None,
+        burden_final_sigma: dict[str, float] | None = None,
         latent_patch: int = 1,
         rate_calibration: dict | None = None,
     ):
@@ -156,6 +157,7 @@ class SynthScanPipeline(DiffusionPipeline):
                 str(k): [float(v) for v in span] for k, span in (label_guidance_interval or {}).items()
             },
             label_final_sigma={str(k): float(v) for k, v in (label_final_sigma or {}).items()},
+            burden_final_sigma={str(k): float(v) for k, v in (burden_final_sigma or {}).items()},
             latent_patch=int(latent_patch),
             rate_calibration=rate_calibration,
         )
@@ -241,6 +243,20 @@ class SynthScanPipeline(DiffusionPipeline):
         if label == "amyloidosis" and str(grade) in by_grade:
             return float(by_grade[str(grade)])
         return float(self.config.get("label_guidance", {}).get(label, self.config.default_guidance))
+
+    def final_sigma_for(self, label: str, burden: str | None = None) -> float:
+        """Noise level (sigma) at or below which a study ends on the network's denoised estimate instead
+        of running every solver step; 0: it runs them all. A metastasis study's burden's setting, else its
+        label's.
+
+        The last, least noisy steps draw small hot spots: false ones in normals (docs/normal_hot_spots)
+        and lesions in metastases, so ending early lightens a burden the model draws too heavy
+        (docs/burden_requests).
+        """
+        by_burden = self.config.get("burden_final_sigma") or {}  # {} for models saved before it
+        if label == "metastasis" and burden in by_burden:
+            return float(by_burden[burden])
+        return float((self.config.get("label_final_sigma") or {}).get(label, 0.0))
 
     def guided_step(self, index: int, steps: int, label: str | None = None) -> bool:
         """Whether solver step ``index`` of ``steps`` applies guidance to a ``label`` study (the label's
@@ -379,8 +395,20 @@ class SynthScanPipeline(DiffusionPipeline):
         if self.config.get("guidance_distilled"):
             scales = [1.0] * batch  # guidance is in the weights: every study shares the network calls
         scales = torch.tensor(scales, device=device)
+        ends = zip(conditions, factors, strict=True)
+        stop_sigma = torch.tensor(
+            [self.final_sigma_for(label, f.get("burden")) for label, f in ends], device=device
+        )
         decoded = self._generate(
-            latents, class_ids, null_ids, scales, list(conditions), generators, steps, self.config.eval_chunk
+            latents,
+            class_ids,
+            null_ids,
+            scales,
+            stop_sigma,
+            list(conditions),
+            generators,
+            steps,
+            self.config.eval_chunk,
         )
 
         # a body drawn down the image, or without a head, is drawn again: a new initial latent from the
@@ -401,6 +429,7 @@ class SynthScanPipeline(DiffusionPipeline):
                 class_ids[rows],
                 null_ids[rows],
                 scales[rows],
+                stop_sigma[rows],
                 [conditions[i] for i in rows],
                 [generators[i] for i in rows],
                 steps,
@@ -438,13 +467,15 @@ class SynthScanPipeline(DiffusionPipeline):
         class_ids: torch.Tensor,
         null_ids: torch.Tensor,
         scales: torch.Tensor,
+        stop_sigma: torch.Tensor,
         conditions: list[str],
         generators: list[torch.Generator],
         steps: int,
         chunk: int,
     ) -> torch.Tensor:
         """Decoded model images (fp32) of the studies whose initial latents (unit noise) are given, the
-        networks run on ``chunk`` rows at a time (:func:`run_chunked`)."""
+        networks run on ``chunk`` rows at a time (:func:`run_chunked`); a study with a ``stop_sigma`` > 0
+        ends on the denoised estimate of the first step at or below it (:meth:`final_sigma_for`)."""
         device = latents.device
         self.scheduler.set_timesteps(steps, device=device)  # also resets a multistep solver's history
         # a stochastic sampler (LCM's multistep sampling) draws each study's noise from its own generator
@@ -455,9 +486,6 @@ class SynthScanPipeline(DiffusionPipeline):
         half = PRECISIONS[self.precision]
         autocast = torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None)
         timesteps = self.scheduler.timesteps
-        # studies of a label with a final sigma end on the denoised estimate of the first step at or below it
-        final_sigma = self.config.get("label_final_sigma") or {}  # {} for models saved before it
-        stop_sigma = torch.tensor([final_sigma.get(label, 0.0) for label in conditions], device=device)
         ended = torch.zeros(len(latents), dtype=torch.bool, device=device)
         estimate = torch.zeros_like(latents)
         for i, t in enumerate(self.progress_bar(timesteps)):
@@ -484,7 +512,7 @@ class SynthScanPipeline(DiffusionPipeline):
                             inputs,
                             chunk,
                         ).to(output.dtype)
-            if final_sigma:
+            if stop_sigma.any():
                 abar = self.scheduler.alphas_cumprod[int(t)]
                 ending = ~ended & (stop_sigma >= float(((1 - abar) / abar).sqrt()))
                 kind = self.scheduler.config.prediction_type

@@ -79,6 +79,9 @@ def sampler_settings(pipeline, steps: int | None, guidance: float | None) -> dic
     final_sigma = pipeline.config.get("label_final_sigma") or {}
     if final_sigma:  # models without it: the settings as before
         settings["label_final_sigma"] = dict(final_sigma)
+    by_burden_end = pipeline.config.get("burden_final_sigma") or {}
+    if by_burden_end:  # models without it: the settings as before
+        settings["burden_final_sigma"] = dict(by_burden_end)
     if getattr(pipeline, "precision", "fp32") != "fp32":  # fp32 datasets keep the settings they had
         settings["precision"] = pipeline.precision
     return settings

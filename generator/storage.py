@@ -243,6 +243,10 @@ def describe_model(model: str | Path | None = None) -> dict[str, str]:
             f"; {label} ends on the denoised estimate at sigma <= {sigma:g}"
             for label, sigma in (index.get("label_final_sigma") or {}).items()
         )
+        + "".join(
+            f"; metastasis burden {burden} ends on the denoised estimate at sigma <= {sigma:g}"
+            for burden, sigma in (index.get("burden_final_sigma") or {}).items()
+        )
         + _redraw_text(index.get("acquisition_window"), index.get("pixel_spacing_mm")),
         "decoder_calibration": _calibration_text(index.get("rate_calibration")),
         "training_sources": ", ".join(index.get("training_sources") or ["not recorded"]),

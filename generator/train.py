@@ -606,6 +606,7 @@ def assemble_pipeline(
         guidance_interval=config.sampling.guidance_interval,
         label_guidance_interval=config.sampling.label_guidance_interval,
         label_final_sigma=config.sampling.label_final_sigma,
+        burden_final_sigma=config.sampling.burden_final_sigma,
         latent_patch=config.unet.latent_patch,
         eval_chunk=config.sampling.eval_chunk,
         tracer=Counter(r.tracer for r in records).most_common(1)[0][0],

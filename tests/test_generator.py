@@ -1066,6 +1066,33 @@ def test_burden_guidance_applies_to_metastasis_studies_asked_for_that_burden(fac
         tiny_config(**{"sampling.burden_guidance": {"none": 3.0}})
 
 
+def test_burden_final_sigma_ends_only_metastasis_studies_of_that_burden_early(factor_model, tmp_path):
+    """A burden's final sigma ends its metastasis studies as the label's would, and no other study."""
+    pipeline = load_pipeline(factor_model)
+    pipeline.scheduler.set_timesteps(4)
+    abar = [float(pipeline.scheduler.alphas_cumprod[int(t)]) for t in pipeline.scheduler.timesteps]
+    sigma = sum(((1 - a) / a) ** 0.5 for a in abar[1:3]) / 2  # the second of the steps ends
+    light, heavy = (
+        SampleRequest("l", "metastasis", None, 4, "MDP", "1-3"),
+        SampleRequest("h", "metastasis", None, 3, "MDP", ">10"),
+    )
+    plain = [counts for counts, _ in generate_studies(pipeline, [light, heavy], steps=4)]
+    pipeline.register_to_config(label_final_sigma={"metastasis": sigma})
+    label_end = generate_studies(pipeline, [light], steps=4)[0][0]
+    pipeline.register_to_config(label_final_sigma={}, burden_final_sigma={"1-3": sigma})
+    assert pipeline.final_sigma_for("metastasis", "1-3") == sigma
+    assert pipeline.final_sigma_for("metastasis", ">10") == pipeline.final_sigma_for("normal", "1-3") == 0
+    ended = [counts for counts, _ in generate_studies(pipeline, [light, heavy], steps=4)]
+    assert np.array_equal(ended[0], label_end), "as if the label ended there"
+    assert not np.array_equal(ended[0], plain[0])
+    assert np.array_equal(ended[1], plain[1]), "another burden runs every step"
+    assert sampler_settings(pipeline, None, None)["burden_final_sigma"] == {"1-3": sigma}
+    save_model(pipeline, tmp_path / "light-end", card="# light burdens end early\n")
+    assert "burden 1-3 ends on the denoised estimate" in describe_model(tmp_path / "light-end")["sampler"]
+    with pytest.raises(ConfigError, match=r"sampling.burden_final_sigma has unknown burdens \['none'\]"):
+        tiny_config(**{"sampling.burden_final_sigma": {"none": 0.25}})
+
+
 def test_a_factor_models_teacher_table_gives_a_grade_its_scale_in_every_burden_column(factor_model):
     """The (condition, burden) table a guidance student of the shipped kind of model learns."""
     from synthscan.generator.distill import teacher_guidance
