@@ -486,6 +486,7 @@ class SynthScanPipeline(DiffusionPipeline):
         half = PRECISIONS[self.precision]
         autocast = torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None)
         timesteps = self.scheduler.timesteps
+        ends_early = bool(stop_sigma.any())  # once, not a device sync per step
         ended = torch.zeros(len(latents), dtype=torch.bool, device=device)
         estimate = torch.zeros_like(latents)
         for i, t in enumerate(self.progress_bar(timesteps)):
@@ -512,7 +513,7 @@ class SynthScanPipeline(DiffusionPipeline):
                             inputs,
                             chunk,
                         ).to(output.dtype)
-            if stop_sigma.any():
+            if ends_early:
                 abar = self.scheduler.alphas_cumprod[int(t)]
                 ending = ~ended & (stop_sigma >= float(((1 - abar) / abar).sqrt()))
                 kind = self.scheduler.config.prediction_type

@@ -1071,7 +1071,7 @@ def test_burden_final_sigma_ends_only_metastasis_studies_of_that_burden_early(fa
     pipeline = load_pipeline(factor_model)
     pipeline.scheduler.set_timesteps(4)
     abar = [float(pipeline.scheduler.alphas_cumprod[int(t)]) for t in pipeline.scheduler.timesteps]
-    sigma = sum(((1 - a) / a) ** 0.5 for a in abar[1:3]) / 2  # the second of the steps ends
+    sigma = sum(((1 - a) / a) ** 0.5 for a in abar[1:3]) / 2  # the step at index 2 ends
     light, heavy = (
         SampleRequest("l", "metastasis", None, 4, "MDP", "1-3"),
         SampleRequest("h", "metastasis", None, 3, "MDP", ">10"),

@@ -1,6 +1,7 @@
 """What a `--burden` request gives: detected lesions, burden class, reading and two-sample AUC per class.
 
-    python docs/burden_requests/request_screen.py OUT HELD_OUT DETECTOR CLASSIFIER --burden 1-3 [--burden 4-10 ...]
+    python docs/burden_requests/request_screen.py OUT HELD_OUT DETECTOR CLASSIFIER --burden 1-3
+        [--burden 4-10 ...]
         [--model M [M ...]] [--guidance G [G ...]] [--contrast LAM [LAM ...] --away 4-10]
         [--extrapolate LAM [LAM ...] --away 4-10] [-n 40] [--seed 6100000]
 
@@ -12,8 +13,8 @@ the classifier reads as metastasis, and its feature two-sample AUC against the h
 that class (``two_sample_auc``, one stratum).
 
 Variants that ask the network to separate the asked class from another (``--away``), neither a shipped
-setting: ``--contrast LAM`` adds ``LAM · (c(asked) − c(away))`` to the guided output on guided steps (one
-more network row per study there); ``--extrapolate LAM`` moves the asked class's burden embedding to
+setting: ``--contrast LAM`` adds ``LAM · (c(asked) − c(away))`` to the guided output on guided steps (two
+more network rows per study there); ``--extrapolate LAM`` moves the asked class's burden embedding to
 ``e(asked) + LAM · (e(asked) − e(away))``.
 """
 
@@ -133,8 +134,8 @@ def main() -> None:
     held = Dataset.open(args.held_out)
     detector, extractor = LesionDetector.load(args.detector), FeatureExtractor(args.classifier)
     print(
-        "| model | asked | variant | marks per study: median / mean | in the asked class | read as metastasis "
-        "| two-sample AUC against held-out of the class |"
+        "| model | asked | variant | marks per study: median / mean | in the asked class "
+        "| read as metastasis | two-sample AUC against held-out of the class |"
     )
     print("|---|---|---|---|---|---|---|")
     pipes = [load_pipeline(model) for model in args.model]

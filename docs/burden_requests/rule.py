@@ -3,9 +3,9 @@
     python docs/burden_requests/rule.py HELD_OUT DETECTOR CLS_A CLS_REF --screen bconf.md \
         --shipped S1 S2 --candidate C1 C2
 
-``--screen`` is ``request_screen.py``'s table for ``--burden 1-3 --model default CANDIDATE`` (held-out row, then
-the shipped model's, then the candidate's); S/C are ``benchmarks/generator_quality.py --out`` folders on
-the same seeds. Prints every gate and the verdict; the pictures stay by eye.
+``--screen`` is ``request_screen.py``'s table for ``--burden 1-3 --model default CANDIDATE`` (held-out
+row, then the shipped model's, then the candidate's); S/C are ``benchmarks/generator_quality.py --out``
+folders on the same seeds. Prints every gate and the verdict; the pictures stay by eye.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "metastasis_interval"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "projected_guidance"))
 import rule as interval_rule
@@ -51,9 +50,11 @@ def screen_rows(table: Path) -> list[dict[str, float]]:
 
 
 def changed(shipped: Path, candidate: Path) -> tuple[int, int]:
-    """Studies other than the light-burden metastases whose counts differ, and light ones that differ."""
+    """Studies other than the light-burden metastases whose counts differ, and light ones that differ
+    (a study in one set only counts as differing)."""
     ours, theirs = Dataset.open(candidate / "synthetic"), Dataset.open(shipped / "synthetic")
-    other = light = 0
+    other = len({r.study_id for r in ours} ^ {r.study_id for r in theirs})
+    light = 0
     for r in ours:
         same = np.array_equal(ours.read(r).counts, theirs.read(theirs.record(r.study_id)).counts)
         if requested_burden(r) == LIGHT:
@@ -63,7 +64,9 @@ def changed(shipped: Path, candidate: Path) -> tuple[int, int]:
     return other, light
 
 
-def light_side(folders: list[Path], detector, extractors) -> dict[str, float]:
+def light_side(
+    folders: list[Path], detector: LesionDetector, extractors: dict[str, FeatureExtractor]
+) -> dict[str, float]:
     """Marks per study and each classifier's reading of the light-burden metastases of ``folders``."""
     found, reads, n = [], {name: [] for name in extractors}, 0
     for folder in folders:
