@@ -54,14 +54,19 @@ class DetectorConfig:
     repeats: int = 1
 
 
-def detector_inputs(counts: np.ndarray, bin_factor: int) -> np.ndarray:
-    """(B, 2, H, W) counts → (B, 2, H/f, W/f) float32 network inputs (see the module docstring)."""
+def binned_views(counts: np.ndarray, bin_factor: int) -> np.ndarray:
+    """(B, 2, H, W) counts → (B, 2, H/f, W/f) float32 counts summed over f × f blocks, the posterior
+    view mirrored into the anterior's orientation."""
     c = np.asarray(counts, dtype=np.float32)
     c = np.stack([c[:, 0], c[:, 1, :, ::-1]], axis=1)
     b, _, h, w = c.shape
     f = bin_factor
-    c = c.reshape(b, 2, h // f, f, w // f, f).sum(axis=(3, 5))
-    x = 2.0 * np.sqrt(c + 0.375)
+    return c.reshape(b, 2, h // f, f, w // f, f).sum(axis=(3, 5))
+
+
+def detector_inputs(counts: np.ndarray, bin_factor: int) -> np.ndarray:
+    """(B, 2, H, W) counts → (B, 2, H/f, W/f) float32 network inputs (see the module docstring)."""
+    x = 2.0 * np.sqrt(binned_views(counts, bin_factor) + 0.375)
     return (x / x.mean(axis=(1, 2, 3), keepdims=True)).astype(np.float32)
 
 

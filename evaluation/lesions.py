@@ -36,7 +36,7 @@ import torch
 from monai.losses import DiceCELoss
 from monai.networks.nets import BasicUNet
 from safetensors.torch import load_file, save_file
-from scipy import ndimage
+from scipy import ndimage, stats
 
 from synthscan.atomic import atomic_write_text
 from synthscan.config import (
@@ -49,7 +49,7 @@ from synthscan.config import (
     to_dict,
 )
 from synthscan.dataset import Dataset, DatasetError, Record
-from synthscan.evaluation.detector import detector_inputs
+from synthscan.evaluation.detector import binned_views, detector_inputs
 from synthscan.evaluation.stats import wilson_rate
 from synthscan.generator.conditions import burden_class
 from synthscan.labels import BURDENS, UNKNOWN
@@ -290,16 +290,39 @@ def train_detector_run(dataset: Dataset, config: LesionDetectorConfig, out: str 
     return summary
 
 
+def lesion_contrast(views: np.ndarray, labels: np.ndarray, n: int) -> list[float]:
+    """Peak-over-surround contrast of each of the ``n`` labelled lesion regions of one study's binned
+    (2, h, w) views (:func:`~synthscan.evaluation.detector.binned_views`): the region's brightest pixel
+    over the median of a ring 3-5 pixels outside it, plus one (an empty ring stays finite), the larger of
+    the two views.
+
+    A reader calls a metastasis on a focus that stands out from its bone; a count of marked spots cannot
+    tell a few conspicuous lesions from many faint specks.
+    """
+    out = []
+    for k in range(1, n + 1):
+        region = labels == k
+        ring = ndimage.binary_dilation(region, iterations=5) & ~ndimage.binary_dilation(region, iterations=2)
+        out.append(max(float(view[region].max() / (np.median(view[ring]) + 1)) for view in views))
+    return out
+
+
 def score_studies(
     detector: LesionDetector, counts: np.ndarray, truths: Sequence[list[dict] | None], spacing_mm: float
 ) -> list[dict]:
-    """Detected lesions of each study of ``counts`` (B, 2, H, W); where its visible hot lesions are
-    given (a list, possibly empty: :func:`visible_hot_lesions`), also those found and the marks on none."""
+    """Detected lesions of each study of ``counts`` (B, 2, H, W), each one's contrast
+    (:func:`lesion_contrast`) and area in binned pixels; where its visible hot lesions are given (a list,
+    possibly empty: :func:`visible_hot_lesions`), also those found and the marks on none."""
     rows = []
     shape, f = counts.shape[-2:], detector.config.bin_factor
-    for probability, hot in zip(detector.probabilities(counts), truths, strict=True):
+    views = binned_views(counts, f)
+    for probability, hot, study in zip(detector.probabilities(counts), truths, views, strict=True):
         labels, n = detector.regions(probability)
-        row: dict = {"detected": n}
+        row: dict = {
+            "detected": n,
+            "contrast": lesion_contrast(study, labels, n),
+            "area_pixels": ndimage.sum_labels(np.ones_like(labels), labels, np.arange(1, n + 1)).tolist(),
+        }
         if hot is not None:
             found = sum(bool(labels[lesion_targets([t], shape, f, spacing_mm) > 0].any()) for t in hot)
             on_lesions = labels[(lesion_targets(hot, shape, f, spacing_mm) > 0) & (labels > 0)]
@@ -380,6 +403,10 @@ def lesion_fidelity(
                 entry |= _share(sum(burden_class(d, False) == burden for d in detected), len(detected))
             else:
                 entry["n"] = len(detected)
+    out["conspicuity"] = conspicuity(
+        *(counted[side][0] for side in ("real", "synthetic")),
+        (detector.config.bin_factor * real.info.pixel_spacing_mm) ** 2,
+    )
     real_rows = counted["real"][0]
     true_hot = sum(row.get("true_hot", 0) for row in real_rows)
     normals = [row for row in real_rows if row["label"] == "normal" and "false_marks" in row]
@@ -390,6 +417,27 @@ def lesion_fidelity(
         else None,
         "config": asdict(detector.config),
     }
+    return out
+
+
+def conspicuity(real_rows: list[dict], synthetic_rows: list[dict], pixel_area_mm2: float) -> dict:
+    """The detected lesions of metastasis studies, real beside synthetic: their contrast against the
+    surrounding bone and their area (median and quartiles), and the Mann-Whitney AUC that a real lesion
+    stands out more than a synthetic one (0.5: as conspicuous; ``None`` without lesions on a side)."""
+    out: dict = {}
+    contrasts = {}
+    for side, rows in (("real", real_rows), ("synthetic", synthetic_rows)):
+        picked = [row for row in rows if row["label"] == "metastasis"]
+        contrasts[side] = contrast = [c for row in picked for c in row["contrast"]]
+        area = [a * pixel_area_mm2 for row in picked for a in row["area_pixels"]]
+        out[side] = {
+            "n_lesions": len(contrast),
+            "contrast_quartiles": np.percentile(contrast, [25, 50, 75]).tolist() if contrast else None,
+            "area_mm2_quartiles": np.percentile(area, [25, 50, 75]).tolist() if area else None,
+        }
+    real, fake = contrasts["real"], contrasts["synthetic"]
+    auc = stats.mannwhitneyu(real, fake).statistic / (len(real) * len(fake)) if real and fake else None
+    out["contrast_auc"] = None if auc is None else float(auc)
     return out
 
 
@@ -431,6 +479,24 @@ def lesion_markdown(result: dict) -> list[str]:
             f"{r['median_detected']:g}",
         ],
     )
+    seen = result.get("conspicuity")  # absent from results written before it
+    if seen and seen["contrast_auc"] is not None:
+        lines += [
+            "",
+            "Conspicuity of the lesions detected in metastasis studies: peak over the surrounding bone and"
+            " area, median [quartiles]; AUC that a real lesion stands out more than a synthetic one"
+            f" (0.5: as conspicuous): **{seen['contrast_auc']:.3f}**",
+            "",
+            "| | lesions | contrast | area (mm²) |",
+            "|---|---|---|---|",
+        ]
+        for side in ("synthetic", "real"):
+            s = seen[side]
+            c, a = s["contrast_quartiles"], s["area_mm2_quartiles"]
+            lines.append(
+                f"| {side} | {s['n_lesions']} | {c[1]:.2f} [{c[0]:.2f}, {c[2]:.2f}] "
+                f"| {a[1]:.0f} [{a[0]:.0f}, {a[2]:.0f}] |"
+            )
     return lines
 
 

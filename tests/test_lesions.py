@@ -16,6 +16,7 @@ from synthscan.evaluation.lesions import (
     LesionDetector,
     LesionDetectorConfig,
     count_lesions,
+    lesion_contrast,
     lesion_fidelity,
     lesion_markdown,
     lesion_targets,
@@ -28,10 +29,12 @@ MATRIX = (64, 32)
 CONFIG = load_config(LesionDetectorConfig, builtin_config("lesion_detector", "tiny"))
 
 
-def write_studies(root, n: int, seed: int, *, lesions: bool = True, source: str = "simulated") -> Dataset:
+def write_studies(
+    root, n: int, seed: int, *, lesions: bool = True, source: str = "simulated", hot: float = 5.0
+) -> Dataset:
     """Poisson bodies with a bright band in every study (anatomy); metastasis studies get 1-5 recorded
-    hot disks, or none with ``lesions=False`` (a generator that ignores the condition). Synthetic
-    studies record the burden they stand for."""
+    disks ``hot`` times their surroundings, or none with ``lesions=False`` (a generator that ignores the
+    condition). Synthetic studies record the burden they stand for."""
     dataset = Dataset.create(root, matrix=MATRIX)
     rng = np.random.default_rng(seed)
     r, c = np.ogrid[: MATRIX[0], : MATRIX[1]]
@@ -45,7 +48,7 @@ def write_studies(root, n: int, seed: int, *, lesions: bool = True, source: str 
             if lesions:
                 for _ in range(asked):
                     row, col = float(rng.uniform(6, 36)), float(rng.uniform(8, 24))
-                    rate[np.hypot(r - row, c - col) <= 1.5] *= 5.0
+                    rate[np.hypot(r - row, c - col) <= 1.5] *= hot
                     truth.append(
                         {
                             "kind": "hot",
@@ -120,6 +123,34 @@ def test_fidelity_tells_lesion_free_metastasis_samples_from_real_ones(trained, t
     assert list(faithful["burden"]) == ["1-3", "4-10"], "burden classes in the generator's order"
     report = "\n".join(lesion_markdown(hollow))
     assert "| metastasis | 0.0" in report or "| metastasis | 0.1" in report, report
+
+
+def test_lesion_contrast_is_the_peak_over_the_ring_around_the_region():
+    views = np.full((2, 24, 24), 9.0)
+    views[0, 10:13, 10:13] = 40.0  # a 3 x 3 focus on a flat bone of 9 counts
+    views[1, 10:13, 10:13] = 20.0  # fainter in the other view
+    labels = np.zeros((24, 24), int)
+    labels[10:13, 10:13] = 1
+    assert lesion_contrast(views, labels, 1) == [pytest.approx(40 / 10)]
+    views[0, 15, 15] = 1000.0  # a hot pixel 3 pixels outside the region, in its ring: the median ignores it
+    assert lesion_contrast(views, labels, 1) == [pytest.approx(40 / 10)]
+    assert lesion_contrast(views, labels, 0) == []
+
+
+def test_conspicuity_tells_faint_lesions_from_conspicuous_ones(trained, tmp_path):
+    detector, _ = trained
+    held = write_studies(tmp_path / "held", 24, seed=7)
+    good = write_studies(tmp_path / "good", 24, seed=8, source="synthetic")
+    faint = write_studies(tmp_path / "faint", 24, seed=9, source="synthetic", hot=3.0)
+    faithful = lesion_fidelity(detector, held, held.records, good, good.records)["conspicuity"]
+    pale = lesion_fidelity(detector, held, held.records, faint, faint.records)["conspicuity"]
+    assert faithful["real"]["n_lesions"] > 20 and pale["synthetic"]["n_lesions"] > 10, pale
+    assert 0.3 < faithful["contrast_auc"] < 0.7, faithful
+    assert pale["contrast_auc"] > 0.8, pale
+    assert pale["synthetic"]["contrast_quartiles"][1] < faithful["synthetic"]["contrast_quartiles"][1]
+    assert faithful["real"]["area_mm2_quartiles"][1] > 0
+    report = "\n".join(lesion_markdown(lesion_fidelity(detector, held, held.records, faint, faint.records)))
+    assert f"**{pale['contrast_auc']:.3f}**" in report, report
 
 
 def test_report_says_when_the_held_out_studies_carry_no_lesion_truth(trained, tmp_path):
