@@ -293,17 +293,18 @@ def train_detector_run(dataset: Dataset, config: LesionDetectorConfig, out: str 
 def lesion_contrast(views: np.ndarray, labels: np.ndarray, n: int) -> list[float]:
     """Peak-over-surround contrast of each of the ``n`` labelled lesion regions of one study's binned
     (2, h, w) views (:func:`~synthscan.evaluation.detector.binned_views`): the region's brightest pixel
-    over the median of a ring 3-5 pixels outside it, plus one (an empty ring stays finite), the larger of
-    the two views.
+    over the median of a ring 3-5 pixels (city-block) outside it, plus one (a ring without counts stays
+    finite), the larger of the two views. The ring is in binned pixels: contrasts compare within one
+    detector configuration.
 
-    A reader calls a metastasis on a focus that stands out from its bone; a count of marked spots cannot
-    tell a few conspicuous lesions from many faint specks.
+    A reader calls a metastasis on a focus that stands out from its surroundings; a count of marked spots
+    cannot tell a few conspicuous lesions from many faint specks.
     """
     out = []
     for k in range(1, n + 1):
         region = labels == k
         ring = ndimage.binary_dilation(region, iterations=5) & ~ndimage.binary_dilation(region, iterations=2)
-        out.append(max(float(view[region].max() / (np.median(view[ring]) + 1)) for view in views))
+        out.append(max(float(view[region].max()) / (float(np.median(view[ring])) + 1) for view in views))
     return out
 
 
@@ -404,7 +405,8 @@ def lesion_fidelity(
             else:
                 entry["n"] = len(detected)
     out["conspicuity"] = conspicuity(
-        *(counted[side][0] for side in ("real", "synthetic")),
+        counted["real"][0],
+        counted["synthetic"][0],
         (detector.config.bin_factor * real.info.pixel_spacing_mm) ** 2,
     )
     real_rows = counted["real"][0]
@@ -421,14 +423,16 @@ def lesion_fidelity(
 
 
 def conspicuity(real_rows: list[dict], synthetic_rows: list[dict], pixel_area_mm2: float) -> dict:
-    """The detected lesions of metastasis studies, real beside synthetic: their contrast against the
-    surrounding bone and their area (median and quartiles), and the Mann-Whitney AUC that a real lesion
-    stands out more than a synthetic one (0.5: as conspicuous; ``None`` without lesions on a side)."""
+    """The detected lesions of metastasis studies, real beside synthetic: their contrast against their
+    surroundings (:func:`lesion_contrast`) and their area (median and quartiles), and the Mann-Whitney AUC
+    that a real lesion stands out more than a synthetic one (0.5: as conspicuous; ``None`` without lesions
+    on a side)."""
     out: dict = {}
     contrasts = {}
     for side, rows in (("real", real_rows), ("synthetic", synthetic_rows)):
         picked = [row for row in rows if row["label"] == "metastasis"]
-        contrasts[side] = contrast = [c for row in picked for c in row["contrast"]]
+        contrast = [c for row in picked for c in row["contrast"]]
+        contrasts[side] = contrast
         area = [a * pixel_area_mm2 for row in picked for a in row["area_pixels"]]
         out[side] = {
             "n_lesions": len(contrast),
@@ -480,12 +484,17 @@ def lesion_markdown(result: dict) -> list[str]:
         ],
     )
     seen = result.get("conspicuity")  # absent from results written before it
-    if seen and seen["contrast_auc"] is not None:
+    if seen:
+        auc = (
+            "n/a (no lesions on a side)"
+            if seen["contrast_auc"] is None
+            else f"**{seen['contrast_auc']:.3f}**"
+        )
         lines += [
             "",
-            "Conspicuity of the lesions detected in metastasis studies: peak over the surrounding bone and"
-            " area, median [quartiles]; AUC that a real lesion stands out more than a synthetic one"
-            f" (0.5: as conspicuous): **{seen['contrast_auc']:.3f}**",
+            "Conspicuity of the lesions detected in metastasis studies: peak over the median of a ring around"
+            " each, and area, median [quartiles]; AUC that a real lesion stands out more than a synthetic one"
+            f" (0.5: as conspicuous): {auc}",
             "",
             "| | lesions | contrast | area (mm²) |",
             "|---|---|---|---|",
@@ -493,10 +502,10 @@ def lesion_markdown(result: dict) -> list[str]:
         for side in ("synthetic", "real"):
             s = seen[side]
             c, a = s["contrast_quartiles"], s["area_mm2_quartiles"]
-            lines.append(
-                f"| {side} | {s['n_lesions']} | {c[1]:.2f} [{c[0]:.2f}, {c[2]:.2f}] "
-                f"| {a[1]:.0f} [{a[0]:.0f}, {a[2]:.0f}] |"
+            cells = (
+                f"{c[1]:.2f} [{c[0]:.2f}, {c[2]:.2f}] | {a[1]:.0f} [{a[0]:.0f}, {a[2]:.0f}]" if c else "– | –"
             )
+            lines.append(f"| {side} | {s['n_lesions']} | {cells} |")
     return lines
 
 

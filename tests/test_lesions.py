@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from scipy import ndimage
 from scipy.ndimage import gaussian_filter
 
 from synthscan.cli import main
@@ -15,6 +16,7 @@ from synthscan.dataset import Dataset
 from synthscan.evaluation.lesions import (
     LesionDetector,
     LesionDetectorConfig,
+    conspicuity,
     count_lesions,
     lesion_contrast,
     lesion_fidelity,
@@ -127,14 +129,31 @@ def test_fidelity_tells_lesion_free_metastasis_samples_from_real_ones(trained, t
 
 def test_lesion_contrast_is_the_peak_over_the_ring_around_the_region():
     views = np.full((2, 24, 24), 9.0)
-    views[0, 10:13, 10:13] = 40.0  # a 3 x 3 focus on a flat bone of 9 counts
-    views[1, 10:13, 10:13] = 20.0  # fainter in the other view
+    views[1, 10:13, 10:13] = 40.0  # a 3 x 3 focus on a flat surround of 9 counts
+    views[0, 10:13, 10:13] = 20.0  # fainter in the other view
     labels = np.zeros((24, 24), int)
     labels[10:13, 10:13] = 1
     assert lesion_contrast(views, labels, 1) == [pytest.approx(40 / 10)]
-    views[0, 15, 15] = 1000.0  # a hot pixel 3 pixels outside the region, in its ring: the median ignores it
+    views[1, 15, 11] = 1000.0  # a hot pixel 3 steps outside, in the ring: its median ignores it
     assert lesion_contrast(views, labels, 1) == [pytest.approx(40 / 10)]
     assert lesion_contrast(views, labels, 0) == []
+    steps = ndimage.distance_transform_cdt(labels == 0, metric="taxicab")  # city-block steps outside
+    views = np.stack([100.0 * steps, np.zeros_like(views[1])])  # 300-500 in the ring, 600 one step out
+    views[0][labels == 1] = 5000.0
+    ring = views[0][(steps >= 3) & (steps <= 5)]
+    assert lesion_contrast(views, labels, 1) == [pytest.approx(5000 / (np.median(ring) + 1))]
+
+
+def test_conspicuity_compares_metastasis_lesions_and_scales_their_area():
+    def rows(label, contrasts):
+        return [{"label": label, "contrast": contrasts, "area_pixels": [4.0] * len(contrasts)}]
+
+    real = rows("metastasis", [5.0, 6.0]) + rows("normal", [1.0])  # a normal's marks are not lesions
+    seen = conspicuity(real, rows("metastasis", [2.0, 3.0, 4.0]), pixel_area_mm2=23.04)
+    assert seen["contrast_auc"] == 1.0, "every real lesion stands out more"
+    assert seen["real"]["n_lesions"] == 2 and seen["real"]["contrast_quartiles"][1] == 5.5
+    assert seen["synthetic"]["area_mm2_quartiles"] == [4 * 23.04] * 3
+    assert conspicuity(real, rows("metastasis", []), 23.04)["contrast_auc"] is None
 
 
 def test_conspicuity_tells_faint_lesions_from_conspicuous_ones(trained, tmp_path):
@@ -143,13 +162,13 @@ def test_conspicuity_tells_faint_lesions_from_conspicuous_ones(trained, tmp_path
     good = write_studies(tmp_path / "good", 24, seed=8, source="synthetic")
     faint = write_studies(tmp_path / "faint", 24, seed=9, source="synthetic", hot=3.0)
     faithful = lesion_fidelity(detector, held, held.records, good, good.records)["conspicuity"]
-    pale = lesion_fidelity(detector, held, held.records, faint, faint.records)["conspicuity"]
+    result = lesion_fidelity(detector, held, held.records, faint, faint.records)
+    pale = result["conspicuity"]
     assert faithful["real"]["n_lesions"] > 20 and pale["synthetic"]["n_lesions"] > 10, pale
     assert 0.3 < faithful["contrast_auc"] < 0.7, faithful
     assert pale["contrast_auc"] > 0.8, pale
     assert pale["synthetic"]["contrast_quartiles"][1] < faithful["synthetic"]["contrast_quartiles"][1]
-    assert faithful["real"]["area_mm2_quartiles"][1] > 0
-    report = "\n".join(lesion_markdown(lesion_fidelity(detector, held, held.records, faint, faint.records)))
+    report = "\n".join(lesion_markdown(result))
     assert f"**{pale['contrast_auc']:.3f}**" in report, report
 
 

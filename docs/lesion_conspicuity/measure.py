@@ -56,18 +56,21 @@ def main() -> None:
     ]
     for root in args.sets:
         dataset = Dataset.open(root)
-        rows[root] = count_lesions(dataset=dataset, detector=detector, records=dataset.records)
+        rows[root] = count_lesions(detector, dataset, dataset.records)
 
     print(
         "| metastasis studies | studies | lesions | contrast, median [quartiles] | area mm², median "
         "| AUC held-out > row |"
     )
     print("|---|---|---|---|---|---|")
-    for name, scored in rows.items():
-        seen = conspicuity(real, scored, pixel_area)
+    for name, studies in rows.items():
+        seen = conspicuity(real, studies, pixel_area)
         side = seen["synthetic"]
         c, a = side["contrast_quartiles"], side["area_mm2_quartiles"]
-        n = sum(row["label"] == "metastasis" for row in scored)
+        n = sum(row["label"] == "metastasis" for row in studies)
+        if c is None:
+            print(f"| {name} | {n} | 0 | | | |")
+            continue
         print(
             f"| {name} | {n} | {side['n_lesions']} | {c[1]:.2f} [{c[0]:.2f}, {c[2]:.2f}] | {a[1]:.0f} "
             f"| {seen['contrast_auc']:.3f} |"
