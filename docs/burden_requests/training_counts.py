@@ -1,6 +1,6 @@
 """How many lesions a simulated dataset's metastasis studies hold, per burden class (the simulator's truth).
 
-    python docs/burden_requests/training_counts.py DATASET
+python docs/burden_requests/training_counts.py DATASET
 """
 
 import sys

@@ -1,6 +1,6 @@
 """The `1-3` burden end's ship rule (this folder's README): confirmation C1-C4, pairing P0, quality Q1-Q7.
 
-    python docs/burden_requests/rule.py HELD_OUT DETECTOR CLS_A CLS_REF --screen bconf.md \
+    python docs/burden_requests/rule_light.py HELD_OUT DETECTOR CLS_A CLS_REF --screen bconf.md \
         --shipped S1 S2 --candidate C1 C2
 
 ``--screen`` is ``request_screen.py``'s table for ``--burden 1-3 --model default CANDIDATE`` (held-out
@@ -29,12 +29,12 @@ from synthscan.evaluation.lesions import LesionDetector, requested_burden
 LIGHT = "1-3"
 
 
-def screen_rows(table: Path) -> list[dict[str, float]]:
-    """The ``1-3`` rows of ``request_screen.py``'s table: held-out, shipped, candidate."""
+def screen_rows(table: Path, burden: str = LIGHT) -> list[dict[str, float]]:
+    """The ``burden`` rows of ``request_screen.py``'s table: held-out, shipped, candidate."""
     out = []
     for line in table.read_text().splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) != 7 or cells[1] != LIGHT:
+        if len(cells) != 7 or cells[1] != burden:
             continue
         out.append(
             {
@@ -45,19 +45,19 @@ def screen_rows(table: Path) -> list[dict[str, float]]:
             }
         )
     if len(out) != 3:
-        sys.exit(f"{table}: expected the held-out, shipped and candidate {LIGHT} rows, found {len(out)}")
+        sys.exit(f"{table}: expected the held-out, shipped and candidate {burden} rows, found {len(out)}")
     return out
 
 
-def changed(shipped: Path, candidate: Path) -> tuple[int, int]:
-    """Studies other than the light-burden metastases whose counts differ, and light ones that differ
+def changed(shipped: Path, candidate: Path, burden: str = LIGHT) -> tuple[int, int]:
+    """Studies other than the ``burden`` metastases whose counts differ, and ``burden`` ones that differ
     (a study in one set only counts as differing)."""
     ours, theirs = Dataset.open(candidate / "synthetic"), Dataset.open(shipped / "synthetic")
     other = len({r.study_id for r in ours} ^ {r.study_id for r in theirs})
     light = 0
     for r in ours:
         same = np.array_equal(ours.read(r).counts, theirs.read(theirs.record(r.study_id)).counts)
-        if requested_burden(r) == LIGHT:
+        if requested_burden(r) == burden:
             light += not same
         else:
             other += not same
@@ -65,13 +65,16 @@ def changed(shipped: Path, candidate: Path) -> tuple[int, int]:
 
 
 def light_side(
-    folders: list[Path], detector: LesionDetector, extractors: dict[str, FeatureExtractor]
+    folders: list[Path],
+    detector: LesionDetector,
+    extractors: dict[str, FeatureExtractor],
+    burden: str = LIGHT,
 ) -> dict[str, float]:
-    """Marks per study and each classifier's reading of the light-burden metastases of ``folders``."""
+    """Marks per study and each classifier's reading of the ``burden`` metastases of ``folders``."""
     found, reads, n = [], {name: [] for name in extractors}, 0
     for folder in folders:
         dataset = Dataset.open(folder)
-        records = [r for r in dataset.records if r.label == "metastasis" and requested_burden(r) == LIGHT]
+        records = [r for r in dataset.records if r.label == "metastasis" and requested_burden(r) == burden]
         found += marks(detector, dataset, records)
         for name, extractor in extractors.items():
             reads[name].append(read_as_metastasis(extractor, dataset, records) * len(records))
