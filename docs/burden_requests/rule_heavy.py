@@ -15,16 +15,13 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "metastasis_interval"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "projected_guidance"))
-import rule as interval_rule
 import ship_rule
 
-from rule_light import changed, light_side, screen_rows
+from rule_light import quality_gates, screen_rows
 
-from synthscan.classifier.features import FeatureExtractor
 from synthscan.dataset import Dataset
 from synthscan.evaluation.lesions import LesionDetector, conspicuity, count_lesions
 
@@ -72,63 +69,7 @@ def main() -> None:
     for key in held:
         print(f"| {key} | {held[key]:.3f} | {shipped[key]:.3f} | {cand[key]:.3f} |")
 
-    pairs = [changed(s, c, HEAVY) for s, c in zip(args.shipped, args.candidate, strict=True)]
-    print(f"\nstudies whose counts differ from the shipped set's (other, {HEAVY} metastases): {pairs}")
-    gates.append((f"P0 every study but the {HEAVY} metastases bit-identical", all(o == 0 for o, _ in pairs)))
-
-    real = ship_rule.normal_measures(held_set)
-    s = ship_rule.mean_over_sets([str(f) for f in args.shipped], real)
-    c = ship_rule.mean_over_sets([str(f) for f in args.candidate], real)
-    for row, folders in ((s, args.shipped), (c, args.candidate)):
-        sets = [interval_rule.rows(str(f), real) for f in folders]
-        row.update({k: float(np.mean([m[k] for m in sets])) for k in sets[0]})
-    print("\n| two-set mean | shipped | candidate |\n|---|---|---|")
-    for key in s:
-        print(f"| {key} | {s[key]:.3f} | {c[key]:.3f} |")
-    own, burden = interval_rule.OWN, "metastases in their burden class"
-    gates += [
-        (
-            "Q1 detector within ≤ shipped + 0.05 and ≤ 0.75",
-            c["detector within"] <= min(s["detector within"] + 0.05, 0.75),
-        ),
-        (
-            "Q2 two-sample within, cls_a ≤ shipped + 0.02",
-            c["two-sample within, cls_a"] <= s["two-sample within, cls_a"] + 0.02,
-        ),
-        (
-            "Q2 two-sample within, cls_ref ≤ shipped + 0.01",
-            c["two-sample within, cls_ref"] <= s["two-sample within, cls_ref"] + 0.01,
-        ),
-        (f"Q2 {own} ≤ shipped + 0.02", c[own] <= s[own] + 0.02),
-        ("Q3 precision ≥ 0.90, recall ≥ 0.95", c["precision"] >= 0.90 and c["recall"] >= 0.95),
-        ("Q4 misplaced bodies ≤ shipped + 0.02", c["misplaced bodies"] <= s["misplaced bodies"] + 0.02),
-        ("Q5 DPD |kept − 1| ≤ shipped's + 0.2", abs(c["DPD kept"] - 1) <= abs(s["DPD kept"] - 1) + 0.2),
-        (f"Q6 {burden} ≥ shipped − 0.05", c[burden] >= s[burden] - 0.05),
-    ]
-
-    extractors = {"cls_a": FeatureExtractor(args.cls_a), "cls_ref": FeatureExtractor(args.cls_ref)}
-    sides = {
-        "held-out": light_side([args.held_out], detector, extractors, HEAVY),
-        "shipped": light_side([f / "synthetic" for f in args.shipped], detector, extractors, HEAVY),
-        "candidate": light_side([f / "synthetic" for f in args.candidate], detector, extractors, HEAVY),
-    }
-    print(f"\n| {HEAVY} metastases | " + " | ".join(sides) + " |\n|---|---|---|---|")
-    for key in sides["held-out"]:
-        print(f"| {key} | " + " | ".join(f"{side[key]:.3f}" for side in sides.values()) + " |")
-    h, sh, ca = sides.values()
-    gates.append(
-        (
-            "Q7 |marks − held-out| ≤ shipped's + 3.5",
-            abs(ca["marks"] - h["marks"]) <= abs(sh["marks"] - h["marks"]) + 3.5,
-        )
-    )
-    gates += [
-        (
-            f"Q7 |read as metastasis ({name}) − held-out| ≤ shipped's + 0.05",
-            abs(ca[name] - h[name]) <= abs(sh[name] - h[name]) + 0.05,
-        )
-        for name in extractors
-    ]
+    gates += quality_gates(args, detector, HEAVY, 3.5)
     passed = ship_rule.print_gates("gate", gates)
     print(f"\nverdict on every numeric gate: {'ships' if passed else 'does not ship'} (pictures by eye)")
 
