@@ -33,7 +33,7 @@ from synthscan.classifier.features import FeatureExtractor
 from synthscan.dataset import Dataset
 from synthscan.evaluation.fidelity import per_condition_fidelity, two_sample_auc
 from synthscan.evaluation.lesions import LesionDetector, count_lesions, requested_burden
-from synthscan.generator.conditions import burden_class
+from synthscan.generator.conditions import FACTORS, burden_class
 from synthscan.evaluation.privacy import feature_batches
 from synthscan.generator.pipeline import SynthScanPipeline
 from synthscan.generator.sampling import sample_to_dataset
@@ -47,7 +47,8 @@ from generator_quality import condition_fidelity
 def contrast(pipe: SynthScanPipeline, asked: str, away: str, lam: float) -> Iterator[None]:
     """Guided steps of studies asking for ``asked`` add ``lam`` times the conditional outputs' difference
     between ``asked`` and ``away`` (every other factor kept)."""
-    table, column = pipe.factors["burden"], 1 + list(pipe.factors).index("burden")
+    # class ids are (condition, *FACTORS) in the encoder's order; pipe.factors is the saved config's
+    table, column = pipe.factors["burden"], 1 + list(FACTORS).index("burden")
     plain = pipe._guided_output
 
     def guided(x, t, labels, nulls, guidance=None):
