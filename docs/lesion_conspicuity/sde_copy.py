@@ -24,7 +24,11 @@ def main() -> None:
     pipeline.scheduler = DPMSolverMultistepScheduler.from_config(
         config, algorithm_type="sde-dpmsolver++", solver_order=2, use_karras_sigmas=True
     )
-    save_model(pipeline, out, card=read_card(pipeline.path))
+    note = (
+        f"*A copy of `{model}` sampled with diffusers' DPM-Solver++ SDE (docs/lesion_conspicuity/"
+        "sde_copy.py of the repository); the card below describes the model it was copied from.*\n\n"
+    )
+    save_model(pipeline, out, card=note + read_card(pipeline.path))
     print(f"{out}: {type(pipeline.scheduler).__name__} {pipeline.scheduler.config.algorithm_type}")
 
 

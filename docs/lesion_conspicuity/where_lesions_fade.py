@@ -59,7 +59,7 @@ def main() -> None:
     ids, _, network = pretrained_conditioning(pipeline, records)
     ids, alphas = torch.from_numpy(ids), pipeline.scheduler.alphas_cumprod
     network.eval()
-    ae = Autoencoder(pipeline.vae, pipeline.config.bin_factor)
+    ae = Autoencoder.of(pipeline)  # with its decoder calibration, as samples are decoded
     x, _ = to_model(np.stack(counts), ae.bin_factor)
     z0 = torch.cat([pipeline.vae.encode(x[i : i + 8]).latent_dist.mean for i in range(0, len(x), 8)])
     scaling = pipeline.vae.config.scaling_factor
