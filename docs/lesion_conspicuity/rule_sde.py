@@ -2,12 +2,12 @@
 
     python docs/lesion_conspicuity/rule_sde.py HELD_OUT --shipped S1 S2 --candidate C1 C2
 
-``docs/projected_guidance/ship_rule.py`` items 1-7 (item 1's gains include the lesion gain below; item 3's
-reference gate per condition here), and the lesion gates: the metastases' conspicuity AUC (two-set mean) at least 0.03 below the shipped model's, their
-marks per study within [held-out − 1, shipped + 1], marks per amyloidosis sample ≤ shipped + 0.3, each
-label read as asked by ``cls_ref`` ≥ shipped − 0.05, the Perugini grades ordered on both sets, DPD's
-``|kept − 1|`` ≤ shipped's + 0.2 and the memorization flags ≤ shipped's + 1. Realism and the pictures
-stay by eye.
+``docs/projected_guidance/ship_rule.py`` items 1-7 (item 1's gains include the lesion gain below;
+item 3's reference gate per condition here), and the lesion gates: the metastases' conspicuity AUC
+(two-set mean) at least 0.03 below the shipped model's, their marks per study within [held-out − 1,
+shipped + 1], marks per amyloidosis sample ≤ shipped + 0.3, normals and amyloidosis read as asked by
+``cls_ref`` ≥ shipped − 0.05, the Perugini grades ordered on both sets, DPD's ``|kept − 1|`` ≤
+shipped's + 0.2 and the memorization flags ≤ shipped's + 1. Realism and the pictures stay by eye.
 """
 
 from __future__ import annotations
