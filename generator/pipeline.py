@@ -209,9 +209,11 @@ class SynthScanPipeline(DiffusionPipeline):
 
     @property
     def sampler(self) -> str:
-        """The solver, as recorded with every study (e.g. ``UniPCMultistepScheduler, Karras sigmas``)."""
+        """The solver, as recorded with every study (e.g. ``UniPCMultistepScheduler, Karras sigmas``;
+        ``DPMSolverMultistepScheduler sde-dpmsolver++, Karras sigmas``)."""
+        algorithm = self.scheduler.config.get("algorithm_type")
         karras = ", Karras sigmas" if self.scheduler.config.get("use_karras_sigmas") else ""
-        return type(self.scheduler).__name__ + karras
+        return type(self.scheduler).__name__ + (f" {algorithm}" if algorithm else "") + karras
 
     def guidance_for(
         self,

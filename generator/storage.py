@@ -218,6 +218,10 @@ def describe_model(model: str | Path | None = None) -> dict[str, str]:
     folder = verify_model(model_dir(model))
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     scheduler = index.get("scheduler", ["", "?"])[1]
+    solver = folder / "scheduler" / "scheduler_config.json"
+    solver_config = json.loads(solver.read_text(encoding="utf-8")) if solver.is_file() else {}
+    if algorithm := solver_config.get("algorithm_type"):  # which DPM-Solver: ODE or SDE
+        scheduler += f" {algorithm}"
     guidance = {
         "default": index.get("default_guidance"),
         **index.get("label_guidance", {}),
