@@ -80,7 +80,7 @@ def main() -> None:
             flush=True,
         )
 
-    print(f"{len(records)} held-out metastasis studies of {args.held_out}; model {pipeline.path}")
+    print(f"{len(records)} held-out metastasis studies of {args.held_out}; model {args.model or 'default'}")
     print(
         "| probe | lesions per study | contrast, median [quartiles] | area mm², median | AUC held-out > row |"
     )
