@@ -11,7 +11,6 @@ Q1-Q7.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "metastasis_interva
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "projected_guidance"))
 import ship_rule
 
-from rule_light import quality_gates, screen_rows
+from rule_light import quality_gates, rule_parser, screen_rows
 
 from synthscan.dataset import Dataset
 from synthscan.evaluation.lesions import LesionDetector, conspicuity, count_lesions
@@ -37,17 +36,8 @@ def conspicuity_auc(held: Dataset, detector: LesionDetector, folder: Path) -> fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("held_out", type=Path)
-    parser.add_argument("detector")
-    parser.add_argument("cls_a")
-    parser.add_argument("cls_ref")
-    parser.add_argument("--screen", type=Path, required=True)
+    parser = rule_parser(__doc__)
     parser.add_argument("--requests", nargs=2, type=Path, required=True)
-    parser.add_argument("--shipped", nargs=2, type=Path, required=True)
-    parser.add_argument("--candidate", nargs=2, type=Path, required=True)
     args = parser.parse_args()
     held_set, detector = Dataset.open(args.held_out), LesionDetector.load(args.detector)
 

@@ -148,10 +148,9 @@ def quality_gates(
     return gates
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def rule_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line both burden rules share: instruments, the screen's table and the quality sets."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("held_out", type=Path)
     parser.add_argument("detector")
     parser.add_argument("cls_a")
@@ -159,7 +158,11 @@ def main() -> None:
     parser.add_argument("--screen", type=Path, required=True)
     parser.add_argument("--shipped", nargs=2, type=Path, required=True)
     parser.add_argument("--candidate", nargs=2, type=Path, required=True)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = rule_parser(__doc__).parse_args()
 
     held, shipped, cand = screen_rows(args.screen)
     gates = [

@@ -50,7 +50,7 @@ def main() -> None:
     pooled = "two-sample within, cls_ref"
     marks = "lesion marks per metastasis"
     gates = [
-        ("conspicuity AUC ≤ shipped − 0.03", c["conspicuity AUC"] <= s["conspicuity AUC"] - 0.03),
+        *lesion_gain(s, c),
         (
             f"{marks} within [held-out − 1, shipped + 1]",
             HELD_OUT_MARKS - 1 <= c[marks] <= s[marks] + 1,

@@ -25,14 +25,12 @@ import torch
 from synthscan.dataset import Dataset
 from synthscan.evaluation.lesions import LesionDetector, conspicuity, count_lesions, score_studies
 from synthscan.generator.storage import load_pipeline
-from synthscan.generator.train import pretrained_conditioning
-from synthscan.generator.transform import to_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "normal_hot_spots"))
 from autoencoder_detectability import reconstructed_counts
 from generator_fine_structure import Autoencoder
-from where_ribs_go import denoise
+from where_ribs_go import denoise, probe_setup
 
 
 def main() -> None:
@@ -44,25 +42,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     pipeline = load_pipeline(args.model)
-    if (
-        pipeline.config.get("latent_patch", 1) != 1
-        or pipeline.scheduler.config.prediction_type != "v_prediction"
-    ):
-        raise SystemExit("the probe handles unfolded latents and v-prediction models only")
     detector = LesionDetector.load(args.detector)
     held = Dataset.open(args.held_out)
+    # every metastasis; the autoencoder with its decoder calibration, as samples are decoded
+    probe = probe_setup(pipeline, held, n=None, label="metastasis")._replace(ae=Autoencoder.of(pipeline))
+    counts, ids, network, ae, scaling, z0, alphas = probe
     records = [r for r in held.records if r.label == "metastasis"]
-    counts = [held.read(r).counts for r in records]
     real = count_lesions(detector, held, records)
     pixel_area = (detector.config.bin_factor * held.info.pixel_spacing_mm) ** 2
-
-    ids, _, network = pretrained_conditioning(pipeline, records)
-    ids, alphas = torch.from_numpy(ids), pipeline.scheduler.alphas_cumprod
-    network.eval()
-    ae = Autoencoder.of(pipeline)  # with its decoder calibration, as samples are decoded
-    x, _ = to_model(np.stack(counts), ae.bin_factor)
-    z0 = torch.cat([pipeline.vae.encode(x[i : i + 8]).latent_dist.mean for i in range(0, len(x), 8)])
-    scaling = pipeline.vae.config.scaling_factor
 
     def row(name: str, latents: torch.Tensor | None) -> None:
         rng = np.random.default_rng(0)

@@ -68,14 +68,15 @@ class Probe(NamedTuple):
     alphas: torch.Tensor
 
 
-def probe_setup(pipeline, dataset: Dataset, n: int = 40) -> Probe:
-    """The first ``n`` normal studies of ``dataset`` encoded (posterior means) for ``pipeline``'s probe."""
+def probe_setup(pipeline, dataset: Dataset, n: int | None = 40, label: str = "normal") -> Probe:
+    """The first ``n`` (None: all) ``label`` studies of ``dataset`` encoded (posterior means) for
+    ``pipeline``'s probe."""
     if (
         pipeline.config.get("latent_patch", 1) != 1
         or pipeline.scheduler.config.prediction_type != "v_prediction"
     ):
         raise SystemExit("the probe handles unfolded latents and v-prediction models only")
-    records = [r for r in dataset.records if r.label == "normal"][:n]
+    records = [r for r in dataset.records if r.label == label][:n]
     counts = [dataset.read(r).counts for r in records]
     ids, _, network = pretrained_conditioning(pipeline, records)
     network.eval()
