@@ -1,0 +1,295 @@
+"""A pixel-space refiner for generated studies: does a small diffusion model on the binned counts draw ribs?
+
+    python docs/pixel_refiner/refiner.py train DATASET OUT [--steps 7000] [--batch 8] [--seed 0]
+    python docs/pixel_refiner/refiner.py refine OUT/model DATASET REFINED [--sigma-start 1.0] [--steps 12]
+
+Every latent UNet so far loses the posterior ribs: a rib every 11 native pixels is 1.4 pixels of the 4×
+latent grid, below its Nyquist limit, so the latent diffusion model has to draw ribs as a code across
+channels and never learns to. This probe puts a second, small diffusion model where ribs are 5.5 pixels
+apart: the 2×2-binned counts (512×128 per view, the posterior mirrored onto the anterior as in
+``synthscan.generator.transform.to_model``), trained on 64-row windows, and used as SDXL uses its
+refiner: a generated study is noised to ``--sigma-start`` and brought back, so the layout (body, organs,
+lesions) comes from the generator and the fine structure from the refiner.
+
+Counts, not rates, are what a hospital has, so the refiner learns like the autoencoder (Noise2Noise):
+each study is split into two binomial halves A and B; the network sees A (scaled by the study's mean
+binned count, doubled) plus Gaussian noise of SD sigma and predicts B on the same scale, i.e. the
+expected counts. Its input's noise is thus sigma and A's Poisson noise (``POISSON_SD`` in these units,
+about the trunk's), which EDM's preconditioning (Karras et al. 2022) gets as one effective level. A
+generated study is refined from its own counts the same way: a binomial half, noise, a deterministic
+Euler solve of the probability-flow ODE from ``--sigma-start`` to 0 on the effective level, the last
+denoised image as the expected counts; upsampled like ``expected_from_rate``, kept to the study's
+acquisition window (rows without counts stay empty), scaled to each view's counts and drawn as Poisson
+counts from the study's seed. A diffusers ``UNet2DModel`` (no attention, so any number of rows) takes
+the noisy views and the window's height in the image as a third channel, and sees the whole image as
+overlapping 64-row windows blended with triangular weights, as in training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import UNet2DModel
+from tqdm.auto import tqdm
+
+from synthscan.dataset import Dataset
+
+ROWS = 64  # window height, binned pixels
+STRIDE = 32  # window step at refinement
+SIGMA_DATA = 1.0  # the scaled counts have mean 1
+POISSON_SD = 0.4  # SD of A's Poisson noise on the trunk, scaled units: sqrt(2 * 2 / 20) at mean count 20
+SIGMA_MIN, SIGMA_MAX = 0.05, 5.0  # training noise levels, log-uniform
+
+
+def binned(counts: np.ndarray) -> np.ndarray:
+    """(2, 1024, 256) counts → (2, 512, 128) 2×2 sums, the posterior mirrored onto the anterior."""
+    views = counts.astype(np.int64).reshape(2, counts.shape[1] // 2, 2, counts.shape[2] // 2, 2).sum((2, 4))
+    views[1] = views[1, :, ::-1]
+    return views
+
+
+def effective(sigma: torch.Tensor) -> torch.Tensor:
+    return torch.sqrt(sigma**2 + POISSON_SD**2)
+
+
+def denoise(net: UNet2DModel, x: torch.Tensor, sigma: torch.Tensor, height: torch.Tensor) -> torch.Tensor:
+    """EDM-preconditioned estimate of the scaled expected counts from noisy views ``x`` (B, 2, R, C)."""
+    s = effective(sigma)[:, None, None, None]
+    c_in = 1 / torch.sqrt(s**2 + SIGMA_DATA**2)
+    c_skip = SIGMA_DATA**2 / (s**2 + SIGMA_DATA**2)
+    c_out = s * SIGMA_DATA / torch.sqrt(s**2 + SIGMA_DATA**2)
+    inputs = torch.cat([x * c_in, height], dim=1)
+    timestep = 250 * torch.log(sigma.clamp_min(1e-3)) + 1000  # 0.05-5 → 250-1400
+    return c_skip * x + c_out * net(inputs, timestep).sample
+
+
+def network() -> UNet2DModel:
+    return UNet2DModel(
+        sample_size=(ROWS, 128),
+        in_channels=3,
+        out_channels=2,
+        block_out_channels=(16, 32, 64, 128),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D",) * 4,
+        up_block_types=("UpBlock2D",) * 4,
+        norm_num_groups=8,
+    )
+
+
+def load_counts(dataset: Dataset, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All studies binned and mirrored (uint16, memory-mapped cache) and each one's mean binned count."""
+    images, scales = cache / "counts.npy", cache / "scales.npy"
+    if not images.is_file():
+        records = dataset.records
+        out = np.lib.format.open_memmap(
+            cache / "counts.tmp.npy", "w+", np.uint16, (len(records), 2, 512, 128)
+        )
+        means = np.empty(len(records))
+        for i, study in enumerate(tqdm(dataset.iter_studies(records), total=len(records), desc="binning")):
+            b = binned(study.counts)
+            out[i] = b
+            means[i] = b.mean()
+        out.flush()
+        del out
+        np.save(scales, means)
+        (cache / "counts.tmp.npy").rename(images)
+    return np.load(images, mmap_mode="r"), np.load(scales)
+
+
+def height_channel(start: int, rows: int, total: int = 512, cols: int = 128) -> torch.Tensor:
+    """Each pixel's row in the whole image, -1 (top) to 1 (bottom), for a window starting at ``start``."""
+    r = (torch.arange(start, start + rows, dtype=torch.float32) + 0.5) / total * 2 - 1
+    return r[:, None].expand(rows, cols)[None]
+
+
+def train(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    (out / "model").mkdir(parents=True, exist_ok=True)
+    counts, scales = load_counts(Dataset.open(args.data), out)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    net = network()
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0)
+    state, step = out / "state.pt", 0
+    if state.is_file():  # resume
+        saved = torch.load(state, weights_only=False)
+        net.load_state_dict(saved["net"])
+        opt.load_state_dict(saved["opt"])
+        step = saved["step"]
+        rng.bit_generator.state = saved["rng"]
+        torch.set_rng_state(saved["torch_rng"])
+    log = (out / "log.jsonl").open("a")
+    started, losses = time.time(), []
+    while step < args.steps:
+        index = rng.integers(0, len(counts), args.batch)
+        starts = rng.integers(0, 512 - ROWS + 1, args.batch)
+        c = np.stack([counts[i, :, s : s + ROWS] for i, s in zip(index, starts, strict=True)])
+        a = rng.binomial(c, 0.5)
+        scale = torch.tensor(scales[index] / 2, dtype=torch.float32)[:, None, None, None]  # half counts
+        xa, xb = (
+            torch.tensor(a, dtype=torch.float32) / scale,
+            torch.tensor(c - a, dtype=torch.float32) / scale,
+        )
+        height = torch.stack([height_channel(int(s), ROWS) for s in starts])
+        sigma = torch.exp(torch.empty(args.batch).uniform_(math.log(SIGMA_MIN), math.log(SIGMA_MAX)))
+        noisy = xa + sigma[:, None, None, None] * torch.randn_like(xa)
+        s = effective(sigma)[:, None, None, None]
+        weight = (s**2 + SIGMA_DATA**2) / (s * SIGMA_DATA) ** 2
+        lr_scale = min(1.0, (step + 1) / 200)
+        for group in opt.param_groups:
+            group["lr"] = args.lr * lr_scale
+        loss = (weight * (denoise(net, noisy, sigma, height) - xb) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+        losses.append(loss.item())
+        if step % 50 == 0:
+            log.write(
+                json.dumps({"step": step, "loss": float(np.mean(losses)), "s": time.time() - started}) + "\n"
+            )
+            log.flush()
+            losses = []
+        if step % 500 == 0 or step == args.steps:
+            tmp = out / "state.tmp.pt"
+            torch.save(
+                {
+                    "net": net.state_dict(),
+                    "opt": opt.state_dict(),
+                    "step": step,
+                    "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                },
+                tmp,
+            )
+            tmp.rename(state)
+            net.save_pretrained(out / "model")
+            print(f"step {step}: {time.time() - started:.0f} s", flush=True)
+
+
+def windows(total: int = 512) -> tuple[list[int], torch.Tensor]:
+    """Window starts covering ``total`` rows at ``STRIDE`` and each row's triangular blending weight."""
+    starts = list(range(0, total - ROWS + 1, STRIDE))
+    ramp = torch.minimum(torch.arange(ROWS) + 0.5, ROWS - torch.arange(ROWS) - 0.5)
+    return starts, ramp / ramp.max()
+
+
+@torch.inference_mode()
+def denoise_image(net: UNet2DModel, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """:func:`denoise` on a whole (1, 2, 512, 128) image through blended 64-row windows."""
+    starts, ramp = windows(x.shape[2])
+    crops = torch.cat([x[:, :, s : s + ROWS] for s in starts])
+    height = torch.stack([height_channel(s, ROWS) for s in starts])
+    estimate = denoise(net, crops, torch.full((len(starts),), sigma), height)
+    total = torch.zeros_like(x)
+    weight = torch.zeros(1, 1, x.shape[2], 1)
+    for k, s in enumerate(starts):
+        total[:, :, s : s + ROWS] += estimate[k : k + 1] * ramp[:, None]
+        weight[:, :, s : s + ROWS] += ramp[:, None]
+    return total / weight
+
+
+def karras(sigma_start: float, steps: int, rho: float = 7.0) -> list[float]:
+    """``steps`` noise levels from ``sigma_start`` down to ``SIGMA_MIN`` (Karras spacing), then 0."""
+    ramp = np.linspace(0, 1, steps)
+    hi, lo = sigma_start ** (1 / rho), SIGMA_MIN ** (1 / rho)
+    return [float(v) for v in (hi + ramp * (lo - hi)) ** rho] + [0.0]
+
+
+def refine_counts(
+    net: UNet2DModel, counts: np.ndarray, sigma_start: float, steps: int, rng: np.random.Generator
+) -> np.ndarray:
+    """One study's (2, 1024, 256) counts → refined Poisson counts of the same per-view totals."""
+    c = binned(counts)
+    half_scale = c.mean() / 2
+    x = torch.tensor(rng.binomial(c, 0.5) / half_scale, dtype=torch.float32)[None]
+    noise = torch.tensor(rng.standard_normal(x.shape), dtype=torch.float32)
+    sigmas = karras(sigma_start, steps)
+    x = x + sigmas[0] * noise
+    for sigma, following in zip(sigmas[:-1], sigmas[1:], strict=True):
+        d = denoise_image(net, x, sigma)
+        ratio = effective(torch.tensor(following)) / effective(torch.tensor(sigma))
+        x = d + ratio * (x - d)
+    rate = denoise_image(net, x, 0.0).clamp_min(0)[0]
+    rate[1] = rate[1].flip(-1)  # the posterior back to its own orientation
+    rate = F.interpolate(rate[None], scale_factor=2, mode="bicubic", align_corners=False)[0].clamp_min(0)
+    rate = rate.numpy() * (counts.sum(axis=2, keepdims=True) > 0)  # rows without counts stay empty
+    totals = counts.sum(axis=(1, 2), dtype=np.int64)
+    rate *= (totals / np.maximum(rate.sum(axis=(1, 2)), 1e-12))[:, None, None]
+    return rng.poisson(rate).astype(np.uint16)
+
+
+def refine(args: argparse.Namespace) -> None:
+    net = UNet2DModel.from_pretrained(args.model).eval()
+    source = Dataset.open(args.data)
+    records = source.records
+    if args.label:
+        records = [r for r in records if r.label == args.label]
+    records = records[: args.n] if args.n else records
+    target = Dataset.create(
+        args.out,
+        matrix=source.info.matrix,
+        pixel_spacing_mm=source.info.pixel_spacing_mm,
+        provenance={
+            "refined_from": str(args.data),
+            "refiner": str(args.model),
+            "sigma_start": args.sigma_start,
+        },
+    )
+    with target.writer() as writer:
+        for record in tqdm(records, desc="refining"):
+            study = source.read(record)
+            seed = (
+                record.seed
+                if record.seed is not None
+                else int.from_bytes(record.study_id.encode()[-4:], "big")
+            )
+            rng = np.random.default_rng([seed, 7])
+            refined = refine_counts(net, study.counts, args.sigma_start, args.steps, rng)
+            writer.add(
+                refined,
+                study_id=record.study_id,
+                patient_id=record.patient_id,
+                label=record.label,
+                perugini_grade=record.perugini_grade,
+                source=record.source,
+                site=record.site,
+                tracer=record.tracer,
+                seed=record.seed,
+                extra={k: v for k, v in record.extra.items() if not k.startswith("file_")},
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    t = commands.add_parser("train")
+    t.add_argument("data")
+    t.add_argument("out")
+    t.add_argument("--steps", type=int, default=7000)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--seed", type=int, default=0)
+    r = commands.add_parser("refine")
+    r.add_argument("model")
+    r.add_argument("data")
+    r.add_argument("out")
+    r.add_argument("--sigma-start", type=float, default=1.0)
+    r.add_argument("--steps", type=int, default=12)
+    r.add_argument("--label", default="", help="refine only this label's studies")
+    r.add_argument("-n", type=int, default=0, help="the first n studies (0: all)")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    (train if args.command == "train" else refine)(args)
+
+
+if __name__ == "__main__":
+    main()
