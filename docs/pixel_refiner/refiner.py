@@ -16,9 +16,14 @@ each study is split into two binomial halves A and B; the network sees A (scaled
 binned count, doubled) plus Gaussian noise of SD sigma and predicts B on the same scale, i.e. the
 expected counts. Its input's noise is thus sigma and A's Poisson noise (``POISSON_SD`` in these units,
 about the trunk's), which EDM's preconditioning (Karras et al. 2022) gets as one effective level. A
-generated study is refined from its own counts the same way: a binomial half, noise, a deterministic
-Euler solve of the probability-flow ODE from ``--sigma-start`` to 0 on the effective level, the last
-denoised image as the expected counts; upsampled like ``expected_from_rate``, kept to the study's
+generated study is refined from its own counts: its binomial half denoised (the expected counts it
+shows), Gaussian noise of ``--sigma-start`` added, then a deterministic Euler solve of the
+probability-flow ODE of the expected counts down to 0 in which the network sees, at each step, what it
+saw in training: a fresh Poisson half of the current estimate plus the trajectory's Gaussian part. (A
+first version solved on the effective level, Poisson part included, and fed the network the trajectory
+itself; at the end it held Gaussian noise where a study's background has none, and a smoke test of two
+studies on the step-500 weights drew a haze around the body.) The end is the expected counts;
+upsampled like ``expected_from_rate``, kept to the study's
 acquisition window (rows without counts stay empty), scaled to each view's counts and drawn as Poisson
 counts from the study's seed. A diffusers ``UNet2DModel`` (no attention, so any number of rows) takes
 the noisy views and the window's height in the image as a third channel, and sees the whole image as
@@ -210,15 +215,21 @@ def refine_counts(
     """One study's (2, 1024, 256) counts → refined Poisson counts of the same per-view totals."""
     c = binned(counts)
     half_scale = c.mean() / 2
-    x = torch.tensor(rng.binomial(c, 0.5) / half_scale, dtype=torch.float32)[None]
-    noise = torch.tensor(rng.standard_normal(x.shape), dtype=torch.float32)
+
+    def half(rate: torch.Tensor) -> torch.Tensor:
+        """What the network saw in training: a Poisson half of ``rate``, on the scaled units."""
+        drawn = rng.poisson(np.clip(rate.numpy(), 0, None) * half_scale) / half_scale
+        return torch.tensor(drawn, dtype=torch.float32)
+
+    estimate = denoise_image(
+        net, torch.tensor(rng.binomial(c, 0.5) / half_scale, dtype=torch.float32)[None], SIGMA_MIN
+    )
     sigmas = karras(sigma_start, steps)
-    x = x + sigmas[0] * noise
+    x = estimate + sigmas[0] * torch.tensor(rng.standard_normal(estimate.shape), dtype=torch.float32)
     for sigma, following in zip(sigmas[:-1], sigmas[1:], strict=True):
-        d = denoise_image(net, x, sigma)
-        ratio = effective(torch.tensor(following)) / effective(torch.tensor(sigma))
-        x = d + ratio * (x - d)
-    rate = denoise_image(net, x, 0.0).clamp_min(0)[0]
+        estimate = denoise_image(net, x - estimate + half(estimate), sigma)
+        x = estimate + following / sigma * (x - estimate)
+    rate = x.clamp_min(0)[0]
     rate[1] = rate[1].flip(-1)  # the posterior back to its own orientation
     rate = F.interpolate(rate[None], scale_factor=2, mode="bicubic", align_corners=False)[0].clamp_min(0)
     rate = rate.numpy() * (counts.sum(axis=2, keepdims=True) > 0)  # rows without counts stay empty
