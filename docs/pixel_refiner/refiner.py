@@ -42,9 +42,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import UNet2DModel
+from scipy import ndimage
 from tqdm.auto import tqdm
 
-from synthscan.dataset import Dataset
+from synthscan.dataset import Dataset, DatasetWriter, Record
 
 ROWS = 64  # window height, binned pixels
 STRIDE = 32  # window step at refinement
@@ -64,21 +65,29 @@ def effective(sigma: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(sigma**2 + POISSON_SD**2)
 
 
-def denoise(net: UNet2DModel, x: torch.Tensor, sigma: torch.Tensor, height: torch.Tensor) -> torch.Tensor:
-    """EDM-preconditioned estimate of the scaled expected counts from noisy views ``x`` (B, 2, R, C)."""
+def denoise(
+    net: UNet2DModel,
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    height: torch.Tensor,
+    condition: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """EDM-preconditioned estimate of the scaled expected counts from noisy views ``x`` (B, 2, R, C);
+    ``condition``: more input channels before the height (``upsampler.py``'s blurred study)."""
     s = effective(sigma)[:, None, None, None]
     c_in = 1 / torch.sqrt(s**2 + SIGMA_DATA**2)
     c_skip = SIGMA_DATA**2 / (s**2 + SIGMA_DATA**2)
     c_out = s * SIGMA_DATA / torch.sqrt(s**2 + SIGMA_DATA**2)
-    inputs = torch.cat([x * c_in, height], dim=1)
+    inputs = torch.cat([x * c_in, *([] if condition is None else [condition]), height], dim=1)
     timestep = 250 * torch.log(sigma.clamp_min(1e-3)) + 1000  # 0.05-5 → 250-1400
     return c_skip * x + c_out * net(inputs, timestep).sample
 
 
-def network() -> UNet2DModel:
+def network(condition_channels: int = 0) -> UNet2DModel:
+    """The views, any condition channels and the height in; the expected counts of the views out."""
     return UNet2DModel(
         sample_size=(ROWS, 128),
-        in_channels=3,
+        in_channels=3 + condition_channels,
         out_channels=2,
         block_out_channels=(16, 32, 64, 128),
         layers_per_block=1,
@@ -114,13 +123,19 @@ def height_channel(start: int, rows: int, total: int = 512, cols: int = 128) -> 
     return r[:, None].expand(rows, cols)[None]
 
 
-def train(args: argparse.Namespace) -> None:
+def blurred(views: np.ndarray, blur: float) -> np.ndarray:
+    """``upsampler.py``'s condition: (..., 2, rows, cols) scaled counts blurred within each view."""
+    return ndimage.gaussian_filter(views, sigma=(0,) * (views.ndim - 2) + (blur, blur), mode="nearest")
+
+
+def train(args: argparse.Namespace, blur: float | None = None, sigma_max: float = SIGMA_MAX) -> None:
+    """Train (or resume) the refiner; with ``blur``, ``upsampler.py``'s network on the blurred study."""
     out = Path(args.out)
     (out / "model").mkdir(parents=True, exist_ok=True)
-    counts, scales = load_counts(Dataset.open(args.data), out)
+    counts, scales = load_counts(Dataset.open(args.data), Path(args.cache or out))
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    net = network()
+    net = network(0 if blur is None else 2)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0)
     state, step = out / "state.pt", 0
     if state.is_file():  # resume
@@ -136,6 +151,12 @@ def train(args: argparse.Namespace) -> None:
         index = rng.integers(0, len(counts), args.batch)
         starts = rng.integers(0, 512 - ROWS + 1, args.batch)
         c = np.stack([counts[i, :, s : s + ROWS] for i, s in zip(index, starts, strict=True)])
+        condition = None
+        if blur is not None:
+            whole = blurred(np.stack([counts[i] / scales[i] for i in index]), blur)
+            condition = torch.tensor(
+                np.stack([whole[k, :, s : s + ROWS] for k, s in enumerate(starts)]), dtype=torch.float32
+            )
         a = rng.binomial(c, 0.5)
         scale = torch.tensor(scales[index] / 2, dtype=torch.float32)[:, None, None, None]  # half counts
         xa, xb = (
@@ -143,14 +164,14 @@ def train(args: argparse.Namespace) -> None:
             torch.tensor(c - a, dtype=torch.float32) / scale,
         )
         height = torch.stack([height_channel(int(s), ROWS) for s in starts])
-        sigma = torch.exp(torch.empty(args.batch).uniform_(math.log(SIGMA_MIN), math.log(SIGMA_MAX)))
+        sigma = torch.exp(torch.empty(args.batch).uniform_(math.log(SIGMA_MIN), math.log(sigma_max)))
         noisy = xa + sigma[:, None, None, None] * torch.randn_like(xa)
         s = effective(sigma)[:, None, None, None]
         weight = (s**2 + SIGMA_DATA**2) / (s * SIGMA_DATA) ** 2
         lr_scale = min(1.0, (step + 1) / 200)
         for group in opt.param_groups:
             group["lr"] = args.lr * lr_scale
-        loss = (weight * (denoise(net, noisy, sigma, height) - xb) ** 2).mean()
+        loss = (weight * (denoise(net, noisy, sigma, height, condition) - xb) ** 2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -188,12 +209,16 @@ def windows(total: int = 512) -> tuple[list[int], torch.Tensor]:
 
 
 @torch.inference_mode()
-def denoise_image(net: UNet2DModel, x: torch.Tensor, sigma: float) -> torch.Tensor:
+def denoise_image(
+    net: UNet2DModel, x: torch.Tensor, sigma: float, condition: torch.Tensor | None = None
+) -> torch.Tensor:
     """:func:`denoise` on a whole (1, 2, 512, 128) image through blended 64-row windows."""
     starts, ramp = windows(x.shape[2])
     crops = torch.cat([x[:, :, s : s + ROWS] for s in starts])
     height = torch.stack([height_channel(s, ROWS) for s in starts])
-    estimate = denoise(net, crops, torch.full((len(starts),), sigma), height)
+    if condition is not None:
+        condition = torch.cat([condition[:, :, s : s + ROWS] for s in starts])
+    estimate = denoise(net, crops, torch.full((len(starts),), sigma), height, condition)
     total = torch.zeros_like(x)
     weight = torch.zeros(1, 1, x.shape[2], 1)
     for k, s in enumerate(starts):
@@ -209,33 +234,66 @@ def karras(sigma_start: float, steps: int, rho: float = 7.0) -> list[float]:
     return [float(v) for v in (hi + ramp * (lo - hi)) ** rho] + [0.0]
 
 
-def refine_counts(
-    net: UNet2DModel, counts: np.ndarray, sigma_start: float, steps: int, rng: np.random.Generator
-) -> np.ndarray:
-    """One study's (2, 1024, 256) counts → refined Poisson counts of the same per-view totals."""
-    c = binned(counts)
-    half_scale = c.mean() / 2
-
-    def half(rate: torch.Tensor) -> torch.Tensor:
-        """What the network saw in training: a Poisson half of ``rate``, on the scaled units."""
-        drawn = rng.poisson(np.clip(rate.numpy(), 0, None) * half_scale) / half_scale
-        return torch.tensor(drawn, dtype=torch.float32)
-
-    estimate = denoise_image(
-        net, torch.tensor(rng.binomial(c, 0.5) / half_scale, dtype=torch.float32)[None], SIGMA_MIN
-    )
-    sigmas = karras(sigma_start, steps)
-    x = estimate + sigmas[0] * torch.tensor(rng.standard_normal(estimate.shape), dtype=torch.float32)
+def solve(
+    net: UNet2DModel,
+    x: torch.Tensor,
+    estimate: torch.Tensor,
+    sigmas: list[float],
+    half_scale: float,
+    rng: np.random.Generator,
+    condition: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Euler steps of the expected counts' probability-flow ODE through ``sigmas`` (ending at 0), the
+    network fed what it saw in training: a fresh Poisson half of the current estimate plus the
+    trajectory's Gaussian part."""
     for sigma, following in zip(sigmas[:-1], sigmas[1:], strict=True):
-        estimate = denoise_image(net, x - estimate + half(estimate), sigma)
+        drawn = rng.poisson(np.clip(estimate.numpy(), 0, None) * half_scale) / half_scale
+        estimate = denoise_image(
+            net, x - estimate + torch.tensor(drawn, dtype=torch.float32), sigma, condition
+        )
         x = estimate + following / sigma * (x - estimate)
-    rate = x.clamp_min(0)[0]
+    return x
+
+
+def to_counts(rate: torch.Tensor, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A (2, 512, 128) model-space rate → Poisson counts on ``counts``' grid, rows and view totals."""
+    rate = rate.clamp_min(0)
     rate[1] = rate[1].flip(-1)  # the posterior back to its own orientation
     rate = F.interpolate(rate[None], scale_factor=2, mode="bicubic", align_corners=False)[0].clamp_min(0)
     rate = rate.numpy() * (counts.sum(axis=2, keepdims=True) > 0)  # rows without counts stay empty
     totals = counts.sum(axis=(1, 2), dtype=np.int64)
     rate *= (totals / np.maximum(rate.sum(axis=(1, 2)), 1e-12))[:, None, None]
     return rng.poisson(rate).astype(np.uint16)
+
+
+def refine_counts(
+    net: UNet2DModel, counts: np.ndarray, sigma_start: float, steps: int, rng: np.random.Generator
+) -> np.ndarray:
+    """One study's (2, 1024, 256) counts → refined Poisson counts of the same per-view totals."""
+    c = binned(counts)
+    half_scale = c.mean() / 2
+    estimate = denoise_image(
+        net, torch.tensor(rng.binomial(c, 0.5) / half_scale, dtype=torch.float32)[None], SIGMA_MIN
+    )
+    sigmas = karras(sigma_start, steps)
+    x = estimate + sigmas[0] * torch.tensor(rng.standard_normal(estimate.shape), dtype=torch.float32)
+    return to_counts(solve(net, x, estimate, sigmas, half_scale, rng)[0], counts, rng)
+
+
+def copy_record(writer: DatasetWriter, record: Record, counts: np.ndarray) -> None:
+    """Add ``counts`` to ``writer``'s dataset as ``record``'s study (same identity, labels and seed)."""
+    writer.add(
+        counts,
+        study_id=record.study_id,
+        patient_id=record.patient_id,
+        label=record.label,
+        perugini_grade=record.perugini_grade,
+        source=record.source,
+        site=record.site,
+        tracer=record.tracer,
+        seed=record.seed,
+        extra={k: v for k, v in record.extra.items() if not k.startswith("file_")},
+    )
 
 
 def refine(args: argparse.Namespace) -> None:
@@ -264,19 +322,7 @@ def refine(args: argparse.Namespace) -> None:
                 else int.from_bytes(record.study_id.encode()[-4:], "big")
             )
             rng = np.random.default_rng([seed, 7])
-            refined = refine_counts(net, study.counts, args.sigma_start, args.steps, rng)
-            writer.add(
-                refined,
-                study_id=record.study_id,
-                patient_id=record.patient_id,
-                label=record.label,
-                perugini_grade=record.perugini_grade,
-                source=record.source,
-                site=record.site,
-                tracer=record.tracer,
-                seed=record.seed,
-                extra={k: v for k, v in record.extra.items() if not k.startswith("file_")},
-            )
+            copy_record(writer, record, refine_counts(net, study.counts, args.sigma_start, args.steps, rng))
 
 
 def main() -> None:
@@ -285,6 +331,7 @@ def main() -> None:
     t = commands.add_parser("train")
     t.add_argument("data")
     t.add_argument("out")
+    t.add_argument("--cache", default=None, help="folder of the binned counts [default: OUT]")
     t.add_argument("--steps", type=int, default=7000)
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--lr", type=float, default=2e-4)
