@@ -36,6 +36,7 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,7 @@ from diffusers import UNet2DModel
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from synthscan.dataset import Dataset, DatasetWriter, Record
+from synthscan.dataset import Dataset, Record
 
 ROWS = 64  # window height, binned pixels
 STRIDE = 32  # window step at refinement
@@ -280,72 +281,77 @@ def refine_counts(
     return to_counts(solve(net, x, estimate, sigmas, half_scale, rng)[0], counts, rng)
 
 
-def copy_record(writer: DatasetWriter, record: Record, counts: np.ndarray) -> None:
-    """Add ``counts`` to ``writer``'s dataset as ``record``'s study (same identity, labels and seed)."""
-    writer.add(
-        counts,
-        study_id=record.study_id,
-        patient_id=record.patient_id,
-        label=record.label,
-        perugini_grade=record.perugini_grade,
-        source=record.source,
-        site=record.site,
-        tracer=record.tracer,
-        seed=record.seed,
-        extra={k: v for k, v in record.extra.items() if not k.startswith("file_")},
-    )
-
-
-def refine(args: argparse.Namespace) -> None:
-    net = UNet2DModel.from_pretrained(args.model).eval()
+def redraw(
+    args: argparse.Namespace,
+    provenance: dict,
+    draw: Callable[[int, Record, np.ndarray], np.ndarray],
+) -> None:
+    """A new dataset ``args.out`` of ``args.data``'s studies (the first ``args.n`` of ``args.label``), each
+    replaced by ``draw(position, record, counts)``, same identity, labels and seed."""
     source = Dataset.open(args.data)
-    records = source.records
-    if args.label:
-        records = [r for r in records if r.label == args.label]
+    records = [r for r in source.records if not args.label or r.label == args.label]
     records = records[: args.n] if args.n else records
     target = Dataset.create(
         args.out,
         matrix=source.info.matrix,
         pixel_spacing_mm=source.info.pixel_spacing_mm,
-        provenance={
-            "refined_from": str(args.data),
-            "refiner": str(args.model),
-            "sigma_start": args.sigma_start,
-        },
+        provenance={"redrawn_from": str(args.data), "by": str(args.model), **provenance},
     )
     with target.writer() as writer:
-        for record in tqdm(records, desc="refining"):
-            study = source.read(record)
-            seed = (
-                record.seed
-                if record.seed is not None
-                else int.from_bytes(record.study_id.encode()[-4:], "big")
+        for i, record in enumerate(tqdm(records, desc="redrawing")):
+            writer.add(
+                draw(i, record, source.read(record).counts),
+                study_id=record.study_id,
+                patient_id=record.patient_id,
+                label=record.label,
+                perugini_grade=record.perugini_grade,
+                source=record.source,
+                site=record.site,
+                tracer=record.tracer,
+                seed=record.seed,
+                extra={k: v for k, v in record.extra.items() if not k.startswith("file_")},
             )
-            rng = np.random.default_rng([seed, 7])
-            copy_record(writer, record, refine_counts(net, study.counts, args.sigma_start, args.steps, rng))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def refine(args: argparse.Namespace) -> None:
+    net = UNet2DModel.from_pretrained(args.model).eval()
+
+    def draw(_: int, record: Record, counts: np.ndarray) -> np.ndarray:
+        seed = (
+            record.seed if record.seed is not None else int.from_bytes(record.study_id.encode()[-4:], "big")
+        )
+        rng = np.random.default_rng([seed, 7])
+        return refine_counts(net, counts, args.sigma_start, args.steps, rng)
+
+    redraw(args, {"sigma_start": args.sigma_start}, draw)
+
+
+def command_line(doc: str, steps: int, redraw_command: str) -> tuple[argparse.ArgumentParser, ...]:
+    """The ``train`` and redraw sub-commands' shared arguments (the parser and both sub-parsers)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     t = commands.add_parser("train")
     t.add_argument("data")
     t.add_argument("out")
     t.add_argument("--cache", default=None, help="folder of the binned counts [default: OUT]")
-    t.add_argument("--steps", type=int, default=7000)
+    t.add_argument("--steps", type=int, default=steps)
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--lr", type=float, default=2e-4)
     t.add_argument("--seed", type=int, default=0)
-    r = commands.add_parser("refine")
+    r = commands.add_parser(redraw_command)
     r.add_argument("model")
     r.add_argument("data")
     r.add_argument("out")
+    return parser, t, r
+
+
+def main() -> None:
+    parser, _, r = command_line(__doc__, 7000, "refine")
     r.add_argument("--sigma-start", type=float, default=1.0)
     r.add_argument("--steps", type=int, default=12)
     r.add_argument("--label", default="", help="refine only this label's studies")
     r.add_argument("-n", type=int, default=0, help="the first n studies (0: all)")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     (train if args.command == "train" else refine)(args)
 
 

@@ -24,10 +24,9 @@ import numpy as np
 import refiner
 import torch
 from diffusers import UNet2DModel
-from refiner import binned, blurred, copy_record, karras, solve, to_counts
-from tqdm.auto import tqdm
+from refiner import binned, blurred, command_line, karras, redraw, solve, to_counts
 
-from synthscan.dataset import Dataset
+from synthscan.dataset import Record
 
 SIGMA_TOP = 20.0  # training noise levels are log-uniform in SIGMA_MIN-SIGMA_TOP; sampling starts here
 
@@ -52,38 +51,16 @@ def sample_counts(net, blur: float, counts: np.ndarray, steps: int, rng: np.rand
 def sample(args: argparse.Namespace) -> None:
     net = UNet2DModel.from_pretrained(args.model).eval()
     blur = json.loads((Path(args.model) / "upsampler.json").read_text())["blur"]
-    source = Dataset.open(args.data)
-    records = [r for r in source.records if not args.label or r.label == args.label]
-    records = records[: args.n] if args.n else records
-    target = Dataset.create(
-        args.out,
-        matrix=source.info.matrix,
-        pixel_spacing_mm=source.info.pixel_spacing_mm,
-        provenance={"upsampled_from": str(args.data), "upsampler": str(args.model)},
-    )
-    with target.writer() as writer:
-        for i, record in enumerate(tqdm(records, desc="upsampling")):
-            rng = np.random.default_rng([i, 11])
-            drawn = sample_counts(net, blur, source.read(record).counts, args.steps, rng)
-            copy_record(writer, record, drawn)
+
+    def draw(position: int, _: Record, counts: np.ndarray) -> np.ndarray:
+        return sample_counts(net, blur, counts, args.steps, np.random.default_rng([position, 11]))
+
+    redraw(args, {"blur": blur}, draw)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    t = commands.add_parser("train")
-    t.add_argument("data")
-    t.add_argument("out")
-    t.add_argument("--cache", default=None, help="folder of refiner.py's binned counts [default: OUT]")
-    t.add_argument("--steps", type=int, default=4000)
-    t.add_argument("--batch", type=int, default=8)
-    t.add_argument("--lr", type=float, default=2e-4)
+    parser, t, s = command_line(__doc__, 4000, "sample")
     t.add_argument("--blur", type=float, default=2.5)
-    t.add_argument("--seed", type=int, default=0)
-    s = commands.add_parser("sample")
-    s.add_argument("model")
-    s.add_argument("data")
-    s.add_argument("out")
     s.add_argument("--steps", type=int, default=18)
     s.add_argument("--label", default="normal")
     s.add_argument("-n", type=int, default=40)
