@@ -7,6 +7,7 @@ trained model has its own (YAML in ``configs/distill/``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -29,6 +30,13 @@ HALF_HEAD_MM = 120.0
 body may start before it counts as misplaced (a faint vertex a few rows lower does not)."""
 BODY_REDRAWS = 4
 """Most times a study whose body starts that low is drawn again (the last draw is kept)."""
+
+
+def solver_name(class_name: str, scheduler_config: Mapping) -> str:
+    """A scheduler's class with its DPM-Solver algorithm, if any (ODE or SDE: the same weights sample
+    differently), as the pipeline records it and ``synthscan info`` shows it."""
+    algorithm = scheduler_config.get("algorithm_type")
+    return class_name + (f" {algorithm}" if algorithm else "")
 
 
 def body_start_limit(body_start: int, pixel_spacing_mm: float) -> int:

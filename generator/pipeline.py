@@ -31,7 +31,7 @@ from diffusers.utils import BaseOutput
 
 from synthscan.generator.calibration import RateCalibration
 from synthscan.generator.conditions import FACTORS, UNKNOWN, resolve_condition, resolve_factor, split_key
-from synthscan.generator.config import BODY_REDRAWS, GUIDED_EVERY_STEP
+from synthscan.generator.config import BODY_REDRAWS, GUIDED_EVERY_STEP, solver_name
 from synthscan.generator.models import ConditionEncoder, unfold_latents
 from synthscan.generator.transform import (
     AcquisitionWindow,
@@ -211,9 +211,8 @@ class SynthScanPipeline(DiffusionPipeline):
     def sampler(self) -> str:
         """The solver, as recorded with every study (e.g. ``UniPCMultistepScheduler, Karras sigmas``;
         ``DPMSolverMultistepScheduler sde-dpmsolver++, Karras sigmas``)."""
-        algorithm = self.scheduler.config.get("algorithm_type")
         karras = ", Karras sigmas" if self.scheduler.config.get("use_karras_sigmas") else ""
-        return type(self.scheduler).__name__ + (f" {algorithm}" if algorithm else "") + karras
+        return solver_name(type(self.scheduler).__name__, self.scheduler.config) + karras
 
     def guidance_for(
         self,

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from synthscan.atomic import atomic_write_text, file_sha256
-from synthscan.generator.config import BODY_REDRAWS, GUIDED_EVERY_STEP, body_start_limit
+from synthscan.generator.config import BODY_REDRAWS, GUIDED_EVERY_STEP, body_start_limit, solver_name
 
 log = logging.getLogger(__name__)
 
@@ -217,11 +217,9 @@ def describe_model(model: str | Path | None = None) -> dict[str, str]:
     """
     folder = verify_model(model_dir(model))
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
-    scheduler = index.get("scheduler", ["", "?"])[1]
     solver = folder / "scheduler" / "scheduler_config.json"
     solver_config = json.loads(solver.read_text(encoding="utf-8")) if solver.is_file() else {}
-    if algorithm := solver_config.get("algorithm_type"):  # which DPM-Solver: ODE or SDE
-        scheduler += f" {algorithm}"
+    scheduler = solver_name(index.get("scheduler", ["", "?"])[1], solver_config)
     guidance = {
         "default": index.get("default_guidance"),
         **index.get("label_guidance", {}),
