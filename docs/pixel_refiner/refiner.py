@@ -47,6 +47,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from synthscan.dataset import Dataset, Record
+from synthscan.generator.transform import bin_counts, mirror_posterior
 
 ROWS = 64  # window height, binned pixels
 STRIDE = 32  # window step at refinement
@@ -56,10 +57,10 @@ SIGMA_MIN, SIGMA_MAX = 0.05, 5.0  # training noise levels, log-uniform
 
 
 def binned(counts: np.ndarray) -> np.ndarray:
-    """(2, 1024, 256) counts → (2, 512, 128) 2×2 sums, the posterior mirrored onto the anterior."""
-    views = counts.astype(np.int64).reshape(2, counts.shape[1] // 2, 2, counts.shape[2] // 2, 2).sum((2, 4))
-    views[1] = views[1, :, ::-1]
-    return views
+    """(2, 1024, 256) counts → (2, 512, 128) 2×2 sums, the posterior mirrored onto the anterior: the
+    generator's model space before its intensity transform (exact: the sums are small integers)."""
+    views = mirror_posterior(torch.as_tensor(counts[None].astype(np.float32)))
+    return bin_counts(views, 2)[0].numpy().astype(np.int64)
 
 
 def effective(sigma: torch.Tensor) -> torch.Tensor:
