@@ -1,6 +1,6 @@
 """A pixel-space refiner for generated studies: does a small diffusion model on the binned counts draw ribs?
 
-    python docs/pixel_refiner/refiner.py train DATASET OUT [--steps 7000] [--batch 8] [--seed 0]
+    python docs/pixel_refiner/refiner.py train DATASET OUT [--steps 7000] [--batch 8] [--seed 0] [--init MODEL]
     python docs/pixel_refiner/refiner.py refine OUT/model DATASET REFINED [--sigma-start 1.0] [--steps 12]
 
 Every latent UNet so far loses the posterior ribs: a rib every 11 native pixels is 1.4 pixels of the 4×
@@ -138,6 +138,8 @@ def train(args: argparse.Namespace, blur: float | None = None, sigma_max: float 
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     net = network(0 if blur is None else 2)
+    if args.init:  # warm start: another training's weights, a fresh optimizer
+        net.load_state_dict(UNet2DModel.from_pretrained(args.init).state_dict())
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0)
     state, step = out / "state.pt", 0
     if state.is_file():  # resume
@@ -339,6 +341,7 @@ def command_line(doc: str, steps: int, redraw_command: str) -> tuple[argparse.Ar
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--lr", type=float, default=2e-4)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--init", default=None, help="start from these weights (a saved model folder)")
     r = commands.add_parser(redraw_command)
     r.add_argument("model")
     r.add_argument("data")

@@ -1,6 +1,6 @@
 """A cascade's second stage on the binned counts: fine structure drawn from noise, given a blurred study.
 
-    python docs/pixel_refiner/upsampler.py train DATASET OUT [--steps 4000] [--blur 2.5]
+    python docs/pixel_refiner/upsampler.py train DATASET OUT [--steps 4000] [--blur 2.5] [--init MODEL]
     python docs/pixel_refiner/upsampler.py sample OUT/model DATASET SAMPLED [--label normal] [-n 40]
 
 ``refiner.py`` keeps ribs but cannot add them: noise that hides a long rib's absence hides the layout
