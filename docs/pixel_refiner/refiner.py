@@ -1,6 +1,7 @@
 """A pixel-space refiner for generated studies: does a small diffusion model on the binned counts draw ribs?
 
-    python docs/pixel_refiner/refiner.py train DATASET OUT [--steps 7000] [--batch 8] [--seed 0] [--init MODEL]
+    python docs/pixel_refiner/refiner.py train DATASET OUT [--steps 7000] [--batch 8] [--seed 0]
+        [--init MODEL]
     python docs/pixel_refiner/refiner.py refine OUT/model DATASET REFINED [--sigma-start 1.0] [--steps 12]
 
 Every latent UNet so far loses the posterior ribs: a rib every 11 native pixels is 1.4 pixels of the 4×
@@ -246,11 +247,18 @@ def solve(
     half_scale: float,
     rng: np.random.Generator,
     condition: torch.Tensor | None = None,
+    churn: float = 0.0,
 ) -> torch.Tensor:
     """Euler steps of the expected counts' probability-flow ODE through ``sigmas`` (ending at 0), the
     network fed what it saw in training: a fresh Poisson half of the current estimate plus the
-    trajectory's Gaussian part."""
+    trajectory's Gaussian part. ``churn`` > 0: EDM's stochastic sampler (Karras et al. 2022, algorithm
+    2): before each step fresh Gaussian noise raises the level by a factor 1 + ``churn`` (never above
+    the first level), so the network meets new noise, not only its own earlier estimates."""
     for sigma, following in zip(sigmas[:-1], sigmas[1:], strict=True):
+        if churn:
+            raised = min(sigma * (1 + churn), sigmas[0])
+            fresh = torch.tensor(rng.standard_normal(x.shape), dtype=torch.float32)
+            x, sigma = x + math.sqrt(raised**2 - sigma**2) * fresh, raised
         drawn = rng.poisson(np.clip(estimate.numpy(), 0, None) * half_scale) / half_scale
         estimate = denoise_image(
             net, x - estimate + torch.tensor(drawn, dtype=torch.float32), sigma, condition

@@ -2,6 +2,7 @@
 
     python docs/pixel_refiner/upsampler.py train DATASET OUT [--steps 4000] [--blur 2.5] [--init MODEL]
     python docs/pixel_refiner/upsampler.py sample OUT/model DATASET SAMPLED [--label normal] [-n 40]
+        [--churn 0]
 
 ``refiner.py`` keeps ribs but cannot add them: noise that hides a long rib's absence hides the layout
 too. A cascaded diffusion model (Ho et al. 2022; Imagen) avoids that: its second stage is conditioned on
@@ -37,14 +38,18 @@ def train(args: argparse.Namespace) -> None:
     refiner.train(args, blur=args.blur, sigma_max=SIGMA_TOP)
 
 
-def sample_counts(net, blur: float, counts: np.ndarray, steps: int, rng: np.random.Generator) -> np.ndarray:
-    """A study redrawn from its blurred counts: (2, 1024, 256) Poisson counts of the same per-view totals."""
+def sample_counts(
+    net, blur: float, counts: np.ndarray, steps: int, rng: np.random.Generator, churn: float = 0.0
+) -> np.ndarray:
+    """A study redrawn from its blurred counts: (2, 1024, 256) Poisson counts of the same per-view totals;
+    ``churn``: :func:`refiner.solve`'s."""
     c = binned(counts)
     half_scale = c.mean() / 2
     condition = torch.tensor(blurred(c / (2 * half_scale), blur), dtype=torch.float32)[None]
     sigmas = karras(SIGMA_TOP, steps)
     x = sigmas[0] * torch.tensor(rng.standard_normal(condition.shape), dtype=torch.float32)
-    rate = solve(net, x, condition, sigmas, half_scale, rng, condition)  # the first estimate: the condition
+    # the first estimate is the condition
+    rate = solve(net, x, condition, sigmas, half_scale, rng, condition, churn)
     return to_counts(rate[0], counts, rng)
 
 
@@ -53,15 +58,17 @@ def sample(args: argparse.Namespace) -> None:
     blur = json.loads((Path(args.model) / "upsampler.json").read_text())["blur"]
 
     def draw(position: int, _: Record, counts: np.ndarray) -> np.ndarray:
-        return sample_counts(net, blur, counts, args.steps, np.random.default_rng([position, 11]))
+        rng = np.random.default_rng([position, 11])
+        return sample_counts(net, blur, counts, args.steps, rng, args.churn)
 
-    redraw(args, {"blur": blur}, draw)
+    redraw(args, {"blur": blur, "churn": args.churn}, draw)
 
 
 def main() -> None:
     parser, t, s = command_line(__doc__, 4000, "sample")
     t.add_argument("--blur", type=float, default=2.5)
     s.add_argument("--steps", type=int, default=18)
+    s.add_argument("--churn", type=float, default=0.0, help="EDM's stochastic sampler (0: the ODE)")
     s.add_argument("--label", default="normal")
     s.add_argument("-n", type=int, default=40)
     args = parser.parse_args()
