@@ -83,6 +83,44 @@ def _reference_reading(results: Results) -> str:
     return " / ".join(f"{reading[c]['share_correct']:.2f}" if c in reading else "-" for c in LABELS)
 
 
+def _grade_probability(results: Results, group: str) -> str:
+    by_grade = results["condition_fidelity"][group]["amyloidosis_by_grade"]
+    return " / ".join(f"{by_grade[g]['mean_probability']:.2f}" for g in sorted(by_grade))
+
+
+def _kept_intervals(results: Results) -> str:
+    rows = results["tracer_effect"]["per_tracer"].items()
+    return " / ".join(
+        f"{name} " + ("n/a" if row.get("kept_ci95") is None else "{:.2f}-{:.2f}".format(*row["kept_ci95"]))
+        for name, row in rows
+    )
+
+
+def _held_out_reading(results: Results) -> str:
+    reading = results.get("reference_classifier", {}).get("real_per_condition")
+    if not reading:
+        return "n/a"
+    return " / ".join(f"{reading[c]['share_correct']:.2f}" if c in reading else "-" for c in LABELS)
+
+
+def _held_out_two_sample(results: Results) -> str:
+    """Held-out studies against themselves (the floor of the within-condition two-sample AUC)."""
+    spaces = [results["realism"], results.get("reference_classifier")]
+    auc = "two_sample_auc_within_condition"
+    return " / ".join(f"{space['real_vs_real'][auc]:.3f}" if space else "n/a" for space in spaces)
+
+
+def _conspicuity(results: Results) -> str:
+    found = results["lesions"]["conspicuity"]
+    return (
+        " / ".join(
+            f"{found[group]['contrast_quartiles'][1]:.2f}; {found[group]['area_mm2_quartiles'][1]:.0f} mm²"
+            for group in ("synthetic", "real")
+        )
+        + f"; AUC {found['contrast_auc']:.3f}"
+    )
+
+
 def _memorization(results: Results) -> str:
     return " / ".join(str(space["n_flagged"]) for space in results["memorization"])
 
@@ -113,15 +151,21 @@ ROWS: list[tuple[str, Callable[[Results], Any]]] = [
     ("classified as asked: metastasis", lambda r: _fidelity(r, "metastasis")),
     ("classified as asked: amyloidosis", lambda r: _fidelity(r, "amyloidosis")),
     ("classified amyloidosis per Perugini grade", _grades),
+    ("mean P(amyloidosis) per Perugini grade", lambda r: _grade_probability(r, "synthetic")),
+    ("the same, held-out studies", lambda r: _grade_probability(r, "held_out_real")),
     ("lesion marks per normal / metastasis / amyloidosis", _marks),
+    ("lesion contrast; area (medians), samples / held-out; AUC a held-out one stands out more", _conspicuity),
     ("burden in class 1-3 / 4-10 / >10", _burdens),
     ("body placement (misplaced share)", lambda r: r["body_placement"]["share"]),
     ("bodies drawn again by the generator (share)", _redrawn),
     ("normals' trunk beyond the held-out range (longer / shorter)", _trunks),
     ("tracer effect kept (1 = as in real studies)", _tracers),
+    ("its 95 % intervals", _kept_intervals),
     ("memorization flags (image / feature)", _memorization),
     ("reference classifier: feature two-sample AUC within conditions", _reference_two_sample),
     ("reference classifier: read as asked, normal / metastasis / amyloidosis", _reference_reading),
+    ("the same, held-out studies", _held_out_reading),
+    ("held-out vs held-out: two-sample AUC within conditions (cls_a / cls_ref)", _held_out_two_sample),
 ]
 """(measure, how to read it from a run's ``results.json``)."""
 
