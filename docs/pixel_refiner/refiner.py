@@ -1,7 +1,7 @@
 """A pixel-space refiner for generated studies: does a small diffusion model on the binned counts draw ribs?
 
     python docs/pixel_refiner/refiner.py train DATASET OUT [--steps 7000] [--batch 8] [--seed 0]
-        [--init MODEL]
+        [--init MODEL] [--device cpu]
     python docs/pixel_refiner/refiner.py refine OUT/model DATASET REFINED [--sigma-start 1.0] [--steps 12]
 
 Every latent UNet so far loses the posterior ribs: a rib every 11 native pixels is 1.4 pixels of the 4×
@@ -141,10 +141,12 @@ def train(args: argparse.Namespace, blur: float | None = None, sigma_max: float 
     net = network(0 if blur is None else 2)
     if args.init:  # warm start: another training's weights, a fresh optimizer
         net.load_state_dict(UNet2DModel.from_pretrained(args.init).state_dict())
+    device = torch.device(args.device)
+    net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0)
     state, step = out / "state.pt", 0
     if state.is_file():  # resume
-        saved = torch.load(state, weights_only=False)
+        saved = torch.load(state, weights_only=False, map_location=device)
         net.load_state_dict(saved["net"])
         opt.load_state_dict(saved["opt"])
         step = saved["step"]
@@ -161,15 +163,16 @@ def train(args: argparse.Namespace, blur: float | None = None, sigma_max: float 
             whole = blurred(np.stack([counts[i] / scales[i] for i in index]), blur)
             condition = torch.tensor(
                 np.stack([whole[k, :, s : s + ROWS] for k, s in enumerate(starts)]), dtype=torch.float32
-            )
+            ).to(device)
         a = rng.binomial(c, 0.5)
         scale = torch.tensor(scales[index] / 2, dtype=torch.float32)[:, None, None, None]  # half counts
         xa, xb = (
-            torch.tensor(a, dtype=torch.float32) / scale,
-            torch.tensor(c - a, dtype=torch.float32) / scale,
+            (torch.tensor(a, dtype=torch.float32) / scale).to(device),
+            (torch.tensor(c - a, dtype=torch.float32) / scale).to(device),
         )
-        height = torch.stack([height_channel(int(s), ROWS) for s in starts])
+        height = torch.stack([height_channel(int(s), ROWS) for s in starts]).to(device)
         sigma = torch.exp(torch.empty(args.batch).uniform_(math.log(SIGMA_MIN), math.log(sigma_max)))
+        sigma = sigma.to(device)
         noisy = xa + sigma[:, None, None, None] * torch.randn_like(xa)
         s = effective(sigma)[:, None, None, None]
         weight = (s**2 + SIGMA_DATA**2) / (s * SIGMA_DATA) ** 2
@@ -350,6 +353,7 @@ def command_line(doc: str, steps: int, redraw_command: str) -> tuple[argparse.Ar
     t.add_argument("--lr", type=float, default=2e-4)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--init", default=None, help="start from these weights (a saved model folder)")
+    t.add_argument("--device", default="cpu", help="where to train (cuda on a GPU)")
     r = commands.add_parser(redraw_command)
     r.add_argument("model")
     r.add_argument("data")
