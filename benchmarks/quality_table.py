@@ -112,6 +112,8 @@ def _held_out_two_sample(results: Results) -> str:
 
 def _conspicuity(results: Results) -> str:
     found = results["lesions"]["conspicuity"]
+    if found["contrast_auc"] is None:  # a set without detected lesions
+        return "n/a"
     return (
         " / ".join(
             f"{found[group]['contrast_quartiles'][1]:.2f}; {found[group]['area_mm2_quartiles'][1]:.0f} mm²"

@@ -151,7 +151,7 @@ def train(args: argparse.Namespace, blur: float | None = None, sigma_max: float 
         opt.load_state_dict(saved["opt"])
         step = saved["step"]
         rng.bit_generator.state = saved["rng"]
-        torch.set_rng_state(saved["torch_rng"])
+        torch.set_rng_state(saved["torch_rng"].cpu())
     log = (out / "log.jsonl").open("a")
     started, losses = time.time(), []
     while step < args.steps:
@@ -173,7 +173,7 @@ def train(args: argparse.Namespace, blur: float | None = None, sigma_max: float 
         height = torch.stack([height_channel(int(s), ROWS) for s in starts]).to(device)
         sigma = torch.exp(torch.empty(args.batch).uniform_(math.log(SIGMA_MIN), math.log(sigma_max)))
         sigma = sigma.to(device)
-        noisy = xa + sigma[:, None, None, None] * torch.randn_like(xa)
+        noisy = xa + sigma[:, None, None, None] * torch.randn(xa.shape).to(device)  # CPU draws: resumable
         s = effective(sigma)[:, None, None, None]
         weight = (s**2 + SIGMA_DATA**2) / (s * SIGMA_DATA) ** 2
         lr_scale = min(1.0, (step + 1) / 200)
@@ -254,9 +254,10 @@ def solve(
 ) -> torch.Tensor:
     """Euler steps of the expected counts' probability-flow ODE through ``sigmas`` (ending at 0), the
     network fed what it saw in training: a fresh Poisson half of the current estimate plus the
-    trajectory's Gaussian part. ``churn`` > 0: EDM's stochastic sampler (Karras et al. 2022, algorithm
-    2): before each step fresh Gaussian noise raises the level by a factor 1 + ``churn`` (never above
-    the first level), so the network meets new noise, not only its own earlier estimates."""
+    trajectory's Gaussian part. ``churn`` > 0: Euler steps with churn, after Karras et al. 2022's
+    algorithm 2 (no Heun correction, every level churned, gamma not capped at the paper's sqrt(2) - 1):
+    before each step fresh Gaussian noise raises the level by a factor 1 + ``churn`` (never above the
+    first level), so the network meets new noise, not only its own earlier estimates."""
     for sigma, following in zip(sigmas[:-1], sigmas[1:], strict=True):
         if churn:
             raised = min(sigma * (1 + churn), sigmas[0])

@@ -68,7 +68,7 @@ def main() -> None:
     parser, t, s = command_line(__doc__, 4000, "sample")
     t.add_argument("--blur", type=float, default=2.5)
     s.add_argument("--steps", type=int, default=18)
-    s.add_argument("--churn", type=float, default=0.0, help="EDM's stochastic sampler (0: the ODE)")
+    s.add_argument("--churn", type=float, default=0.0, help="Euler with churn, EDM alg. 2 (0: ODE)")
     s.add_argument("--label", default="normal")
     s.add_argument("-n", type=int, default=40)
     args = parser.parse_args()

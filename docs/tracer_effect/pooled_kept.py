@@ -2,8 +2,9 @@
 
     python docs/tracer_effect/pooled_kept.py HELD_OUT SAMPLES [SAMPLES ...]
 
-``evaluation.tracer.tracer_effect`` as ``generator_quality`` runs it per set (seed 0), on the
-held-out studies and on the samples of every SAMPLES dataset together: one set's 40-50 DPD samples give
+``evaluation.tracer.tracer_effect`` as ``generator_quality`` runs it per set (seed 0; the studies
+``evaluation.fidelity.fidelity_records`` picks), on the held-out studies and on the samples of every
+SAMPLES dataset together: one set's 40-50 DPD samples give
 ``kept`` a 95 % interval some 0.8 wide, so pooling sets says more about whether a tracer is
 exaggerated. Each set must come from the same model and settings.
 """
@@ -13,20 +14,22 @@ import sys
 import numpy as np
 
 from synthscan.dataset import Dataset, Record
+from synthscan.evaluation.fidelity import fidelity_records
 from synthscan.evaluation.tracer import soft_tissue_measures, tracer_effect
 from synthscan.generator.conditions import condition_keys
 from synthscan.labels import UNKNOWN
 
 
-def measured(path: str) -> tuple[np.ndarray, list[Record]]:
-    """The soft-tissue measures of a dataset's studies that record a tracer, and those studies."""
-    dataset = Dataset.open(path)
-    records = [r for r in dataset.records if r.get("tracer") not in (None, "", UNKNOWN)]
+def measured(dataset: Dataset, records: list[Record]) -> tuple[np.ndarray, list[Record]]:
+    """The soft-tissue measures of those ``records`` that record a tracer, and those studies."""
+    records = [r for r in records if r.get("tracer") not in (None, "", UNKNOWN)]
     return np.array([soft_tissue_measures(s.counts) for s in dataset.iter_studies(records)]), records
 
 
-real_values, real = measured(sys.argv[1])
-sets = [measured(path) for path in sys.argv[2:]]
+held_out = Dataset.open(sys.argv[1])
+samples = [Dataset.open(path) for path in sys.argv[2:]]
+real_values, real = measured(held_out, fidelity_records(held_out, samples[0])[0])
+sets = [measured(dataset, fidelity_records(held_out, dataset)[1]) for dataset in samples]
 fake_values, fake = np.concatenate([values for values, _ in sets]), [r for _, rs in sets for r in rs]
 effect = tracer_effect(
     real_values,
