@@ -140,6 +140,12 @@ def tracer_effect(
     return out
 
 
+def tracer_measures(dataset: Dataset, records: Sequence[Record]) -> tuple[np.ndarray, list[Record]]:
+    """:func:`soft_tissue_measures` of those ``records`` that record a tracer, and those records."""
+    known = [r for r in records if r.get("tracer") not in (None, "", UNKNOWN)]
+    return np.array([soft_tissue_measures(study.counts) for study in dataset.iter_studies(known)]), known
+
+
 def dataset_tracer_effect(
     real: Dataset,
     real_records: Sequence[Record],
@@ -150,16 +156,18 @@ def dataset_tracer_effect(
 ) -> dict[str, Any] | None:
     """:func:`tracer_effect` of the studies of ``real_records`` and ``fake_records`` that record a
     tracer, measured from their counts; ``None`` when either set has none."""
-    known = [r for r in real_records if r.get("tracer") not in (None, "", UNKNOWN)]
-    asked = [r for r in fake_records if r.get("tracer") not in (None, "", UNKNOWN)]
-    if not known or not asked:
+    fake_values, asked = tracer_measures(synthetic, fake_records)  # the smaller set first
+    if not asked:
+        return None
+    real_values, known = tracer_measures(real, real_records)
+    if not known:
         return None
     return tracer_effect(
-        np.array([soft_tissue_measures(study.counts) for study in real.iter_studies(known)]),
+        real_values,
         [r.get("tracer") for r in known],
         [r.patient_id for r in known],
         condition_keys(known),
-        np.array([soft_tissue_measures(study.counts) for study in synthetic.iter_studies(asked)]),
+        fake_values,
         [r.get("tracer") for r in asked],
         condition_keys(asked),
         seed=seed,

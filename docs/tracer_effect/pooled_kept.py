@@ -13,23 +13,15 @@ import sys
 
 import numpy as np
 
-from synthscan.dataset import Dataset, Record
+from synthscan.dataset import Dataset
 from synthscan.evaluation.fidelity import fidelity_records
-from synthscan.evaluation.tracer import soft_tissue_measures, tracer_effect
+from synthscan.evaluation.tracer import tracer_effect, tracer_measures
 from synthscan.generator.conditions import condition_keys
-from synthscan.labels import UNKNOWN
-
-
-def measured(dataset: Dataset, records: list[Record]) -> tuple[np.ndarray, list[Record]]:
-    """The soft-tissue measures of those ``records`` that record a tracer, and those studies."""
-    records = [r for r in records if r.get("tracer") not in (None, "", UNKNOWN)]
-    return np.array([soft_tissue_measures(s.counts) for s in dataset.iter_studies(records)]), records
-
 
 held_out = Dataset.open(sys.argv[1])
 samples = [Dataset.open(path) for path in sys.argv[2:]]
-real_values, real = measured(held_out, fidelity_records(held_out, samples[0])[0])
-sets = [measured(dataset, fidelity_records(held_out, dataset)[1]) for dataset in samples]
+real_values, real = tracer_measures(held_out, fidelity_records(held_out, samples[0])[0])
+sets = [tracer_measures(dataset, fidelity_records(held_out, dataset)[1]) for dataset in samples]
 fake_values, fake = np.concatenate([values for values, _ in sets]), [r for _, rs in sets for r in rs]
 effect = tracer_effect(
     real_values,
