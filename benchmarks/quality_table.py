@@ -39,9 +39,9 @@ def _fidelity(results: Results, label: str) -> float:
     return results["condition_fidelity"]["synthetic"]["per_condition"][label]["share"]
 
 
-def _grades(results: Results) -> str:
-    by_grade = results["condition_fidelity"]["synthetic"]["amyloidosis_by_grade"]
-    return " / ".join(f"{by_grade[g]['share']:.2f}" for g in sorted(by_grade))
+def _grades(results: Results, group: str = "synthetic", value: str = "share") -> str:
+    by_grade = results["condition_fidelity"][group]["amyloidosis_by_grade"]
+    return " / ".join(f"{by_grade[g][value]:.2f}" for g in sorted(by_grade))
 
 
 def _marks(results: Results) -> str:
@@ -76,16 +76,11 @@ def _reference_two_sample(results: Results) -> str:
     return f"{reading['real_vs_synthetic']['two_sample_auc_within_condition']:.3f}" if reading else "n/a"
 
 
-def _reference_reading(results: Results) -> str:
-    reading = results.get("reference_classifier", {}).get("per_condition")
+def _reference_reading(results: Results, studies: str = "per_condition") -> str:
+    reading = results.get("reference_classifier", {}).get(studies)
     if not reading:
         return "n/a"
     return " / ".join(f"{reading[c]['share_correct']:.2f}" if c in reading else "-" for c in LABELS)
-
-
-def _grade_probability(results: Results, group: str) -> str:
-    by_grade = results["condition_fidelity"][group]["amyloidosis_by_grade"]
-    return " / ".join(f"{by_grade[g]['mean_probability']:.2f}" for g in sorted(by_grade))
 
 
 def _kept_intervals(results: Results) -> str:
@@ -94,13 +89,6 @@ def _kept_intervals(results: Results) -> str:
         f"{name} " + ("n/a" if row.get("kept_ci95") is None else "{:.2f}-{:.2f}".format(*row["kept_ci95"]))
         for name, row in rows
     )
-
-
-def _held_out_reading(results: Results) -> str:
-    reading = results.get("reference_classifier", {}).get("real_per_condition")
-    if not reading:
-        return "n/a"
-    return " / ".join(f"{reading[c]['share_correct']:.2f}" if c in reading else "-" for c in LABELS)
 
 
 def _held_out_two_sample(results: Results) -> str:
@@ -153,8 +141,8 @@ ROWS: list[tuple[str, Callable[[Results], Any]]] = [
     ("classified as asked: metastasis", lambda r: _fidelity(r, "metastasis")),
     ("classified as asked: amyloidosis", lambda r: _fidelity(r, "amyloidosis")),
     ("classified amyloidosis per Perugini grade", _grades),
-    ("mean P(amyloidosis) per Perugini grade", lambda r: _grade_probability(r, "synthetic")),
-    ("the same, held-out studies", lambda r: _grade_probability(r, "held_out_real")),
+    ("mean P(amyloidosis) per Perugini grade", lambda r: _grades(r, value="mean_probability")),
+    ("the same, held-out studies", lambda r: _grades(r, "held_out_real", "mean_probability")),
     ("lesion marks per normal / metastasis / amyloidosis", _marks),
     ("lesion contrast; area (medians), samples / held-out; AUC a held-out one stands out more", _conspicuity),
     ("burden in class 1-3 / 4-10 / >10", _burdens),
@@ -166,7 +154,7 @@ ROWS: list[tuple[str, Callable[[Results], Any]]] = [
     ("memorization flags (image / feature)", _memorization),
     ("reference classifier: feature two-sample AUC within conditions", _reference_two_sample),
     ("reference classifier: read as asked, normal / metastasis / amyloidosis", _reference_reading),
-    ("the same, held-out studies", _held_out_reading),
+    ("the same, held-out studies", lambda r: _reference_reading(r, "real_per_condition")),
     ("held-out vs held-out: two-sample AUC within conditions (cls_a / cls_ref)", _held_out_two_sample),
 ]
 """(measure, how to read it from a run's ``results.json``)."""

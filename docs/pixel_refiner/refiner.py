@@ -82,7 +82,7 @@ def denoise(
     c_skip = SIGMA_DATA**2 / (s**2 + SIGMA_DATA**2)
     c_out = s * SIGMA_DATA / torch.sqrt(s**2 + SIGMA_DATA**2)
     inputs = torch.cat([x * c_in, *([] if condition is None else [condition]), height], dim=1)
-    timestep = 250 * torch.log(sigma.clamp_min(1e-3)) + 1000  # 0.05-5 → 250-1400
+    timestep = 250 * torch.log(sigma.clamp_min(1e-3)) + 1000  # 0.05-5 (20) → 250-1400 (1750)
     return c_skip * x + c_out * net(inputs, timestep).sample
 
 
