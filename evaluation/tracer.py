@@ -162,14 +162,26 @@ def dataset_tracer_effect(
     real_values, known = tracer_measures(real, real_records)
     if not known:
         return None
+    return measured_tracer_effect(real_values, known, fake_values, asked, seed=seed)
+
+
+def measured_tracer_effect(
+    real_values: np.ndarray,
+    real_records: Sequence[Record],
+    fake_values: np.ndarray,
+    fake_records: Sequence[Record],
+    *,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """:func:`tracer_effect` of :func:`tracer_measures` results (several sample sets' may be pooled)."""
     return tracer_effect(
         real_values,
-        [r.get("tracer") for r in known],
-        [r.patient_id for r in known],
-        condition_keys(known),
+        [r.get("tracer") for r in real_records],
+        [r.patient_id for r in real_records],
+        condition_keys(real_records),
         fake_values,
-        [r.get("tracer") for r in asked],
-        condition_keys(asked),
+        [r.get("tracer") for r in fake_records],
+        condition_keys(fake_records),
         seed=seed,
     )
 

@@ -15,24 +15,14 @@ import numpy as np
 
 from synthscan.dataset import Dataset
 from synthscan.evaluation.fidelity import fidelity_records
-from synthscan.evaluation.tracer import tracer_effect, tracer_measures
-from synthscan.generator.conditions import condition_keys
+from synthscan.evaluation.tracer import measured_tracer_effect, tracer_measures
 
 held_out = Dataset.open(sys.argv[1])
 samples = [Dataset.open(path) for path in sys.argv[2:]]
 real_values, real = tracer_measures(held_out, fidelity_records(held_out, samples[0])[0])
 sets = [tracer_measures(dataset, fidelity_records(held_out, dataset)[1]) for dataset in samples]
 fake_values, fake = np.concatenate([values for values, _ in sets]), [r for _, rs in sets for r in rs]
-effect = tracer_effect(
-    real_values,
-    [r.get("tracer") for r in real],
-    [r.patient_id for r in real],
-    condition_keys(real),
-    fake_values,
-    [r.get("tracer") for r in fake],
-    condition_keys(fake),
-    seed=0,
-)
+effect = measured_tracer_effect(real_values, real, fake_values, fake, seed=0)
 for name, row in effect["per_tracer"].items():
     interval = "n/a" if row["kept_ci95"] is None else "{:.2f}-{:.2f}".format(*row["kept_ci95"])
     kept = "n/a" if row["kept"] is None else f"{row['kept']:.2f}"
