@@ -172,8 +172,9 @@ def load_phantom() -> ReferencePhantom:
     slice_front = np.where(in_slice, np.nanmin(np.where(has_body, first, np.inf), axis=0), 0.0)
     slice_back = np.where(in_slice, np.nanmax(np.where(has_body, last, -np.inf), axis=0), 0.0)
 
-    def points(mask: np.ndarray, volume: np.ndarray | float, kind: np.ndarray, step: int) -> Points:
-        idx = np.argwhere(mask)
+    def points(
+        idx: np.ndarray, volume: np.ndarray | float, kind: np.ndarray, segment: np.ndarray, step: int
+    ) -> Points:
         xyz = (origin + pitch * (idx + 0.5 * (step - 1))).astype(np.float32)
         i, j, k = idx.T
         front = before[i, j, k]
@@ -185,30 +186,38 @@ def load_phantom() -> ReferencePhantom:
             depth=np.stack([front, back], axis=1).astype(np.float32),
             contour=np.maximum(np.nan_to_num(contour), 0.0).astype(np.float32),
             kind=kind,
-            segment=data["segment"][i, j, k],
+            segment=segment,
         )
 
     is_bone = bone > 0
-    bone_voxels = points(is_bone, pitch**3, bone[is_bone], 1)
+    bone_voxels = points(np.argwhere(is_bone), pitch**3, bone[is_bone], data["segment"][is_bone], 1)
     i, j, k = np.nonzero(is_bone)
     joint_of_voxel = data["joint"][is_bone]
     bone_points, source = _merge_runs(bone_voxels, np.stack([i, k, j // BONE_RUN, joint_of_voxel], axis=1))
 
-    # Soft tissue on SOFT_PITCH³ blocks: the tissue of the block's first voxel, volume of its
-    # non-bone body voxels.
+    # Soft tissue on SOFT_PITCH³ blocks: one point per limb segment in a block (a block on a limb's
+    # surface, or where an arm meets the trunk, holds voxels that move apart), with the volume of that
+    # segment's non-bone body voxels and the tissue of the block's first voxel.
     step = SOFT_PITCH
     shape = tuple(s - s % step for s in tissue.shape)
     blocks = tuple(s // step for s in shape)
     soft = (inside & ~is_bone)[: shape[0], : shape[1], : shape[2]]
-    occupancy = soft.reshape(blocks[0], step, blocks[1], step, blocks[2], step).sum(axis=(1, 3, 5))
-    kind = tissue[: shape[0] : step, : shape[1] : step, : shape[2] : step]
-    occupied = occupancy > 0
-    corners = np.zeros(tissue.shape, bool)
-    corners[: shape[0] : step, : shape[1] : step, : shape[2] : step] = occupied
+    kind = np.maximum(tissue[: shape[0] : step, : shape[1] : step, : shape[2] : step], 1)
+    segments = len(names["segments"])
+    voxel = np.nonzero(soft)
+    block_and_segment = np.ravel_multi_index(tuple(v // step for v in voxel), blocks) * segments
+    block_and_segment += data["segment"][voxel]
+    occupancy = np.bincount(block_and_segment)
+    occupied = np.flatnonzero(occupancy)
+    block_index = np.stack(np.unravel_index(occupied // segments, blocks), axis=1)
+    i, j, k = block_index.T
     soft_blocks = points(
-        corners, occupancy[occupied].astype(np.float32) * pitch**3, np.maximum(kind[occupied], 1), step
+        block_index * step,
+        occupancy[occupied].astype(np.float32) * pitch**3,
+        kind[i, j, k],
+        (occupied % segments).astype(np.uint8),
+        step,
     )
-    i, j, k = np.nonzero(occupied)
     soft_points, _ = _merge_runs(soft_blocks, np.stack([i, k, j // SOFT_RUN], axis=1))
 
     return ReferencePhantom(

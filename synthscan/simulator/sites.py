@@ -33,7 +33,7 @@ class ScannerConfig:
     table_transmission: float = 0.96
     scatter_fraction: float = 0.06
     scatter_fwhm_mm: float = 60.0
-    background_counts_per_pixel: float = 0.05
+    background_counts_per_pixel: float = 0.07
 
 
 @dataclass

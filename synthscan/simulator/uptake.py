@@ -15,6 +15,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from synthscan.simulator.phantom import ReferencePhantom
 
@@ -74,7 +75,9 @@ LIMB_SOFT_TISSUE = 1.3
 """Soft-tissue concentration of the legs relative to the trunk's: mostly muscle, little fat
 (# assumption, calibrated to the thigh and shin soft-tissue / bone ratios of targets.json)."""
 
-SOFT_TEXTURE_WAVES = 16
+SOFT_TEXTURE_SCALE_MM = 8.0
+"""Kernel sd smoothing the soft tissue's white noise: lumps of muscle, fat and vessels 20-80 mm across,
+most of the field's variance at wavelengths near 2π × 8 ≈ 50 mm (# assumption)."""
 SOFT_TEXTURE_AMPLITUDE = 0.2
 """Relative sd of the soft-tissue heterogeneity (# assumption, calibrated to the fine-structure and
 noise-texture metrics of targets.json)."""
@@ -118,19 +121,16 @@ def soft_tissue_uptake(phantom: ReferencePhantom) -> np.ndarray:
 
 def heterogeneity(xyz: np.ndarray, rng: np.random.Generator, amplitude: float) -> np.ndarray:
     """A smooth random multiplicative field (mean 1, sd ``amplitude``) over points: soft tissue is
-    muscle, fat and vessels, not a uniform gel. A sum of random plane waves with wavelengths of
-    20-80 mm (# assumption)."""
-    n = SOFT_TEXTURE_WAVES
-    direction = rng.normal(size=(n, 3))
-    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-    wavenumber = 2 * np.pi / rng.uniform(20.0, 80.0, n)
-    phase = rng.uniform(0.0, 2 * np.pi, n)
-    k = (direction * wavenumber[:, None]).astype(np.float32)
-    # Broadcast products rather than a matrix product: BLAS is slow for an inner dimension of 3.
-    field = np.cos(
-        xyz[:, :1] * k[:, 0] + xyz[:, 1:2] * k[:, 1] + xyz[:, 2:] * k[:, 2] + phase.astype(np.float32)
-    )
-    return (1.0 + amplitude * np.sqrt(2.0 / n) * field.sum(axis=1)).clip(0.2, None).astype(np.float32)
+    muscle, fat and vessels, not a uniform gel. A Gaussian random field (white noise on a grid as
+    fine as the kernel's sd, smoothed, read at the points), so its lumps are local: a sum of a few
+    whole-body plane waves drew the same horizontal stripes from chest to feet."""
+    spacing = SOFT_TEXTURE_SCALE_MM
+    low = xyz.min(axis=0)
+    shape = tuple(np.ceil((xyz.max(axis=0) - low) / spacing).astype(int) + 1)
+    field = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), 1.0, mode="wrap")
+    values = ndimage.map_coordinates(field, ((xyz - low) / spacing).T, order=1)
+    values = (values - values.mean()) / values.std()
+    return (1.0 + amplitude * values).clip(0.2, None).astype(np.float32)
 
 
 def growth_plates(phantom: ReferencePhantom, uptake: np.ndarray, gain: float) -> None:
