@@ -548,7 +548,6 @@ def test_soft_tissue_texture_is_local():
     far = []
     for seed in range(4):
         field = heterogeneity(xyz, np.random.default_rng(seed), 0.2)
-        assert abs(field.mean() - 1.0) < 0.01 and abs(field.std() - 0.2) < 0.01
         assert np.corrcoef(field[near[0]], field[near[1]])[0, 1] > 0.6
         far += [abs(np.corrcoef(field[a], field[b])[0, 1]) for a, b in (far_z, far_x)]
     assert np.mean(far) < 0.05, far

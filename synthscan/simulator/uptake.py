@@ -79,8 +79,8 @@ SOFT_TEXTURE_SCALE_MM = 8.0
 """Kernel sd smoothing the soft tissue's white noise: lumps of muscle, fat and vessels 20-80 mm across,
 most of the field's variance at wavelengths near 2π × 8 ≈ 50 mm (# assumption)."""
 SOFT_TEXTURE_AMPLITUDE = 0.2
-"""Relative sd of the soft-tissue heterogeneity (# assumption, calibrated to the fine-structure and
-noise-texture metrics of targets.json)."""
+"""Relative sd of the soft-tissue heterogeneity (# assumption; the fine-structure and noise-texture
+metrics of targets.json barely change between 0.2 and 0.4, docs/simulator)."""
 
 GROWTH_PLATES: tuple[tuple[str, str, float], ...] = (
     ("femur", "knee", 22.0),
@@ -127,6 +127,7 @@ def heterogeneity(xyz: np.ndarray, rng: np.random.Generator, amplitude: float) -
     spacing = SOFT_TEXTURE_SCALE_MM
     low = xyz.min(axis=0)
     shape = tuple(np.ceil((xyz.max(axis=0) - low) / spacing).astype(int) + 1)
+    # wrapped edges: only the outermost fingertips of the two hands share texture across the grid
     field = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), 1.0, mode="wrap")
     values = ndimage.map_coordinates(field, ((xyz - low) / spacing).T, order=1)
     values = (values - values.mean()) / values.std()
