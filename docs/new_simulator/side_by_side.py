@@ -24,7 +24,7 @@ def main() -> None:
     items = []
     for ra, rb in list(zip(a.records, b.records, strict=True))[: args.n]:
         for folder, dataset, record in ((args.a, a, ra), (args.b, b, rb)):
-            items.append((next(dataset.iter_studies([record])).counts, f"{folder}: {record.study_id}"))
+            items.append((dataset.read(record).counts, f"{folder}: {record.study_id}"))
     render_grid(items, columns=len(items)).save(args.out)
 
 
