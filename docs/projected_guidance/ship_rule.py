@@ -57,13 +57,14 @@ def mean_over_sets(folders: list[str], real: tuple[np.ndarray, np.ndarray]) -> d
 
 
 def main(
-    doc: str = __doc__, extra_rows=None, extra_gains=None, pooled_reference: bool = True
+    doc: str = __doc__, extra_rows=None, extra_gains=None, pooled_reference: bool = True, marks_gate=None
 ) -> tuple[dict, dict, bool]:
     """Parse the command line, print the two-set means and the rule; return the shipped and candidate
     means and whether items 1-7's numeric gates passed. ``extra_rows(folder, real)`` adds measures per set (averaged over the two),
     ``extra_gains(s, c)`` gains before item 1's own; ``pooled_reference=False`` leaves item 3's
     reference-classifier gate to the caller (``docs/amyloid_end146/confirm_rule.py`` gates it per
-    condition)."""
+    condition); ``marks_gate(s, c)``, a (name, passed) pair, replaces item 6's gate on the marks per
+    metastasis (``docs/new_simulator/confirm_rule.py`` measures it against the held-out studies)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("held_out")
     parser.add_argument("--shipped", nargs=2, required=True)
@@ -78,7 +79,8 @@ def main(
     print("| two-set mean | shipped | candidate |\n|---|---|---|")
     for key in s:
         print(f"| {key} | {s[key]:.3f} | {c[key]:.3f} |")
-    passed = print_rule(s, c, [*(extra_gains(s, c) if extra_gains else []), *gains(s, c)], pooled_reference)
+    found = [*(extra_gains(s, c) if extra_gains else []), *gains(s, c)]
+    passed = print_rule(s, c, found, pooled_reference, marks_gate)
     return s, c, passed
 
 
@@ -113,7 +115,11 @@ def print_gates(title: str, gates: list[tuple[str, bool]]) -> bool:
 
 
 def print_rule(
-    s: dict[str, float], c: dict[str, float], found: list[tuple[str, bool]], pooled_reference: bool = True
+    s: dict[str, float],
+    c: dict[str, float],
+    found: list[tuple[str, bool]],
+    pooled_reference: bool = True,
+    marks_gate=None,
 ) -> bool:
     """Print the gains ``found``, items 1-7's gates (item 3's reference gate only if ``pooled_reference``)
     and the verdict; return it."""
@@ -153,7 +159,9 @@ def print_rule(
             "6. marks per normal ≤ shipped + 0.3",
             c["lesion marks per normal"] <= s["lesion marks per normal"] + 0.3,
         ),
-        (
+        marks_gate(s, c)
+        if marks_gate
+        else (
             "6. marks per metastasis ≥ shipped − 0.3",
             c["lesion marks per metastasis"] >= s["lesion marks per metastasis"] - 0.3,
         ),
