@@ -127,7 +127,7 @@ def heterogeneity(xyz: np.ndarray, rng: np.random.Generator, amplitude: float) -
     spacing = SOFT_TEXTURE_SCALE_MM
     low = xyz.min(axis=0)
     shape = tuple(np.ceil((xyz.max(axis=0) - low) / spacing).astype(int) + 1)
-    # wrapped edges: only the outermost fingertips of the two hands share texture across the grid
+    # wrapped edges: only the outermost parts of the two hands share texture across the grid
     field = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), 1.0, mode="wrap")
     values = ndimage.map_coordinates(field, ((xyz - low) / spacing).T, order=1)
     values = (values - values.mean()) / values.std()
