@@ -1,6 +1,6 @@
 """Two sample folders of the same seeds, study by study: A's study then B's (``ghosts_*.png``).
 
-python docs/new_simulator/side_by_side.py A B OUT.png [-n 4]
+python docs/new_simulator/side_by_side.py A B OUT.png [-n 4] [--first 0]
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ def main() -> None:
     parser.add_argument("b")
     parser.add_argument("out")
     parser.add_argument("-n", type=int, default=4)
+    parser.add_argument("--first", type=int, default=0, help="index of the first study pictured")
     args = parser.parse_args()
     a, b = Dataset.open(args.a), Dataset.open(args.b)
     items = []
-    for ra, rb in list(zip(a.records, b.records, strict=True))[: args.n]:
+    for ra, rb in list(zip(a.records, b.records, strict=True))[args.first : args.first + args.n]:
         for folder, dataset, record in ((args.a, a, ra), (args.b, b, rb)):
             items.append((dataset.read(record).counts, f"{folder}: {record.study_id}"))
     render_grid(items, columns=len(items)).save(args.out)
