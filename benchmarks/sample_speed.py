@@ -8,12 +8,13 @@ and guidance, decoding, the count transform and Poisson sampling, written to a t
 and prints studies/s, the split of the wall time (UNet, decoder, count transform, Poisson sampling,
 writing study files, the rest: solver updates, batching, manifest), peak resident memory and, on a
 GPU, peak GPU memory. The baseline is diffusers' ancestral ``DDPMScheduler`` with all 1000 steps on
-each model's UNet with guidance (two rows a step, a distilled student's network too: the teacher's
-loop): ``--baseline-steps`` of its steps are run on one batch right after the model's timed run and
-extrapolated per study (1000 steps, plus one decode per study), so that each ratio compares runs made
-side by side (on a shared 2-core VM one 20-step baseline moved by 15 % between runs). Give a teacher
-first and its distilled student second to compare both in one run. One warm-up batch (and, with
-``--compile``, the compilation) precedes each timed run.
+each model's own UNet with guidance (two rows a step, a distilled student's network too: the
+teacher's loop; models given together may differ in architecture): ``--baseline-steps`` of its steps
+are run on one batch right after the model's timed run and extrapolated per study (1000 steps, plus one
+decode per study). On a shared 2-core VM the baseline itself moves by 10-20 % between measurements, the
+same run included: compare ratios over several runs. Give a teacher first and its distilled student
+second to compare both in one run. One warm-up batch (and, with ``--compile``, the compilation)
+precedes each timed run.
 """
 
 from __future__ import annotations
