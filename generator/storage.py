@@ -22,6 +22,7 @@ from synthscan.atomic import atomic_write_text, file_sha256
 from synthscan.generator.config import BODY_REDRAWS, GUIDED_EVERY_STEP, body_start_limit, solver_name
 
 log = logging.getLogger(__name__)
+_shadowing: set[Path] = set()  # folders already reported as shadowing a shipped model's name
 
 CHECKSUMS = "checksums.json"
 PRIVACY = "privacy.json"
@@ -66,11 +67,26 @@ def default_model_dir() -> Path:
 
 
 def model_dir(model: str | Path | None = None) -> Path:
-    """The folder of ``model``: a path, else a shipped model's name; ``None`` is the default model."""
+    """The folder of ``model``: a path, else a shipped model's name; ``None`` is the default model. A folder
+    named like a shipped model wins, with a warning: a run folder called ``fast`` silently measured in
+    the shipped model's place is the mistake it prevents."""
     if model is None:
         return default_model_dir()
     shipped = shipped_models()
-    return shipped[str(model)] if str(model) in shipped and not Path(model).is_dir() else Path(model)
+    if str(model) not in shipped:
+        return Path(model)
+    if Path(model).is_dir():
+        folder = Path(model).resolve()
+        if folder not in _shadowing:  # once per process: the CLI checks the name before it loads it
+            _shadowing.add(folder)
+            log.warning(
+                "%s: loading the folder %s, not the shipped model of that name (%s)",
+                model,
+                folder,
+                shipped[str(model)],
+            )
+        return Path(model)
+    return shipped[str(model)]
 
 
 def _weight_and_config_files(folder: Path) -> list[Path]:

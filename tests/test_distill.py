@@ -1,6 +1,7 @@
 """Latent consistency distillation: a few-step student of a tiny generator, with guidance built in."""
 
 import json
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -453,11 +454,14 @@ def test_a_shipped_student_is_the_current_default_model_s():
         assert student.config.rate_calibration == default.config.rate_calibration, f"{name}: its decoder's"
 
 
-def test_a_shipped_model_is_named_unless_a_folder_of_that_name_exists(tmp_path, monkeypatch):
+def test_a_shipped_model_is_named_unless_a_folder_of_that_name_exists(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
     assert model_dir("default") == shipped_models()["default"] == model_dir(None)
+    assert not caplog.records
     (tmp_path / "default").mkdir()
-    assert model_dir("default") == Path("default")
+    with caplog.at_level(logging.WARNING, logger="synthscan.generator.storage"):
+        assert model_dir("default") == Path("default")
+    assert f"loading the folder {tmp_path / 'default'}, not the shipped model" in caplog.text
     result = CliRunner().invoke(main, ["sample", "--model", "nope", "-n", "1", "--out", "s"])
     names = ", ".join(shipped_models())
     assert result.exit_code == 2 and f"nor a shipped model's name ({names})" in result.output
