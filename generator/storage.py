@@ -76,14 +76,16 @@ def model_dir(model: str | Path | None = None) -> Path:
     if str(model) not in shipped:
         return Path(model)
     if Path(model).is_dir():
-        folder = Path(model).resolve()
-        if folder not in _shadowing:  # once per process: the CLI checks the name before it loads it
+        folder, own = Path(model).resolve(), shipped[str(model)]
+        if folder != own.resolve() and folder not in _shadowing:  # once: the CLI checks before it loads
             _shadowing.add(folder)
             log.warning(
-                "%s: loading the folder %s, not the shipped model of that name (%s)",
+                "%s: loading the folder %s, not the shipped model of that name (%s); give ./%s to "
+                "keep the folder without this warning, or rename it to load the shipped model",
                 model,
                 folder,
-                shipped[str(model)],
+                own,
+                model,
             )
         return Path(model)
     return shipped[str(model)]

@@ -15,6 +15,7 @@ from diffusers import DDPMScheduler, LCMScheduler
 from synthscan.cli import main
 from synthscan.config import ConfigError, builtin_config, load_config
 from synthscan.dataset import Dataset, DatasetError
+from synthscan.generator import storage
 from synthscan.generator import train as train_module
 from synthscan.generator.conditions import split_key
 from synthscan.generator.config import DistillConfig
@@ -456,6 +457,7 @@ def test_a_shipped_student_is_the_current_default_model_s():
 
 def test_a_shipped_model_is_named_unless_a_folder_of_that_name_exists(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(storage, "_shadowing", set())  # warned once per process: start afresh
     assert model_dir("default") == shipped_models()["default"] == model_dir(None)
     assert not caplog.records
     (tmp_path / "default").mkdir()
@@ -465,3 +467,8 @@ def test_a_shipped_model_is_named_unless_a_folder_of_that_name_exists(tmp_path, 
     result = CliRunner().invoke(main, ["sample", "--model", "nope", "-n", "1", "--out", "s"])
     names = ", ".join(shipped_models())
     assert result.exit_code == 2 and f"nor a shipped model's name ({names})" in result.output
+    caplog.clear()
+    monkeypatch.chdir(shipped_models()["default"].parent)  # the shipped folder itself: nothing to warn of
+    with caplog.at_level(logging.WARNING, logger="synthscan.generator.storage"):
+        assert model_dir("default").resolve() == shipped_models()["default"].resolve()
+    assert not caplog.records
