@@ -11,6 +11,7 @@ no patient data, bound to the model's hash, which lets its samples be shared wit
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -22,7 +23,6 @@ from synthscan.atomic import atomic_write_text, file_sha256
 from synthscan.generator.config import BODY_REDRAWS, GUIDED_EVERY_STEP, body_start_limit, solver_name
 
 log = logging.getLogger(__name__)
-_shadowing: set[Path] = set()  # folders already reported as shadowing a shipped model's name
 
 CHECKSUMS = "checksums.json"
 PRIVACY = "privacy.json"
@@ -77,18 +77,22 @@ def model_dir(model: str | Path | None = None) -> Path:
         return Path(model)
     if Path(model).is_dir():
         folder, own = Path(model).resolve(), shipped[str(model)]
-        if folder != own.resolve() and folder not in _shadowing:  # once: the CLI checks before it loads
-            _shadowing.add(folder)
-            log.warning(
-                "%s: loading the folder %s, not the shipped model of that name (%s); give ./%s to "
-                "keep the folder without this warning, or rename it to load the shipped model",
-                model,
-                folder,
-                own,
-                model,
-            )
+        if folder != own.resolve():
+            _warn_shadowing(str(model), folder, own)
         return Path(model)
     return shipped[str(model)]
+
+
+@functools.cache  # once per folder and process: the CLI checks the name before it loads it
+def _warn_shadowing(name: str, folder: Path, own: Path) -> None:
+    log.warning(
+        "%s: loading the folder %s, not the shipped model of that name (%s); give ./%s to keep the "
+        "folder without this warning, or rename it to load the shipped model",
+        name,
+        folder,
+        own,
+        name,
+    )
 
 
 def _weight_and_config_files(folder: Path) -> list[Path]:

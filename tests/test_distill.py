@@ -457,7 +457,7 @@ def test_a_shipped_student_is_the_current_default_model_s():
 
 def test_a_shipped_model_is_named_unless_a_folder_of_that_name_exists(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(storage, "_shadowing", set())  # warned once per process: start afresh
+    storage._warn_shadowing.cache_clear()  # warned once per process: start afresh
     assert model_dir("default") == shipped_models()["default"] == model_dir(None)
     assert not caplog.records
     (tmp_path / "default").mkdir()
