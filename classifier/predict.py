@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,15 +23,12 @@ from synthscan.classifier.data import (
     StudyArrays,
     bin_counts,
     check_grid,
-    load_arrays,
     normalise_batch,
     targets_for,
     torch_threads,
 )
 from synthscan.classifier.model import ModelInfo, TwoViewNet, load_model
 from synthscan.dataset import Dataset, Record
-
-log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -147,17 +143,11 @@ class Classifier:
         dataset: Dataset,
         records: Sequence[Record] | None = None,
         *,
-        cache_dir: Path | None = None,
         progress: bool = True,
     ) -> Predictions:
-        """Probabilities of ``records`` (default: every study) of ``dataset``.
-
-        Without ``cache_dir`` the studies stream through in chunks, so memory stays flat in their number.
-        """
+        """Probabilities of ``records`` (default: every study) of ``dataset``, streamed through in chunks
+        so memory stays flat in their number."""
         records = list(dataset.records if records is None else records)
-        if cache_dir is not None:
-            arrays = load_arrays(dataset, records, self.input_size, cache_dir=cache_dir, progress=progress)
-            return self.predict_arrays(arrays, records, progress=progress)
         check_grid(dataset.info.matrix, self.input_size, str(dataset.root))
         chunk = 4 * self.config.train.predict_batch_size
         studies = tqdm(

@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,7 +263,6 @@ def run_audit(
     threshold_percentile: float = 1.0,
     features: FeatureFn | None = None,
     holdout: Dataset | None = None,
-    synthetic_records: Iterable[Record] | None = None,
 ) -> PrivacyAudit:
     """Audit ``synthetic`` (its synthetic-source studies, or all) against ``train`` in both spaces."""
     if train.info.matrix != synthetic.info.matrix:
@@ -272,9 +271,7 @@ def run_audit(
             "audit datasets of the same matrix"
         )
     train_records = _training_records(train)
-    if synthetic_records is None:
-        synthetic_records = synthetic.filter(source="synthetic") or synthetic.records
-    synthetic_records = list(synthetic_records)
+    synthetic_records = synthetic.filter(source="synthetic") or synthetic.records
     if not synthetic_records:
         raise DatasetError(f"{synthetic.root} holds no studies to audit")
     train_ids = [r.study_id for r in train_records]
@@ -436,8 +433,6 @@ def flagged_studies_for_export(
     *,
     train: Dataset | str | Path | None = None,
     report: str | Path | None = None,
-    features: FeatureFn | None = None,
-    threshold_percentile: float = 1.0,
 ) -> list[str]:
     """Synthetic study ids an export must refuse; reuses a saved audit if the manifest is unchanged.
 
@@ -464,7 +459,7 @@ def flagged_studies_for_export(
             f"`synthscan audit privacy --train TRAIN_DATASET --synthetic {synthetic.root} --out {folder}`"
         )
     train_ds = train if isinstance(train, Dataset) else Dataset.open(train)
-    audit = run_audit(train_ds, synthetic, threshold_percentile=threshold_percentile, features=features)
+    audit = run_audit(train_ds, synthetic)
     write_report(audit, train_ds, synthetic, folder)
     return audit.flagged
 

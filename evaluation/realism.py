@@ -801,13 +801,6 @@ def unique_names(folders: list[Path]) -> list[str]:
 TARGETS = Path(__file__).with_name("realism_targets.json")
 
 
-def measure(folder: Path, *, match_counts: int = 500_000, limit: int | None = None) -> dict:
-    """Per-study metrics and per-metric summary (median, min, max, n) of one dataset folder."""
-    result = measure_dataset(Path(folder), match_counts, limit)
-    summarise(result, {})
-    return result
-
-
 def separation(reference: dict, other: dict, alpha: float = 0.05) -> dict[str, dict]:
     """Per metric, how well it alone tells ``other``'s studies from ``reference``'s.
 

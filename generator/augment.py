@@ -8,7 +8,6 @@ interrupted run regenerates exactly the studies it had not persisted yet.
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 from collections import Counter
 from collections.abc import Mapping
@@ -21,8 +20,6 @@ from synthscan.dataset import Dataset, DatasetError, same_pixel_size
 from synthscan.generator.conditions import condition_key, tracer_sequence
 from synthscan.generator.sampling import SampleRequest, write_samples
 from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, PATIENT_SOURCES, TRACERS
-
-log = logging.getLogger(__name__)
 
 MODES = ("balance", "ratio", "per-class")
 

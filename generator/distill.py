@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import inspect
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +57,6 @@ from synthscan.generator.train import (
 )
 from synthscan.labels import PATIENT_SOURCES
 from synthscan.runs import RunDir
-
-log = logging.getLogger(__name__)
 
 COMPONENTS = ("vae", "unet", "scheduler", "condition_encoder")
 

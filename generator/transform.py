@@ -63,11 +63,6 @@ def to_model(counts: np.ndarray | torch.Tensor, bin_factor: int) -> tuple[torch.
     return torch.sqrt(binned / scale[:, None, None, None]), scale
 
 
-def from_model(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Exact inverse of :func:`to_model`'s intensity transform: binned counts ``scale * x**2``."""
-    return scale[:, None, None, None] * x.square()
-
-
 def expected_counts(
     x: torch.Tensor,
     total_counts: torch.Tensor,

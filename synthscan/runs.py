@@ -17,7 +17,6 @@ import synthscan
 from synthscan.atomic import atomic_write_text
 from synthscan.config import dump_config
 
-logger = logging.getLogger("synthscan")
 STARTED_FORMAT = "%Y-%m-%dT%H:%M:%S%z"  # run.json's "started": written at open, read back by active_seconds
 
 

@@ -18,7 +18,7 @@ def test_simulated_studies_sit_in_most_real_ranges(tmp_path):
     a few studies spread more), including those the drawn simulator failed: P/A, ribs, soft tissue, hips."""
     config = load_site("centre_a", {"counts_per_view": [400_000, 700_000]})
     simulate_dataset(config, 6, tmp_path / "sim", seed=1, workers=1, progress=False)
-    result = realism.measure(tmp_path / "sim")
+    result = realism.measure_dataset(tmp_path / "sim", 500_000, None)
     targets = realism.load_targets(realism.TARGETS, 500_000)
     realism.summarise(result, targets)
     assert len(result["studies"]) == 6

@@ -250,7 +250,6 @@ def study_to_dicom(
     meta: Mapping[str, Any] | None = None,
     *,
     pixel_spacing_mm: float,
-    synthetic_info: SyntheticInfo | None = None,
     acquisition: NMAcquisition | None = None,
     identity: ExportIdentity | None = None,
 ) -> Dataset:
@@ -258,15 +257,15 @@ def study_to_dicom(
 
     ``counts`` is the study's (2, rows, columns) array, anterior then posterior as acquired; it is
     written as 16-bit unsigned counts and refused if a pixel exceeds 65535.  ``record`` supplies
-    label, Perugini grade and tracer; ``synthetic_info`` (default: read from ``record``) the
-    provenance; ``meta`` (the study's ground truth) the simulated person's sex, only when it is
-    ``M`` or ``F``, and the scanner's energy window.  No id, site or free text of the source dataset
-    is copied, so nothing identifying can leak.  ``identity`` (default: a fresh random one) derives
-    the UIDs and the patient id from the study id and the record's patient id, and gives the date.
+    label, Perugini grade, tracer and the provenance; ``meta`` (the study's ground truth) the
+    simulated person's sex, only when it is ``M`` or ``F``, and the scanner's energy window.  No id,
+    site or free text of the source dataset is copied, so nothing identifying can leak.  ``identity``
+    (default: a fresh random one) derives the UIDs and the patient id from the study id and the
+    record's patient id, and gives the date.
     """
     if record.source == "real":
         raise ValueError(f"study {record.study_id} is real patient data, which is never exported")
-    info = synthetic_info or SyntheticInfo.from_record(record)
+    info = SyntheticInfo.from_record(record)
     acquisition = acquisition or NMAcquisition()
     counts = np.asarray(counts)
     if counts.ndim != 3 or counts.shape[0] != 2:
@@ -478,7 +477,6 @@ def export_dataset(
     dicomdir: bool = False,
     train: SynthDataset | str | Path | None = None,
     audit_report: str | Path | None = None,
-    records: Iterable[Record] | None = None,
     acquisition: NMAcquisition | None = None,
     progress: bool = True,
 ) -> ExportReport:
@@ -499,7 +497,7 @@ def export_dataset(
     from synthscan.evaluation.privacy import flagged_studies_for_export
 
     out = Path(out)
-    selected = list(dataset if records is None else records)
+    selected = list(dataset)
     flagged: set[str] = set()
     if any(r.source == "synthetic" and origin_problem(dataset, r) is None for r in selected):
         flagged = set(flagged_studies_for_export(dataset, train=train, report=audit_report))

@@ -226,10 +226,6 @@ class SimulatorConfig:
         if len(d.cardiac_to_bone) != 3 or min(d.cardiac_to_bone) < 0:
             raise ConfigError(f"disease.cardiac_to_bone needs 3 non-negative values, got {d.cardiac_to_bone}")
 
-    @property
-    def field_of_view_mm(self) -> tuple[float, float]:
-        return (self.matrix[0] * self.pixel_spacing_mm, self.matrix[1] * self.pixel_spacing_mm)
-
 
 REGIONS: tuple[str, ...] = (
     "spine",
