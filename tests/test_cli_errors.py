@@ -23,7 +23,7 @@ from PIL import Image
 from toy_scans import toy_dataset
 
 from synthscan.cli import main
-from synthscan.cli.boundary import describe, run_guarded
+from synthscan.cli.boundary import RESUMABLE, describe, run_guarded
 
 CYCLE = [("normal", 0), ("metastasis", 0), ("amyloidosis", 3), ("amyloidosis", 1)]
 CORRUPT = "s0003.npz"
@@ -224,6 +224,36 @@ def test_every_numeric_option_is_bounded():
         result = invoke(*args)
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         assert f"Invalid value for '{args[-2]}'" in result.output
+
+
+def test_running_out_of_memory_is_one_line_with_the_fix_other_runtime_errors_keep_their_traceback():
+    ctx = click.Context(main)
+
+    def fail(message: str):
+        def call():
+            raise RuntimeError(message)
+
+        return call
+
+    oom = "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried 8 GB"
+    with pytest.raises(click.ClickException, match=r"out of memory .*lower --batch-size"):
+        run_guarded(ctx, fail(oom))
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_guarded(ctx, fail("a bug"))
+
+
+def test_every_command_that_promises_to_resume_keeps_its_output_on_failure():
+    """A command whose ``--out`` help says to rerun to resume must not have that output removed when it
+    fails or is interrupted (``distill`` was missing: Ctrl-C deleted its run folder and checkpoints)."""
+    ctx = click.Context(main)
+    promising = {
+        name
+        for name, command in _commands(main, ctx)
+        for option in command.params
+        if option.name == "out" and "resume" in (getattr(option, "help", None) or "")
+    }
+    assert {"train", "distill", "finetune", "sample"} <= promising
+    assert promising - RESUMABLE == set()
 
 
 def test_a_reader_that_leaves_the_pipe_early_gets_no_error_line(tmp_path):

@@ -33,14 +33,31 @@ VERBOSE = "synthscan.verbose"
 """``ctx.meta`` key of the ``-v`` flag (shared by every context of one invocation)."""
 
 RESUMABLE = frozenset(
-    {"simulate", "sample", "augment", "train", "import-dicom", "import-public", "evaluate augmentation"}
+    {
+        "simulate",
+        "sample",
+        "augment",
+        "train",
+        "distill",
+        "finetune",
+        "import-dicom",
+        "import-public",
+        "evaluate augmentation",
+    }
 )
 """Commands whose partial output is a consistent state that rerunning completes: kept on failure."""
 
 UNCHECKED = frozenset({"check"})
 """Commands that read damaged datasets on purpose."""
 
-EXPECTED: tuple[type[BaseException], ...] = (OSError, ValueError, ImportError, EOFError, zipfile.BadZipFile)
+EXPECTED: tuple[type[BaseException], ...] = (
+    OSError,
+    ValueError,
+    ImportError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
 """Failures a user can cause and fix; anything else is a bug and keeps its traceback."""
 
 _HINTS = {
@@ -96,6 +113,20 @@ def run_guarded(ctx: click.Context, call: Callable[[], Any]) -> Any:
             if ctx.meta.get(VERBOSE):
                 _print_traceback()
             raise click.ClickException(describe(error)) from error
+        except RuntimeError as error:  # torch's allocators say so in a RuntimeError (CUDA: a subclass)
+            if not _out_of_memory(error):
+                raise
+            if ctx.meta.get(VERBOSE):
+                _print_traceback()
+            raise click.ClickException(
+                f"out of memory ({str(error).splitlines()[0][:200]}); lower --batch-size (or the config's "
+                "batch_size with --set), or use a machine with more memory"
+            ) from error
+
+
+def _out_of_memory(error: RuntimeError) -> bool:
+    text = str(error).lower()
+    return any(sign in text for sign in ("out of memory", "can't allocate memory", "cannot allocate memory"))
 
 
 def _stdout_closed() -> bool:

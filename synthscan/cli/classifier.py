@@ -12,7 +12,6 @@ from synthscan.cli.options import ConfigParam, config_path, parse_overrides, stu
 from synthscan.config import ConfigError
 from synthscan.dataset import DatasetError
 
-ERRORS = (DatasetError, ValueError, FileNotFoundError, FileExistsError, ImportError)
 SPLITS = ("all", "train", "val", "test")
 
 
@@ -127,33 +126,30 @@ def train(
     config = load_classifier_config(config_name, sets + ((f"train.seed={seed}",) if seed is not None else ()))
     if is_model_dir(out):
         raise click.ClickException(f"{out} already holds a trained classifier; choose a new --out folder")
-    try:
-        data = Dataset.open(data_path)
-        models = [p for p in synthetic_paths if is_generator_dir(p)]
-        synthetic = open_synthetic_datasets(
-            [p for p in synthetic_paths if not is_generator_dir(p)],
-            data.info.matrix,
-            data.info.pixel_spacing_mm,
+    data = Dataset.open(data_path)
+    models = [p for p in synthetic_paths if is_generator_dir(p)]
+    synthetic = open_synthetic_datasets(
+        [p for p in synthetic_paths if not is_generator_dir(p)],
+        data.info.matrix,
+        data.info.pixel_spacing_mm,
+    )
+    real_train = real_split_records(data, config)["train"] if models else []
+    for model in models:
+        generator = load_generator(
+            model, matrix=data.info.matrix, pixel_spacing_mm=data.info.pixel_spacing_mm
         )
-        real_train = real_split_records(data, config)["train"] if models else []
-        for model in models:
-            generator = load_generator(
-                model, matrix=data.info.matrix, pixel_spacing_mm=data.info.pixel_spacing_mm
-            )
-            n = synthetic_count(synthetic_ratio, len(real_train))
-            plan = plan_blocks(real_train, n, mix, generator.blocks)
-            synthetic += generate_synthetic(
-                Path(out) / "synthetic" / Path(model).name,
-                plan,
-                seed=synthetic_seed,
-                generator=generator,
-                real=real_train,
-            )
-        result = train_classifier(
-            data, out, config, synthetic=synthetic, cache_dir=Path(cache_dir) if cache_dir else None
+        n = synthetic_count(synthetic_ratio, len(real_train))
+        plan = plan_blocks(real_train, n, mix, generator.blocks)
+        synthetic += generate_synthetic(
+            Path(out) / "synthetic" / Path(model).name,
+            plan,
+            seed=synthetic_seed,
+            generator=generator,
+            real=real_train,
         )
-    except ERRORS as error:
-        raise click.ClickException(str(error)) from error
+    result = train_classifier(
+        data, out, config, synthetic=synthetic, cache_dir=Path(cache_dir) if cache_dir else None
+    )
     val = result.validation
     aucs = ", ".join(f"{task} {val[task]['auc']:.3f}" for task in TASKS if val[task]["auc"] is not None)
     click.echo(
@@ -199,15 +195,12 @@ def predict(model_path: str, data_path: str, out: str | None, split: str) -> Non
     from synthscan.evaluation.stats import auc_ci
     from synthscan.labels import PATIENT_SOURCES
 
-    try:
-        classifier = Classifier.load(model_path)
-        data = Dataset.open(data_path)
-        records = data.records if split == "all" else real_split_records(data, classifier.config)[split]
-        if not records:
-            raise DatasetError(f"{data_path} has no studies in split {split!r}")
-        predictions = classifier.predict_dataset(data, records)
-    except ERRORS as error:
-        raise click.ClickException(str(error)) from error
+    classifier = Classifier.load(model_path)
+    data = Dataset.open(data_path)
+    records = data.records if split == "all" else real_split_records(data, classifier.config)[split]
+    if not records:
+        raise DatasetError(f"{data_path} has no studies in split {split!r}")
+    predictions = classifier.predict_dataset(data, records)
     path = Path(out) if out else Path(model_path) / f"predictions-{Path(data_path).resolve().name}.csv"
     predictions.write_csv(path, classifier.thresholds)
     # AUCs only on patients' studies the classifier never trained or validated on; the CSV has all

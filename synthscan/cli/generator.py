@@ -391,7 +391,9 @@ def sample(
     from synthscan.generator.storage import load_pipeline
 
     if grade is not None and condition != "amyloidosis":
-        raise click.ClickException(f"--grade applies to --condition amyloidosis only, not {condition}")
+        raise click.BadParameter(
+            f"applies to --condition amyloidosis only, not {condition}", param_hint="--grade"
+        )
     if raw_counts and fmt != "png":
         raise click.BadParameter("applies to --format png only", param_hint="--raw-counts")
     perugini = int(grade) if grade is not None else None

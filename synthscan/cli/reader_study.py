@@ -227,10 +227,7 @@ def auto(study: str, run: str, folds: int, seed: int, batch_size: int) -> None:
     from synthscan.classifier.features import FeatureExtractor
     from synthscan.evaluation.reader_study.auto import machine_reader
 
-    try:
-        result = machine_reader(study, FeatureExtractor(run), folds=folds, seed=seed, batch_size=batch_size)
-    except (StudyError, ValueError) as error:
-        raise click.ClickException(str(error)) from error
+    result = machine_reader(study, FeatureExtractor(run), folds=folds, seed=seed, batch_size=batch_size)
     summary = result["summary"]
     click.echo(
         f"Machine reader accuracy {summary['accuracy']['value']:.3f}, AUC {summary['auc']:.3f}; "
