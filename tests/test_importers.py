@@ -261,3 +261,12 @@ def test_cli_imports_and_reports_bad_input_as_click_errors(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert [r.label for r in Dataset.open(tmp_path / "b")] == ["metastasis"]
+    for layout, src, option in (
+        ("bs80k", "bs", ["--class-map", "Odd=normal"]),
+        ("png-folders", "src", ["--invert", "never"]),
+    ):
+        result = runner.invoke(
+            main, ["import-public", layout, str(tmp_path / src), "--out", str(tmp_path / "x"), *option]
+        )
+        assert result.exit_code == 2 and f"{option[0]} does not apply to layout {layout}" in result.output
+        assert not (tmp_path / "x").exists()

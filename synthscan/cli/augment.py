@@ -84,7 +84,8 @@ def augment(
     device: str | None,
     precision: str,
 ) -> None:
-    """Plan per condition, then sample the missing studies; reruns add nothing already there.
+    """Add synthetic studies to the dataset folder DATASET: plan per condition, then sample the missing
+    studies; reruns add nothing already there.
 
     --dry-run runs every check the real run does (model, matrix, conditions, target folder) and
     prints the plan without writing anything. --finetune is checked against the base model.

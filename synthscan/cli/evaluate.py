@@ -134,7 +134,8 @@ def augmentation(
     sampling_steps: int | None,
     guidance: float | None,
 ) -> None:
-    """Learning curves of real-only and augmented classifiers over independent draws of the real set.
+    """Learning curves of real-only and augmented classifiers over independent draws of the real set,
+    tested on --test and on each further COHORT dataset folder given as an argument.
 
     Example: synthscan evaluate augmentation --real centre_b --synthetic model --oracle centre_a
     --test ext1 ext2 ext3 ext4 --real-sizes 25,50,100,200,400 --draws 5 --ratios 0,1,5 --out report

@@ -108,12 +108,29 @@ def import_public(
     class_map: dict[str, str],
     progress: bool,
 ) -> None:
-    """Convert a public layout (SRC) into a synthscan dataset; unreadable studies are skipped and listed."""
+    """Convert the public dataset in folder SRC, laid out as LAYOUT, into a synthscan dataset; unreadable
+    studies are skipped and listed.
+
+    LAYOUT bs80k: BS-80K (SRC/wholeBodyANT/<id>.jpg, SRC/wholeBodyPOST/<id>.jpg and their label lists
+    wholeBodyANT.txt / wholeBodyPOST.txt); png-folders: one folder per class holding Anterior/ and
+    Posterior/ 16-bit PNG views (IICS-UNA). Both store display or scanner values, not photon counts,
+    and say so in dataset.json.
+    """
     from synthscan.dataset import DatasetError
     from synthscan.importers.bs80k import import_bs80k
     from synthscan.importers.common import ImportOptions
     from synthscan.importers.png_folders import import_png_folders
 
+    ctx = click.get_current_context()
+    given = {
+        name
+        for name in ("abnormal_label", "invert", "class_map")
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    }
+    other = {"bs80k": {"class_map"}, "png-folders": {"abnormal_label", "invert"}}[layout] & given
+    if other:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(other))
+        raise click.UsageError(f"{flags} does not apply to layout {layout}; leave it out")
     options = ImportOptions(
         matrix=matrix,
         pixel_spacing_mm=pixel_spacing_mm,

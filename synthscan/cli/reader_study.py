@@ -141,7 +141,8 @@ def serve(
     proxy: bool,
     session_idle_hours: float,
 ) -> None:
-    """Serve the reading page; answers are saved as they are given, so stopping it loses nothing."""
+    """Serve the reading page of the case set STUDY (a `reader-study create` folder); answers are saved
+    as they are given, so stopping it loses nothing."""
     from synthscan.evaluation.reader_study.server import make_reading_server
 
     try:
@@ -181,7 +182,8 @@ def serve(
 )
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Bootstrap seed.")
 def score(study: str, out: str, bootstrap: int, seed: int) -> None:
-    """Score the readers: accuracy, sensitivity, specificity, Fleiss' κ, confidence, diagnosis."""
+    """Score the readers of the case set STUDY: accuracy, sensitivity, specificity, Fleiss' κ,
+    confidence, diagnosis."""
     from synthscan.evaluation.reader_study.score import write_report
 
     try:
@@ -223,7 +225,8 @@ def score(study: str, out: str, bootstrap: int, seed: int) -> None:
     help="Cases per feature-extraction batch.",
 )
 def auto(study: str, run: str, folds: int, seed: int, batch_size: int) -> None:
-    """Machine reader: cross-validated logistic regression on classifier features, real vs synthetic."""
+    """Machine reader of the case set STUDY: cross-validated logistic regression on classifier features,
+    real vs synthetic."""
     from synthscan.classifier.features import FeatureExtractor
     from synthscan.evaluation.reader_study.auto import machine_reader
 
