@@ -8,6 +8,7 @@ interrupted run regenerates exactly the studies it had not persisted yet.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from collections import Counter
 from collections.abc import Mapping
@@ -16,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from synthscan.apportion import apportion_counts
-from synthscan.dataset import Dataset, DatasetError, same_pixel_size
+from synthscan.dataset import INFO, Dataset, DatasetError, same_pixel_size
 from synthscan.generator.conditions import condition_key, tracer_sequence
 from synthscan.generator.sampling import SampleRequest, write_samples
 from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, PATIENT_SOURCES, TRACERS
 
 MODES = ("balance", "ratio", "per-class")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -119,6 +121,144 @@ def plan_augmentation(
                     SampleRequest(study_id, label, grade, study_seed(seed, label, grade, index), tracer)
                 )
     return plan
+
+
+@dataclass
+class Augmentation:
+    """An augmentation checked and planned, nothing written yet: :func:`prepare_augmentation` makes
+    it, :func:`run_augmentation` carries it out."""
+
+    dataset: Dataset
+    plan: AugmentPlan
+    pipeline: Any
+    model: str | None
+    out: Path | None
+    finetune_steps: int | None
+    seed: int
+
+
+def prepare_augmentation(
+    dataset: str | Path,
+    model: str | None = None,
+    *,
+    mode: str = "balance",
+    ratio: float = 0.0,
+    per_class: int = 0,
+    out: str | Path | None = None,
+    finetune_steps: int | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    precision: str = "fp32",
+) -> Augmentation:
+    """Every check the run makes (model, grid, conditions, target folder) and the plan, writing nothing.
+
+    ``out`` (default: ``dataset`` itself) receives the studies; ``finetune_steps`` first fine-tunes the
+    model on the real studies of the dataset's training patients (checked against the base model here;
+    in one process only: the fine-tuned model is cached in ``DATASET/models`` for later launches).
+    """
+    from accelerate import PartialState
+
+    from synthscan.generator.storage import load_pipeline, model_sha256
+
+    if finetune_steps and PartialState().num_processes > 1:
+        raise ValueError(
+            "--finetune runs in one process: fine-tune once without accelerate launch (the model is "
+            "cached in DATASET/models), then launch the same command on several processes"
+        )
+    source = Dataset.open(dataset)
+    pipeline = load_pipeline(model, device=device, precision=precision)
+    supported = check_model_fits(source, pipeline)
+    out = Path(out) if out else None
+    existing = Dataset.open(out) if out and (out / INFO).is_file() else None
+    target = existing if out else source
+    tuned = finetuned_dir(source, pipeline.sha256, finetune_steps, seed) if finetune_steps else None
+    writer = pipeline.sha256 if tuned is None else model_sha256(tuned) if tuned.is_dir() else None
+    check_target(source, target, writer)
+    plan = plan_augmentation(
+        source,
+        mode=mode,
+        ratio=ratio,
+        per_class=per_class,
+        seed=seed,
+        existing=target,
+        supported=supported,
+        tracers=model_tracers(pipeline),
+    )
+    return Augmentation(source, plan, pipeline, model, out, finetune_steps, seed)
+
+
+def run_augmentation(
+    job: Augmentation,
+    *,
+    steps: int | None = None,
+    guidance: float | None = None,
+    device: str | None = None,
+    precision: str = "fp32",
+    progress: bool = True,
+) -> tuple[Dataset, int]:
+    """Fine-tune if asked, sample the planned studies into the target and record the provenance;
+    returns the target and how many studies were added.
+
+    Under ``accelerate launch`` the studies are split between the processes, which all planned against
+    the folder as it was.
+    """
+    from accelerate import PartialState
+
+    from synthscan.generator.storage import load_pipeline
+
+    state = PartialState()
+    pipeline = job.pipeline
+    if job.finetune_steps:
+        tuned = finetune_for_augmentation(
+            job.dataset, job.model, pipeline.sha256, job.finetune_steps, job.seed
+        )
+        pipeline = load_pipeline(tuned, device=device, precision=precision)
+    target = job.dataset
+    state.wait_for_everyone()  # every process planned against the folder as it was
+    if job.out:
+        grid = {"matrix": job.dataset.info.matrix, "pixel_spacing_mm": job.dataset.info.pixel_spacing_mm}
+        with state.main_process_first():
+            target = Dataset.create(job.out, **grid, exist_ok=True)
+    added = execute_plan(job.plan, target, pipeline, steps=steps, guidance=guidance, progress=progress)
+    if state.is_main_process:
+        target.update_provenance(
+            augment={
+                "mode": job.plan.mode,
+                "seed": job.seed,
+                "model": str(pipeline.path),
+                "model_sha256": pipeline.sha256,
+                "source_dataset": str(job.dataset.root),
+            },
+            train_dataset=str(job.dataset.root),
+        )
+    return target, added
+
+
+def finetuned_dir(dataset: Dataset, base_sha256: str, steps: int, seed: int) -> Path:
+    """One cache folder per base model, steps and seed: another base model is never reused by mistake."""
+    return dataset.root / "models" / f"finetuned-{base_sha256[:12]}-{steps}-seed{seed}"
+
+
+def finetune_for_augmentation(
+    dataset: Dataset, model: str | None, base_sha256: str, steps: int, seed: int
+) -> Path:
+    """Fine-tune the generator on the real studies of the dataset's training patients (the classifier's
+    default split, so the generator never sees its validation and test patients) into
+    ``DATASET/models/finetuned-...``; reused when already there."""
+    from synthscan.classifier.config import ClassifierConfig
+    from synthscan.classifier.train import real_split_records
+    from synthscan.config import builtin_config, load_config
+    from synthscan.generator.train import finetune
+
+    out = finetuned_dir(dataset, base_sha256, steps, seed)
+    if (out / "model_index.json").is_file():
+        log.info("reusing fine-tuned model %s", out)
+        return out
+    split = load_config(ClassifierConfig, builtin_config("classifier", "default"))
+    train = real_split_records(dataset, split)["train"]
+    finetune(model, dataset, out, steps=steps, seed=seed, patients={r.patient_id for r in train})
+    dataset.update_provenance(finetuned_model=str(out))
+    return out
 
 
 def execute_plan(

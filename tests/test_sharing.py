@@ -129,9 +129,10 @@ def test_augment_fine_tunes_on_the_training_patients_only(tiny_generator, tmp_pa
     from click.testing import CliRunner
     from conftest import write_generator_dataset
 
+    from synthscan.classifier.config import ClassifierConfig
     from synthscan.classifier.train import real_split_records
     from synthscan.cli import main
-    from synthscan.cli.classifier import load_classifier_config
+    from synthscan.config import builtin_config, load_config
 
     data = write_generator_dataset(tmp_path / "data")
     manifest = data.root / "manifest.csv"
@@ -140,7 +141,9 @@ def test_augment_fine_tunes_on_the_training_patients_only(tiny_generator, tmp_pa
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     dataset = Dataset.open(data.root)
-    train = real_split_records(dataset, load_classifier_config("default", ()))["train"]
+    train = real_split_records(
+        dataset, load_config(ClassifierConfig, builtin_config("classifier", "default"))
+    )["train"]
     assert 0 < len(train) < len(dataset.filter(source="real"))
     (card,) = (data.root / "models").glob("finetuned-*/README.md")
     assert f"{len(train)} studies ({{'real': {len(train)}}})" in card.read_text()

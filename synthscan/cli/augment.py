@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from synthscan.cli.options import (
@@ -13,7 +11,6 @@ from synthscan.cli.options import (
     precision_option,
     steps_option,
 )
-from synthscan.dataset import INFO, Dataset
 
 
 @click.command()
@@ -93,14 +90,7 @@ def augment(
     """
     from accelerate import PartialState
 
-    from synthscan.generator.augment import (
-        check_model_fits,
-        check_target,
-        execute_plan,
-        model_tracers,
-        plan_augmentation,
-    )
-    from synthscan.generator.storage import load_pipeline, model_sha256
+    from synthscan.generator.augment import prepare_augmentation, run_augmentation
 
     given = [name for name, value in (("--ratio", ratio), ("--per-class", per_class)) if value is not None]
     if ctx.get_parameter_source("mode") is click.core.ParameterSource.COMMANDLINE:
@@ -109,73 +99,22 @@ def augment(
         raise click.UsageError(f"give one of --balance, --ratio, --per-class, not {' and '.join(given)}")
     mode = "ratio" if ratio is not None else "per-class" if per_class is not None else "balance"
     state = PartialState()
-    if finetune and state.num_processes > 1:
-        raise click.UsageError(
-            "--finetune runs in one process: fine-tune once without accelerate launch (the model is "
-            "cached in DATASET/models), then launch the same command on several processes"
-        )
-    dataset = Dataset.open(dataset_path)
-    pipeline = load_pipeline(model_dir, device=device, precision=precision)
-    supported = check_model_fits(dataset, pipeline)
-    existing = Dataset.open(out) if out and Path(out, INFO).is_file() else None
-    tuned = _finetuned_dir(dataset, pipeline.sha256, finetune, seed) if finetune else None
-    writer = pipeline.sha256 if tuned is None else model_sha256(tuned) if tuned.is_dir() else None
-    check_target(dataset, existing if out else dataset, writer)
-    plan = plan_augmentation(
-        dataset,
+    job = prepare_augmentation(
+        dataset_path,
+        model_dir,
         mode=mode,
         ratio=ratio or 0.0,
         per_class=per_class or 0,
+        out=out,
+        finetune_steps=finetune,
         seed=seed,
-        existing=existing if out else dataset,
-        supported=supported,
-        tracers=model_tracers(pipeline),
+        device=device,
+        precision=precision,
     )
     if state.is_main_process:
-        click.echo(plan.table())
-    if dry_run or not plan.studies:
+        click.echo(job.plan.table())
+    if dry_run or not job.plan.studies:
         return
-    if finetune:
-        tuned = _finetune(model_dir, pipeline.sha256, dataset, finetune, seed)
-        pipeline = load_pipeline(tuned, device=device, precision=precision)
-    target = dataset
-    state.wait_for_everyone()  # every process planned against the folder as it was
-    if out:
-        grid = {"matrix": dataset.info.matrix, "pixel_spacing_mm": dataset.info.pixel_spacing_mm}
-        with state.main_process_first():
-            target = Dataset.create(out, **grid, exist_ok=True)
-    added = execute_plan(plan, target, pipeline, steps=steps, guidance=guidance)
-    if not state.is_main_process:
-        return
-    target.update_provenance(
-        augment={
-            "mode": mode,
-            "seed": seed,
-            "model": str(pipeline.path),
-            "model_sha256": pipeline.sha256,
-            "source_dataset": str(dataset.root),
-        },
-        train_dataset=str(dataset.root),
-    )
-    click.echo(f"Added {added} synthetic studies to {target.root}.")
-
-
-def _finetuned_dir(dataset: Dataset, base_sha256: str, steps: int, seed: int) -> Path:
-    """One cache folder per base model, steps and seed: another base model is never reused by mistake."""
-    return dataset.root / "models" / f"finetuned-{base_sha256[:12]}-{steps}-seed{seed}"
-
-
-def _finetune(model_dir: str | None, base_sha256: str, dataset: Dataset, steps: int, seed: int) -> Path:
-    """Fine-tune the generator on the training patients' real studies into DATASET/models/finetuned-...."""
-    from synthscan.classifier.train import real_split_records
-    from synthscan.cli.classifier import load_classifier_config
-    from synthscan.generator.train import finetune
-
-    out = _finetuned_dir(dataset, base_sha256, steps, seed)
-    if (out / "model_index.json").is_file():
-        click.echo(f"Reusing fine-tuned model {out}.")
-        return out
-    train = real_split_records(dataset, load_classifier_config("default", ()))["train"]
-    finetune(model_dir, dataset, out, steps=steps, seed=seed, patients={r.patient_id for r in train})
-    dataset.update_provenance(finetuned_model=str(out))
-    return out
+    target, added = run_augmentation(job, steps=steps, guidance=guidance, device=device, precision=precision)
+    if state.is_main_process:
+        click.echo(f"Added {added} synthetic studies to {target.root}.")
