@@ -31,6 +31,8 @@ from scipy import ndimage
 from scipy.stats import mannwhitneyu
 from statsmodels.stats.multitest import multipletests
 
+from synthscan.dataset import DatasetError
+
 log = logging.getLogger(__name__)
 
 SHAPE = (2, 1024, 256)  # (view, rows head to feet, columns)
@@ -799,6 +801,43 @@ def unique_names(folders: list[Path]) -> list[str]:
 # ------------------------------------------------------------------------- comparison
 
 TARGETS = Path(__file__).with_name("realism_targets.json")
+
+
+def compare_datasets(
+    folders: list[Path],
+    *,
+    reference: Path | None = None,
+    targets: bool = True,
+    match_counts: int = 500_000,
+    limit: int | None = None,
+) -> dict:
+    """Measure ``folders`` (``reference`` first, when given) and summarise each against the ranges.
+
+    With ``reference`` the ranges are its studies' per-metric [min, max] and every other dataset also
+    gets ``separation`` (:func:`separation`); without it, the shipped indicative real ranges when
+    ``targets``, else none. Returns ``{"match_counts", "ranges", "datasets"}``, JSON-ready after
+    :func:`finite_or_none`.
+    """
+    folders = ([reference] if reference else []) + list(folders)
+    results = []
+    for name, folder in zip(unique_names(folders), folders, strict=True):
+        result = {"name": name, **measure_dataset(folder, match_counts, limit)}
+        if "error" in result:
+            raise DatasetError(f"{folder}: {result['error']}")
+        if not result["studies"]:
+            raise DatasetError(f"{folder}: no study could be measured (see the messages above)")
+        results.append(result)
+    ranges: dict[str, dict] = {}
+    if reference:
+        summarise(results[0], {})
+        ranges = {m: {"min": e["min"], "max": e["max"]} for m, e in results[0]["summary"].items() if e["n"]}
+    elif targets:
+        ranges = load_targets(TARGETS, match_counts)
+    for result in results[1 if reference else 0 :]:
+        summarise(result, ranges)
+        if reference:
+            result["separation"] = separation(results[0], result)
+    return {"match_counts": match_counts, "ranges": ranges, "datasets": results}
 
 
 def separation(reference: dict, other: dict, alpha: float = 0.05) -> dict[str, dict]:

@@ -47,34 +47,20 @@ def realism(
 ) -> None:
     """Landmark-based realism metrics (counts, P/A ratios, soft tissue, ribs, joints, feet, noise)
     of DATASETS, each a folder with manifest.csv of (2, 1024, 256) studies at 2.4 mm."""
+    from synthscan.atomic import atomic_write_text
     from synthscan.evaluation import realism as rl
 
-    results = []
-    ranges: dict[str, dict] = {}
-    folders = ([reference] if reference else []) + list(datasets)
-    for name, folder in zip(rl.unique_names(folders), folders, strict=True):
-        result = {"name": name, **rl.measure_dataset(folder, match_counts, limit)}
-        if "error" in result:
-            raise click.ClickException(f"{folder}: {result['error']}")
-        if not result["studies"]:
-            raise click.ClickException(f"{folder}: no study could be measured (see the messages above)")
-        results.append(result)
-    if reference:
-        rl.summarise(results[0], {})
-        ranges = {m: {"min": e["min"], "max": e["max"]} for m, e in results[0]["summary"].items() if e["n"]}
-    elif targets:
-        ranges = rl.load_targets(rl.TARGETS, match_counts)
-    for result in results[1 if reference else 0 :]:
-        rl.summarise(result, ranges)
+    report = rl.compare_datasets(
+        list(datasets), reference=reference, targets=targets, match_counts=match_counts, limit=limit
+    )
+    results, ranges = report["datasets"], report["ranges"]
     click.echo(rl.format_table(results, ranges, match_counts))
     for result in results[1:] if reference else []:
-        result["separation"] = rl.separation(results[0], result)
         click.echo(rl.format_separation(result["name"], result["separation"]))
     if reference is None and targets:
         click.echo(
             "ranges: indicative, 4 real studies of one camera (synthscan/evaluation/realism_targets.json)"
         )
     if json_out:
-        report = {"match_counts": match_counts, "ranges": ranges, "datasets": results}
-        json_out.write_text(json.dumps(rl.finite_or_none(report), indent=1) + "\n")
+        atomic_write_text(json_out, json.dumps(rl.finite_or_none(report), indent=1) + "\n")
         click.echo(f"Wrote {json_out}")
