@@ -34,7 +34,7 @@ import numpy as np
 
 from synthscan.apportion import apportion_counts
 from synthscan.atomic import atomic_write_text
-from synthscan.classifier.config import MIXES
+from synthscan.classifier.config import MIXES, ClassifierConfig
 from synthscan.dataset import INFO, Dataset, DatasetError, Record, same_pixel_size
 from synthscan.generator.conditions import condition_key, split_key, tracer_sequence
 from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, PATIENT_SOURCES
@@ -188,6 +188,40 @@ def _check_block_tracers(folder: Path, first_seed: int, tracers: Sequence[str | 
                 f"{record.tracer or 'none'} where the real training studies' tracer mix asks for "
                 f"{tracers[i]}; delete {folder} to sample it again, or choose a new --out"
             )
+
+
+def training_synthetic(
+    data: Dataset,
+    sources: Sequence[str | Path],
+    config: ClassifierConfig,
+    out: str | Path,
+    *,
+    ratio: float,
+    mix: str,
+    seed: int,
+) -> list[Dataset]:
+    """The synthetic studies a classifier trains on beside ``data``'s real ones.
+
+    Each of ``sources`` is a synthetic dataset folder (opened and checked against ``data``'s grid) or a
+    generator folder, sampled into ``out/synthetic/<name>``: ``ratio`` times the real training
+    studies of ``config``'s patient split, blocks in ``mix`` (:func:`plan_blocks`), from ``seed``.
+    """
+    from synthscan.classifier.train import real_split_records
+
+    models = [p for p in sources if is_generator_dir(p)]
+    datasets = open_synthetic_datasets(
+        [p for p in sources if not is_generator_dir(p)], data.info.matrix, data.info.pixel_spacing_mm
+    )
+    real_train = real_split_records(data, config)["train"] if models else []
+    for model in models:
+        generator = load_generator(
+            model, matrix=data.info.matrix, pixel_spacing_mm=data.info.pixel_spacing_mm
+        )
+        plan = plan_blocks(real_train, synthetic_count(ratio, len(real_train)), mix, generator.blocks)
+        datasets += generate_synthetic(
+            Path(out) / "synthetic" / Path(model).name, plan, seed=seed, generator=generator, real=real_train
+        )
+    return datasets
 
 
 def synthetic_records(dataset: Dataset) -> list[Record]:

@@ -112,41 +112,17 @@ def train(
 ) -> None:
     """Train the two-view metastasis / amyloidosis classifier; early stopping on real validation patients."""
     from synthscan.classifier.model import is_model_dir
-    from synthscan.classifier.synthetic import (
-        generate_synthetic,
-        is_generator_dir,
-        load_generator,
-        open_synthetic_datasets,
-        plan_blocks,
-        synthetic_count,
-    )
-    from synthscan.classifier.train import real_split_records, train_classifier
+    from synthscan.classifier.synthetic import training_synthetic
+    from synthscan.classifier.train import train_classifier
     from synthscan.dataset import Dataset
 
     config = load_classifier_config(config_name, sets + ((f"train.seed={seed}",) if seed is not None else ()))
     if is_model_dir(out):
         raise click.ClickException(f"{out} already holds a trained classifier; choose a new --out folder")
     data = Dataset.open(data_path)
-    models = [p for p in synthetic_paths if is_generator_dir(p)]
-    synthetic = open_synthetic_datasets(
-        [p for p in synthetic_paths if not is_generator_dir(p)],
-        data.info.matrix,
-        data.info.pixel_spacing_mm,
+    synthetic = training_synthetic(
+        data, synthetic_paths, config, out, ratio=synthetic_ratio, mix=mix, seed=synthetic_seed
     )
-    real_train = real_split_records(data, config)["train"] if models else []
-    for model in models:
-        generator = load_generator(
-            model, matrix=data.info.matrix, pixel_spacing_mm=data.info.pixel_spacing_mm
-        )
-        n = synthetic_count(synthetic_ratio, len(real_train))
-        plan = plan_blocks(real_train, n, mix, generator.blocks)
-        synthetic += generate_synthetic(
-            Path(out) / "synthetic" / Path(model).name,
-            plan,
-            seed=synthetic_seed,
-            generator=generator,
-            real=real_train,
-        )
     result = train_classifier(
         data, out, config, synthetic=synthetic, cache_dir=Path(cache_dir) if cache_dir else None
     )
