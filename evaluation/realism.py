@@ -818,7 +818,7 @@ def compare_datasets(
     ``targets``, else none. Returns ``{"match_counts", "ranges", "datasets"}``, JSON-ready after
     :func:`finite_or_none`.
     """
-    folders = ([reference] if reference else []) + list(folders)
+    folders = [Path(f) for f in ([reference] if reference else []) + list(folders)]
     results = []
     for name, folder in zip(unique_names(folders), folders, strict=True):
         result = {"name": name, **measure_dataset(folder, match_counts, limit)}

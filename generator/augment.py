@@ -135,6 +135,8 @@ class Augmentation:
     out: Path | None
     finetune_steps: int | None
     seed: int
+    device: str | None
+    precision: str
 
 
 def prepare_augmentation(
@@ -184,7 +186,7 @@ def prepare_augmentation(
         supported=supported,
         tracers=model_tracers(pipeline),
     )
-    return Augmentation(source, plan, pipeline, model, out, finetune_steps, seed)
+    return Augmentation(source, plan, pipeline, model, out, finetune_steps, seed, device, precision)
 
 
 def run_augmentation(
@@ -192,12 +194,10 @@ def run_augmentation(
     *,
     steps: int | None = None,
     guidance: float | None = None,
-    device: str | None = None,
-    precision: str = "fp32",
     progress: bool = True,
-) -> tuple[Dataset, int]:
-    """Fine-tune if asked, sample the planned studies into the target and record the provenance;
-    returns the target and how many studies were added.
+) -> int:
+    """Fine-tune if asked, sample the planned studies into the target (``out``, else the dataset) and
+    record the provenance; returns how many studies were added (nothing is done for an empty plan).
 
     Under ``accelerate launch`` the studies are split between the processes, which all planned against
     the folder as it was.
@@ -206,13 +206,15 @@ def run_augmentation(
 
     from synthscan.generator.storage import load_pipeline
 
+    if not job.plan.studies:
+        return 0
     state = PartialState()
     pipeline = job.pipeline
     if job.finetune_steps:
         tuned = finetune_for_augmentation(
             job.dataset, job.model, pipeline.sha256, job.finetune_steps, job.seed
         )
-        pipeline = load_pipeline(tuned, device=device, precision=precision)
+        pipeline = load_pipeline(tuned, device=job.device, precision=job.precision)
     target = job.dataset
     state.wait_for_everyone()  # every process planned against the folder as it was
     if job.out:
@@ -231,7 +233,7 @@ def run_augmentation(
             },
             train_dataset=str(job.dataset.root),
         )
-    return target, added
+    return added
 
 
 def finetuned_dir(dataset: Dataset, base_sha256: str, steps: int, seed: int) -> Path:

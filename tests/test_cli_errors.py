@@ -236,10 +236,16 @@ def test_running_out_of_memory_is_one_line_with_the_fix_other_runtime_errors_kee
         return call
 
     oom = "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried 8 GB"
-    with pytest.raises(click.ClickException, match=r"out of memory .*lower --batch-size"):
+    with pytest.raises(click.ClickException, match=r"out of memory .*lower the batch size"):
         run_guarded(ctx, fail(oom))
     with pytest.raises(RuntimeError, match="a bug"):
         run_guarded(ctx, fail("a bug"))
+
+    def numpy_allocation():
+        raise MemoryError("Unable to allocate 8.00 GiB for an array with shape (1000, 2, 1024, 256)")
+
+    with pytest.raises(click.ClickException, match=r"out of memory \(Unable to allocate 8.00 GiB"):
+        run_guarded(ctx, numpy_allocation)
 
 
 def test_every_command_that_promises_to_resume_keeps_its_output_on_failure():

@@ -1212,7 +1212,10 @@ def test_sample_command_writes_a_new_folder_named_after_the_condition(trained, t
     ("args", "message"),
     [
         (["--condition", "cancer"], "'cancer' is not one of 'normal', 'metastasis', 'amyloidosis'"),
-        (["--condition", "normal", "--grade", "2"], "--grade applies to --condition amyloidosis only"),
+        (
+            ["--condition", "normal", "--grade", "2"],
+            "Invalid value for --grade: applies to --condition amyloidosis only",
+        ),
         (["--condition", "amyloidosis", "--grade", "2"], "amyloidosis conditions it knows"),
         (["--condition", "normal", "--grade", "5"], "'5' is not one of '1', '2', '3'"),
     ],

@@ -115,6 +115,6 @@ def augment(
         click.echo(job.plan.table())
     if dry_run or not job.plan.studies:
         return
-    target, added = run_augmentation(job, steps=steps, guidance=guidance, device=device, precision=precision)
+    added = run_augmentation(job, steps=steps, guidance=guidance)
     if state.is_main_process:
-        click.echo(f"Added {added} synthetic studies to {target.root}.")
+        click.echo(f"Added {added} synthetic studies to {job.out or job.dataset.root}.")

@@ -113,14 +113,18 @@ def run_guarded(ctx: click.Context, call: Callable[[], Any]) -> Any:
             if ctx.meta.get(VERBOSE):
                 _print_traceback()
             raise click.ClickException(describe(error)) from error
-        except RuntimeError as error:  # torch's allocators say so in a RuntimeError (CUDA: a subclass)
-            if not _out_of_memory(error):
+        except (
+            RuntimeError,
+            MemoryError,
+        ) as error:  # torch's allocators raise RuntimeErrors (CUDA: a subclass)
+            if not isinstance(error, MemoryError) and not _out_of_memory(error):
                 raise
             if ctx.meta.get(VERBOSE):
                 _print_traceback()
+            first = (str(error).splitlines() or [type(error).__name__])[0][:200]
             raise click.ClickException(
-                f"out of memory ({str(error).splitlines()[0][:200]}); lower --batch-size (or the config's "
-                "batch_size with --set), or use a machine with more memory"
+                f"out of memory ({first}); lower the batch size where the command has one (--batch-size, or "
+                "a config's batch_size with --set), use fewer studies at once, or a machine with more memory"
             ) from error
 
 

@@ -113,8 +113,8 @@ def import_public(
 
     LAYOUT bs80k: BS-80K (SRC/wholeBodyANT/<id>.jpg, SRC/wholeBodyPOST/<id>.jpg and their label lists
     wholeBodyANT.txt / wholeBodyPOST.txt); png-folders: one folder per class holding Anterior/ and
-    Posterior/ 16-bit PNG views (IICS-UNA). Both store display or scanner values, not photon counts,
-    and say so in dataset.json.
+    Posterior/ PNG views (IICS-UNA; 16-bit scanner values, or 8-bit display values). Both store the
+    source's display or scanner values, not photon counts, and say so in dataset.json.
     """
     from synthscan.dataset import DatasetError
     from synthscan.importers.bs80k import import_bs80k
@@ -130,7 +130,8 @@ def import_public(
     other = {"bs80k": {"class_map"}, "png-folders": {"abnormal_label", "invert"}}[layout] & given
     if other:
         flags = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(other))
-        raise click.UsageError(f"{flags} does not apply to layout {layout}; leave it out")
+        verb = "does" if len(other) == 1 else "do"
+        raise click.UsageError(f"{flags} {verb} not apply to layout {layout}; leave it out")
     options = ImportOptions(
         matrix=matrix,
         pixel_spacing_mm=pixel_spacing_mm,
