@@ -22,8 +22,9 @@ from synthscan.generator.conditions import condition_key, tracer_sequence
 from synthscan.generator.sampling import SampleRequest, write_samples
 from synthscan.labels import AMYLOIDOSIS_GRADES, LABELS, PATIENT_SOURCES, TRACERS
 
-MODES = ("balance", "ratio", "per-class")
 log = logging.getLogger(__name__)
+
+MODES = ("balance", "ratio", "per-class")
 
 
 @dataclass

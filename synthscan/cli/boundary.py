@@ -82,6 +82,12 @@ def describe(error: BaseException) -> str:
         return f"{error}; install the missing package (pip install 'synthscan[test]' has them all)"
     if isinstance(error, EOFError | zipfile.BadZipFile | zlib.error):
         return f"a file is truncated or corrupt ({error}); rerun with -v to see which"
+    if isinstance(error, RuntimeError | MemoryError) and _out_of_memory(error):
+        first = (str(error).splitlines() or [type(error).__name__])[0][:200]
+        return (
+            f"out of memory ({first}); lower the batch size where the command has one (--batch-size, or "
+            "a config's batch_size with --set), use fewer studies at once, or a machine with more memory"
+        )
     text = str(error) or type(error).__name__
     return text if _raised_by_synthscan(error) else f"{text} ({type(error).__name__}; -v shows the traceback)"
 
@@ -109,28 +115,20 @@ def run_guarded(ctx: click.Context, call: Callable[[], Any]) -> Any:
             if not _stdout_closed():
                 raise click.ClickException(describe(error)) from error
             raise click.exceptions.Exit(1) from None
-        except EXPECTED as error:
-            if ctx.meta.get(VERBOSE):
-                _print_traceback()
-            raise click.ClickException(describe(error)) from error
-        except (
-            RuntimeError,
-            MemoryError,
-        ) as error:  # torch's allocators raise RuntimeErrors (CUDA: a subclass)
-            if not isinstance(error, MemoryError) and not _out_of_memory(error):
+        except (*EXPECTED, RuntimeError, MemoryError) as error:
+            if not isinstance(error, EXPECTED) and not _out_of_memory(error):
                 raise
             if ctx.meta.get(VERBOSE):
                 _print_traceback()
-            first = (str(error).splitlines() or [type(error).__name__])[0][:200]
-            raise click.ClickException(
-                f"out of memory ({first}); lower the batch size where the command has one (--batch-size, or "
-                "a config's batch_size with --set), use fewer studies at once, or a machine with more memory"
-            ) from error
+            raise click.ClickException(describe(error)) from error
 
 
-def _out_of_memory(error: RuntimeError) -> bool:
+def _out_of_memory(error: BaseException) -> bool:
+    """numpy's MemoryError, or torch's allocators' RuntimeError (CUDA's is a subclass)."""
     text = str(error).lower()
-    return any(sign in text for sign in ("out of memory", "can't allocate memory", "cannot allocate memory"))
+    return isinstance(error, MemoryError) or any(
+        sign in text for sign in ("out of memory", "can't allocate memory", "cannot allocate memory")
+    )
 
 
 def _stdout_closed() -> bool:
