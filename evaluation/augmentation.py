@@ -51,7 +51,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from scipy.stats import bootstrap
@@ -571,6 +571,45 @@ def run_augmentation_study(
         write_report(summarise(out, cohorts, runs, settings), out)
         study.log_metrics(event="report", runs=len(runs))
     return json.loads((out / RESULTS).read_text(encoding="utf-8"))
+
+
+def run_study_in_processes(
+    real: Dataset,
+    test: Sequence[Dataset],
+    out: str | Path,
+    config: ClassifierConfig,
+    design: StudyDesign,
+    *,
+    shard: tuple[int, int] | None = None,
+    prepare_only: bool = False,
+    **options: Any,
+) -> dict[str, Any] | Literal[False] | None:
+    """:func:`run_augmentation_study` in this process, or this process's share under ``accelerate launch``.
+
+    Launched processes take shards ``rank + 1`` of ``N`` and the main process returns the results once
+    every process is done (the others return ``False``); a study that samples from a generator is
+    prepared first by one process (``prepare_only``), so that no two processes sample into its folder.
+    """
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.num_processes == 1:
+        return run_augmentation_study(
+            real, test, out, config, design, shard=shard, prepare_only=prepare_only, **options
+        )
+    if shard is not None or prepare_only:
+        raise ValueError(
+            "under accelerate launch every process takes its own shard: leave out --shard, and run "
+            "--prepare-only in one process (without accelerate launch)"
+        )
+    shard = (state.process_index + 1, state.num_processes)
+    results = run_augmentation_study(real, test, out, config, design, shard=shard, **options)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return False
+    if results is None:  # another process finished the last run: every run is there now
+        results = run_augmentation_study(real, test, out, config, design, shard=shard, **options)
+    return results
 
 
 def _complete(out: Path, run: Run, cohorts: Sequence[Cohort]) -> bool:

@@ -327,6 +327,37 @@ def test_dicomdir_file_set(tmp_path, train):
     assert again.exit_code != 0 and "new folder" in again.output
 
 
+@pytest.mark.parametrize("dicomdir", [False, True])
+def test_an_interrupted_export_resumes_and_an_interrupted_file_set_leaves_nothing(
+    tmp_path, train, monkeypatch, dicomdir
+):
+    """Ctrl-C during a plain export keeps the objects written (rerunning finishes the rest); a File-set
+    is written at once at the end, so its new folder goes and rerunning is not refused as "not empty"."""
+    import synthscan.dicom.write as write
+
+    dataset = make(tmp_path / "ds", synthetic_rows())
+    command = ["export-dicom", str(dataset.root), "--out", str(tmp_path / "out"), "--train", str(train.root)]
+    command += ["--no-progress", *(["--dicomdir"] if dicomdir else [])]
+    convert, calls = write.study_to_dicom, []
+
+    def interrupted_at_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return convert(*args, **kwargs)
+
+    monkeypatch.setattr(write, "study_to_dicom", interrupted_at_the_second)
+    assert CliRunner().invoke(main, command).exit_code != 0
+    if dicomdir:
+        assert not (tmp_path / "out").exists()
+    else:
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s0.dcm"]
+    monkeypatch.setattr(write, "study_to_dicom", convert)
+    again = CliRunner().invoke(main, command)
+    assert again.exit_code == 0, again.output
+    assert f"({0 if dicomdir else 1} already there" in again.output
+
+
 def test_round_trip_keeps_pixels_labels_source_and_seed(tmp_path, train):
     rows = [*synthetic_rows(), ("sim0", "simulated", "metastasis", 0, "MDP", None)]
     dataset = make(tmp_path / "ds", rows)

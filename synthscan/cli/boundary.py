@@ -43,9 +43,13 @@ RESUMABLE = frozenset(
         "import-dicom",
         "import-public",
         "evaluate augmentation",
+        "export-dicom",
     }
 )
 """Commands whose partial output is a consistent state that rerunning completes: kept on failure."""
+
+NOT_RESUMABLE_WITH = {"export-dicom": "dicomdir"}
+"""A flag that makes a resumable command write its output at once (a File-set needs a new folder)."""
 
 UNCHECKED = frozenset({"check"})
 """Commands that read damaged datasets on purpose."""
@@ -155,7 +159,7 @@ def guarded(command: click.Command, name: str) -> click.Command:
     def invoke(ctx: click.Context) -> Any:
         if name not in UNCHECKED:
             verify_inputs(ctx)
-        created = [] if name in RESUMABLE else _new_outputs(ctx)
+        created = [] if _resumable(name, ctx) else _new_outputs(ctx)
         try:
             return command.invoke(ctx)
         except BaseException as error:
@@ -166,6 +170,10 @@ def guarded(command: click.Command, name: str) -> click.Command:
 
     shim.invoke = invoke  # type: ignore[method-assign]
     return shim
+
+
+def _resumable(name: str, ctx: click.Context) -> bool:
+    return name in RESUMABLE and not ctx.params.get(NOT_RESUMABLE_WITH.get(name, ""), False)
 
 
 def verify_inputs(ctx: click.Context) -> None:

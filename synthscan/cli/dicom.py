@@ -168,7 +168,12 @@ def _echo_skipped(skipped: list[tuple[str, str]]) -> None:
 
 @click.command()
 @click.argument("dataset_path", metavar="DATASET", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the DICOM files.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the DICOM files (rerun to resume an interrupted export; --dicomdir needs a new one).",
+)
 @click.option(
     "--allow-flagged",
     is_flag=True,

@@ -142,7 +142,13 @@ def augmentation(
     """
     from synthscan.classifier.synthetic import is_generator_dir, load_generator, open_synthetic_datasets
     from synthscan.dataset import Dataset
-    from synthscan.evaluation.augmentation import StudyDesign, parse_ratios, parse_shard, parse_sizes
+    from synthscan.evaluation.augmentation import (
+        StudyDesign,
+        parse_ratios,
+        parse_shard,
+        parse_sizes,
+        run_study_in_processes,
+    )
 
     config = load_classifier_config(config_name, sets)
     design = StudyDesign(
@@ -172,7 +178,9 @@ def augmentation(
         options["synthetic"] = open_synthetic_datasets(
             [synthetic_path], real.info.matrix, real.info.pixel_spacing_mm
         )
-    results = _run_study(real, cohorts, out, config, design, parse_shard(shard), prepare_only, options)
+    results = run_study_in_processes(
+        real, cohorts, out, config, design, shard=parse_shard(shard), prepare_only=prepare_only, **options
+    )
     if results is False:
         return  # a launched process whose share is done; the main process reports
     if results is None:
@@ -186,34 +194,3 @@ def augmentation(
             f"relative external AUC gain {gain['mean']:+.1f} %{interval} across {gain['n_draws']} draw(s)"
         )
     click.echo(f"Report: {Path(out) / 'report.md'}")
-
-
-def _run_study(real, cohorts, out, config, design, shard, prepare_only, options):
-    """The study in this process, or this process's share under ``accelerate launch`` (its shard).
-
-    Launched processes take shards ``rank + 1`` of ``N`` and the main process writes the report once
-    every process is done (the others return ``False``); a study that samples from a generator is
-    prepared first by one process (``--prepare-only``), so that no two processes sample into its folder.
-    """
-    from accelerate import PartialState
-
-    from synthscan.evaluation.augmentation import run_augmentation_study
-
-    state = PartialState()
-    if state.num_processes == 1:
-        return run_augmentation_study(
-            real, cohorts, out, config, design, shard=shard, prepare_only=prepare_only, **options
-        )
-    if shard is not None or prepare_only:
-        raise click.UsageError(
-            "under accelerate launch every process takes its own shard: leave out --shard, and run "
-            "--prepare-only in one process (without accelerate launch)"
-        )
-    shard = (state.process_index + 1, state.num_processes)
-    results = run_augmentation_study(real, cohorts, out, config, design, shard=shard, **options)
-    state.wait_for_everyone()
-    if not state.is_main_process:
-        return False
-    if results is None:  # another process finished the last run: every run is there now
-        results = run_augmentation_study(real, cohorts, out, config, design, shard=shard, **options)
-    return results
