@@ -287,6 +287,7 @@ def train_autoencoder(
     torch.manual_seed(config.seed)
     split = tuple(ae.split_range) if ae.split_range else None
     objective_module = AutoencoderObjective(build_autoencoder(ae), ae.kl_weight, ae.mse_weight, split)
+    ema = EMAModel(objective_module.vae.parameters(), decay=ae.ema_decay) if ae.ema_decay else None
     scales = torch.from_numpy(np.asarray(images.scales, dtype=np.float32))
     state = PartialState()
 
@@ -308,8 +309,11 @@ def train_autoencoder(
         folder=out / "autoencoder",
         config=config,
         run=run,
+        ema=ema,
         progress=progress,
     )
+    if ema is not None:
+        ema.copy_to(trained.vae.parameters())
     if state.is_main_process:
         vae = trained.vae.eval()
         mean, std = cached_latents(vae, images, out / "data", progress=progress)

@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 from conftest import draw_half_the_bodies_down
 from diffusers import DPMSolverMultistepScheduler
+from safetensors.torch import load_file
 
 from synthscan.classifier.synthetic import load_generator
 from synthscan.cli import main
@@ -642,6 +643,43 @@ def test_interrupted_training_resumes_exactly(generator_dataset, tmp_path, monke
         a = next((reference / part).glob("*.safetensors")).read_bytes()
         b = next((resumed / part).glob("*.safetensors")).read_bytes()
         assert a == b, f"{part} weights differ after resuming"
+
+
+def test_an_autoencoder_ema_is_what_is_saved_and_resumes_exactly(generator_dataset, tmp_path, monkeypatch):
+    """``autoencoder.ema_decay``: the saved autoencoder is the weights' moving average, not the last
+    weights, and an interrupted stage 1 resumes with its average to the same bytes."""
+    data, ema = generator_dataset.root, {"autoencoder.ema_decay": 0.9, "diffusion.steps": 1}
+
+    def vae_bytes(model: Path) -> bytes:
+        return next((model / "vae").glob("*.safetensors")).read_bytes()
+
+    def vae_weights(model: Path) -> dict[str, torch.Tensor]:
+        return load_file(next((model / "vae").glob("*.safetensors")))
+
+    plain = train_module.train(
+        data, tiny_config(**{"diffusion.steps": 1}), tmp_path / "plain", progress=False
+    )
+    reference = train_module.train(data, tiny_config(**ema), tmp_path / "ref", progress=False)
+    assert vae_bytes(reference) != vae_bytes(plain)
+    # an average that forgets at once is the last weights: the average follows the training steps
+    forgetful = tiny_config(**{"autoencoder.ema_decay": 1e-6, "diffusion.steps": 1})
+    last = vae_weights(train_module.train(data, forgetful, tmp_path / "last", progress=False))
+    for name, weights in vae_weights(plain).items():
+        torch.testing.assert_close(last[name], weights, atol=1e-5, rtol=1e-4)
+    original = train_module._save_checkpoint
+
+    def crash_after_the_first_autoencoder_checkpoint(accelerator, folder, step):
+        original(accelerator, folder, step)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_save_checkpoint", crash_after_the_first_autoencoder_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(data, tiny_config(**ema), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "autoencoder" / "final").exists()
+    monkeypatch.setattr(train_module, "_save_checkpoint", original)
+    assert vae_bytes(train_module.train(data, tiny_config(**ema), tmp_path / "run", progress=False)) == (
+        vae_bytes(reference)
+    )
 
 
 def test_folded_latents_are_the_autoencoder_s_2x2_blocks_as_channels():
