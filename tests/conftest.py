@@ -29,6 +29,22 @@ def draw_half_the_bodies_down(pipeline) -> None:
     pipeline.register_to_config(rate_calibration=None)
 
 
+def interrupt_after_the_first_checkpoint(monkeypatch, run) -> None:
+    """``run()`` stopped as by Ctrl-C right after it saves its first training checkpoint."""
+    from synthscan.generator import train
+
+    original = train._save_checkpoint
+
+    def save_then_stop(accelerator, folder, step):
+        original(accelerator, folder, step)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "_save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.setattr(train, "_save_checkpoint", original)
+
+
 GENERATOR_ROWS = [("normal", 0), ("metastasis", 0), ("amyloidosis", 1), ("amyloidosis", 3)] * 3
 
 

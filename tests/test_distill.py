@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import GENERATOR_MATRIX, draw_half_the_bodies_down, write_generator_dataset
+from conftest import (
+    GENERATOR_MATRIX,
+    draw_half_the_bodies_down,
+    interrupt_after_the_first_checkpoint,
+    write_generator_dataset,
+)
 from diffusers import DDPMScheduler, LCMScheduler
 
 from synthscan.cli import main
 from synthscan.config import ConfigError, builtin_config, load_config
 from synthscan.dataset import Dataset, DatasetError
 from synthscan.generator import storage
-from synthscan.generator import train as train_module
 from synthscan.generator.conditions import split_key
 from synthscan.generator.config import DistillConfig
 from synthscan.generator.distill import (
@@ -365,16 +369,9 @@ def test_a_consistency_step_from_a_guidance_student_calls_it_once_per_study(tiny
 def test_interrupted_distillation_resumes_exactly(tiny_generator, generator_dataset, tmp_path, monkeypatch):
     data = generator_dataset.root
     reference = distill(tiny_generator, data, tiny(), tmp_path / "ref", progress=False)
-    original = train_module._save_checkpoint
-
-    def crash_after_first_checkpoint(accelerator, folder, step):
-        original(accelerator, folder, step)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_module, "_save_checkpoint", crash_after_first_checkpoint)
-    with pytest.raises(KeyboardInterrupt):
-        distill(tiny_generator, data, tiny(), tmp_path / "run", progress=False)
-    monkeypatch.setattr(train_module, "_save_checkpoint", original)
+    interrupt_after_the_first_checkpoint(
+        monkeypatch, lambda: distill(tiny_generator, data, tiny(), tmp_path / "run", progress=False)
+    )
     resumed = distill(tiny_generator, data, tiny(), tmp_path / "run", progress=False)
     a = next((reference / "unet").glob("*.safetensors")).read_bytes()
     b = next((resumed / "unet").glob("*.safetensors")).read_bytes()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import draw_half_the_bodies_down
+from conftest import draw_half_the_bodies_down, interrupt_after_the_first_checkpoint
 from diffusers import DPMSolverMultistepScheduler
 from safetensors.torch import load_file
 
@@ -666,17 +666,10 @@ def test_an_autoencoder_ema_is_what_is_saved_and_resumes_exactly(generator_datas
     last = vae_weights(train_module.train(data, forgetful, tmp_path / "last", progress=False))
     for name, weights in vae_weights(plain).items():
         torch.testing.assert_close(last[name], weights, atol=1e-5, rtol=1e-4)
-    original = train_module._save_checkpoint
-
-    def crash_after_the_first_autoencoder_checkpoint(accelerator, folder, step):
-        original(accelerator, folder, step)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_module, "_save_checkpoint", crash_after_the_first_autoencoder_checkpoint)
-    with pytest.raises(KeyboardInterrupt):
-        train_module.train(data, tiny_config(**ema), tmp_path / "run", progress=False)
+    interrupt_after_the_first_checkpoint(
+        monkeypatch, lambda: train_module.train(data, tiny_config(**ema), tmp_path / "run", progress=False)
+    )
     assert not (tmp_path / "run" / "autoencoder" / "final").exists()
-    monkeypatch.setattr(train_module, "_save_checkpoint", original)
     assert vae_bytes(train_module.train(data, tiny_config(**ema), tmp_path / "run", progress=False)) == (
         vae_bytes(reference)
     )
