@@ -587,8 +587,9 @@ def run_study_in_processes(
     """:func:`run_augmentation_study` in this process, or this process's share under ``accelerate launch``.
 
     Launched processes take shards ``rank + 1`` of ``N`` and the main process returns the results once
-    every process is done (the others return ``False``); a study that samples from a generator is
-    prepared first by one process (``prepare_only``), so that no two processes sample into its folder.
+    every process is done (the others return ``False``). A study that samples from a generator must
+    be prepared first by one process (``prepare_only``, without ``accelerate launch``), so that no two
+    processes sample into its folder; :func:`run_augmentation_study` refuses otherwise.
     """
     from accelerate import PartialState
 

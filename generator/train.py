@@ -188,6 +188,21 @@ def _save_checkpoint(accelerator: Accelerator, folder: Path, step: int) -> None:
     accelerator.wait_for_everyone()
 
 
+def _check_checkpoint_ema(folder: Path, ema: bool) -> None:
+    """Refuse to resume a stage with or without a moving average of its weights unlike its checkpoint
+    (accelerate would fail on the missing file, or silently drop the saved average)."""
+    for candidate in (folder, folder.with_name(folder.name + ".old")):
+        if (candidate / "step.json").is_file():
+            saved = (candidate / EMA_STATE).is_file()
+            if saved != ema:
+                raise ConfigError(
+                    f"{candidate} was saved {'with' if saved else 'without'} a moving average of the weights "
+                    "(autoencoder.ema_decay for the autoencoder stage); resume with the setting it was "
+                    "started with, or give a new --out"
+                )
+            return
+
+
 def _resume(accelerator: Accelerator, folder: Path) -> int:
     """Load the latest checkpoint of a stage (or the previous one if a swap was interrupted); its step."""
     for candidate in (folder, folder.with_name(folder.name + ".old")):
@@ -197,6 +212,11 @@ def _resume(accelerator: Accelerator, folder: Path) -> int:
             log.info("resumed %s at step %d", candidate, step)
             return int(step)
     return 0
+
+
+EMA_STATE = "custom_checkpoint_1.pkl"
+"""accelerate's file of the second object registered for checkpointing: a stage's EMA (the first is
+its learning-rate schedule)."""
 
 
 def run_stage(
@@ -227,6 +247,7 @@ def run_stage(
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
     checkpoint = folder / "checkpoint"
+    _check_checkpoint_ema(checkpoint, ema is not None)
     start = _resume(accelerator, checkpoint)
     if ema is not None:
         ema.to(accelerator.device)  # a checkpoint's EMA weights are loaded onto the CPU
@@ -287,7 +308,7 @@ def train_autoencoder(
     torch.manual_seed(config.seed)
     split = tuple(ae.split_range) if ae.split_range else None
     objective_module = AutoencoderObjective(build_autoencoder(ae), ae.kl_weight, ae.mse_weight, split)
-    ema = EMAModel(objective_module.vae.parameters(), decay=ae.ema_decay) if ae.ema_decay else None
+    ema = EMAModel(objective_module.parameters(), decay=ae.ema_decay) if ae.ema_decay is not None else None
     scales = torch.from_numpy(np.asarray(images.scales, dtype=np.float32))
     state = PartialState()
 
@@ -313,7 +334,7 @@ def train_autoencoder(
         progress=progress,
     )
     if ema is not None:
-        ema.copy_to(trained.vae.parameters())
+        ema.copy_to(trained.parameters())
     if state.is_main_process:
         vae = trained.vae.eval()
         mean, std = cached_latents(vae, images, out / "data", progress=progress)

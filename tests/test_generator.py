@@ -670,6 +670,8 @@ def test_an_autoencoder_ema_is_what_is_saved_and_resumes_exactly(generator_datas
         monkeypatch, lambda: train_module.train(data, tiny_config(**ema), tmp_path / "run", progress=False)
     )
     assert not (tmp_path / "run" / "autoencoder" / "final").exists()
+    with pytest.raises(ConfigError, match="with a moving average"):  # not its last weights, silently
+        train_module.train(data, tiny_config(**{"diffusion.steps": 1}), tmp_path / "run", progress=False)
     assert vae_bytes(train_module.train(data, tiny_config(**ema), tmp_path / "run", progress=False)) == (
         vae_bytes(reference)
     )

@@ -23,8 +23,9 @@ import threading
 import traceback
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import click
@@ -48,7 +49,7 @@ RESUMABLE = frozenset(
 )
 """Commands whose partial output is a consistent state that rerunning completes: kept on failure."""
 
-NOT_RESUMABLE_WITH = {"export-dicom": "dicomdir"}
+NOT_RESUMABLE_WITH: Mapping[str, str] = MappingProxyType({"export-dicom": "dicomdir"})
 """A flag that makes a resumable command write its output at once (a File-set needs a new folder)."""
 
 UNCHECKED = frozenset({"check"})
@@ -173,6 +174,7 @@ def guarded(command: click.Command, name: str) -> click.Command:
 
 
 def _resumable(name: str, ctx: click.Context) -> bool:
+    """Whether command ``name``, as invoked in ``ctx``, keeps its partial output on failure."""
     return name in RESUMABLE and not ctx.params.get(NOT_RESUMABLE_WITH.get(name, ""), False)
 
 
