@@ -172,7 +172,8 @@ def _echo_skipped(skipped: list[tuple[str, str]]) -> None:
     "--out",
     required=True,
     type=click.Path(file_okay=False),
-    help="Folder for the DICOM files (rerun to resume an interrupted export; --dicomdir needs a new one).",
+    help="Folder for the DICOM files (an interrupted export resumes when rerun with the same options: "
+    "files already there are kept as they are; --dicomdir needs a new folder).",
 )
 @click.option(
     "--allow-flagged",
