@@ -83,10 +83,10 @@ class AutoencoderConfig:
     # [low, high]: split each study's counts by binomial thinning, a share drawn from this range feeds
     # the encoder and the rest scores the decoder (Noise2Noise); null: score against the input itself
     split_range: tuple[Fraction, Fraction] | None = None
-    # exponential moving average of the autoencoder's weights, saved instead of the last ones; null: none
-    # (diffusers' EMAModel: the decay at step s is min(ema_decay, (1 + s) / (10 + s)), as in the UNet's)
-    # (two runs of cpu_default on the same studies gave reconstructions of relative L1 0.082 and 0.107,
-    # the shipped autoencoder's 0.067: docs/one_command)
+    # exponential moving average of the autoencoder's weights, saved instead of the last ones; null: none.
+    # diffusers' EMAModel, as the UNet's: the decay at step s is min(ema_decay, (1 + s) / (10 + s)).
+    # Two runs of cpu_default on the same studies gave reconstructions of relative L1 0.082 and 0.107,
+    # the shipped autoencoder's 0.067 (docs/one_command)
     ema_decay: Fraction | None = None
     # a trained generator (folder or shipped name) whose autoencoder is reused as it is, skipping this
     # stage, so UNet designs compare on one latent space; the fields above must match its architecture

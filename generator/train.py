@@ -188,9 +188,17 @@ def _save_checkpoint(accelerator: Accelerator, folder: Path, step: int) -> None:
     accelerator.wait_for_everyone()
 
 
-def _check_checkpoint_ema(folder: Path, ema: bool) -> None:
-    """Refuse to resume a stage with or without a moving average of its weights unlike its checkpoint
-    (accelerate would fail on the missing file, or silently drop the saved average)."""
+EMA_STATE = "custom_checkpoint_1.pkl"
+"""accelerate's file of the second object registered for checkpointing: a stage's EMA (the first is
+its learning-rate schedule)."""
+
+
+def _resume(accelerator: Accelerator, folder: Path, ema: bool) -> int:
+    """Load the latest checkpoint of a stage (or the previous one if a swap was interrupted); its step.
+
+    A checkpoint saved with a moving average of the weights (``ema``) unlike this run is refused:
+    accelerate would fail on the missing file, or silently drop the saved average.
+    """
     for candidate in (folder, folder.with_name(folder.name + ".old")):
         if (candidate / "step.json").is_file():
             saved = (candidate / EMA_STATE).is_file()
@@ -200,23 +208,11 @@ def _check_checkpoint_ema(folder: Path, ema: bool) -> None:
                     "(autoencoder.ema_decay for the autoencoder stage); resume with the setting it was "
                     "started with, or give a new --out"
                 )
-            return
-
-
-def _resume(accelerator: Accelerator, folder: Path) -> int:
-    """Load the latest checkpoint of a stage (or the previous one if a swap was interrupted); its step."""
-    for candidate in (folder, folder.with_name(folder.name + ".old")):
-        if (candidate / "step.json").is_file():
             accelerator.load_state(str(candidate))
             step = json.loads((candidate / "step.json").read_text())["step"]
             log.info("resumed %s at step %d", candidate, step)
             return int(step)
     return 0
-
-
-EMA_STATE = "custom_checkpoint_1.pkl"
-"""accelerate's file of the second object registered for checkpointing: a stage's EMA (the first is
-its learning-rate schedule)."""
 
 
 def run_stage(
@@ -247,8 +243,7 @@ def run_stage(
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
     checkpoint = folder / "checkpoint"
-    _check_checkpoint_ema(checkpoint, ema is not None)
-    start = _resume(accelerator, checkpoint)
+    start = _resume(accelerator, checkpoint, ema is not None)
     if ema is not None:
         ema.to(accelerator.device)  # a checkpoint's EMA weights are loaded onto the CPU
     main = accelerator.is_main_process
