@@ -358,6 +358,32 @@ def test_an_interrupted_export_resumes_and_an_interrupted_file_set_leaves_nothin
     assert f"({0 if dicomdir else 1} already there" in again.output
 
 
+def test_a_resumed_export_keeps_only_whole_objects_written_alike(tmp_path, train):
+    """Rerunning into a folder keeps its objects only when this export would write them as they are."""
+    dataset = make(tmp_path / "ds", synthetic_rows())
+    out = tmp_path / "out"
+    command = ["export-dicom", str(dataset.root), "--out", str(out), "--train", str(train.root)]
+    command.append("--no-progress")
+    assert CliRunner().invoke(main, command).exit_code == 0
+    again = CliRunner().invoke(main, command)
+    assert again.exit_code == 0 and f"({len(synthetic_rows())} already there" in again.output
+
+    faster = CliRunner().invoke(main, [*command, "--scan-velocity-mm-s", "5"])
+    assert faster.exit_code != 0
+    assert "s0.dcm was written with scan velocity 2.5 mm/s" in faster.output and "not 5," in faster.output
+
+    other = make(tmp_path / "other", synthetic_rows())
+    foreign = CliRunner().invoke(main, [*command[:1], str(other.root), *command[2:]])
+    assert foreign.exit_code != 0 and "s0.dcm is not this dataset's export of s0" in foreign.output
+
+    whole = (out / "s1.dcm").read_bytes()
+    (out / "s1.dcm").write_bytes(whole[: len(whole) // 2])
+    cut = CliRunner().invoke(main, command)
+    assert cut.exit_code != 0 and "s1.dcm is not a whole NM object" in cut.output
+    (out / "s1.dcm").write_bytes(whole)
+    assert CliRunner().invoke(main, command).exit_code == 0
+
+
 def test_round_trip_keeps_pixels_labels_source_and_seed(tmp_path, train):
     rows = [*synthetic_rows(), ("sim0", "simulated", "metastasis", 0, "MDP", None)]
     dataset = make(tmp_path / "ds", rows)

@@ -173,7 +173,7 @@ def _echo_skipped(skipped: list[tuple[str, str]]) -> None:
     required=True,
     type=click.Path(file_okay=False),
     help="Folder for the DICOM files (an interrupted export resumes when rerun with the same options: "
-    "files already there are kept as they are; --dicomdir needs a new folder).",
+    "objects already there are checked and kept; --dicomdir needs a new folder).",
 )
 @click.option(
     "--allow-flagged",

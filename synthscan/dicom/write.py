@@ -464,6 +464,50 @@ def _exportable(
     return keep, refused
 
 
+def _kept_problem(
+    path: Path, record: Record, identity: ExportIdentity, acquisition: NMAcquisition
+) -> str | None:
+    """Why an object already in the folder is not what this export would write, or None.
+
+    Exports are deterministic, so a resumed export keeps what is there only when it is whole and
+    carries this dataset's UID and the same acquisition options; anything else would leave a folder
+    of mixed exports.
+    """
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = dcmread(path)
+        whole = len(ds.PixelData) == int(ds.Rows) * int(ds.Columns) * int(ds.NumberOfFrames) * 2
+        uid = ds.SOPInstanceUID
+        written = (
+            float(ds.ScanVelocity),
+            str(ds.Manufacturer),
+            str(ds.DetectorInformationSequence[0].CollimatorGridName),
+        )
+    except (InvalidDicomError, AttributeError, IndexError, ValueError, OSError):
+        whole = False
+    if not whole:
+        return "is not a whole NM object of an export; delete it and rerun to write it again"
+    if uid != identity.uid(record.study_id, "instance"):
+        return (
+            f"is not this dataset's export of {record.study_id} (another dataset, or a new export "
+            "identity); export into a new folder"
+        )
+    wanted = (
+        float(f"{acquisition.scan_velocity_mm_s:.6g}"),  # as written
+        acquisition.manufacturer,
+        acquisition.collimator_name,
+    )
+    if written != wanted:
+        return (
+            f"was written with scan velocity {written[0]:g} mm/s, manufacturer {written[1]!r} and "
+            f"collimator {written[2]!r}, not {wanted[0]:g}, {wanted[1]!r} and {wanted[2]!r}; rerun with "
+            "the first export's options, or export into a new folder"
+        )
+    return None
+
+
 def _nothing_exported(dataset: SynthDataset, report: ExportReport) -> ExportError:
     reasons = "; ".join(sorted({reason for _, reason in report.refused})) or "it holds no studies"
     return ExportError(f"no study of {dataset.root} could be exported: {reasons}")
@@ -488,11 +532,12 @@ def export_dataset(
     privacy audit (:func:`synthscan.evaluation.privacy.flagged_studies_for_export`, which reuses a
     current saved audit or runs one against ``train``); flagged ones are refused unless
     ``allow_flagged``.  Without ``dicomdir`` each study becomes ``out/<study_id>.dcm``, written
-    atomically, and an interrupted export resumes where it stopped.  With ``dicomdir`` the files are
-    laid out as a PS3.10 File-set (``PTxxxxxx/STxxxxxx/SExxxxxx/IMxxxxxx``) with a DICOMDIR, built
-    by pydicom's :class:`~pydicom.fileset.FileSet` in a new folder.  Plain exports also write
-    ``out/export_report.json`` listing what was written and refused (a File-set gets no stray file:
-    the returned report says it).  Raises :class:`ExportError` when nothing is exportable.
+    atomically, and an interrupted export resumes where it stopped, keeping an object already
+    there only if it is whole and written by this export with the same options.  With ``dicomdir``
+    the files are laid out as a PS3.10 File-set (``PTxxxxxx/STxxxxxx/SExxxxxx/IMxxxxxx``) with a
+    DICOMDIR, built by pydicom's :class:`~pydicom.fileset.FileSet` in a new folder.  Plain exports
+    also write ``out/export_report.json`` listing what was written and refused (a File-set gets no
+    stray file: the returned report says it).  Raises :class:`ExportError` when nothing is exportable.
     """
     from synthscan.evaluation.privacy import flagged_studies_for_export
 
@@ -517,6 +562,9 @@ def export_dataset(
     for record in tqdm(keep, desc="export-dicom", disable=not progress):
         path = out / f"{record.study_id}.dcm"
         if fileset is None and path.is_file():
+            problem = _kept_problem(path, record, identity, acquisition)
+            if problem is not None:
+                raise ExportError(f"{path} {problem}")
             report.already_present.append(record.study_id)
             continue
         study = dataset.read(record)
