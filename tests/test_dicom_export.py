@@ -359,29 +359,34 @@ def test_an_interrupted_export_resumes_and_an_interrupted_file_set_leaves_nothin
 
 
 def test_a_resumed_export_keeps_only_whole_objects_written_alike(tmp_path, train):
-    """Rerunning into a folder keeps its objects only when this export would write them as they are."""
+    """Rerunning into a folder keeps its objects only when this export would write them as they are,
+    and refuses before it writes anything."""
     dataset = make(tmp_path / "ds", synthetic_rows())
-    out = tmp_path / "out"
+    out, n = tmp_path / "out", len(synthetic_rows())
     command = ["export-dicom", str(dataset.root), "--out", str(out), "--train", str(train.root)]
-    command.append("--no-progress")
+    command += ["--no-progress", "--scan-velocity-mm-s", "1.23456789"]  # not round: kept as written
     assert CliRunner().invoke(main, command).exit_code == 0
+    (out / "s0.dcm").unlink()
     again = CliRunner().invoke(main, command)
-    assert again.exit_code == 0 and f"({len(synthetic_rows())} already there" in again.output
+    assert again.exit_code == 0 and f"Wrote 1 NM objects to {out} ({n - 1} already there" in again.output
+    (out / "s0.dcm").unlink()  # the first study is missing, so a check as it goes would write it
+    before = {p.name: p.read_bytes() for p in out.glob("*.dcm")}
 
     faster = CliRunner().invoke(main, [*command, "--scan-velocity-mm-s", "5"])
     assert faster.exit_code != 0
-    assert "s0.dcm was written with scan velocity 2.5 mm/s" in faster.output and "not 5," in faster.output
-
+    assert "s1.dcm was written with scan velocity 1.23457 mm/s" in faster.output and "not 5," in faster.output
     other = make(tmp_path / "other", synthetic_rows())
     foreign = CliRunner().invoke(main, [*command[:1], str(other.root), *command[2:]])
-    assert foreign.exit_code != 0 and "s0.dcm is not this dataset's export of s0" in foreign.output
-
-    whole = (out / "s1.dcm").read_bytes()
-    (out / "s1.dcm").write_bytes(whole[: len(whole) // 2])
+    assert foreign.exit_code != 0 and "s1.dcm is not this dataset's export of s1" in foreign.output
+    whole = (out / "s2.dcm").read_bytes()
+    (out / "s2.dcm").write_bytes(whole[:-100])  # the end of the pixel data lost
     cut = CliRunner().invoke(main, command)
-    assert cut.exit_code != 0 and "s1.dcm is not a whole NM object" in cut.output
-    (out / "s1.dcm").write_bytes(whole)
-    assert CliRunner().invoke(main, command).exit_code == 0
+    assert cut.exit_code != 0 and "s2.dcm is not a whole NM object" in cut.output
+    (out / "s2.dcm").write_bytes(whole)
+    assert {p.name: p.read_bytes() for p in out.glob("*.dcm")} == before  # nothing written: s0 still missing
+
+    finished = CliRunner().invoke(main, command)
+    assert finished.exit_code == 0 and f"({n - 1} already there" in finished.output
 
 
 def test_round_trip_keeps_pixels_labels_source_and_seed(tmp_path, train):

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.fileset import FileSet
 from pydicom.sequence import Sequence
@@ -469,26 +470,27 @@ def _kept_problem(
 ) -> str | None:
     """Why an object already in the folder is not what this export would write, or None.
 
-    Exports are deterministic, so a resumed export keeps what is there only when it is whole and
-    carries this dataset's UID and the same acquisition options; anything else would leave a folder
-    of mixed exports.
+    Exports are deterministic, so a resumed export keeps an object only when it is whole and carries
+    this dataset's UID and the same scan velocity, manufacturer and collimator (the options a user
+    sets); anything else would leave a folder of mixed exports.
     """
-    from pydicom import dcmread
-    from pydicom.errors import InvalidDicomError
-
     try:
         ds = dcmread(path)
-        whole = len(ds.PixelData) == int(ds.Rows) * int(ds.Columns) * int(ds.NumberOfFrames) * 2
-        uid = ds.SOPInstanceUID
+        size = int(ds.Rows) * int(ds.Columns) * int(ds.NumberOfFrames) * int(ds.BitsAllocated) // 8
+        whole = len(ds.PixelData) == size
+    except Exception:  # whatever pydicom cannot read (it raises several kinds) is not a whole object
+        whole = False
+    if not whole:
+        return "is not a whole NM object; delete it and rerun to write it again"
+    try:
+        uid = str(ds.SOPInstanceUID)
         written = (
             float(ds.ScanVelocity),
             str(ds.Manufacturer),
             str(ds.DetectorInformationSequence[0].CollimatorGridName),
         )
-    except (InvalidDicomError, AttributeError, IndexError, ValueError, OSError):
-        whole = False
-    if not whole:
-        return "is not a whole NM object of an export; delete it and rerun to write it again"
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return "was not written by export-dicom; move it away or export into a new folder"
     if uid != identity.uid(record.study_id, "instance"):
         return (
             f"is not this dataset's export of {record.study_id} (another dataset, or a new export "
@@ -506,6 +508,21 @@ def _kept_problem(
             "the first export's options, or export into a new folder"
         )
     return None
+
+
+def _checked_present(
+    out: Path, keep: list[Record], identity: ExportIdentity, acquisition: NMAcquisition
+) -> set[str]:
+    """The studies whose objects a resumed export keeps, all checked before anything is written."""
+    present = set()
+    for record in keep:
+        path = out / f"{record.study_id}.dcm"
+        if path.is_file():
+            problem = _kept_problem(path, record, identity, acquisition)
+            if problem is not None:
+                raise ExportError(f"{path} {problem}")
+            present.add(record.study_id)
+    return present
 
 
 def _nothing_exported(dataset: SynthDataset, report: ExportReport) -> ExportError:
@@ -533,11 +550,13 @@ def export_dataset(
     current saved audit or runs one against ``train``); flagged ones are refused unless
     ``allow_flagged``.  Without ``dicomdir`` each study becomes ``out/<study_id>.dcm``, written
     atomically, and an interrupted export resumes where it stopped, keeping an object already
-    there only if it is whole and written by this export with the same options.  With ``dicomdir``
-    the files are laid out as a PS3.10 File-set (``PTxxxxxx/STxxxxxx/SExxxxxx/IMxxxxxx``) with a
-    DICOMDIR, built by pydicom's :class:`~pydicom.fileset.FileSet` in a new folder.  Plain exports
-    also write ``out/export_report.json`` listing what was written and refused (a File-set gets no
-    stray file: the returned report says it).  Raises :class:`ExportError` when nothing is exportable.
+    there only if it is whole and written by this export with the same options (all checked before
+    anything is written).  With ``dicomdir`` the files are laid out as a PS3.10 File-set
+    (``PTxxxxxx/STxxxxxx/SExxxxxx/IMxxxxxx``) with a DICOMDIR, built by pydicom's
+    :class:`~pydicom.fileset.FileSet` in a new folder.  Plain exports also write
+    ``out/export_report.json`` listing what was written and refused (a File-set gets no stray file:
+    the returned report says it).  Raises :class:`ExportError` when nothing is exportable or an
+    object already in ``out`` is not one this export would write.
     """
     from synthscan.evaluation.privacy import flagged_studies_for_export
 
@@ -559,12 +578,10 @@ def export_dataset(
     acquisition = acquisition or NMAcquisition()
     identity = ExportIdentity.of(dataset)
     fileset = FileSet() if dicomdir else None
+    present = set() if dicomdir else _checked_present(out, keep, identity, acquisition)
     for record in tqdm(keep, desc="export-dicom", disable=not progress):
         path = out / f"{record.study_id}.dcm"
-        if fileset is None and path.is_file():
-            problem = _kept_problem(path, record, identity, acquisition)
-            if problem is not None:
-                raise ExportError(f"{path} {problem}")
+        if record.study_id in present:
             report.already_present.append(record.study_id)
             continue
         study = dataset.read(record)
