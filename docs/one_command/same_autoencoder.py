@@ -3,7 +3,8 @@
     python docs/one_command/same_autoencoder.py MODEL_A MODEL_B
 
 Prints each tensor that differs (largest absolute difference) and a last line ``same: True/False``;
-exits 1 when they differ. The safetensors files' bytes are not compared: their metadata may differ where the weights do not.
+exits 1 when they differ. The safetensors files' bytes are not compared: their metadata may differ
+where the weights do not.
 """
 
 from __future__ import annotations

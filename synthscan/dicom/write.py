@@ -94,6 +94,11 @@ class NMAcquisition:
     manufacturer: str = "synthscan"
     """Written as equipment manufacturer: the object was made by software, not by a camera."""
 
+    @property
+    def scan_velocity(self) -> str:
+        """Scan Velocity (DS) as written, which a resumed export compares."""
+        return f"{self.scan_velocity_mm_s:.6g}"
+
 
 @dataclass(frozen=True)
 class SyntheticInfo:
@@ -342,7 +347,7 @@ def study_to_dicom(
     ds.CountsAccumulated = int(counts.sum(dtype=np.int64))
     scan_length_mm = rows * pixel_spacing_mm
     ds.ScanLength = round(scan_length_mm)
-    ds.ScanVelocity = f"{acquisition.scan_velocity_mm_s:.6g}"
+    ds.ScanVelocity = acquisition.scan_velocity
     ds.WholeBodyTechnique = "1PS"
     ds.ActualFrameDuration = round(1000 * scan_length_mm / acquisition.scan_velocity_mm_s)
 
@@ -497,7 +502,7 @@ def _kept_problem(
             "identity); export into a new folder"
         )
     wanted = (
-        float(f"{acquisition.scan_velocity_mm_s:.6g}"),  # as written
+        float(acquisition.scan_velocity),
         acquisition.manufacturer,
         acquisition.collimator_name,
     )
