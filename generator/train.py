@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import platform
 import shutil
 import time
 from collections import Counter
@@ -76,7 +75,7 @@ from synthscan.generator.pipeline import SynthScanPipeline
 from synthscan.generator.soup import average_models
 from synthscan.generator.storage import BASE_MODEL_HEADING, demote_headings, read_card, save_model
 from synthscan.generator.transform import ConditionLogNormal
-from synthscan.runs import RunDir
+from synthscan.runs import RunDir, cpu_model
 
 log = logging.getLogger(__name__)
 
@@ -699,7 +698,8 @@ def model_card(
         "",
         f"- synthscan {synthscan.__version__}, torch {torch.__version__}",
         f"- hardware: {state.num_processes} process(es) on {state.device.type}"
-        f" ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads per process",
+        f" ({cpu_model()}, {torch.backends.cpu.get_cpu_capability()} kernels),"
+        f" {torch.get_num_threads()} threads per process",
         f"- wall time: {seconds / 3600:.2f} h",
         *reused,
         "",

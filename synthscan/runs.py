@@ -1,10 +1,11 @@
-"""Self-describing run folders: resolved config, command line, version, git hash, metrics, log."""
+"""Self-describing run folders: resolved config, command line, version, git hash, machine, metrics, log."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import logging
+import os
 import platform
 import subprocess
 import sys
@@ -40,11 +41,41 @@ def git_hash() -> str:
     return f"{commit}-dirty" if dirty else commit
 
 
+KERNEL_SETTINGS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "OMP_NUM_THREADS")
+"""Environment variables that change which kernels PyTorch, oneDNN and MKL run."""
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what ``platform`` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """What a run computed on: the same training can land elsewhere on another CPU's kernels
+    (docs/one_command: one stage-1 command, 0.56 on an AVX-512 Xeon, 0.88 on an AVX2 EPYC)."""
+    import torch  # here, not at the top: the simulator records git_hash without loading torch
+
+    return {
+        "cpu": cpu_model(),
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "cuda": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "kernel_settings": {name: os.environ[name] for name in KERNEL_SETTINGS if name in os.environ},
+    }
+
+
 class RunDir:
     """A run folder: ``config.yaml``, ``run.json``, ``log.txt`` and ``metrics.jsonl``.
 
     Re-opening an existing folder (a resumed run) appends to the log and metrics and records the
-    new command line in ``run.json``'s ``invocations`` list.
+    new command line and machine in ``run.json``'s ``invocations`` list.
     """
 
     def __init__(self, path: str | Path, config: Any | None = None, *, kind: str):
@@ -61,6 +92,7 @@ class RunDir:
                 "git": git_hash(),
                 "python": platform.python_version(),
                 "platform": platform.platform(),
+                "machine": machine(),
                 "started": time.strftime(STARTED_FORMAT),
             }
         )
