@@ -665,6 +665,14 @@ def decoder_calibration(
     )
 
 
+def hardware(device: torch.device) -> str:
+    """The device a card names: the GPU's name, or the CPU's with the instruction set its kernels use."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    cpu = cpu_model()
+    return f"{device.type} ({cpu['name']}, {torch.backends.cpu.get_cpu_capability()} kernels)"
+
+
 def model_card(
     config: GeneratorConfig,
     dataset: Dataset,
@@ -697,8 +705,7 @@ def model_card(
         "## Training",
         "",
         f"- synthscan {synthscan.__version__}, torch {torch.__version__}",
-        f"- hardware: {state.num_processes} process(es) on {state.device.type}"
-        f" ({cpu_model()}, {torch.backends.cpu.get_cpu_capability()} kernels),"
+        f"- hardware: {state.num_processes} process(es) on {hardware(state.device)},"
         f" {torch.get_num_threads()} threads per process",
         f"- wall time: {seconds / 3600:.2f} h",
         *reused,
@@ -995,7 +1002,7 @@ def finetune(
             save_model(
                 pipeline,
                 out,
-                card=finetune_card(base, base_sha256, config.diffusion, dataset, records, seconds),
+                card=finetune_card(base, base_sha256, config.diffusion, dataset, records, seconds, state),
             )
             run.log_metrics(stage="done", seconds=seconds)
         state.wait_for_everyone()
@@ -1012,6 +1019,7 @@ def finetune_card(
     dataset: Dataset,
     records: list[Record],
     seconds: float,
+    state: PartialState,
 ) -> str:
     """A fine-tuned model's card: what the fine-tune did, then its base model's card (headings demoted),
     so the model carries its whole history."""
@@ -1032,8 +1040,8 @@ def finetune_card(
         f"{diffusion.learning_rate:g}, EMA {diffusion.ema_decay}{weighting}; the autoencoder kept.",
         "",
         f"- data: `{dataset.root.name}`, {len(records)} studies ({dict(sorted(counts.items()))})",
-        f"- synthscan {synthscan.__version__}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads per process",
+        f"- synthscan {synthscan.__version__}, torch {torch.__version__}; {state.num_processes} process(es)"
+        f" on {hardware(state.device)}, {torch.get_num_threads()} threads per process",
         f"- wall time: {seconds / 3600:.2f} h",
         "",
         BASE_MODEL_HEADING,

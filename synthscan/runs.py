@@ -41,32 +41,62 @@ def git_hash() -> str:
     return f"{commit}-dirty" if dirty else commit
 
 
-KERNEL_SETTINGS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "OMP_NUM_THREADS")
-"""Environment variables that change which kernels PyTorch, oneDNN and MKL run."""
+KERNEL_SETTINGS = (
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "ONEDNN_DEFAULT_FPMATH_MODE",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "MKL_CBWR",
+    "MKL_NUM_THREADS",
+    "OMP_NUM_THREADS",
+)
+"""Environment variables that change which kernels PyTorch, oneDNN and MKL run, or how they round."""
+
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
+"""CPU flags that decide those kernels' paths: a VM's model name often says no more than "Xeon"."""
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what ``platform`` knows)."""
+def cpu_model() -> dict[str, Any]:
+    """The CPU's model name and its vector-instruction flags (``/proc/cpuinfo`` on Linux; elsewhere
+    what ``platform`` knows, without flags)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
+        fields = dict(
+            line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line
+        )
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        return {"name": platform.processor() or "unknown", "flags": None}
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    return {
+        "name": fields.get("model name", platform.processor() or "unknown"),
+        "flags": [flag for flag in ISA_FLAGS if flag in flags],
+    }
+
+
+def cuda_devices() -> list[str] | str:
+    """Names of the GPUs CUDA can start, or why it cannot (a broken driver must not stop a CPU run)."""
+    import torch  # here, not at the top: the simulator records git_hash without loading torch
+
+    try:
+        if not torch.cuda.is_available():
+            return []
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except (RuntimeError, AssertionError) as error:
+        return f"unavailable: {error}"
 
 
 def machine() -> dict[str, Any]:
-    """What a run computed on: the same training can land elsewhere on another CPU's kernels
-    (docs/one_command: one stage-1 command, 0.56 on an AVX-512 Xeon, 0.88 on an AVX2 EPYC)."""
-    import torch  # here, not at the top: the simulator records git_hash without loading torch
+    """What a run computed on: one stage-1 command gave reconstructions detectable at 0.56 / 0.61 (two
+    seeds) on a Xeon VM and 0.88 / 0.87 on an EPYC VM (docs/one_command), so the machine is part of
+    a run's description."""
+    import torch
 
     return {
         "cpu": cpu_model(),
         "torch": torch.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": torch.get_num_threads(),
-        "cuda": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "cuda": cuda_devices(),
         "kernel_settings": {name: os.environ[name] for name in KERNEL_SETTINGS if name in os.environ},
     }
 

@@ -2,11 +2,14 @@
 each invocation records the machine and kernel settings it ran on."""
 
 import json
+import platform
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
+from synthscan import runs
 from synthscan.runs import STARTED_FORMAT, RunDir
 
 
@@ -35,6 +38,26 @@ def test_each_invocation_records_the_kernels_it_ran_on(tmp_path, monkeypatch):
         pass
     first, second = (i["machine"] for i in json.loads((tmp_path / "run.json").read_text())["invocations"])
     assert first["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
-    assert first["threads"] == torch.get_num_threads() and first["torch"] == torch.__version__
-    assert first["cpu"] and "ONEDNN_MAX_CPU_ISA" not in first["kernel_settings"]
+    assert first["torch"] == torch.__version__ and first["cpu"]["name"]
+    assert "ONEDNN_MAX_CPU_ISA" not in first["kernel_settings"]
     assert second["kernel_settings"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+
+
+def test_the_machine_record_survives_a_cpu_without_cpuinfo_and_a_broken_cuda(monkeypatch):
+    cpuinfo = "processor\t: 0\nmodel name\t: Some CPU\nflags\t: fpu sse avx avx2 fma avx512f\n"
+    monkeypatch.setattr(Path, "read_text", lambda self, *args, **kwargs: cpuinfo)
+    assert runs.cpu_model() == {"name": "Some CPU", "flags": ["avx2", "fma", "avx512f"]}
+
+    def missing(self, *args, **kwargs):
+        raise OSError("no /proc")
+
+    monkeypatch.setattr(Path, "read_text", missing)
+    assert runs.cpu_model() == {"name": platform.processor() or "unknown", "flags": None}
+
+    def broken(index):
+        raise RuntimeError("driver too old")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", broken)
+    assert runs.cuda_devices() == "unavailable: driver too old"
