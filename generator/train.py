@@ -669,8 +669,9 @@ def hardware(device: torch.device) -> str:
     """The device a card names: the GPU's name, or the CPU's with the instruction set its kernels use."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    cpu = cpu_model()
-    return f"{device.type} ({cpu['name']}, {torch.backends.cpu.get_cpu_capability()} kernels)"
+    if device.type != "cpu":
+        return device.type
+    return f"cpu ({cpu_model()['name']}, {torch.backends.cpu.get_cpu_capability()} kernels)"
 
 
 def model_card(

@@ -60,18 +60,14 @@ ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
 def cpu_model() -> dict[str, Any]:
     """The CPU's model name and its vector-instruction flags (``/proc/cpuinfo`` on Linux; elsewhere
     what ``platform`` knows, without flags)."""
+    name = platform.processor() or "unknown"
     try:
-        fields = dict(
-            line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line
-        )
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return {"name": platform.processor() or "unknown", "flags": None}
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
+        return {"name": name, "flags": None}
+    fields = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in lines)}
     flags = set(fields.get("flags", "").split())
-    return {
-        "name": fields.get("model name", platform.processor() or "unknown"),
-        "flags": [flag for flag in ISA_FLAGS if flag in flags],
-    }
+    return {"name": fields.get("model name", name), "flags": [flag for flag in ISA_FLAGS if flag in flags]}
 
 
 def cuda_devices() -> list[str] | str:
