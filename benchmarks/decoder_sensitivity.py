@@ -32,6 +32,7 @@ from generator_fine_structure import Autoencoder
 
 from synthscan.dataset import Dataset
 from synthscan.evaluation.lesions import LesionDetector, score_studies
+from synthscan.generator.models import latents_from_unet, latents_to_unet
 from synthscan.generator.storage import load_pipeline
 from synthscan.generator.transform import to_model
 
@@ -71,7 +72,7 @@ def main() -> None:
         parser.error(f"{args.real} has {len(records)} normal studies; lower -n")
     detector = LesionDetector.load(args.lesion_detector)
     pipeline = load_pipeline(args.model, device="cpu")
-    vae, scale = pipeline.vae, pipeline.vae.config.scaling_factor
+    vae = pipeline.vae
     ae = Autoencoder.of(pipeline)
     spacing = dataset.info.pixel_spacing_mm
 
@@ -87,14 +88,19 @@ def main() -> None:
         "real": Path(args.real).name,
         "n": args.n,
         "held_out_marks": marks(counts),
-        "held_out_latents": latent_statistics(encoded * scale),
+        "held_out_latents": latent_statistics(latents_to_unet(encoded, vae.config)),
         "reconstruction_marks": {},
     }
     for s in args.noise:
         rng, noise = np.random.default_rng(0), torch.Generator().manual_seed(1)
         redrawn = [
-            reconstructed_counts(ae, c, rng, latent=z + s / scale * torch.randn(z.shape, generator=noise))
-            for c, z in zip(counts, encoded, strict=True)
+            reconstructed_counts(
+                ae,
+                c,
+                rng,
+                latent=latents_from_unet(z + s * torch.randn(z.shape, generator=noise), vae.config)[0],
+            )
+            for c, z in zip(counts, latents_to_unet(encoded, vae.config)[:, None], strict=True)
         ]
         results["reconstruction_marks"][str(s)] = marks(np.stack(redrawn))
         print(
@@ -105,7 +111,7 @@ def main() -> None:
     decode = vae.decode
 
     def recording_decode(z: torch.Tensor, *args, **kwargs):
-        recorded.append(z * scale)  # the decoder's input, in scaled units
+        recorded.append(latents_to_unet(z, vae.config))  # the decoder's input, in the UNet's units
         return decode(z, *args, **kwargs)
 
     vae.decode = recording_decode

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthscan.generator.models import unfold_latents
+from synthscan.generator.models import latents_from_unet, unfold_latents
 from synthscan.generator.storage import load_pipeline
 
 
@@ -48,7 +48,9 @@ class Decoder(torch.nn.Module):
         self.vae, self.latent_patch = vae, latent_patch
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.vae.decode(unfold_latents(z, self.latent_patch) / self.vae.config.scaling_factor).sample
+        return self.vae.decode(
+            latents_from_unet(unfold_latents(z, self.latent_patch), self.vae.config)
+        ).sample
 
 
 def seconds_per_call(fn: Callable[[], object], repeats: int) -> float:

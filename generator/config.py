@@ -88,6 +88,11 @@ class AutoencoderConfig:
     # Two runs of cpu_default on the same studies gave reconstructions of relative L1 0.082 and 0.107,
     # the shipped autoencoder's 0.067 (docs/one_command)
     ema_decay: Fraction | None = None
+    # the UNet's latent units: "global" divides by one scaling factor (the latents' overall deviation,
+    # Stable Diffusion's); "channel" standardizes each channel (diffusers' latents_mean / latents_std),
+    # so its offset does not shrink the others: in the one-command candidate 85 % of the overall
+    # variance was between channel means (the shipped default's 72 %; docs/one_command)
+    latent_scaling: Literal["global", "channel"] = "global"
     # a trained generator (folder or shipped name) whose autoencoder is reused as it is, skipping this
     # stage, so UNet designs compare on one latent space; the fields above must match its architecture
     from_model: str | None = None

@@ -62,6 +62,30 @@ def unfold_latents(latents: torch.Tensor, patch: int) -> torch.Tensor:
     return latents if patch == 1 else F.pixel_shuffle(latents, patch)
 
 
+def latents_to_unet(latents: torch.Tensor, vae_config) -> torch.Tensor:
+    """Autoencoder latents (B, C, H, W) → the UNet's units, by diffusers' convention: ``latents *
+    scaling_factor``, or per channel ``(latents - latents_mean) * scaling_factor / latents_std`` when the
+    config has them (``autoencoder.latent_scaling: channel``)."""
+    mean, std = vae_config.get("latents_mean"), vae_config.get("latents_std")
+    if mean is None:
+        return latents * vae_config.scaling_factor
+    mean, std = (
+        torch.tensor(v, dtype=latents.dtype, device=latents.device).view(1, -1, 1, 1) for v in (mean, std)
+    )
+    return (latents - mean) * vae_config.scaling_factor / std
+
+
+def latents_from_unet(latents: torch.Tensor, vae_config) -> torch.Tensor:
+    """The inverse of :func:`latents_to_unet`: the decoder's input."""
+    mean, std = vae_config.get("latents_mean"), vae_config.get("latents_std")
+    if mean is None:
+        return latents / vae_config.scaling_factor
+    mean, std = (
+        torch.tensor(v, dtype=latents.dtype, device=latents.device).view(1, -1, 1, 1) for v in (mean, std)
+    )
+    return latents * std / vae_config.scaling_factor + mean
+
+
 def check_latent_patch(latent_shape: tuple[int, int, int], patch: int) -> None:
     """Refuse a ``latent_patch`` that does not divide the autoencoder's latent grid."""
     _, rows, cols = latent_shape

@@ -32,7 +32,7 @@ from diffusers.utils import BaseOutput
 from synthscan.generator.calibration import RateCalibration
 from synthscan.generator.conditions import FACTORS, UNKNOWN, resolve_condition, resolve_factor, split_key
 from synthscan.generator.config import BODY_REDRAWS, GUIDED_EVERY_STEP, solver_name
-from synthscan.generator.models import ConditionEncoder, unfold_latents
+from synthscan.generator.models import ConditionEncoder, latents_from_unet, unfold_latents
 from synthscan.generator.transform import (
     AcquisitionWindow,
     ConditionLogNormal,
@@ -284,7 +284,7 @@ class SynthScanPipeline(DiffusionPipeline):
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """The decoder's output (model-space images) for latents of :attr:`latent_shape`."""
         latents = unfold_latents(latents, self.config.get("latent_patch", 1))
-        return self.vae.decode(latents / self.vae.config.scaling_factor).sample
+        return self.vae.decode(latents_from_unet(latents, self.vae.config)).sample
 
     def _class_input(self, ids: torch.Tensor) -> torch.Tensor:
         """The UNet's class input: the ids themselves, or the factor models' summed embedding of them."""

@@ -390,6 +390,32 @@ def cached_latents(vae: AutoencoderKL, images: TrainingImages, folder: Path, *, 
     return mean, std
 
 
+def register_channel_scaling(vae: AutoencoderKL, latents: tuple[np.ndarray, np.ndarray]) -> None:
+    """Per-channel mean and deviation of the training posteriors as the autoencoder's ``latents_mean``
+    and ``latents_std`` (diffusers' names), with ``scaling_factor`` 1: each channel of the UNet's latents
+    then has mean 0 and variance 1 (the posteriors' spread included, as the global factor has)."""
+    mean, std = latents
+    variance = mean.var(axis=(0, 2, 3)) + np.mean(std.astype(np.float64) ** 2, axis=(0, 2, 3))
+    vae.register_to_config(
+        latents_mean=mean.mean(axis=(0, 2, 3), dtype=np.float64).tolist(),
+        latents_std=np.sqrt(variance).tolist(),
+        scaling_factor=1.0,
+    )
+
+
+def standardize_posterior(
+    latents: tuple[np.ndarray, np.ndarray], vae_config
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posteriors shifted and scaled per channel by the autoencoder's ``latents_mean`` / ``latents_std``
+    (unchanged without them); :func:`draw_latents` then applies ``scaling_factor``."""
+    shift, scale = vae_config.get("latents_mean"), vae_config.get("latents_std")
+    if shift is None:
+        return latents
+    shift, scale = (np.asarray(v, np.float32).reshape(1, -1, 1, 1) for v in (shift, scale))
+    mean, std = latents
+    return (mean - shift) / scale, std / scale
+
+
 def fold_posterior(latents: tuple[np.ndarray, np.ndarray], patch: int) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and deviations on the UNet's grid (:func:`fold_latents`; exact: the posterior
     is Gaussian per element)."""
@@ -762,7 +788,9 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
         state.wait_for_everyone()
         latents = latents or cached_latents(vae, images, out / "data", progress=False)
         calibration = decoder_calibration(vae, images, config)
-        latents = fold_posterior(latents, config.unet.latent_patch)
+        if config.autoencoder.latent_scaling == "channel":
+            register_channel_scaling(vae, latents)
+        latents = fold_posterior(standardize_posterior(latents, vae.config), config.unet.latent_patch)
         torch.manual_seed(config.seed)
         tables = factor_tables([study_factors(r) for r in records])
         class_ids = np.array([conditions.index(k) for k in images.keys])
@@ -971,6 +999,7 @@ def finetune(
         class_ids, null_ids, network = pretrained_conditioning(pipeline, records)
         network.train()
         latents = encode_latents(pipeline.vae, images, progress=progress and main)
+        latents = standardize_posterior(latents, pipeline.vae.config)
         mean, std = fold_posterior(latents, pipeline.config.get("latent_patch", 1))
         noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
         trained = train_diffusion(
