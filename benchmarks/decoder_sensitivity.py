@@ -32,7 +32,7 @@ from generator_fine_structure import Autoencoder
 
 from synthscan.dataset import Dataset
 from synthscan.evaluation.lesions import LesionDetector, score_studies
-from synthscan.generator.models import latents_from_unet, latents_to_unet
+from synthscan.generator.models import latents_to_unet
 from synthscan.generator.storage import load_pipeline
 from synthscan.generator.transform import to_model
 
@@ -91,16 +91,15 @@ def main() -> None:
         "held_out_latents": latent_statistics(latents_to_unet(encoded, vae.config)),
         "reconstruction_marks": {},
     }
+    # noise of SD s in the UNet's units is s / scale in the autoencoder's (per channel when scaled so)
+    std = vae.config.get("latents_std")
+    scale = vae.config.scaling_factor
+    scale = scale if std is None else scale / torch.tensor(std).view(-1, 1, 1)
     for s in args.noise:
         rng, noise = np.random.default_rng(0), torch.Generator().manual_seed(1)
         redrawn = [
-            reconstructed_counts(
-                ae,
-                c,
-                rng,
-                latent=latents_from_unet(z + s * torch.randn(z.shape, generator=noise), vae.config)[0],
-            )
-            for c, z in zip(counts, latents_to_unet(encoded, vae.config)[:, None], strict=True)
+            reconstructed_counts(ae, c, rng, latent=z + s / scale * torch.randn(z.shape, generator=noise))
+            for c, z in zip(counts, encoded, strict=True)
         ]
         results["reconstruction_marks"][str(s)] = marks(np.stack(redrawn))
         print(

@@ -713,8 +713,10 @@ def model_card(
     counts = Counter(images.keys)
     provenance = dataset.info.provenance
     reused = [] if source is None else [
-        f"- autoencoder: `{Path(source.path).name}`'s (sha256 {source.sha256[:12]}…), unchanged; the "
-        "config's autoencoder training settings were not used"
+        f"- autoencoder: `{Path(source.path).name}`'s (sha256 {source.sha256[:12]}…), weights unchanged; "
+        "the config's autoencoder training settings were not used"
+        + ("; its latents scaled per channel again (`latent_scaling: channel`)"
+           if config.autoencoder.latent_scaling == "channel" else "")
     ]  # fmt: skip
     lines = [
         "# synthscan generator",
@@ -790,6 +792,11 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
         calibration = decoder_calibration(vae, images, config)
         if config.autoencoder.latent_scaling == "channel":
             register_channel_scaling(vae, latents)
+        elif vae.config.get("latents_mean") is not None:  # a reused autoencoder scaled per channel
+            raise ConfigError(
+                f"autoencoder.from_model {config.autoencoder.from_model} scales its latents per channel; "
+                "set autoencoder.latent_scaling=channel"
+            )
         latents = fold_posterior(standardize_posterior(latents, vae.config), config.unet.latent_patch)
         torch.manual_seed(config.seed)
         tables = factor_tables([study_factors(r) for r in records])
