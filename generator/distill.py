@@ -54,7 +54,6 @@ from synthscan.generator.train import (
     known_condition_records,
     pretrained_conditioning,
     run_stage,
-    standardize_posterior,
 )
 from synthscan.labels import PATIENT_SOURCES
 from synthscan.runs import RunDir
@@ -381,8 +380,7 @@ def distill(
             cached_latents(teacher.vae, images, out / "data", progress=progress)
         state.wait_for_everyone()
         latents = cached_latents(teacher.vae, images, out / "data", progress=False)
-        latents = standardize_posterior(latents, teacher.vae.config)
-        mean, std = fold_posterior(latents, teacher.config.get("latent_patch", 1))
+        mean, std = fold_posterior(latents, teacher.config.get("latent_patch", 1), teacher.vae.config)
         mean, std = torch.from_numpy(mean).to(state.device), torch.from_numpy(std).to(state.device)
         teacher_net.eval().requires_grad_(False)
         torch.manual_seed(config.seed)

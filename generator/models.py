@@ -62,27 +62,33 @@ def unfold_latents(latents: torch.Tensor, patch: int) -> torch.Tensor:
     return latents if patch == 1 else F.pixel_shuffle(latents, patch)
 
 
+def _channel_statistics(vae_config, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The config's ``latents_mean`` / ``latents_std`` as (1, C, 1, 1) tensors like ``like``; None without."""
+    if vae_config.get("latents_mean") is None:
+        return None
+    return tuple(
+        torch.tensor(vae_config[k], dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
+        for k in ("latents_mean", "latents_std")
+    )
+
+
 def latents_to_unet(latents: torch.Tensor, vae_config) -> torch.Tensor:
     """Autoencoder latents (B, C, H, W) → the UNet's units, by diffusers' convention: ``latents *
     scaling_factor``, or per channel ``(latents - latents_mean) * scaling_factor / latents_std`` when the
     config has them (``autoencoder.latent_scaling: channel``)."""
-    mean, std = vae_config.get("latents_mean"), vae_config.get("latents_std")
-    if mean is None:
+    channels = _channel_statistics(vae_config, latents)
+    if channels is None:
         return latents * vae_config.scaling_factor
-    mean, std = (
-        torch.tensor(v, dtype=latents.dtype, device=latents.device).view(1, -1, 1, 1) for v in (mean, std)
-    )
+    mean, std = channels
     return (latents - mean) * vae_config.scaling_factor / std
 
 
 def latents_from_unet(latents: torch.Tensor, vae_config) -> torch.Tensor:
     """The inverse of :func:`latents_to_unet`: the decoder's input."""
-    mean, std = vae_config.get("latents_mean"), vae_config.get("latents_std")
-    if mean is None:
+    channels = _channel_statistics(vae_config, latents)
+    if channels is None:
         return latents / vae_config.scaling_factor
-    mean, std = (
-        torch.tensor(v, dtype=latents.dtype, device=latents.device).view(1, -1, 1, 1) for v in (mean, std)
-    )
+    mean, std = channels
     return latents * std / vae_config.scaling_factor + mean
 
 

@@ -403,22 +403,17 @@ def register_channel_scaling(vae: AutoencoderKL, latents: tuple[np.ndarray, np.n
     )
 
 
-def standardize_posterior(
-    latents: tuple[np.ndarray, np.ndarray], vae_config
+def fold_posterior(
+    latents: tuple[np.ndarray, np.ndarray], patch: int, vae_config
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Posteriors shifted and scaled per channel by the autoencoder's ``latents_mean`` / ``latents_std``
-    (unchanged without them); :func:`draw_latents` then applies ``scaling_factor``."""
-    shift, scale = vae_config.get("latents_mean"), vae_config.get("latents_std")
-    if shift is None:
-        return latents
-    shift, scale = (np.asarray(v, np.float32).reshape(1, -1, 1, 1) for v in (shift, scale))
-    mean, std = latents
-    return (mean - shift) / scale, std / scale
-
-
-def fold_posterior(latents: tuple[np.ndarray, np.ndarray], patch: int) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and deviations on the UNet's grid (:func:`fold_latents`; exact: the posterior
-    is Gaussian per element)."""
+    is Gaussian per element), first shifted and scaled per channel by the autoencoder's
+    ``latents_mean`` / ``latents_std`` where it has them; :func:`draw_latents` then applies
+    ``scaling_factor``."""
+    shift, scale = vae_config.get("latents_mean"), vae_config.get("latents_std")
+    if shift is not None:
+        shift, scale = (np.asarray(v, np.float32).reshape(1, -1, 1, 1) for v in (shift, scale))
+        latents = (latents[0] - shift) / scale, latents[1] / scale
     mean, std = (fold_latents(torch.from_numpy(a), patch).numpy() for a in latents)
     return mean, std
 
@@ -797,7 +792,7 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
                 f"autoencoder.from_model {config.autoencoder.from_model} scales its latents per channel; "
                 "set autoencoder.latent_scaling=channel"
             )
-        latents = fold_posterior(standardize_posterior(latents, vae.config), config.unet.latent_patch)
+        latents = fold_posterior(latents, config.unet.latent_patch, vae.config)
         torch.manual_seed(config.seed)
         tables = factor_tables([study_factors(r) for r in records])
         class_ids = np.array([conditions.index(k) for k in images.keys])
@@ -1006,8 +1001,7 @@ def finetune(
         class_ids, null_ids, network = pretrained_conditioning(pipeline, records)
         network.train()
         latents = encode_latents(pipeline.vae, images, progress=progress and main)
-        latents = standardize_posterior(latents, pipeline.vae.config)
-        mean, std = fold_posterior(latents, pipeline.config.get("latent_patch", 1))
+        mean, std = fold_posterior(latents, pipeline.config.get("latent_patch", 1), pipeline.vae.config)
         noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
         trained = train_diffusion(
             network,

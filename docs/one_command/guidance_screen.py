@@ -50,15 +50,14 @@ def settings(pipe, condition: str, value: str) -> None:
     pipe.register_to_config(label_guidance=label)
 
 
-def reading(detector, extractor, held: Dataset, dataset: Dataset, condition: str) -> str:
+def reading(detector, extractor, real_features, dataset: Dataset, condition: str) -> str:
     records = dataset.records
     marks = [found["detected"] for found in count_lesions(detector, dataset, records)]
     probabilities = feature_batches(dataset, records, extractor.probabilities)
     share = condition_fidelity(
         per_condition_fidelity(probabilities, [condition] * len(records), [None] * len(records)), {}
     )["per_condition"][condition]["share"]
-    real = [r for r in held.records if r.label == condition]
-    auc = two_sample_auc(feature_batches(held, real, extractor), feature_batches(dataset, records, extractor))
+    auc = two_sample_auc(real_features, feature_batches(dataset, records, extractor))
     return f"{np.mean(marks):.2f} marks per study, read as asked {share:.2f}, two-sample AUC {auc:.3f}"
 
 
@@ -101,6 +100,7 @@ def main() -> None:
         real = [r for r in held.records if r.label == condition]
         held_marks = np.mean([found["detected"] for found in count_lesions(detector, held, real)])
         print(f"{condition}, held-out studies: {held_marks:.2f} marks per study (n={len(real)})", flush=True)
+        real_features = feature_batches(held, real, extractor)  # once per condition, not per setting
         for value in values:
             pipe = load_pipeline(args.model)
             settings(pipe, condition, value)
@@ -112,7 +112,7 @@ def main() -> None:
                 seed=SEEDS[condition],
                 progress=False,
             )
-            found = reading(detector, extractor, held, dataset, condition)
+            found = reading(detector, extractor, real_features, dataset, condition)
             print(f"{condition} {value}: {found}", flush=True)
 
 

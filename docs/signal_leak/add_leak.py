@@ -45,7 +45,9 @@ def main() -> None:
     records = training_records(dataset, sources)
     with tempfile.TemporaryDirectory() as cache:
         images = prepare_images(dataset, records, pipeline.config.bin_factor, Path(cache))
-        latents = fold_posterior(encode_latents(pipeline.vae, images), pipeline.config.get("latent_patch", 1))
+        latents = fold_posterior(
+            encode_latents(pipeline.vae, images), pipeline.config.get("latent_patch", 1), pipeline.vae.config
+        )
     leak = SignalLeak.fit(latents[0], pipeline.vae.config.scaling_factor)
     pipeline.register_modules(signal_leak=leak)
     card = [
