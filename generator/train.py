@@ -367,6 +367,11 @@ def pretrained_autoencoder(config: GeneratorConfig) -> SynthScanPipeline:
             f"autoencoder.from_model {source.path} has another autoencoder: {', '.join(differ)} differ; "
             f"set them as in its config ({Path(source.path) / 'vae' / 'config.json'})"
         )
+    if ae.latent_scaling == "global" and have.get("latents_mean") is not None:  # not silently dropped
+        raise ConfigError(
+            f"autoencoder.from_model {source.path} scales its latents per channel; set "
+            "autoencoder.latent_scaling=channel"
+        )
     return source
 
 
@@ -787,11 +792,6 @@ def train(data: str | Path, config: GeneratorConfig, out: str | Path, *, progres
         calibration = decoder_calibration(vae, images, config)
         if config.autoencoder.latent_scaling == "channel":
             register_channel_scaling(vae, latents)
-        elif vae.config.get("latents_mean") is not None:  # a reused autoencoder scaled per channel
-            raise ConfigError(
-                f"autoencoder.from_model {config.autoencoder.from_model} scales its latents per channel; "
-                "set autoencoder.latent_scaling=channel"
-            )
         latents = fold_posterior(latents, config.unet.latent_patch, vae.config)
         torch.manual_seed(config.seed)
         tables = factor_tables([study_factors(r) for r in records])

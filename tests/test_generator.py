@@ -722,6 +722,7 @@ def test_channel_latent_scaling_standardizes_each_channel_and_decodes_as_the_aut
     reuse = tiny_config(**{**plain, "autoencoder.from_model": str(model)})  # its scaling, not silently lost
     with pytest.raises(ConfigError, match="scales its latents per channel"):
         train_module.train(generator_dataset.root, reuse, tmp_path / "reuse", progress=False)
+    assert not (tmp_path / "reuse").exists()  # refused before any output
 
 
 def test_folded_latents_are_the_autoencoder_s_2x2_blocks_as_channels():
