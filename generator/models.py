@@ -92,6 +92,18 @@ def latents_from_unet(latents: torch.Tensor, vae_config) -> torch.Tensor:
     return latents * std / vae_config.scaling_factor + mean
 
 
+def global_scaling_factor(vae_config) -> float:
+    """The autoencoder's one latent scale, for experiment code under ``docs/`` that adds noise or leaks
+    in the UNet's units with it; a per-channel autoencoder (``autoencoder.latent_scaling: channel``) is
+    refused, since one number does not convert its latents."""
+    if vae_config.get("latents_mean") is not None:
+        raise ValueError(
+            "this experiment assumes one global latent scale; the model's autoencoder is scaled per "
+            "channel (autoencoder.latent_scaling: channel): run it on a model trained with 'global'"
+        )
+    return vae_config.scaling_factor
+
+
 def check_latent_patch(latent_shape: tuple[int, int, int], patch: int) -> None:
     """Refuse a ``latent_patch`` that does not divide the autoencoder's latent grid."""
     _, rows, cols = latent_shape

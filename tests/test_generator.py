@@ -32,7 +32,7 @@ from synthscan.generator.conditions import (
 from synthscan.generator.config import BODY_REDRAWS, DiffusionConfig, DistillConfig, GeneratorConfig
 from synthscan.generator.data import random_crops
 from synthscan.generator.distill import distill
-from synthscan.generator.models import fold_latents, latents_to_unet, unfold_latents
+from synthscan.generator.models import fold_latents, global_scaling_factor, latents_to_unet, unfold_latents
 from synthscan.generator.sampling import (
     SampleRequest,
     generate_studies,
@@ -718,7 +718,11 @@ def test_channel_latent_scaling_standardizes_each_channel_and_decodes_as_the_aut
     assert np.isfinite(counts).all() and counts.sum() > 0
     plain = {"diffusion.steps": 2}
     gl = train_module.train(generator_dataset.root, tiny_config(**plain), tmp_path / "gl", progress=False)
-    assert load_pipeline(gl).vae.config.latents_mean is None
+    global_config = load_pipeline(gl).vae.config
+    assert global_config.latents_mean is None
+    assert global_scaling_factor(global_config) == global_config.scaling_factor != 1.0
+    with pytest.raises(ValueError, match="scaled per channel"):  # docs experiments refuse, not misconvert
+        global_scaling_factor(config)
     reuse = tiny_config(**{**plain, "autoencoder.from_model": str(model)})  # its scaling, not silently lost
     with pytest.raises(ConfigError, match="scales its latents per channel"):
         train_module.train(generator_dataset.root, reuse, tmp_path / "reuse", progress=False)

@@ -19,7 +19,12 @@ from diffusers import DDPMScheduler
 from synthscan.dataset import Dataset
 from synthscan.generator.config import GeneratorConfig, UNetConfig
 from synthscan.generator.data import shared_images, training_records
-from synthscan.generator.models import ConditionedUNet, ConditionEncoder, build_unet
+from synthscan.generator.models import (
+    ConditionedUNet,
+    ConditionEncoder,
+    build_unet,
+    global_scaling_factor,
+)
 from synthscan.generator.pipeline import SynthScanPipeline
 from synthscan.generator.storage import load_pipeline, save_model
 from synthscan.generator.train import (
@@ -71,7 +76,7 @@ def main() -> None:
             (mean, std),
             class_ids,
             null_ids,
-            strong.vae.config.scaling_factor,
+            global_scaling_factor(strong.vae.config),
             config.diffusion,
             scheduler,
             work,

@@ -21,6 +21,7 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 
 from synthscan.dataset import Dataset
 from synthscan.generator.data import prepare_images, random_crops, training_records
+from synthscan.generator.models import global_scaling_factor
 from synthscan.generator.storage import load_pipeline, save_model
 from synthscan.generator.train import split_counts
 
@@ -65,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
 
     pipeline, images, params, rng, generator = trainable_decoder(args.data, args.out, args.model)
-    vae, scale = pipeline.vae, pipeline.vae.config.scaling_factor
+    vae, scale = pipeline.vae, global_scaling_factor(pipeline.vae.config)
     optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
     schedule = get_cosine_schedule_with_warmup(optimizer, 50, args.steps)
     scales = torch.from_numpy(np.asarray(images.scales, dtype=np.float32))

@@ -33,6 +33,7 @@ from monai.losses import PatchAdversarialLoss
 from monai.networks.nets import PatchDiscriminator
 
 from synthscan.generator.data import random_crops
+from synthscan.generator.models import global_scaling_factor
 from synthscan.generator.storage import save_model
 from synthscan.generator.train import thin_counts
 
@@ -136,7 +137,7 @@ def main() -> None:
     args = parser.parse_args()
 
     pipeline, images, params, rng, generator = trainable_decoder(args.data, args.out, args.model)
-    vae, scale = pipeline.vae, pipeline.vae.config.scaling_factor
+    vae, scale = pipeline.vae, global_scaling_factor(pipeline.vae.config)
     trainer = DecoderTrainer(pipeline, params, args.steps, args.adv_factor, args.disc_start)
     scales = torch.from_numpy(np.asarray(images.scales, dtype=np.float32))
     with open(args.out / "log.jsonl", "w") as log:

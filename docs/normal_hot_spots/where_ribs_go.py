@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from synthscan.dataset import Dataset
+from synthscan.generator.models import global_scaling_factor
 from synthscan.generator.storage import load_pipeline
 from synthscan.generator.train import pretrained_conditioning
 from synthscan.generator.transform import to_model
@@ -83,7 +84,7 @@ def probe_setup(pipeline, dataset: Dataset, n: int | None = 40, label: str = "no
     ae = Autoencoder(pipeline.vae, pipeline.config.bin_factor)
     x, _ = to_model(np.stack(counts), ae.bin_factor)
     z0 = torch.cat([pipeline.vae.encode(x[i : i + 8]).latent_dist.mean for i in range(0, len(x), 8)])
-    scaling = pipeline.vae.config.scaling_factor
+    scaling = global_scaling_factor(pipeline.vae.config)
     return Probe(counts, torch.from_numpy(ids), network, ae, scaling, z0, pipeline.scheduler.alphas_cumprod)
 
 

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from synthscan.dataset import Dataset
 from synthscan.generator.data import TrainingImages, training_records
+from synthscan.generator.models import global_scaling_factor
 from synthscan.generator.storage import save_model
 from synthscan.generator.train import known_condition_records, pretrained_conditioning, thin_counts
 
@@ -79,7 +80,7 @@ def own_latents(
         raise SystemExit(f"{data}: the model does not know every training study's condition")
     ids, _, network = pretrained_conditioning(pipeline, records)
     network.eval()
-    vae, scaling = pipeline.vae, pipeline.vae.config.scaling_factor
+    vae, scaling = pipeline.vae, global_scaling_factor(pipeline.vae.config)
     alphas = pipeline.scheduler.alphas_cumprod
     generator = torch.Generator().manual_seed(0)
     scales = torch.from_numpy(np.asarray(images.scales, dtype=np.float32))
@@ -147,7 +148,7 @@ def main() -> None:
         raise SystemExit("the own-latent pairs are made for unfolded latents and v-prediction models only")
     store = own_latents(pipeline, args.data, images, args.cache, args.t_max)
     trainer = DecoderTrainer(pipeline, params, args.steps, args.adv_factor, args.disc_start)
-    scaling = pipeline.vae.config.scaling_factor
+    scaling = global_scaling_factor(pipeline.vae.config)
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "log.jsonl", "w") as log:
         for step in range(args.steps):

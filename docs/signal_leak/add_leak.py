@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from synthscan.generator.data import prepare_images, training_records
-from synthscan.generator.models import SignalLeak
+from synthscan.generator.models import SignalLeak, global_scaling_factor
 from synthscan.generator.storage import (
     BASE_MODEL_HEADING,
     demote_headings,
@@ -48,7 +48,7 @@ def main() -> None:
         latents = fold_posterior(
             encode_latents(pipeline.vae, images), pipeline.config.get("latent_patch", 1), pipeline.vae.config
         )
-    leak = SignalLeak.fit(latents[0], pipeline.vae.config.scaling_factor)
+    leak = SignalLeak.fit(latents[0], global_scaling_factor(pipeline.vae.config))
     pipeline.register_modules(signal_leak=leak)
     card = [
         "# synthscan generator with a signal leak",

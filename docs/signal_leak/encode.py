@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import torch
 from synthscan.generator.conditions import condition_keys
+from synthscan.generator.models import global_scaling_factor
 from synthscan.generator.storage import load_pipeline
 from synthscan.generator.transform import to_model
 
@@ -24,11 +25,11 @@ with torch.no_grad():
         batch.append(s.counts)
         if len(batch) == 16:
             x, _ = to_model(np.stack(batch).astype(np.float32), pipe.config.bin_factor)
-            lat.append(pipe.vae.encode(x).latent_dist.mean.numpy() * pipe.vae.config.scaling_factor)
+            lat.append(pipe.vae.encode(x).latent_dist.mean.numpy() * global_scaling_factor(pipe.vae.config))
             batch = []
     if batch:
         x, _ = to_model(np.stack(batch).astype(np.float32), pipe.config.bin_factor)
-        lat.append(pipe.vae.encode(x).latent_dist.mean.numpy() * pipe.vae.config.scaling_factor)
+        lat.append(pipe.vae.encode(x).latent_dist.mean.numpy() * global_scaling_factor(pipe.vae.config))
 lat = np.concatenate(lat)
 np.savez(
     out,
