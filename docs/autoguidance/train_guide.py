@@ -47,6 +47,7 @@ def main() -> None:
     args = parser.parse_args()
 
     strong: SynthScanPipeline = load_pipeline(args.model)
+    scaling = global_scaling_factor(strong.vae.config)  # refused before any output
     dataset = Dataset.open(args.data)
     records = known_condition_records(
         strong, training_records(dataset, ("simulated",)), "studies", dataset.root
@@ -76,7 +77,7 @@ def main() -> None:
             (mean, std),
             class_ids,
             null_ids,
-            global_scaling_factor(strong.vae.config),
+            scaling,
             config.diffusion,
             scheduler,
             work,

@@ -36,6 +36,7 @@ def trainable_decoder(data: str, out: Path, model: str | None) -> tuple:
     rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
     dataset = Dataset.open(data)
     pipeline = load_pipeline(model, device="cpu")
+    global_scaling_factor(pipeline.vae.config)  # a per-channel autoencoder is refused before out/data
     images = prepare_images(
         dataset, training_records(dataset, ("real", "simulated")), pipeline.config.bin_factor, out / "data"
     )

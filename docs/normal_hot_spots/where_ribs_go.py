@@ -77,6 +77,7 @@ def probe_setup(pipeline, dataset: Dataset, n: int | None = 40, label: str = "no
         or pipeline.scheduler.config.prediction_type != "v_prediction"
     ):
         raise SystemExit("the probe handles unfolded latents and v-prediction models only")
+    scaling = global_scaling_factor(pipeline.vae.config)
     records = [r for r in dataset.records if r.label == label][:n]
     counts = [dataset.read(r).counts for r in records]
     ids, _, network = pretrained_conditioning(pipeline, records)
@@ -84,7 +85,6 @@ def probe_setup(pipeline, dataset: Dataset, n: int | None = 40, label: str = "no
     ae = Autoencoder(pipeline.vae, pipeline.config.bin_factor)
     x, _ = to_model(np.stack(counts), ae.bin_factor)
     z0 = torch.cat([pipeline.vae.encode(x[i : i + 8]).latent_dist.mean for i in range(0, len(x), 8)])
-    scaling = global_scaling_factor(pipeline.vae.config)
     return Probe(counts, torch.from_numpy(ids), network, ae, scaling, z0, pipeline.scheduler.alphas_cumprod)
 
 

@@ -40,6 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     pipeline = load_pipeline(args.model)
     base, base_sha256 = Path(pipeline.path), pipeline.sha256
+    scaling = global_scaling_factor(pipeline.vae.config)
     dataset = Dataset.open(args.data)
     sources = tuple(pipeline.config.training_sources)
     records = training_records(dataset, sources)
@@ -48,7 +49,7 @@ def main() -> None:
         latents = fold_posterior(
             encode_latents(pipeline.vae, images), pipeline.config.get("latent_patch", 1), pipeline.vae.config
         )
-    leak = SignalLeak.fit(latents[0], global_scaling_factor(pipeline.vae.config))
+    leak = SignalLeak.fit(latents[0], scaling)
     pipeline.register_modules(signal_leak=leak)
     card = [
         "# synthscan generator with a signal leak",

@@ -17,6 +17,7 @@ data = Dataset.open(sys.argv[1])
 n = int(sys.argv[2])
 out = sys.argv[3]
 pipe = load_pipeline(None)
+scaling = global_scaling_factor(pipe.vae.config)
 recs = data.records[:n]
 lat = []
 with torch.no_grad():
@@ -25,11 +26,11 @@ with torch.no_grad():
         batch.append(s.counts)
         if len(batch) == 16:
             x, _ = to_model(np.stack(batch).astype(np.float32), pipe.config.bin_factor)
-            lat.append(pipe.vae.encode(x).latent_dist.mean.numpy() * global_scaling_factor(pipe.vae.config))
+            lat.append(pipe.vae.encode(x).latent_dist.mean.numpy() * scaling)
             batch = []
     if batch:
         x, _ = to_model(np.stack(batch).astype(np.float32), pipe.config.bin_factor)
-        lat.append(pipe.vae.encode(x).latent_dist.mean.numpy() * global_scaling_factor(pipe.vae.config))
+        lat.append(pipe.vae.encode(x).latent_dist.mean.numpy() * scaling)
 lat = np.concatenate(lat)
 np.savez(
     out,
