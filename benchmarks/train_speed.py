@@ -48,7 +48,9 @@ def autoencoder_step(
 ) -> tuple[torch.nn.Module, Callable[[torch.memory_format], torch.Tensor]]:
     ae = config.autoencoder
     split = tuple(ae.split_range) if ae.split_range else None
-    model = AutoencoderObjective(build_autoencoder(ae), ae.kl_weight, ae.mse_weight, split)
+    model = AutoencoderObjective(
+        build_autoencoder(ae), ae.kl_weight, ae.mse_weight, split, latent_noise=ae.latent_noise
+    )
     cols = NATIVE[1] // config.transform.bin_factor
     scale = torch.full((ae.batch_size,), 0.05)
     counts = torch.poisson(torch.full((ae.batch_size, 2, ae.crop_rows, cols), 20.0))

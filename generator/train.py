@@ -119,7 +119,10 @@ class AutoencoderObjective(torch.nn.Module):
     deviance is minimised by the noise-free expectation and the code spends its capacity on anatomy
     (Noise2Noise, Lehtinen et al. 2018; binomial splitting of counts). Scored against its own input,
     an autoencoder this small trades ribs for noise. ``split_range=None`` scores against the input.
-    A small square-root-domain MSE gives well-conditioned gradients early in training. Only
+    ``latent_noise`` > 0 decodes each latent with added Gaussian noise of an SD drawn per study from
+    [0, latent_noise] times the batch's latent deviation, so the decoder learns to draw a slightly wrong
+    code as anatomy, not as hot spots. A small square-root-domain MSE gives well-conditioned gradients
+    early in training. Only
     ``x_hat**2`` is ever used, and a whole output channel often flips sign early on, which the
     deviance cannot see; the MSE therefore compares ``|x_hat|``: against ``x_hat`` it pulled a
     flipped channel towards 0 and decoded that view a sixth too faint (issue 14).
@@ -131,12 +134,14 @@ class AutoencoderObjective(torch.nn.Module):
         kl_weight: float,
         mse_weight: float,
         split_range: tuple[float, float] | None = None,
+        latent_noise: float = 0.0,
     ):
         super().__init__()
         self.vae = vae
         self.kl_weight = kl_weight
         self.mse_weight = mse_weight
         self.split_range = split_range
+        self.latent_noise = latent_noise
 
     def forward(
         self, x: torch.Tensor, scale: torch.Tensor, generator: torch.Generator
@@ -146,7 +151,11 @@ class AutoencoderObjective(torch.nn.Module):
         if self.split_range is not None:
             x, target = split_counts(x, scale, self.split_range, generator)
         posterior = self.vae.encode(x).latent_dist
-        x_hat = self.vae.decode(posterior.sample(generator=generator)).sample
+        z = posterior.sample(generator=generator)
+        if self.latent_noise:  # no draw otherwise: clean-code runs stay bit for bit what they were
+            sd = self.latent_noise * torch.rand(len(z), 1, 1, 1, generator=generator).to(z)
+            z = z + sd * z.detach().std() * torch.randn(z.shape, generator=generator).to(z)
+        x_hat = self.vae.decode(z).sample
         observed = target.square()
         rate = x_hat.square() + 1e-4
         deviance = 2 * (torch.xlogy(observed, observed) - torch.xlogy(observed, rate) - observed + rate)
@@ -301,7 +310,9 @@ def train_autoencoder(
     ae = config.autoencoder
     torch.manual_seed(config.seed)
     split = tuple(ae.split_range) if ae.split_range else None
-    objective_module = AutoencoderObjective(build_autoencoder(ae), ae.kl_weight, ae.mse_weight, split)
+    objective_module = AutoencoderObjective(
+        build_autoencoder(ae), ae.kl_weight, ae.mse_weight, split, latent_noise=ae.latent_noise
+    )
     ema = EMAModel(objective_module.parameters(), decay=ae.ema_decay) if ae.ema_decay is not None else None
     scales = torch.from_numpy(np.asarray(images.scales, dtype=np.float32))
     state = PartialState()

@@ -185,6 +185,35 @@ def test_the_autoencoder_loss_cannot_see_a_flipped_output_channel():
     assert torch.allclose(*losses)
 
 
+def test_latent_noise_is_relative_to_the_latents_and_draws_nothing_when_off():
+    """The decoder's noise scales with the latents (an encoder cannot outgrow it by enlarging its code),
+    each study gets its own level up to ``latent_noise``, and at 0 the loss is what it always was."""
+    config = tiny_config()
+    vae = train_module.build_autoencoder(config.autoencoder)
+    channels = config.autoencoder.latent_channels
+    with torch.no_grad():  # posterior means 100x larger than the tiny model's own
+        vae.quant_conv.weight[:channels] *= 100
+        vae.quant_conv.bias[:channels] *= 100
+    decoded = []
+    decode = vae.decode
+    vae.decode = lambda z: decoded.append(z.detach().clone()) or decode(z)
+    x = torch.rand(4, 2, 32, 16) * 2
+    scale = torch.tensor([20.0, 50.0, 30.0, 40.0])
+
+    def loss(**noise):
+        objective = train_module.AutoencoderObjective(vae, 1e-6, 0.1, (0.5, 0.8), **noise)
+        return objective(x, scale, torch.Generator().manual_seed(0))[0]
+
+    assert torch.equal(loss(), loss(latent_noise=0.0))
+    loss(latent_noise=0.3)
+    clean, noisy = decoded[0], decoded[2]
+    level = (noisy - clean).flatten(1).std(dim=1) / clean.std()
+    assert float(clean.std()) > 10
+    assert torch.all(level < 0.3 * 1.1)
+    assert float(level.max()) > 0.1  # relative: noise of absolute SD 0.3 would be 0.01 of these latents
+    assert float(level.max() - level.min()) > 0.02  # a level per study
+
+
 def test_total_counts_fit_and_draw():
     totals = ConditionLogNormal.fit(["normal"] * 50 + ["metastasis"], np.exp(np.linspace(13, 14, 51)))
     assert totals.log_mean["normal"] == pytest.approx(np.linspace(13, 14, 51)[:50].mean())
