@@ -3,14 +3,14 @@
     python benchmarks/train_speed.py [--config cpu_default] [--set KEY=VALUE ...] [--steps 12] [--repeats 2]
 
 Issue 14 asks for the default to be trained by one command within 2.5 h on 2 CPU cores. This times one
-optimizer step (forward, backward, AdamW) of each stage as ``synthscan train`` runs it: the autoencoder
-objective (Poisson deviance on binomially split crops of ``autoencoder.crop_rows`` rows, batch
-``autoencoder.batch_size``) and the UNet with its condition encoder (v-prediction loss on latents of the
-config's shape, batch ``diffusion.batch_size``), on random inputs of the right shapes. Each is timed in
-fp32 (what ``train`` runs), under bf16 autocast and in the NHWC memory format, in interleaved rounds
-(the best round shown, as rates on a shared VM move by 10-20 %), with the ratio to fp32 and the config's
-stages projected at each rate (autoencoder steps; UNet steps of the main stage and continuation). The
-data pipeline, checkpoints and logging are not timed, so real runs are a few per cent slower.
+optimizer step (forward, backward, clipping, AdamW, the EMA) of each stage as ``synthscan train`` runs
+it: the autoencoder objective (Poisson deviance on binomially split crops of ``autoencoder.crop_rows``
+rows, batch ``autoencoder.batch_size``) and the UNet with its condition encoder (v-prediction loss on
+latents of the config's shape, batch ``diffusion.batch_size``), on random inputs of the right shapes.
+Each is timed in fp32 (what ``train`` runs), under bf16 autocast and in the NHWC memory format, in
+interleaved rounds (the best round shown, as rates on a shared VM move by 10-20 %), with the ratio to
+fp32 and the config's stages projected at each rate (autoencoder steps; UNet steps of the main stage and
+its continuations). Crops, latent draws, caches, checkpoints and logging are not timed.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from diffusers.training_utils import EMAModel
 
 from synthscan.cli.options import config_path, parse_overrides
 from synthscan.config import load_config
@@ -46,18 +47,20 @@ NATIVE = (1024, 256)  # rows, columns of a whole-body view
 def autoencoder_step(
     config: GeneratorConfig,
 ) -> tuple[torch.nn.Module, Callable[[torch.memory_format], torch.Tensor]]:
+    """Stage 1's objective and a loss on a fixed batch of Poisson crops (split anew at each call)."""
     ae = config.autoencoder
     split = tuple(ae.split_range) if ae.split_range else None
     model = AutoencoderObjective(
         build_autoencoder(ae), ae.kl_weight, ae.mse_weight, split, latent_noise=ae.latent_noise
     )
-    cols = NATIVE[1] // config.transform.bin_factor
-    scale = torch.full((ae.batch_size,), 0.05)
-    counts = torch.poisson(torch.full((ae.batch_size, 2, ae.crop_rows, cols), 20.0))
+    rows, cols = (n // config.transform.bin_factor for n in NATIVE)
+    rows = min(ae.crop_rows or rows, rows)  # 0: whole studies
+    scale = torch.full((ae.batch_size,), 20.0)  # model images are sqrt(counts / scale), as train's
+    counts = torch.poisson(torch.full((ae.batch_size, 2, rows, cols), 20.0))
     generator = torch.Generator().manual_seed(0)
 
     def loss(memory_format: torch.memory_format) -> torch.Tensor:
-        x = (counts * scale[:, None, None, None]).sqrt().contiguous(memory_format=memory_format)
+        x = (counts / scale[:, None, None, None]).sqrt().contiguous(memory_format=memory_format)
         return model(x, scale, generator)[0]
 
     return model, loss
@@ -66,6 +69,7 @@ def autoencoder_step(
 def unet_step(
     config: GeneratorConfig,
 ) -> tuple[torch.nn.Module, Callable[[torch.memory_format], torch.Tensor]]:
+    """The UNet with its condition encoder and a v-prediction loss on a fixed batch of latents."""
     down = 2 ** (len(config.autoencoder.block_out_channels) - 1) * config.transform.bin_factor
     patch = config.unet.latent_patch
     shape = (
@@ -92,18 +96,25 @@ def unet_step(
     return model, loss
 
 
-def steps_per_second(model: torch.nn.Module, loss: Callable, variant: str, steps: int) -> float:
+def steps_per_second(
+    model: torch.nn.Module, loss: Callable, ema_decay: float | None, variant: str, steps: int
+) -> float:
+    """Optimizer steps per second as ``run_stage`` takes them: AdamW, clipping, the EMA if any."""
     memory_format, bf16 = VARIANTS[variant]
     model.to(memory_format=memory_format)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
+    ema = EMAModel(model.parameters(), decay=ema_decay) if ema_decay is not None else None
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     def step() -> None:
         with autocast:
             value = loss(memory_format)
         value.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.step(model.parameters())
 
     for _ in range(3):  # warm-up: oneDNN picks its kernels
         step()
@@ -124,19 +135,27 @@ def main() -> None:
     config = load_config(GeneratorConfig, config_path("generator", args.config), overrides)
     torch.manual_seed(0)
     stages = {
-        "autoencoder": (*autoencoder_step(config), config.autoencoder.steps),
-        "UNet": (*unet_step(config), config.diffusion.steps + config.continuation.steps),
+        "autoencoder": (
+            *autoencoder_step(config),
+            config.autoencoder.ema_decay,
+            config.autoencoder.steps,
+        ),
+        "UNet": (
+            *unet_step(config),
+            config.diffusion.ema_decay,
+            config.diffusion.steps  # then one continuation per restart of a model soup
+            + config.continuation.steps * (1 + len(config.continuation.soup_snr_gammas)),
+        ),
     }
     best = {(s, v): 0.0 for s in stages for v in VARIANTS}
     for _ in range(args.repeats):
-        for stage, (model, loss, _) in stages.items():
+        for stage, (model, loss, ema_decay, _) in stages.items():
             for variant in VARIANTS:
-                best[stage, variant] = max(
-                    best[stage, variant], steps_per_second(model, loss, variant, args.steps)
-                )
+                rate = steps_per_second(model, loss, ema_decay, variant, args.steps)
+                best[stage, variant] = max(best[stage, variant], rate)
     print(f"config {args.config}; {hardware(torch.device('cpu'))}, {torch.get_num_threads()} threads")
     hours = {v: 0.0 for v in VARIANTS}
-    for stage, (_, _, budget) in stages.items():
+    for stage, (*_, budget) in stages.items():
         for variant in VARIANTS:
             rate = best[stage, variant]
             hours[variant] += budget / rate / 3600

@@ -94,9 +94,10 @@ class AutoencoderConfig:
     # variance was between channel means (the shipped default's 72 %; docs/one_command)
     latent_scaling: Literal["global", "channel"] = "global"
     # the decoder's input gets Gaussian noise of an SD drawn per study from [0, latent_noise], in units of
-    # the batch's overall latent deviation (the UNet's units): a decoder trained on clean codes turns a
-    # sampled latent's small errors into hot spots (docs/decoder_sensitivity, docs/one_command), and a
-    # relative noise cannot be outgrown by the encoder enlarging its latents; 0: clean codes
+    # the batch's overall latent deviation (the UNet's units under global scaling): a decoder trained on
+    # clean codes turns a sampled latent's small errors into hot spots (docs/decoder_sensitivity,
+    # docs/one_command), and a relative noise cannot be outgrown by the encoder enlarging its latents;
+    # 0: clean codes
     latent_noise: NonNegativeFloat = 0.0
     # a trained generator (folder or shipped name) whose autoencoder is reused as it is, skipping this
     # stage, so UNet designs compare on one latent space; the fields above must match its architecture

@@ -187,7 +187,8 @@ def test_the_autoencoder_loss_cannot_see_a_flipped_output_channel():
 
 def test_latent_noise_is_relative_to_the_latents_and_draws_nothing_when_off():
     """The decoder's noise scales with the latents (an encoder cannot outgrow it by enlarging its code),
-    each study gets its own level up to ``latent_noise``, and at 0 the loss is what it always was."""
+    each study gets its own level up to ``latent_noise``, and at 0 nothing is drawn: the decoder gets
+    the posterior sample itself and the step's generator ends where it did before the setting existed."""
     config = tiny_config()
     vae = train_module.build_autoencoder(config.autoencoder)
     channels = config.autoencoder.latent_channels
@@ -197,21 +198,31 @@ def test_latent_noise_is_relative_to_the_latents_and_draws_nothing_when_off():
     decoded = []
     decode = vae.decode
     vae.decode = lambda z: decoded.append(z.detach().clone()) or decode(z)
-    x = torch.rand(4, 2, 32, 16) * 2
-    scale = torch.tensor([20.0, 50.0, 30.0, 40.0])
+    x = torch.rand(8, 2, 32, 16, generator=torch.Generator().manual_seed(1)) * 2
+    scale = torch.linspace(20.0, 50.0, 8)
 
-    def loss(**noise):
-        objective = train_module.AutoencoderObjective(vae, 1e-6, 0.1, (0.5, 0.8), **noise)
-        return objective(x, scale, torch.Generator().manual_seed(0))[0]
+    def run(latent_noise: float) -> torch.Generator:
+        generator = torch.Generator().manual_seed(0)
+        train_module.AutoencoderObjective(vae, 1e-6, 0.1, (0.5, 0.8), latent_noise=latent_noise)(
+            x, scale, generator
+        )
+        return generator
 
-    assert torch.equal(loss(), loss(latent_noise=0.0))
-    loss(latent_noise=0.3)
-    clean, noisy = decoded[0], decoded[2]
+    after_clean = run(0.0)
+    replay = torch.Generator().manual_seed(0)
+    encoded, _ = train_module.split_counts(x, scale, (0.5, 0.8), replay)
+    with torch.no_grad():
+        sample = vae.encode(encoded).latent_dist.sample(generator=replay)
+    assert torch.equal(decoded[0], sample)
+    assert torch.equal(after_clean.get_state(), replay.get_state())
+
+    run(0.3)
+    clean, noisy = decoded[0], decoded[-1]
     level = (noisy - clean).flatten(1).std(dim=1) / clean.std()
     assert float(clean.std()) > 10
     assert torch.all(level < 0.3 * 1.1)
     assert float(level.max()) > 0.1  # relative: noise of absolute SD 0.3 would be 0.01 of these latents
-    assert float(level.max() - level.min()) > 0.02  # a level per study
+    assert float(level.min()) < 0.5 * float(level.max())  # a level per study (one shared: a ratio near 1)
 
 
 def test_total_counts_fit_and_draw():
